@@ -1,0 +1,155 @@
+#include "actors/assembler.hpp"
+
+#include "pipeline/log.hpp"
+
+namespace dcmstreams {
+
+namespace {
+constexpr const char* component = "assembler";
+}
+
+caf::timespan seconds(double value) {
+  return std::chrono::duration_cast<caf::timespan>(std::chrono::duration<double>(value));
+}
+
+namespace {
+
+using self_pointer = assembler_actor::stateful_pointer<assembler_state>;
+
+void update_pending_gauge(self_pointer self) {
+  if (self->state.metrics)
+    self->state.metrics->studies_pending.with({}).set(
+        static_cast<double>(self->state.groups.size()));
+}
+
+void schedule_check(self_pointer self, const study_key& key, pending_group& group) {
+  auto now = self->clock().now();
+  auto max_wait = seconds(self->state.defaults.max_wait_s);
+  auto due = std::min(group.last_arrival + group.quiet_period, group.first_arrival + max_wait);
+  auto delay = due > now ? std::chrono::duration_cast<caf::timespan>(due - now) : caf::timespan{0};
+  group.timer_pending = true;
+  self->delayed_send(self, delay, tick_atom::value, key);
+}
+
+void complete(self_pointer self, const study_key& key, const char* why) {
+  auto it = self->state.groups.find(key);
+  if (it == self->state.groups.end())
+    return;
+  completed_study study;
+  study.key = key;
+  study.stream = it->second.stream;
+  study.first_arrival = it->second.first_arrival_wall;
+  auto last_arrival = it->second.last_arrival;
+  for (auto& [sop, instance] : it->second.instances)
+    study.instances.push_back(instance);
+  self->state.groups.erase(it);
+  update_pending_gauge(self);
+  log::info(component, key.describe() + " is complete (" + why + "), " +
+                           std::to_string(study.instances.size()) + " instances for stream " +
+                           study.stream);
+  self->request(self->state.job_store, caf::infinite, create_atom::value, study)
+      .then(
+          [self, study, last_arrival](job_record& job) {
+            log::info(component, "job " + std::to_string(job.id) + " queued for stream " +
+                                     job.stream + ": " + study.key.describe() + ", " +
+                                     std::to_string(job.instances) + " instances");
+            if (auto* m = self->state.metrics) {
+              m->studies_completed.with({job.stream}).increment();
+              m->jobs_created.with({job.stream}).increment();
+              m->completion_delay.with({job.stream})
+                  .observe(std::chrono::duration<double>(self->clock().now() - last_arrival)
+                               .count());
+            }
+          },
+          [self, study](caf::error& error) {
+            if (code_of(error) == ec::not_found) {
+              log::warning(component, describe(error));
+              return;
+            }
+            // The instances are still in incoming/: try again after another quiet period.
+            log::error(component, "cannot create the job for " + study.key.describe() + ": " +
+                                      describe(error) + "; trying again later");
+            for (auto& instance : study.instances)
+              self->send(self, arrived_atom::value, study.key, instance);
+          });
+}
+
+} // namespace
+
+assembler_actor::behavior_type assembler(self_pointer self, job_store_actor job_store,
+                                         completion_config defaults,
+                                         std::shared_ptr<streams::shared_registry> registry,
+                                         node_metrics* metrics) {
+  self->state.job_store = std::move(job_store);
+  self->state.defaults = defaults;
+  self->state.registry = std::move(registry);
+  self->state.metrics = metrics;
+  return {
+      [self](arrived_atom, const study_key& key, const arrived_instance& instance) {
+        auto [it, created] = self->state.groups.try_emplace(key);
+        auto& group = it->second;
+        auto now = self->clock().now();
+        if (created) {
+          group.first_arrival = now;
+          group.first_arrival_wall = now_ms();
+          group.quiet_period = seconds(self->state.defaults.quiet_period_s);
+          group.stream = key.called_ae;
+          if (self->state.registry) {
+            auto snapshot = self->state.registry->get();
+            if (auto* stream = snapshot->find_by_ae(key.called_ae)) {
+              group.stream = stream->folder_name;
+              if (stream->quiet_period_s)
+                group.quiet_period = seconds(*stream->quiet_period_s);
+            }
+          }
+          update_pending_gauge(self);
+          log::debug(component, "first instance of " + key.describe());
+        }
+        group.last_arrival = now;
+        group.last_arrival_wall = now_ms();
+        group.instances[instance.sop_uid] = instance;
+        if (!group.timer_pending)
+          schedule_check(self, key, group);
+      },
+      [self](complete_atom, const std::string& study_uid) -> std::uint64_t {
+        std::vector<study_key> matching;
+        for (auto& [key, group] : self->state.groups)
+          if (key.study_uid == study_uid)
+            matching.push_back(key);
+        for (auto& key : matching)
+          complete(self, key, "completion forced");
+        return matching.size();
+      },
+      [self](get_atom, pending_atom) {
+        std::vector<pending_study> result;
+        for (auto& [key, group] : self->state.groups) {
+          pending_study entry;
+          entry.key = key;
+          entry.stream = group.stream;
+          entry.instances = group.instances.size();
+          for (auto& [sop, instance] : group.instances)
+            entry.bytes += instance.bytes;
+          entry.first_arrival = group.first_arrival_wall;
+          entry.last_arrival = group.last_arrival_wall;
+          result.push_back(std::move(entry));
+        }
+        return result;
+      },
+      [self](tick_atom, const study_key& key) {
+        auto it = self->state.groups.find(key);
+        if (it == self->state.groups.end())
+          return; // completed meanwhile
+        auto& group = it->second;
+        group.timer_pending = false;
+        auto now = self->clock().now();
+        if (now - group.last_arrival >= group.quiet_period)
+          complete(self, key, "quiet period over");
+        else if (now - group.first_arrival >= seconds(self->state.defaults.max_wait_s))
+          complete(self, key, "maximum wait reached");
+        else
+          schedule_check(self, key, group);
+      },
+  };
+}
+
+} // namespace dcmstreams

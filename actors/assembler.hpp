@@ -1,0 +1,42 @@
+#pragma once
+// The assembler: groups instances into studies and completes them.
+
+#include "actors/actors.hpp"
+#include "actors/node_metrics.hpp"
+#include "pipeline/config.hpp"
+#include "streams/registry.hpp"
+
+#include <map>
+#include <memory>
+
+namespace dcmstreams {
+
+struct pending_group {
+  std::string stream;
+  std::map<std::string, arrived_instance> instances; // by SOP Instance UID
+  epoch_ms first_arrival_wall = 0;
+  epoch_ms last_arrival_wall = 0;
+  caf::actor_clock::time_point first_arrival;
+  caf::actor_clock::time_point last_arrival;
+  caf::timespan quiet_period{};
+  bool timer_pending = false;
+};
+
+struct assembler_state {
+  std::map<study_key, pending_group> groups;
+  job_store_actor job_store;
+  completion_config defaults;
+  std::shared_ptr<streams::shared_registry> registry;
+  node_metrics* metrics = nullptr;
+  static inline const char* name = "assembler";
+};
+
+assembler_actor::behavior_type assembler(assembler_actor::stateful_pointer<assembler_state> self,
+                                         job_store_actor job_store, completion_config defaults,
+                                         std::shared_ptr<streams::shared_registry> registry,
+                                         node_metrics* metrics);
+
+/// Converts seconds (fractions allowed) to CAF's timespan.
+caf::timespan seconds(double value);
+
+} // namespace dcmstreams

@@ -1,0 +1,23 @@
+#pragma once
+// The job store: owns the database connection and the intake; runs detached
+// because it does file I/O of whole studies and SQLite writes.
+
+#include "actors/actors.hpp"
+#include "pipeline/database.hpp"
+#include "pipeline/intake.hpp"
+
+#include <memory>
+
+namespace dcmstreams {
+
+struct job_store_state {
+  std::shared_ptr<database> db;
+  std::unique_ptr<intake> jobs;
+  static inline const char* name = "job-store";
+};
+
+job_store_actor::behavior_type job_store(job_store_actor::stateful_pointer<job_store_state> self,
+                                         std::shared_ptr<database> db, store_layout layout,
+                                         bool durable);
+
+} // namespace dcmstreams

@@ -1,0 +1,40 @@
+#include "actors/listener_bridge.hpp"
+
+namespace dcmstreams {
+
+association_verdict listener_bridge::admit(const association_request& request) {
+  auto snapshot = registry_->get();
+  auto* stream = snapshot->find_by_ae(request.called_ae);
+  return stream && stream->enabled ? association_verdict::accept
+                                   : association_verdict::unknown_called_ae;
+}
+
+void listener_bridge::association_rejected(const association_request&, ec reason) {
+  metrics_.associations_total.with({std::string("rejected_") + to_string(reason)}).increment();
+}
+
+void listener_bridge::association_started(const association_request&) {
+  metrics_.associations_total.with({"accepted"}).increment();
+  metrics_.associations_active.with({}).increment();
+}
+
+void listener_bridge::association_ended(const association_request&, association_end) {
+  metrics_.associations_active.with({}).decrement();
+}
+
+void listener_bridge::instance_stored(const stored_instance& instance) {
+  metrics_.instances_received.with({instance.called_ae}).increment();
+  metrics_.bytes_received.with({instance.called_ae}).increment(static_cast<double>(instance.bytes));
+  if (instance.replaced)
+    metrics_.instances_replaced.with({instance.called_ae}).increment();
+  caf::anon_send(assembler_, arrived_atom::value,
+                 study_key{instance.called_ae, instance.calling_ae, instance.peer,
+                           instance.study_uid},
+                 arrived_instance{instance.sop_uid, instance.path, instance.bytes});
+}
+
+void listener_bridge::store_failed(const association_request&, ec reason, const std::string&) {
+  metrics_.store_failures.with({to_string(reason)}).increment();
+}
+
+} // namespace dcmstreams

@@ -1,0 +1,35 @@
+#pragma once
+// The ingest_sink the DICOM listener reports to: checks called AE titles
+// against the published registry, counts, and posts each stored instance to
+// the assembler. Runs on association threads; never blocks.
+
+#include "actors/actors.hpp"
+#include "actors/node_metrics.hpp"
+#include "pipeline/ingest.hpp"
+#include "streams/registry.hpp"
+
+#include <memory>
+
+namespace dcmstreams {
+
+class listener_bridge : public ingest_sink {
+public:
+  listener_bridge(std::shared_ptr<streams::shared_registry> registry, assembler_actor assembler,
+                  node_metrics& metrics)
+      : registry_(std::move(registry)), assembler_(std::move(assembler)), metrics_(metrics) {}
+
+  association_verdict admit(const association_request& request) override;
+  void association_rejected(const association_request& request, ec reason) override;
+  void association_started(const association_request& request) override;
+  void association_ended(const association_request& request, association_end end) override;
+  void instance_stored(const stored_instance& instance) override;
+  void store_failed(const association_request& request, ec reason,
+                    const std::string& message) override;
+
+private:
+  std::shared_ptr<streams::shared_registry> registry_;
+  assembler_actor assembler_;
+  node_metrics& metrics_;
+};
+
+} // namespace dcmstreams

@@ -1,0 +1,74 @@
+#include "actors/node.hpp"
+
+#include "actors/assembler.hpp"
+#include "actors/job_store.hpp"
+#include "actors/registry_watcher.hpp"
+#include "pipeline/log.hpp"
+
+namespace dcmstreams {
+
+namespace {
+constexpr const char* component = "node";
+// How often the streams folder is checked for changes.
+constexpr double streams_poll_interval_s = 1.0;
+} // namespace
+
+result<node_actors> spawn_node(caf::actor_system& system, const node_config& config,
+                               std::shared_ptr<database> db, node_metrics& metrics) {
+  node_actors actors;
+  actors.registry = std::make_shared<streams::shared_registry>();
+  load_and_publish(config.streams_dir, *actors.registry, &metrics);
+
+  store_layout layout{config.data_dir};
+  bool durable = config.storage.sync != sync_mode::none;
+  actors.job_store = system.spawn<caf::detached>(job_store, std::move(db), layout, durable);
+
+  recovery_report report;
+  caf::error failed;
+  caf::scoped_actor self{system};
+  self->request(actors.job_store, caf::infinite, recover_atom::value)
+      .receive([&](recovery_report& r) { report = std::move(r); },
+               [&](caf::error& e) { failed = std::move(e); });
+  if (failed)
+    return failure{ec::io_error, "cannot recover the data folder: " + describe(failed)};
+  for (auto& job : report.resumed_jobs)
+    log::info(component, "finished creating job " + std::to_string(job.id) +
+                             ", interrupted by the last stop");
+  for (auto id : report.undone_jobs)
+    log::info(component, "undid the interrupted creation of job " + std::to_string(id) +
+                             "; its study is pending again");
+  if (report.removed_partial_files > 0)
+    log::info(component, "removed " + std::to_string(report.removed_partial_files) +
+                             " partly received instances (never acknowledged)");
+  for (auto& problem : report.problems)
+    log::warning(component, problem);
+
+  actors.assembler = system.spawn(assembler, actors.job_store, config.completion,
+                                  actors.registry, &metrics);
+  if (!report.pending.empty())
+    log::info(component, "rebuilding pending studies from " +
+                             std::to_string(report.pending.size()) +
+                             " instances left in the incoming folder");
+  for (auto& pending : report.pending)
+    caf::anon_send(actors.assembler, arrived_atom::value, pending.key, pending.instance);
+
+  actors.watcher = system.spawn<caf::detached>(registry_watcher, config.streams_dir,
+                                               actors.registry, seconds(streams_poll_interval_s),
+                                               &metrics);
+  return actors;
+}
+
+void stop_node(caf::actor_system& system, node_actors& actors) {
+  caf::scoped_actor self{system};
+  for (auto handle : {caf::actor_cast<caf::actor>(actors.watcher),
+                      caf::actor_cast<caf::actor>(actors.assembler),
+                      caf::actor_cast<caf::actor>(actors.job_store)}) {
+    if (!handle)
+      continue;
+    self->monitor(handle);
+    self->send_exit(handle, caf::exit_reason::user_shutdown);
+    self->receive([](const caf::down_msg&) {});
+  }
+}
+
+} // namespace dcmstreams

@@ -1,0 +1,31 @@
+#pragma once
+// Spawning and stopping the node's long-lived actors. Spawn functions read
+// the configuration; actors get plain typed arguments.
+
+#include "actors/actors.hpp"
+#include "actors/node_metrics.hpp"
+#include "pipeline/config.hpp"
+#include "pipeline/database.hpp"
+#include "streams/registry.hpp"
+
+#include <memory>
+
+namespace dcmstreams {
+
+struct node_actors {
+  std::shared_ptr<streams::shared_registry> registry;
+  job_store_actor job_store;
+  assembler_actor assembler;
+  registry_actor watcher;
+};
+
+/// Loads the streams, spawns the job store, recovers what a stopped node left
+/// behind (interrupted jobs, pending studies) and spawns the assembler and
+/// the streams watcher.
+result<node_actors> spawn_node(caf::actor_system& system, const node_config& config,
+                               std::shared_ptr<database> db, node_metrics& metrics);
+
+/// Sends every long-lived actor an exit and waits until they are gone.
+void stop_node(caf::actor_system& system, node_actors& actors);
+
+} // namespace dcmstreams

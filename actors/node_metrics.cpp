@@ -1,0 +1,49 @@
+#include "actors/node_metrics.hpp"
+
+#include "build_info.hpp"
+
+namespace dcmstreams {
+
+node_metrics::node_metrics(metrics::registry& reg)
+    : registry(reg),
+      associations_active(reg.add_gauge("dcmstreams_associations_active",
+                                        "DICOM associations open right now.")),
+      associations_total(reg.add_counter(
+          "dcmstreams_associations_total",
+          "DICOM associations by result: accepted, or why they were rejected.", {"result"})),
+      instances_received(reg.add_counter("dcmstreams_instances_received_total",
+                                         "Instances stored durably, by called AE title.",
+                                         {"called_ae"})),
+      bytes_received(reg.add_counter("dcmstreams_bytes_received_total",
+                                     "Bytes of instances stored, by called AE title.",
+                                     {"called_ae"})),
+      instances_replaced(reg.add_counter(
+          "dcmstreams_instances_replaced_total",
+          "Instances sent again with the same SOP Instance UID, replacing the earlier copy.",
+          {"called_ae"})),
+      store_failures(reg.add_counter("dcmstreams_store_failures_total",
+                                     "C-STORE requests answered with a failure status, by reason.",
+                                     {"reason"})),
+      studies_pending(reg.add_gauge("dcmstreams_studies_pending",
+                                    "Studies still arriving (waiting for their quiet period).")),
+      studies_completed(reg.add_counter("dcmstreams_studies_completed_total",
+                                        "Studies complete and turned into jobs, by stream.",
+                                        {"stream"})),
+      completion_delay(reg.add_histogram(
+          "dcmstreams_study_completion_delay_seconds",
+          "Time from a study's last instance to its job being queued.",
+          metrics::exponential_buckets(0.25, 2, 12), {"stream"})),
+      jobs_created(reg.add_counter("dcmstreams_jobs_created_total",
+                                   "Jobs created and queued, by stream.", {"stream"})),
+      streams_loaded(reg.add_gauge("dcmstreams_streams_loaded",
+                                   "Streams loaded from the streams folder.")),
+      stream_reloads(reg.add_counter("dcmstreams_stream_reloads_total",
+                                     "Reloads of the streams folder, by result.", {"result"})),
+      disk_free(reg.add_gauge("dcmstreams_disk_free_bytes",
+                              "Free bytes on the file system of the data folder.")),
+      build_info(reg.add_gauge("dcmstreams_build_info", "Version of dcmstreams; always 1.",
+                               {"version"})) {
+  build_info.with({::dcmstreams::build_info::version}).set(1);
+}
+
+} // namespace dcmstreams

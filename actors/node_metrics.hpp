@@ -1,0 +1,29 @@
+#pragma once
+// The metric families of the node (DESIGN §8), declared once with help text.
+// Actors and the listener bridge keep references to the children they bump.
+
+#include "metrics/registry.hpp"
+
+namespace dcmstreams {
+
+struct node_metrics {
+  explicit node_metrics(metrics::registry& registry);
+
+  metrics::registry& registry;
+  metrics::family<metrics::gauge>& associations_active;
+  metrics::family<metrics::counter>& associations_total;    // {result}
+  metrics::family<metrics::counter>& instances_received;    // {called_ae}
+  metrics::family<metrics::counter>& bytes_received;        // {called_ae}
+  metrics::family<metrics::counter>& instances_replaced;    // {called_ae}
+  metrics::family<metrics::counter>& store_failures;        // {reason}
+  metrics::family<metrics::gauge>& studies_pending;
+  metrics::family<metrics::counter>& studies_completed;     // {stream}
+  metrics::family<metrics::histogram>& completion_delay;    // {stream}
+  metrics::family<metrics::counter>& jobs_created;          // {stream}
+  metrics::family<metrics::gauge>& streams_loaded;
+  metrics::family<metrics::counter>& stream_reloads;        // {result}
+  metrics::family<metrics::gauge>& disk_free;
+  metrics::family<metrics::gauge>& build_info;              // {version}
+};
+
+} // namespace dcmstreams

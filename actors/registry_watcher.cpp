@@ -1,0 +1,75 @@
+#include "actors/registry_watcher.hpp"
+
+#include "pipeline/log.hpp"
+
+namespace dcmstreams {
+
+namespace {
+
+constexpr const char* component = "streams";
+
+std::string summary(const streams::stream_definition& s) {
+  std::string how = s.command.empty() ? "pipeline of " + std::to_string(s.pipeline.size()) +
+                                            " kernel steps"
+                                      : "command " + s.command.front();
+  return "stream " + s.folder_name + ": AE title " + s.ae_title + ", " + how +
+         (s.enabled ? "" : ", disabled");
+}
+
+} // namespace
+
+void load_and_publish(const std::filesystem::path& streams_dir, streams::shared_registry& shared,
+                      node_metrics* metrics) {
+  auto previous = shared.get();
+  auto next = std::make_shared<streams::registry_snapshot>(streams::load_registry(streams_dir));
+  for (auto& stream : next->streams) {
+    auto* before = previous->find_by_name(stream.folder_name);
+    if (!before)
+      log::info(component, "loaded " + summary(stream));
+    else if (summary(*before) != summary(stream))
+      log::info(component, "reloaded " + summary(stream));
+    for (auto& note : stream.notes)
+      log::warning(component, note);
+  }
+  for (auto& stream : previous->streams)
+    if (!next->find_by_name(stream.folder_name))
+      log::info(component, "stream " + stream.folder_name + " is gone; AE title " +
+                               stream.ae_title + " is no longer accepted");
+  for (auto& problem : next->problems)
+    log::error(component, problem);
+  if (metrics) {
+    metrics->streams_loaded.with({}).set(static_cast<double>(next->streams.size()));
+    metrics->stream_reloads.with({next->problems.empty() ? "ok" : "with_problems"}).increment();
+  }
+  shared.set(std::move(next));
+}
+
+registry_actor::behavior_type registry_watcher(
+    registry_actor::stateful_pointer<registry_watcher_state> self,
+    std::filesystem::path streams_dir, std::shared_ptr<streams::shared_registry> shared,
+    caf::timespan interval, node_metrics* metrics) {
+  self->state.streams_dir = std::move(streams_dir);
+  self->state.shared = std::move(shared);
+  self->state.interval = interval;
+  self->state.metrics = metrics;
+  self->state.fingerprint = streams::registry_fingerprint(self->state.streams_dir);
+  self->delayed_send(self, interval, tick_atom::value);
+  return {
+      [self](tick_atom) {
+        auto now = streams::registry_fingerprint(self->state.streams_dir);
+        if (now != self->state.fingerprint) {
+          self->state.fingerprint = now;
+          log::info(component, "the streams folder changed; reloading");
+          load_and_publish(self->state.streams_dir, *self->state.shared, self->state.metrics);
+        }
+        self->delayed_send(self, self->state.interval, tick_atom::value);
+      },
+      [self](reload_atom) -> std::uint64_t {
+        self->state.fingerprint = streams::registry_fingerprint(self->state.streams_dir);
+        load_and_publish(self->state.streams_dir, *self->state.shared, self->state.metrics);
+        return self->state.shared->get()->streams.size();
+      },
+  };
+}
+
+} // namespace dcmstreams

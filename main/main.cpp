@@ -1,0 +1,61 @@
+// dcmstreams: a DICOM processing node. This file only dispatches to the
+// sub-commands (main/commands.hpp).
+
+#include "build_info.hpp"
+#include "main/commands.hpp"
+#include "pipeline/log.hpp"
+
+#include <dcmtk/config/osconfig.h>
+#include <dcmtk/oflog/oflog.h>
+
+#include <cstring>
+#include <exception>
+#include <iostream>
+#include <string>
+
+namespace {
+
+const char* usage = R"(usage: dcmstreams <command> [options]
+
+commands:
+  serve    receive studies by C-STORE and run the stream their called AE title names
+  send     send DICOM files by C-STORE over parallel associations
+  synth    write synthetic CT or MR studies
+  check    validate the configuration, stream folders and routing file
+
+dcmstreams <command> --help shows the options of a command.
+dcmstreams --version shows the version.
+)";
+
+} // namespace
+
+int main(int argc, char** argv) {
+  using namespace dcmstreams;
+  // DCMTK logs only warnings and errors of its own; ours go through log::.
+  OFLog::configure(OFLogger::WARN_LOG_LEVEL);
+  if (argc < 2 || std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0) {
+    std::cout << usage;
+    return argc < 2 ? 2 : 0;
+  }
+  std::string command = argv[1];
+  if (command == "--version") {
+    std::cout << "dcmstreams " << build_info::version << " (" << build_info::build_type << ", "
+              << build_info::compiler << ")\n";
+    return 0;
+  }
+  try {
+    if (command == "serve")
+      return commands::serve(argc, argv);
+    if (command == "send")
+      return commands::send(argc, argv);
+    if (command == "synth")
+      return commands::synth(argc, argv);
+    if (command == "check")
+      return commands::check(argc, argv);
+  } catch (const std::exception& e) {
+    std::cerr << "dcmstreams " << command << ": unexpected error: " << e.what() << "\n";
+    return 1;
+  }
+  std::cerr << "dcmstreams: unknown command '" << command << "'\n\n" << usage;
+  return 2;
+}

@@ -1,0 +1,62 @@
+#include "main/node_config_loader.hpp"
+
+#include <filesystem>
+
+namespace dcmstreams::cli {
+
+std::vector<option_spec> config_options() {
+  return {
+      {"config", "FILE", "node configuration (default: ./dcmstreams.json if it exists)"},
+      {"streams", "DIR", "streams folder (default: streams/library)"},
+      {"routing", "FILE", "routing file (default: routing.json)"},
+  };
+}
+
+std::vector<option_spec> override_options() {
+  return {
+      {"data", "DIR", "data folder for the store, jobs and database (default: ./data)"},
+      {"dicom-port", "N", "DICOM port (default: 11113)"},
+      {"web-port", "N", "web port (default: 2813)"},
+      {"web-bind", "ADDR", "web address (default: 127.0.0.1)"},
+      {"ae-title", "AET", "the node's own AE title (default: DCMSTREAMS)"},
+  };
+}
+
+result<node_config> load_config(const command_line& args) {
+  node_config config;
+  if (auto file = args.value("config")) {
+    auto loaded = load_node_config(*file);
+    if (!loaded)
+      return loaded.error();
+    config = *loaded;
+  } else if (std::filesystem::exists("dcmstreams.json")) {
+    auto loaded = load_node_config("dcmstreams.json");
+    if (!loaded)
+      return loaded.error();
+    config = *loaded;
+  }
+  if (auto dir = args.value("streams"))
+    config.streams_dir = *dir;
+  if (auto file = args.value("routing"))
+    config.routing_file = *file;
+  if (auto dir = args.value("data"))
+    config.data_dir = *dir;
+  auto port = args.integer("dicom-port", config.dicom.port, 1, 65535);
+  if (!port)
+    return port.error();
+  config.dicom.port = static_cast<std::uint16_t>(*port);
+  auto web_port = args.integer("web-port", config.web.port, 1, 65535);
+  if (!web_port)
+    return web_port.error();
+  config.web.port = static_cast<std::uint16_t>(*web_port);
+  if (auto bind = args.value("web-bind"))
+    config.web.bind = *bind;
+  if (auto title = args.value("ae-title")) {
+    if (auto problem = check_ae_title(*title))
+      return failure{ec::invalid_argument, args.error("--ae-title: " + *problem)};
+    config.ae_title = *title;
+  }
+  return config;
+}
+
+} // namespace dcmstreams::cli

@@ -1,0 +1,129 @@
+// `dcmstreams serve`: wires the node together and waits for a signal.
+
+#include "actors/listener_bridge.hpp"
+#include "actors/node.hpp"
+#include "actors/node_metrics.hpp"
+#include "build_info.hpp"
+#include "main/commands.hpp"
+#include "main/node_config_loader.hpp"
+#include "metrics/process_metrics.hpp"
+#include "net/dicom_listener.hpp"
+#include "pipeline/codecs.hpp"
+#include "pipeline/database.hpp"
+#include "pipeline/files.hpp"
+#include "pipeline/log.hpp"
+#include "pipeline/store.hpp"
+
+#include <caf/all.hpp>
+
+#include <csignal>
+#include <iostream>
+#include <thread>
+
+namespace dcmstreams::commands {
+
+namespace {
+
+constexpr const char* component = "serve";
+
+int fail(const std::string& message) {
+  log::error(component, message);
+  return 1;
+}
+
+} // namespace
+
+int serve(int argc, char** argv) {
+  auto options = cli::config_options();
+  for (auto& o : cli::override_options())
+    options.push_back(o);
+  cli::command_line args{"serve", "[options]",
+                         "Receives studies by C-STORE; the called AE title picks the stream.",
+                         options};
+  if (auto problem = args.parse(argc, argv, 2)) {
+    std::cerr << problem->message << "\n";
+    return 2;
+  }
+  if (args.wants_help()) {
+    std::cout << args.help();
+    return 0;
+  }
+  if (!args.positional().empty()) {
+    std::cerr << args.error("unexpected argument '" + args.positional().front() + "'") << "\n";
+    return 2;
+  }
+  auto config = cli::load_config(args);
+  if (!config) {
+    std::cerr << config.error().message << "\n";
+    return 2;
+  }
+  log::level level = log::level::info;
+  log::parse_level(config->log_level, level);
+  log::set_level(level);
+  // Nagle is on in Debian's DCMTK unless this is set; see net/dicom_listener.cpp.
+  ::setenv("TCP_NODELAY", "1", 0);
+  register_dicom_codecs();
+
+  // Signals are taken by sigwait below; every thread started from here on
+  // inherits the blocked mask.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  log::info(component, std::string("dcmstreams ") + build_info::version + " starting; data in " +
+                           config->data_dir.string() + ", streams in " +
+                           config->streams_dir.string());
+  store_layout layout{config->data_dir};
+  for (auto& dir : {layout.incoming_dir(), layout.receive_dir(), layout.store_dir(),
+                    layout.jobs_dir()})
+    if (auto problem = create_directories(dir, true))
+      return fail(problem->message + "; check the data folder (--data DIR)");
+  auto opened = database::open(layout.database_file());
+  if (!opened)
+    return fail(opened.error().message);
+  std::shared_ptr<database> db = std::move(*opened);
+
+  metrics::registry registry;
+  node_metrics metrics{registry};
+  metrics::register_process_metrics(registry);
+  registry.add_collector([&metrics, data = config->data_dir] {
+    if (auto free = free_bytes(data))
+      metrics.disk_free.with({}).set(static_cast<double>(*free));
+  });
+
+  caf::actor_system_config actor_config;
+  actor_config.set("scheduler.max-threads",
+                   std::max<std::size_t>(2, std::thread::hardware_concurrency()));
+  actor_config.set("logger.verbosity", caf::atom("quiet"));
+  caf::actor_system system{actor_config};
+
+  auto actors = spawn_node(system, *config, db, metrics);
+  if (!actors)
+    return fail(actors.error().message);
+
+  listener_bridge bridge{actors->registry, actors->assembler, metrics};
+  net::listener_config listener_settings;
+  listener_settings.dicom = config->dicom;
+  listener_settings.data_dir = config->data_dir;
+  listener_settings.sync = config->storage.sync;
+  listener_settings.reserve_free_bytes = config->storage.reserve_free_mb * 1024 * 1024;
+  net::dicom_listener listener{listener_settings, bridge};
+  if (auto problem = listener.start()) {
+    stop_node(system, *actors);
+    return fail(problem->message);
+  }
+  log::info(component, "ready: send studies to an AE title of a stream on port " +
+                           std::to_string(listener.port()));
+
+  int received = 0;
+  sigwait(&stop_signals, &received);
+  log::info(component, std::string("stopping on ") + (received == SIGINT ? "SIGINT" : "SIGTERM"));
+  listener.stop();
+  stop_node(system, *actors);
+  log::info(component, "stopped");
+  return 0;
+}
+
+} // namespace dcmstreams::commands

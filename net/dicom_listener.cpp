@@ -1,0 +1,682 @@
+#include "net/dicom_listener.hpp"
+
+#include "net/file_meta.hpp"
+#include "pipeline/dicom_file.hpp"
+#include "pipeline/files.hpp"
+#include "pipeline/log.hpp"
+
+#include <dcmtk/config/osconfig.h>
+#include <dcmtk/dcmdata/dcdeftag.h>
+#include <dcmtk/dcmdata/dcostrma.h>
+#include <dcmtk/dcmdata/dcuid.h>
+#include <dcmtk/dcmdata/dcxfer.h>
+#include <dcmtk/dcmnet/assoc.h>
+#include <dcmtk/dcmnet/dimse.h>
+#include <dcmtk/dcmnet/dul.h>
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <set>
+#include <vector>
+
+namespace dcmstreams::net {
+
+namespace {
+
+constexpr const char* component = "listener";
+
+// dcmExternalSocketHandle is one process-wide variable that DCMTK reads when
+// an association is received; this lock makes "set it, receive, reset it" one
+// step for all listeners in the process.
+std::mutex external_socket_mutex;
+
+T_ASC_Network* as_network(void* p) {
+  return static_cast<T_ASC_Network*>(p);
+}
+
+// Writes PDV fragments straight to a file descriptor, so the listener can
+// fdatasync the very descriptor it wrote through.
+class fd_consumer : public DcmConsumer {
+public:
+  explicit fd_consumer(int fd) : fd_(fd) {}
+  OFBool good() const override { return error_ == 0; }
+  OFCondition status() const override {
+    return error_ == 0 ? EC_Normal : makeOFCondition(OFM_dcmdata, 2, OF_error, "write failed");
+  }
+  OFBool isFlushed() const override { return OFTrue; }
+  offile_off_t avail() const override { return offile_off_t{1} << 30; }
+  offile_off_t write(const void* buffer, offile_off_t length) override {
+    auto* data = static_cast<const char*>(buffer);
+    offile_off_t written = 0;
+    while (written < length && error_ == 0) {
+      auto n = ::write(fd_, data + written, static_cast<std::size_t>(length - written));
+      if (n < 0) {
+        if (errno != EINTR)
+          error_ = errno;
+        continue;
+      }
+      written += n;
+    }
+    return written;
+  }
+  void flush() override {}
+  int error() const { return error_; }
+
+private:
+  int fd_;
+  int error_ = 0;
+};
+
+struct fd_consumer_holder {
+  explicit fd_consumer_holder(int fd) : consumer(fd) {}
+  fd_consumer consumer;
+};
+
+class fd_output_stream : private fd_consumer_holder, public DcmOutputStream {
+public:
+  explicit fd_output_stream(int fd) : fd_consumer_holder(fd), DcmOutputStream(&consumer) {}
+  int error() const { return consumer.error(); }
+};
+
+bool is_storage_sop_class(const char* uid) {
+  // Every class DCMTK knows, and any class under the storage root
+  // 1.2.840.10008.5.1.4.1.1 that is newer than this DCMTK.
+  return dcmIsaStorageSOPClassUID(uid, ESSC_All) ||
+         std::strncmp(uid, "1.2.840.10008.5.1.4.1.1.", 24) == 0;
+}
+
+std::string peer_uri(const std::string& peer, std::uint16_t port) {
+  bool ipv6 = peer.find(':') != std::string::npos;
+  return "dicom://" + (ipv6 ? "[" + peer + "]" : peer) + ":" + std::to_string(port);
+}
+
+std::string trim(const char* text) {
+  std::string s{text};
+  auto begin = s.find_first_not_of(' ');
+  auto end = s.find_last_not_of(' ');
+  return begin == std::string::npos ? std::string() : s.substr(begin, end - begin + 1);
+}
+
+void reject(T_ASC_Association* assoc, T_ASC_RejectParametersResult result,
+            T_ASC_RejectParametersSource source, T_ASC_RejectParametersReason reason) {
+  T_ASC_RejectParameters parameters{result, source, reason};
+  ASC_rejectAssociation(assoc, &parameters);
+}
+
+void release(T_ASC_Association*& assoc) {
+  if (!assoc)
+    return;
+  ASC_dropSCPAssociation(assoc);
+  ASC_destroyAssociation(&assoc);
+  assoc = nullptr;
+}
+
+} // namespace
+
+// One association, on its own thread.
+class association {
+public:
+  association(dicom_listener& listener, T_ASC_Association* assoc, association_request request)
+      : listener_(listener), assoc_(assoc), request_(std::move(request)) {}
+
+  void run();
+
+private:
+  bool negotiate();
+  association_end serve();
+  OFCondition store(T_DIMSE_C_StoreRQ& request, T_ASC_PresentationContextID context_id);
+  OFCondition respond(T_ASC_PresentationContextID context_id, const T_DIMSE_C_StoreRQ& request,
+                      Uint16 status, const std::string& comment);
+  OFCondition refuse(T_ASC_PresentationContextID context_id, const T_DIMSE_C_StoreRQ& request,
+                     Uint16 status, ec reason, const std::string& comment);
+  void sync_association_writes();
+
+  dicom_listener& listener_;
+  T_ASC_Association* assoc_;
+  association_request request_;
+  std::string known_dir_;               // the last study folder known to exist
+  std::vector<std::string> unsynced_files_;
+  std::set<std::string> unsynced_dirs_;
+};
+
+void association::run() {
+  auto& config = listener_.config_;
+  auto describe = [&] {
+    return request_.calling_ae + " -> " + request_.called_ae + " from " + request_.peer;
+  };
+  if (!caller_allowed(config.dicom.allowed_callers, request_.calling_ae, request_.peer)) {
+    log::warning(component, "refused association " + describe() +
+                                ": the calling AE title or address is not in dicom.allowed_callers");
+    reject(assoc_, ASC_RESULT_REJECTEDPERMANENT, ASC_SOURCE_SERVICEUSER,
+           ASC_REASON_SU_CALLINGAETITLENOTRECOGNIZED);
+    listener_.sink_.association_rejected(request_, ec::caller_not_allowed);
+    return;
+  }
+  if (listener_.sink_.admit(request_) != association_verdict::accept) {
+    log::warning(component, "refused association " + describe() + ": called AE title \"" +
+                                request_.called_ae + "\" not recognized (no enabled stream has it)");
+    reject(assoc_, ASC_RESULT_REJECTEDPERMANENT, ASC_SOURCE_SERVICEUSER,
+           ASC_REASON_SU_CALLEDAETITLENOTRECOGNIZED);
+    listener_.sink_.association_rejected(request_, ec::unknown_called_ae);
+    return;
+  }
+  if (!negotiate()) {
+    listener_.sink_.association_rejected(request_, ec::unsupported);
+    return;
+  }
+  log::debug(component, "accepted association " + describe());
+  listener_.sink_.association_started(request_);
+  association_end end = association_end::failed;
+  try {
+    end = serve();
+  } catch (const std::exception& e) {
+    log::error(component, "association " + describe() + " failed: " + e.what());
+    ASC_abortAssociation(assoc_);
+  }
+  listener_.sink_.association_ended(request_, end);
+}
+
+bool association::negotiate() {
+  char context_name[65] = {};
+  if (ASC_getApplicationContextName(assoc_->params, context_name, sizeof context_name).bad() ||
+      std::strcmp(context_name, UID_StandardApplicationContext) != 0) {
+    log::warning(component, "refused association from " + request_.peer +
+                                ": unsupported application context " + context_name);
+    reject(assoc_, ASC_RESULT_REJECTEDPERMANENT, ASC_SOURCE_SERVICEUSER,
+           ASC_REASON_SU_APPCONTEXTNAMENOTSUPPORTED);
+    return false;
+  }
+  int count = ASC_countPresentationContexts(assoc_->params);
+  for (int i = 0; i < count; ++i) {
+    T_ASC_PresentationContext context;
+    if (ASC_getPresentationContext(assoc_->params, i, &context).bad())
+      continue;
+    bool verification = std::strcmp(context.abstractSyntax, UID_VerificationSOPClass) == 0;
+    if (!verification && !is_storage_sop_class(context.abstractSyntax)) {
+      ASC_refusePresentationContext(assoc_->params, context.presentationContextID,
+                                    ASC_P_ABSTRACTSYNTAXNOTSUPPORTED);
+      continue;
+    }
+    // The sender's own order of preference, so that a compressed instance
+    // arrives compressed and is stored as sent.
+    const char* chosen = nullptr;
+    for (int t = 0; t < context.transferSyntaxCount && !chosen; ++t)
+      if (DcmXfer(context.proposedTransferSyntaxes[t]).getXfer() != EXS_Unknown)
+        chosen = context.proposedTransferSyntaxes[t];
+    if (!chosen)
+      ASC_refusePresentationContext(assoc_->params, context.presentationContextID,
+                                    ASC_P_TRANSFERSYNTAXESNOTSUPPORTED);
+    else
+      ASC_acceptPresentationContext(assoc_->params, context.presentationContextID, chosen);
+  }
+  OFCondition cond = ASC_acknowledgeAssociation(assoc_);
+  if (cond.bad()) {
+    log::warning(component, "cannot acknowledge the association from " + request_.peer + ": " +
+                                cond.text());
+    return false;
+  }
+  return true;
+}
+
+association_end association::serve() {
+  int idle_seconds = 0;
+  for (;;) {
+    T_DIMSE_Message message;
+    T_ASC_PresentationContextID context_id = 0;
+    DcmDataset* status_detail = nullptr;
+    // Short waits so that a stopping node does not wait for idle peers.
+    OFCondition cond = DIMSE_receiveCommand(assoc_, DIMSE_NONBLOCKING, 1, &context_id, &message,
+                                            &status_detail);
+    delete status_detail;
+    if (cond == DIMSE_NODATAAVAILABLE) {
+      if (listener_.stopping_) {
+        ASC_abortAssociation(assoc_);
+        return association_end::aborted_by_node;
+      }
+      if (++idle_seconds >= listener_.config_.dicom.dimse_timeout_s) {
+        log::warning(component, "aborting the association from " + request_.calling_ae + "@" +
+                                    request_.peer + ": idle for " +
+                                    std::to_string(idle_seconds) + " s (dicom.dimse_timeout_s)");
+        ASC_abortAssociation(assoc_);
+        return association_end::aborted_by_node;
+      }
+      continue;
+    }
+    idle_seconds = 0;
+    if (cond == DUL_PEERREQUESTEDRELEASE) {
+      sync_association_writes();
+      ASC_acknowledgeRelease(assoc_);
+      return association_end::released;
+    }
+    if (cond == DUL_PEERABORTEDASSOCIATION)
+      return association_end::aborted_by_peer;
+    if (cond.bad()) {
+      log::warning(component, "association from " + request_.calling_ae + "@" + request_.peer +
+                                  " failed while reading a command: " + cond.text());
+      ASC_abortAssociation(assoc_);
+      return association_end::failed;
+    }
+    switch (message.CommandField) {
+    case DIMSE_C_ECHO_RQ:
+      cond = DIMSE_sendEchoResponse(assoc_, context_id, &message.msg.CEchoRQ, STATUS_Success,
+                                    nullptr);
+      break;
+    case DIMSE_C_STORE_RQ:
+      cond = store(message.msg.CStoreRQ, context_id);
+      break;
+    default:
+      log::warning(component, "aborting the association from " + request_.peer +
+                                  ": unsupported DIMSE command " +
+                                  std::to_string(message.CommandField));
+      ASC_abortAssociation(assoc_);
+      return association_end::aborted_by_node;
+    }
+    if (cond.bad()) {
+      log::warning(component, "association from " + request_.calling_ae + "@" + request_.peer +
+                                  " failed: " + cond.text());
+      ASC_abortAssociation(assoc_);
+      return association_end::failed;
+    }
+  }
+}
+
+OFCondition association::respond(T_ASC_PresentationContextID context_id,
+                                 const T_DIMSE_C_StoreRQ& request, Uint16 status,
+                                 const std::string& comment) {
+  T_DIMSE_C_StoreRSP response;
+  std::memset(&response, 0, sizeof response);
+  response.MessageIDBeingRespondedTo = request.MessageID;
+  response.DimseStatus = status;
+  response.DataSetType = DIMSE_DATASET_NULL;
+  OFStandard::strlcpy(response.AffectedSOPClassUID, request.AffectedSOPClassUID,
+                      sizeof response.AffectedSOPClassUID);
+  OFStandard::strlcpy(response.AffectedSOPInstanceUID, request.AffectedSOPInstanceUID,
+                      sizeof response.AffectedSOPInstanceUID);
+  response.opts = O_STORE_AFFECTEDSOPCLASSUID | O_STORE_AFFECTEDSOPINSTANCEUID;
+  if (comment.empty())
+    return DIMSE_sendStoreResponse(assoc_, context_id, &request, &response, nullptr);
+  DcmDataset detail;
+  // Error Comment is LO: at most 64 characters.
+  detail.putAndInsertString(DCM_ErrorComment, comment.substr(0, 64).c_str());
+  return DIMSE_sendStoreResponse(assoc_, context_id, &request, &response, &detail);
+}
+
+OFCondition association::refuse(T_ASC_PresentationContextID context_id,
+                                const T_DIMSE_C_StoreRQ& request, Uint16 status, ec reason,
+                                const std::string& comment) {
+  log::warning(component, "refused instance " + std::string(request.AffectedSOPInstanceUID) +
+                              " from " + request_.calling_ae + "@" + request_.peer + " to " +
+                              request_.called_ae + ": " + comment);
+  listener_.sink_.store_failed(request_, reason, comment);
+  return respond(context_id, request, status, comment);
+}
+
+OFCondition association::store(T_DIMSE_C_StoreRQ& request, T_ASC_PresentationContextID context_id) {
+  auto& config = listener_.config_;
+  auto& layout = listener_.layout_;
+  auto drain = [&] {
+    DIC_UL bytes = 0, pdvs = 0;
+    return DIMSE_ignoreDataSet(assoc_, DIMSE_NONBLOCKING, config.dicom.dimse_timeout_s, &bytes,
+                               &pdvs);
+  };
+
+  if (config.reserve_free_bytes > 0) {
+    auto free = free_bytes(config.data_dir);
+    if (free && *free < config.reserve_free_bytes) {
+      OFCondition cond = drain();
+      if (cond.bad())
+        return cond;
+      return refuse(context_id, request, STATUS_STORE_Refused_OutOfResources, ec::out_of_resources,
+                    "free disk space below storage.reserve_free_mb");
+    }
+  }
+
+  T_ASC_PresentationContext context;
+  if (ASC_findAcceptedPresentationContext(assoc_->params, context_id, &context).bad()) {
+    OFCondition cond = drain();
+    return cond.bad() ? cond
+                      : refuse(context_id, request, STATUS_STORE_Error_CannotUnderstand,
+                               ec::invalid_dataset, "unknown presentation context");
+  }
+
+  auto sequence = listener_.receive_sequence_.fetch_add(1);
+  auto temporary = layout.receive_dir() /
+                   (std::to_string(::getpid()) + "-" + std::to_string(sequence) + ".part");
+  int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    int saved = errno;
+    OFCondition cond = drain();
+    if (cond.bad())
+      return cond;
+    return refuse(context_id, request, STATUS_STORE_Refused_OutOfResources, ec::io_error,
+                  "cannot create a file: " + errno_text(saved));
+  }
+  auto meta = encode_file_meta({request.AffectedSOPClassUID, request.AffectedSOPInstanceUID,
+                                context.acceptedTransferSyntax, request_.calling_ae,
+                                request_.called_ae, peer_uri(request_.peer, request_.peer_port)});
+  fd_output_stream out{fd};
+  out.write(meta.data(), static_cast<offile_off_t>(meta.size()));
+  T_ASC_PresentationContextID data_context_id = context_id;
+  OFCondition cond = DIMSE_receiveDataSetInFile(assoc_, DIMSE_NONBLOCKING,
+                                                config.dicom.dimse_timeout_s, &data_context_id,
+                                                &out, nullptr, nullptr);
+  int write_error = out.error();
+  if (write_error == 0 && cond.good() && config.sync == sync_mode::instance &&
+      ::fdatasync(fd) != 0)
+    write_error = errno;
+  if (::close(fd) != 0 && write_error == 0)
+    write_error = errno;
+  if (cond.bad() || write_error != 0) {
+    ::unlink(temporary.c_str());
+    if (write_error != 0 || cond == DIMSE_OUTOFRESOURCES)
+      return refuse(context_id, request, STATUS_STORE_Refused_OutOfResources, ec::io_error,
+                    "cannot write the instance: " +
+                        errno_text(write_error != 0 ? write_error : ENOSPC));
+    return cond; // the network failed: the association ends
+  }
+
+  auto header = read_instance_header(temporary);
+  if (!header) {
+    ::unlink(temporary.c_str());
+    return refuse(context_id, request, STATUS_STORE_Error_CannotUnderstand, ec::invalid_dataset,
+                  "cannot parse the data set: " + header.error().message.substr(
+                                                      header.error().message.rfind(": ") + 2));
+  }
+  if (!valid_uid(header->study_uid)) {
+    ::unlink(temporary.c_str());
+    return refuse(context_id, request, STATUS_STORE_Error_DataSetDoesNotMatchSOPClass,
+                  ec::missing_attribute,
+                  header->study_uid.empty() ? "StudyInstanceUID is missing"
+                                            : "StudyInstanceUID is not a valid UID");
+  }
+  // The data set's own SOP Instance UID names the file, so that a resent
+  // instance replaces its earlier copy.
+  std::string sop_uid = valid_uid(header->sop_instance_uid) ? header->sop_instance_uid
+                                                            : request.AffectedSOPInstanceUID;
+  if (!valid_uid(sop_uid)) {
+    ::unlink(temporary.c_str());
+    return refuse(context_id, request, STATUS_STORE_Error_DataSetDoesNotMatchSOPClass,
+                  ec::missing_attribute, "SOPInstanceUID is not a valid UID");
+  }
+
+  bool durable = config.sync == sync_mode::instance;
+  auto dir = layout.incoming_study_dir(request_.called_ae, header->study_uid);
+  if (dir.native() != known_dir_) {
+    if (auto problem = create_directories(dir, durable)) {
+      ::unlink(temporary.c_str());
+      return refuse(context_id, request, STATUS_STORE_Refused_OutOfResources, ec::io_error,
+                    problem->message);
+    }
+    known_dir_ = dir.native();
+  }
+  auto final_path = dir / (sop_uid + ".dcm");
+  struct stat existing {};
+  bool replaced = ::stat(final_path.c_str(), &existing) == 0;
+  if (::rename(temporary.c_str(), final_path.c_str()) != 0) {
+    int saved = errno;
+    ::unlink(temporary.c_str());
+    return refuse(context_id, request, STATUS_STORE_Refused_OutOfResources, ec::io_error,
+                  "cannot move the instance into place: " + errno_text(saved));
+  }
+  if (durable) {
+    if (auto problem = sync_directory(dir))
+      return refuse(context_id, request, STATUS_STORE_Refused_OutOfResources, ec::io_error,
+                    problem->message);
+  } else if (config.sync == sync_mode::association) {
+    unsynced_files_.push_back(final_path.native());
+    unsynced_dirs_.insert(dir.native());
+  }
+  if (replaced)
+    log::info(component, "instance " + sop_uid + " of study " + header->study_uid +
+                             " was sent again to " + request_.called_ae +
+                             "; the new copy replaces the earlier one");
+
+  stored_instance stored;
+  stored.called_ae = request_.called_ae;
+  stored.calling_ae = request_.calling_ae;
+  stored.peer = request_.peer;
+  stored.study_uid = header->study_uid;
+  stored.series_uid = header->series_uid;
+  stored.sop_class_uid = header->sop_class_uid;
+  stored.sop_uid = sop_uid;
+  stored.transfer_syntax_uid = context.acceptedTransferSyntax;
+  stored.modality = header->modality;
+  stored.path = final_path.native();
+  std::error_code ignored;
+  stored.bytes = std::filesystem::file_size(final_path, ignored);
+  stored.replaced = replaced;
+  listener_.sink_.instance_stored(stored);
+  return respond(context_id, request, STATUS_Success, {});
+}
+
+void association::sync_association_writes() {
+  for (auto& file : unsynced_files_)
+    if (auto problem = sync_file(file))
+      log::error(component, problem->message);
+  for (auto& dir : unsynced_dirs_)
+    if (auto problem = sync_directory(dir))
+      log::error(component, problem->message);
+  unsynced_files_.clear();
+  unsynced_dirs_.clear();
+}
+
+// -- dicom_listener -------------------------------------------------------------
+
+dicom_listener::dicom_listener(listener_config config, ingest_sink& sink)
+    : config_(std::move(config)), sink_(sink), layout_(config_.data_dir) {}
+
+dicom_listener::~dicom_listener() {
+  stop();
+}
+
+status dicom_listener::start() {
+  // Debian's DCMTK leaves Nagle on unless TCP_NODELAY is in the environment;
+  // without it every C-STORE response waits ~45 ms.
+  ::setenv("TCP_NODELAY", "1", 0);
+  dcmDisableGethostbyaddr.set(OFTrue);
+  if (auto problem = check_dicom_dictionary())
+    return problem;
+  if (auto problem = create_directories(layout_.receive_dir(), true))
+    return problem;
+
+  std::string where = config_.dicom.bind + ":" + std::to_string(config_.dicom.port);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(config_.dicom.port);
+  if (inet_pton(AF_INET, config_.dicom.bind.c_str(), &address.sin_addr) != 1)
+    return failure{ec::invalid_config, "dicom.bind \"" + config_.dicom.bind +
+                                           "\" is not an IPv4 address such as 0.0.0.0 or "
+                                           "127.0.0.1"};
+  listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int one = 1;
+  ::setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 ||
+      ::listen(listen_fd_, 128) != 0) {
+    int saved = errno;
+    ::close(listen_fd_);
+    listen_fd_ = -1;
+    std::string hint = saved == EADDRINUSE
+                           ? "; another program listens there: stop it or set dicom.port / "
+                             "--dicom-port"
+                           : "";
+    return failure{ec::network_error,
+                   "cannot listen for DICOM on " + where + ": " + errno_text(saved) + hint};
+  }
+  socklen_t length = sizeof address;
+  ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&address), &length);
+  bound_port_ = ntohs(address.sin_port);
+
+  // With an external socket set, DCMTK creates no listening socket of its own;
+  // this one accepts, DCMTK only speaks DICOM on accepted connections.
+  T_ASC_Network* network = nullptr;
+  OFCondition cond;
+  {
+    std::lock_guard<std::mutex> guard{external_socket_mutex};
+    dcmExternalSocketHandle.set(listen_fd_);
+    cond = ASC_initializeNetwork(NET_ACCEPTOR, bound_port_, config_.dicom.acse_timeout_s,
+                                 &network);
+    dcmExternalSocketHandle.set(-1);
+  }
+  if (cond.bad()) {
+    ::close(listen_fd_);
+    listen_fd_ = -1;
+    return failure{ec::network_error,
+                   std::string("cannot initialize DICOM networking: ") + cond.text()};
+  }
+  network_ = network;
+  if (::pipe2(wake_pipe_, O_CLOEXEC) != 0)
+    return failure{ec::io_error, "cannot create a pipe: " + errno_text(errno)};
+  stopping_ = false;
+  accept_thread_ = std::thread([this] { accept_loop(); });
+  log::info(component, "listening for DICOM on " + config_.dicom.bind + ":" +
+                           std::to_string(bound_port_) + " (up to " +
+                           std::to_string(config_.dicom.max_associations) +
+                           " associations, sync " + to_string(config_.sync) + ")");
+  return std::nullopt;
+}
+
+void dicom_listener::stop() {
+  if (!accept_thread_.joinable())
+    return;
+  stopping_ = true;
+  char byte = 1;
+  [[maybe_unused]] auto ignored = ::write(wake_pipe_[1], &byte, 1);
+  accept_thread_.join();
+  std::list<worker> remaining;
+  {
+    std::lock_guard<std::mutex> guard{workers_mutex_};
+    remaining.swap(workers_);
+  }
+  for (auto& w : remaining)
+    w.thread.join();
+  ::close(listen_fd_);
+  ::close(wake_pipe_[0]);
+  ::close(wake_pipe_[1]);
+  listen_fd_ = wake_pipe_[0] = wake_pipe_[1] = -1;
+  T_ASC_Network* network = as_network(network_);
+  ASC_dropNetwork(&network);
+  network_ = nullptr;
+  log::info(component, "stopped listening for DICOM");
+}
+
+void dicom_listener::reap_finished_workers() {
+  std::lock_guard<std::mutex> guard{workers_mutex_};
+  for (auto it = workers_.begin(); it != workers_.end();) {
+    if (it->done->load()) {
+      it->thread.join();
+      it = workers_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+namespace {
+
+// Waits for the A-ASSOCIATE-RQ and lets DCMTK read it from `fd`.
+T_ASC_Association* receive_request(T_ASC_Network* network, int fd, const listener_config& config,
+                                   const std::string& peer) {
+  pollfd waiting{fd, POLLIN, 0};
+  if (::poll(&waiting, 1, config.dicom.acse_timeout_s * 1000) <= 0) {
+    log::warning(component, "closed a connection from " + peer +
+                                ": no association request within dicom.acse_timeout_s");
+    ::close(fd);
+    return nullptr;
+  }
+  T_ASC_Association* assoc = nullptr;
+  OFCondition cond;
+  try {
+    std::lock_guard<std::mutex> guard{external_socket_mutex};
+    dcmExternalSocketHandle.set(fd);
+    cond = ASC_receiveAssociation(network, &assoc, static_cast<int>(config.dicom.max_pdu), nullptr,
+                                  nullptr, OFFalse, DUL_NOBLOCK, config.dicom.acse_timeout_s);
+    dcmExternalSocketHandle.set(-1);
+  } catch (const std::exception& e) {
+    dcmExternalSocketHandle.set(-1);
+    cond = makeOFCondition(OFM_dcmnet, 1, OF_error, e.what());
+  }
+  if (cond.bad()) {
+    log::warning(component, "no association with " + peer + ": " + cond.text());
+    if (assoc)
+      release(assoc);
+    else
+      ::close(fd);
+    return nullptr;
+  }
+  return assoc;
+}
+
+} // namespace
+
+void dicom_listener::refuse_busy(int fd, const std::string& peer, std::uint16_t peer_port) {
+  auto* assoc = receive_request(as_network(network_), fd, config_, peer);
+  if (!assoc)
+    return;
+  association_request request{trim(assoc->params->DULparams.callingAPTitle),
+                              trim(assoc->params->DULparams.calledAPTitle), peer, peer_port};
+  log::warning(component, "refused association " + request.calling_ae + " -> " +
+                              request.called_ae + " from " + peer + ": all " +
+                              std::to_string(config_.dicom.max_associations) +
+                              " association slots are busy (dicom.max_associations)");
+  reject(assoc, ASC_RESULT_REJECTEDTRANSIENT, ASC_SOURCE_SERVICEPROVIDER_PRESENTATION_RELATED,
+         ASC_REASON_SP_PRES_LOCALLIMITEXCEEDED);
+  sink_.association_rejected(request, ec::out_of_resources);
+  release(assoc);
+}
+
+void dicom_listener::accept_loop() {
+  for (;;) {
+    pollfd fds[2] = {{listen_fd_, POLLIN, 0}, {wake_pipe_[0], POLLIN, 0}};
+    int ready = ::poll(fds, 2, 1000);
+    reap_finished_workers();
+    if (stopping_)
+      return;
+    if (ready <= 0 || !(fds[0].revents & POLLIN))
+      continue;
+    sockaddr_storage from{};
+    socklen_t length = sizeof from;
+    int fd = ::accept4(listen_fd_, reinterpret_cast<sockaddr*>(&from), &length, SOCK_CLOEXEC);
+    if (fd < 0)
+      continue;
+    int one = 1;
+    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    char host[INET6_ADDRSTRLEN] = "?";
+    std::uint16_t peer_port = 0;
+    if (from.ss_family == AF_INET) {
+      auto* v4 = reinterpret_cast<sockaddr_in*>(&from);
+      inet_ntop(AF_INET, &v4->sin_addr, host, sizeof host);
+      peer_port = ntohs(v4->sin_port);
+    }
+    std::string peer{host};
+    if (active_.load() >= static_cast<std::size_t>(config_.dicom.max_associations)) {
+      refuse_busy(fd, peer, peer_port);
+      continue;
+    }
+    ++active_;
+    auto done = std::make_shared<std::atomic<bool>>(false);
+    std::thread thread([this, fd, peer, peer_port, done] {
+      if (auto* assoc = receive_request(as_network(network_), fd, config_, peer)) {
+        association_request request{trim(assoc->params->DULparams.callingAPTitle),
+                                    trim(assoc->params->DULparams.calledAPTitle), peer, peer_port};
+        association handler{*this, assoc, std::move(request)};
+        handler.run();
+        release(assoc);
+      }
+      --active_;
+      done->store(true);
+    });
+    std::lock_guard<std::mutex> guard{workers_mutex_};
+    workers_.push_back({std::move(thread), done});
+  }
+}
+
+} // namespace dcmstreams::net

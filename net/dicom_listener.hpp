@@ -1,0 +1,78 @@
+#pragma once
+// The DICOM listener: accepts associations with DCMTK's low-level ASC_* API so
+// that every storage SOP class and every transfer syntax DCMTK knows is
+// accepted (no 128-context profile cap), answers C-ECHO, and writes each
+// C-STORE data set to disk exactly as received, behind a file meta header,
+// durable before success is answered (DESIGN §6).
+//
+// Threads: one accept thread and one thread per association, bounded by
+// dicom.max_associations. Nothing here runs on CAF's scheduler; events go to
+// the ingest_sink.
+
+#include "pipeline/config.hpp"
+#include "pipeline/error.hpp"
+#include "pipeline/ingest.hpp"
+#include "pipeline/store.hpp"
+
+#include <atomic>
+#include <cstdint>
+#include <filesystem>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+namespace dcmstreams::net {
+
+struct listener_config {
+  dicom_config dicom;
+  std::filesystem::path data_dir;
+  sync_mode sync = sync_mode::instance;
+  std::uint64_t reserve_free_bytes = 0;
+};
+
+class dicom_listener {
+public:
+  dicom_listener(listener_config config, ingest_sink& sink);
+  ~dicom_listener();
+  dicom_listener(const dicom_listener&) = delete;
+  dicom_listener& operator=(const dicom_listener&) = delete;
+
+  /// Binds dicom.bind:dicom.port and starts accepting. The failure names the
+  /// address and port ("port in use": stop the other program or pick another).
+  status start();
+  /// Stops accepting, aborts running associations at their next message and
+  /// joins every thread. Idempotent.
+  void stop();
+
+  std::uint16_t port() const { return bound_port_; }
+  std::size_t active_associations() const { return active_.load(); }
+
+private:
+  struct worker {
+    std::thread thread;
+    std::shared_ptr<std::atomic<bool>> done;
+  };
+
+  void accept_loop();
+  void reap_finished_workers();
+  void refuse_busy(int fd, const std::string& peer, std::uint16_t peer_port);
+
+  listener_config config_;
+  ingest_sink& sink_;
+  store_layout layout_;
+  int listen_fd_ = -1;
+  int wake_pipe_[2] = {-1, -1};
+  std::uint16_t bound_port_ = 0;
+  void* network_ = nullptr; // T_ASC_Network*, kept opaque to keep DCMTK out of this header
+  std::thread accept_thread_;
+  std::mutex workers_mutex_;
+  std::list<worker> workers_;
+  std::atomic<std::size_t> active_{0};
+  std::atomic<bool> stopping_{false};
+  std::atomic<std::uint64_t> receive_sequence_{0};
+
+  friend class association;
+};
+
+} // namespace dcmstreams::net

@@ -1,0 +1,28 @@
+#pragma once
+// The file meta information (PS3.10 group 0002) the listener writes in front
+// of the data set bytes it receives. Encoded by hand: it is 200-odd bytes of
+// explicit VR little endian, and the association facts (who sent it, to
+// which AE, from where) belong in it.
+
+#include <string>
+
+namespace dcmstreams::net {
+
+/// dcmstreams' Implementation Class UID (a UUID-derived 2.25 UID, PS3.5 B.2).
+extern const char* const implementation_class_uid;
+/// dcmstreams' Implementation Version Name, at most 16 characters.
+std::string implementation_version_name();
+
+struct file_meta_fields {
+  std::string sop_class_uid;
+  std::string sop_instance_uid;
+  std::string transfer_syntax_uid;
+  std::string calling_ae;        // (0002,0016) and (0002,0017)
+  std::string called_ae;         // (0002,0018)
+  std::string sending_address;   // (0002,0027), a URI such as dicom://10.0.0.5:4711
+};
+
+/// The 128-byte preamble, "DICM" and the encoded group 0002.
+std::string encode_file_meta(const file_meta_fields& fields);
+
+} // namespace dcmstreams::net

@@ -1,0 +1,94 @@
+#pragma once
+// The node configuration, dcmstreams.json (DESIGN §5). Every key is optional;
+// the defaults make `dcmstreams serve` work from a fresh checkout.
+
+#include "pipeline/error.hpp"
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace dcmstreams {
+
+/// When a received instance is made durable before success is answered.
+enum class sync_mode {
+  instance,    // fdatasync the file and fsync its folder before each success status
+  association, // sync everything written at the end of each association
+  none,        // rename only: survives a crash of the node, not of the machine
+};
+
+const char* to_string(sync_mode mode);
+
+struct dicom_config {
+  std::uint16_t port = 11113;
+  std::string bind = "0.0.0.0";
+  int max_associations = 32;
+  /// Entries "AET", "@address", "@address/prefix" or "AET@address"; empty allows all.
+  std::vector<std::string> allowed_callers;
+  int acse_timeout_s = 30;
+  int dimse_timeout_s = 60;
+  std::uint32_t max_pdu = 131072;
+};
+
+struct user_config {
+  std::string name;
+  std::string password_hash;
+  std::string role; // admin | viewer
+};
+
+struct web_config {
+  std::uint16_t port = 2813;
+  std::string bind = "127.0.0.1";
+  std::vector<user_config> users;
+};
+
+struct completion_config {
+  double quiet_period_s = 15.0;
+  double max_wait_s = 3600.0;
+};
+
+struct storage_config {
+  sync_mode sync = sync_mode::instance;
+  std::uint64_t reserve_free_mb = 1024;
+  double scrub_high_pct = 90.0;
+  double scrub_low_pct = 80.0;
+  double retention_days = 0.0; // 0 keeps finished jobs until disk pressure
+};
+
+struct destination_config {
+  std::string name;
+  std::string host;
+  std::uint16_t port = 104;
+  std::string ae_title;
+  std::string calling_ae_title;
+  int associations = 1;
+  std::string transfer_syntax; // empty: send as stored
+};
+
+struct node_config {
+  std::string ae_title = "DCMSTREAMS";
+  dicom_config dicom;
+  web_config web;
+  std::filesystem::path data_dir = "data";
+  std::filesystem::path streams_dir = "streams/library";
+  std::filesystem::path routing_file = "routing.json";
+  completion_config completion;
+  storage_config storage;
+  std::map<std::string, destination_config> destinations;
+  std::string log_level = "info";
+  /// The file the configuration came from, empty for built-in defaults.
+  std::filesystem::path source;
+};
+
+/// Parses dcmstreams.json text; every problem is reported, each naming the key.
+result<node_config> parse_node_config(std::string_view text, const std::string& source);
+/// Loads dcmstreams.json; relative folders in it are taken relative to the file.
+result<node_config> load_node_config(const std::filesystem::path& path);
+
+/// Checks an AE title: 1 to 16 characters, no backslash or control characters,
+/// not only spaces. Returns what is wrong, or nothing.
+std::optional<std::string> check_ae_title(std::string_view title);
+
+} // namespace dcmstreams

@@ -1,0 +1,220 @@
+#include "pipeline/database.hpp"
+
+#include <sqlite3.h>
+
+namespace dcmstreams {
+
+namespace {
+
+// The schema version this code writes; older files are migrated step by step.
+constexpr int schema_version = 1;
+
+const char* schema_v1 = R"sql(
+CREATE TABLE IF NOT EXISTS jobs (
+  id          INTEGER PRIMARY KEY AUTOINCREMENT,
+  stream      TEXT    NOT NULL,
+  state       TEXT    NOT NULL,
+  called_ae   TEXT    NOT NULL,
+  calling_ae  TEXT    NOT NULL,
+  peer        TEXT    NOT NULL,
+  study_uid   TEXT    NOT NULL,
+  series_uid  TEXT    NOT NULL DEFAULT '',
+  instances   INTEGER NOT NULL DEFAULT 0,
+  bytes       INTEGER NOT NULL DEFAULT 0,
+  received_ms INTEGER NOT NULL DEFAULT 0,
+  completed_ms INTEGER NOT NULL DEFAULT 0,
+  started_ms  INTEGER NOT NULL DEFAULT 0,
+  finished_ms INTEGER NOT NULL DEFAULT 0,
+  message     TEXT    NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs(state, id);
+CREATE INDEX IF NOT EXISTS jobs_by_stream ON jobs(stream, state, id);
+CREATE INDEX IF NOT EXISTS jobs_by_study ON jobs(study_uid);
+)sql";
+
+const char* job_columns = "id, stream, state, called_ae, calling_ae, peer, study_uid, series_uid, "
+                          "instances, bytes, received_ms, completed_ms, started_ms, finished_ms, "
+                          "message";
+
+// A prepared statement that finalizes itself.
+class statement {
+public:
+  statement(sqlite3* db, const char* sql) { rc_ = sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr); }
+  ~statement() { sqlite3_finalize(stmt_); }
+  statement(const statement&) = delete;
+  statement& operator=(const statement&) = delete;
+
+  bool prepared() const { return rc_ == SQLITE_OK; }
+  void bind(int index, const std::string& text) {
+    sqlite3_bind_text(stmt_, index, text.data(), static_cast<int>(text.size()), SQLITE_TRANSIENT);
+  }
+  void bind(int index, std::int64_t number) { sqlite3_bind_int64(stmt_, index, number); }
+  int step() { return sqlite3_step(stmt_); }
+  std::int64_t integer(int column) { return sqlite3_column_int64(stmt_, column); }
+  std::string text(int column) {
+    auto* data = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, column));
+    return data ? std::string(data, static_cast<std::size_t>(sqlite3_column_bytes(stmt_, column)))
+                : std::string();
+  }
+
+private:
+  sqlite3_stmt* stmt_ = nullptr;
+  int rc_ = SQLITE_ERROR;
+};
+
+void bind_job_fields(statement& s, const job_record& job) {
+  s.bind(1, job.stream);
+  s.bind(2, std::string(to_string(job.state)));
+  s.bind(3, job.called_ae);
+  s.bind(4, job.calling_ae);
+  s.bind(5, job.peer);
+  s.bind(6, job.study_uid);
+  s.bind(7, job.series_uid);
+  s.bind(8, job.instances);
+  s.bind(9, job.bytes);
+  s.bind(10, job.received);
+  s.bind(11, job.completed);
+  s.bind(12, job.started);
+  s.bind(13, job.finished);
+  s.bind(14, job.message);
+}
+
+job_record read_job(statement& s) {
+  job_record job;
+  job.id = s.integer(0);
+  job.stream = s.text(1);
+  job.state = parse_job_state(s.text(2)).value_or(job_state::failed);
+  job.called_ae = s.text(3);
+  job.calling_ae = s.text(4);
+  job.peer = s.text(5);
+  job.study_uid = s.text(6);
+  job.series_uid = s.text(7);
+  job.instances = s.integer(8);
+  job.bytes = s.integer(9);
+  job.received = s.integer(10);
+  job.completed = s.integer(11);
+  job.started = s.integer(12);
+  job.finished = s.integer(13);
+  job.message = s.text(14);
+  return job;
+}
+
+} // namespace
+
+result<std::unique_ptr<database>> database::open(const std::filesystem::path& file) {
+  sqlite3* handle = nullptr;
+  int rc = sqlite3_open_v2(file.c_str(), &handle,
+                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+                           nullptr);
+  if (rc != SQLITE_OK) {
+    std::string why = handle ? sqlite3_errmsg(handle) : sqlite3_errstr(rc);
+    sqlite3_close(handle);
+    return failure{ec::database_error, file.string() + ": cannot open the database: " + why};
+  }
+  std::unique_ptr<database> db{new database(handle)};
+  sqlite3_busy_timeout(handle, 5000);
+  // WAL lets readers go on while a job is written; FULL makes each committed
+  // job survive power loss, which the durability contract needs (jobs are
+  // few, so the extra sync per commit is cheap).
+  for (const char* pragma : {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL",
+                             "PRAGMA foreign_keys=ON"})
+    if (auto problem = db->execute(pragma))
+      return *problem;
+  statement version{handle, "PRAGMA user_version"};
+  int current = version.step() == SQLITE_ROW ? static_cast<int>(version.integer(0)) : 0;
+  if (current > schema_version)
+    return failure{ec::database_error,
+                   file.string() + ": the database was written by a newer dcmstreams (schema " +
+                       std::to_string(current) + "); upgrade dcmstreams or use another data folder"};
+  if (current < 1) {
+    if (auto problem = db->execute(schema_v1))
+      return *problem;
+    if (auto problem = db->execute("PRAGMA user_version=1"))
+      return *problem;
+  }
+  return db;
+}
+
+database::~database() {
+  sqlite3_close(db_);
+}
+
+failure database::sqlite_failure(const std::string& what) const {
+  return failure{ec::database_error, what + ": " + sqlite3_errmsg(db_)};
+}
+
+status database::execute(const char* sql) {
+  char* error = nullptr;
+  if (sqlite3_exec(db_, sql, nullptr, nullptr, &error) != SQLITE_OK) {
+    std::string why = error ? error : "unknown error";
+    sqlite3_free(error);
+    return failure{ec::database_error, std::string("database statement failed: ") + why};
+  }
+  return std::nullopt;
+}
+
+result<std::int64_t> database::insert_job(const job_record& job) {
+  statement s{db_, "INSERT INTO jobs (stream, state, called_ae, calling_ae, peer, study_uid, "
+                   "series_uid, instances, bytes, received_ms, completed_ms, started_ms, "
+                   "finished_ms, message) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"};
+  if (!s.prepared())
+    return sqlite_failure("cannot prepare the job insert");
+  bind_job_fields(s, job);
+  if (s.step() != SQLITE_DONE)
+    return sqlite_failure("cannot record the job for study " + job.study_uid);
+  return static_cast<std::int64_t>(sqlite3_last_insert_rowid(db_));
+}
+
+status database::update_job(const job_record& job) {
+  statement s{db_, "UPDATE jobs SET stream=?, state=?, called_ae=?, calling_ae=?, peer=?, "
+                   "study_uid=?, series_uid=?, instances=?, bytes=?, received_ms=?, "
+                   "completed_ms=?, started_ms=?, finished_ms=?, message=? WHERE id=?"};
+  if (!s.prepared())
+    return sqlite_failure("cannot prepare the job update");
+  bind_job_fields(s, job);
+  s.bind(15, job.id);
+  if (s.step() != SQLITE_DONE)
+    return sqlite_failure("cannot update job " + std::to_string(job.id));
+  return std::nullopt;
+}
+
+status database::delete_job(std::int64_t id) {
+  statement s{db_, "DELETE FROM jobs WHERE id=?"};
+  if (!s.prepared())
+    return sqlite_failure("cannot prepare the job delete");
+  s.bind(1, id);
+  if (s.step() != SQLITE_DONE)
+    return sqlite_failure("cannot delete job " + std::to_string(id));
+  return std::nullopt;
+}
+
+result<std::optional<job_record>> database::find_job(std::int64_t id) {
+  std::string sql = std::string("SELECT ") + job_columns + " FROM jobs WHERE id=?";
+  statement s{db_, sql.c_str()};
+  if (!s.prepared())
+    return sqlite_failure("cannot prepare the job lookup");
+  s.bind(1, id);
+  int rc = s.step();
+  if (rc == SQLITE_ROW)
+    return std::optional<job_record>{read_job(s)};
+  if (rc == SQLITE_DONE)
+    return std::optional<job_record>{};
+  return sqlite_failure("cannot read job " + std::to_string(id));
+}
+
+result<std::vector<job_record>> database::jobs_in_state(job_state state) {
+  std::string sql = std::string("SELECT ") + job_columns + " FROM jobs WHERE state=? ORDER BY id";
+  statement s{db_, sql.c_str()};
+  if (!s.prepared())
+    return sqlite_failure("cannot prepare the job query");
+  s.bind(1, std::string(to_string(state)));
+  std::vector<job_record> jobs;
+  int rc;
+  while ((rc = s.step()) == SQLITE_ROW)
+    jobs.push_back(read_job(s));
+  if (rc != SQLITE_DONE)
+    return sqlite_failure(std::string("cannot list ") + to_string(state) + " jobs");
+  return jobs;
+}
+
+} // namespace dcmstreams

@@ -1,0 +1,73 @@
+#pragma once
+// What the DICOM listener (net/) tells the rest of the node, as a small
+// interface in plain C++ so that net/ knows nothing of actors: the node wires
+// an implementation in (Orthanc's handler-interface style).
+
+#include "pipeline/error.hpp"
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace dcmstreams {
+
+struct association_request {
+  std::string calling_ae;
+  std::string called_ae;
+  std::string peer;        // numeric address of the calling peer
+  std::uint16_t peer_port = 0;
+};
+
+enum class association_verdict {
+  accept,
+  unknown_called_ae,  // no enabled stream has the called AE title
+};
+
+struct stored_instance {
+  std::string called_ae;
+  std::string calling_ae;
+  std::string peer;
+  std::string study_uid;
+  std::string series_uid;
+  std::string sop_class_uid;
+  std::string sop_uid;
+  std::string transfer_syntax_uid;
+  std::string modality;
+  std::string path;        // final file in incoming/
+  std::uint64_t bytes = 0;
+  bool replaced = false;   // an earlier copy with this SOP Instance UID was replaced
+};
+
+/// Why an association ended, for metrics and logs.
+enum class association_end { released, aborted_by_peer, aborted_by_node, failed };
+const char* to_string(association_end end);
+
+/// Called on association threads, concurrently: implementations are
+/// thread-safe and never block (they post messages and bump atomics).
+class ingest_sink {
+public:
+  virtual ~ingest_sink() = default;
+  /// Decides whether the called AE title names an enabled stream.
+  virtual association_verdict admit(const association_request& request) = 0;
+  /// An association was refused before it started (`reason` in words).
+  virtual void association_rejected(const association_request& request, ec reason) = 0;
+  virtual void association_started(const association_request& request) = 0;
+  virtual void association_ended(const association_request& request, association_end end) = 0;
+  /// The instance is durable under its final name; success is answered next.
+  virtual void instance_stored(const stored_instance& instance) = 0;
+  /// An instance was refused with a failure status.
+  virtual void store_failed(const association_request& request, ec reason,
+                            const std::string& message) = 0;
+};
+
+/// Checks a calling AE title and peer address against `dicom.allowed_callers`.
+/// An entry is "AET" (that calling AE from anywhere), "@address" or
+/// "@address/prefix" (anyone from there; IPv4), or "AET@address[/prefix]"
+/// (both). An empty list allows everyone.
+bool caller_allowed(const std::vector<std::string>& allowed, const std::string& calling_ae,
+                    const std::string& peer);
+
+/// Checks the entries of `dicom.allowed_callers`; returns the first bad one in words.
+std::optional<std::string> check_allowed_callers(const std::vector<std::string>& allowed);
+
+} // namespace dcmstreams

@@ -1,0 +1,61 @@
+#pragma once
+// routing.json, the old appliance's grammar (DESIGN §5):
+//   {"routing": [ {"name", "AETitleIn", "AETitleFrom", "status", "RouteDirectory",
+//                  "send": [ {"<outcome regex>": <destination>, ...}, ... ], "break"} ]}
+// A destination is inline {"IP", "PORT", "AETitleSender", "AETitleTo", "which",
+// "break"} or the name of an entry in the node config's `destinations`.
+// This file parses and validates; evaluating rules comes with the routing issue.
+
+#include "pipeline/config.hpp"
+#include "pipeline/error.hpp"
+
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace dcmstreams {
+
+/// `which`: files are sent if any filter matches; a filter matches when every
+/// tag's value matches its regex.
+using tag_filter = std::vector<std::pair<std::string, std::string>>; // tag -> regex
+
+struct route_destination {
+  std::string named;              // a `destinations` entry, or empty for inline
+  std::string host;               // may be "$me" (the default host) or "$caller"
+  std::uint16_t port = 0;
+  bool default_port = false;      // PORT was "$port"
+  std::string calling_ae;         // AETitleSender
+  std::string called_ae;          // AETitleTo
+  std::vector<tag_filter> which;
+  bool stop = false;              // "break" inside the destination
+};
+
+struct route_choice {
+  std::string outcome_pattern;    // regex on proc.json's "success"
+  route_destination destination;
+};
+
+struct routing_rule {
+  std::string name;
+  std::string called_ae_pattern;  // AETitleIn
+  std::string calling_ae_pattern; // AETitleFrom
+  bool enabled = true;            // status != 0
+  std::string directory = "OUTPUT";
+  std::vector<std::vector<route_choice>> send; // each map keeps document order
+  bool stop = false;              // "break"
+};
+
+struct routing_table {
+  std::vector<routing_rule> rules;
+};
+
+/// Parses routing.json text. Every problem names its place: `routing[2].send[0]."success".PORT`.
+/// `destinations` (from the node config) resolves named destinations.
+result<routing_table> parse_routing(std::string_view text, const std::string& source,
+                                    const std::map<std::string, destination_config>& destinations);
+result<routing_table> load_routing(const std::filesystem::path& path,
+                                   const std::map<std::string, destination_config>& destinations);
+
+} // namespace dcmstreams

@@ -1,0 +1,208 @@
+#include "streams/stream.hpp"
+
+#include "pipeline/config.hpp"
+#include "pipeline/json.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <regex>
+
+namespace dcmstreams::streams {
+
+namespace fs = std::filesystem;
+
+const std::vector<std::string>& known_kernels() {
+  static const std::vector<std::string> kernels{"gaussian", "median", "threshold", "window",
+                                                "mip",      "resample", "stats",   "deidentify"};
+  return kernels;
+}
+
+namespace {
+
+// An attribute is a keyword of letters and digits or a "gggg,eeee" tag.
+bool plausible_attribute(const std::string& attribute) {
+  static const std::regex keyword{"[A-Za-z][A-Za-z0-9]*"};
+  static const std::regex tag{"\\(?[0-9A-Fa-f]{4},[0-9A-Fa-f]{4}\\)?"};
+  return std::regex_match(attribute, keyword) || std::regex_match(attribute, tag);
+}
+
+void read_pipeline(json::object_reader& reader, stream_definition& stream) {
+  auto steps = reader.get_array("pipeline");
+  if (!steps)
+    return;
+  std::size_t index = 0;
+  for (auto element : *steps) {
+    std::string path = "pipeline[" + std::to_string(index++) + "]";
+    simdjson::dom::object object;
+    if (element.get(object) != simdjson::SUCCESS) {
+      reader.sink().add(path, "must be an object such as {\"kernel\": \"gaussian\", "
+                              "\"sigma_mm\": 1.0}, not " +
+                                  json::describe_type(element));
+      continue;
+    }
+    json::object_reader step_reader{object, path, reader.sink()};
+    auto kernel = step_reader.get_string("kernel");
+    if (!kernel) {
+      if (!step_reader.has("kernel"))
+        reader.sink().add(path, "needs a \"kernel\"");
+      continue;
+    }
+    auto& kernels = known_kernels();
+    if (std::find(kernels.begin(), kernels.end(), *kernel) == kernels.end()) {
+      std::string names;
+      for (auto& k : kernels)
+        names += (names.empty() ? "" : ", ") + k;
+      reader.sink().add(path + ".kernel", "unknown kernel \"" + *kernel + "\"; known: " + names);
+      continue;
+    }
+    stream.pipeline.push_back({*kernel, std::string(simdjson::minify(element))});
+  }
+  if (stream.pipeline.empty() && index == 0)
+    reader.sink().add("pipeline", "must list at least one step");
+}
+
+void read_accept(json::object_reader& reader, stream_definition& stream) {
+  auto filters = reader.get_object("accept");
+  if (!filters)
+    return;
+  for (auto field : *filters) {
+    std::string attribute{field.key};
+    std::string path = "accept." + attribute;
+    std::string_view pattern;
+    if (field.value.get(pattern) != simdjson::SUCCESS) {
+      reader.sink().add(path, "must be a regular expression in a string, such as \"CT|MR\"");
+      continue;
+    }
+    if (!plausible_attribute(attribute)) {
+      reader.sink().add(path, "is neither a DICOM keyword (\"Modality\") nor a tag "
+                              "(\"0008,0060\")");
+      continue;
+    }
+    try {
+      std::regex compiled{std::string(pattern), std::regex::ECMAScript | std::regex::icase};
+    } catch (const std::regex_error& e) {
+      reader.sink().add(path, "is not a valid regular expression: " + std::string(e.what()));
+      continue;
+    }
+    stream.accept.push_back({attribute, std::string(pattern)});
+  }
+}
+
+} // namespace
+
+result<stream_definition> load_stream(const fs::path& folder) {
+  auto file = folder / "info.json";
+  auto doc = json::document::load_file(file);
+  if (!doc)
+    return doc.error();
+  simdjson::dom::object root;
+  if (doc->root().get(root) != simdjson::SUCCESS)
+    return failure{ec::invalid_config,
+                   file.string() + ": must be a JSON object with at least \"AETitle\""};
+  json::problems problems{file.string(), {}};
+  json::object_reader reader{root, "", problems};
+  stream_definition stream;
+  // Absolute, because jobs run in their own folders, not here.
+  std::error_code absolute_error;
+  stream.folder = fs::absolute(folder, absolute_error).lexically_normal();
+  stream.folder_name = folder.filename().string();
+
+  // Unknown keys do not stop an old appliance's folder from loading.
+  json::problems unknown{file.string(), {}};
+  json::object_reader{root, "", unknown}.reject_unknown_keys(
+      {"name", "description", "version", "AETitle", "enabled", "license", "command", "pipeline",
+       "concurrency", "timeout_s", "quiet_period_s", "group_by", "accept"});
+  for (auto& note : unknown.messages)
+    stream.notes.push_back(note + " (ignored)");
+
+  stream.name = reader.get_string("name").value_or(stream.folder_name);
+  stream.description = reader.get_string("description").value_or("");
+  if (auto version = reader.get("version")) {
+    // The old files wrote versions as strings or as numbers.
+    std::string_view text;
+    if (version->get(text) == simdjson::SUCCESS)
+      stream.version = text;
+    else if (version->is_number())
+      stream.version = simdjson::minify(*version);
+    else
+      problems.add("version", "must be a string such as \"1.2\"");
+  }
+  stream.license = reader.get_string("license").value_or("");
+  if (auto title = reader.get_string("AETitle")) {
+    if (auto problem = check_ae_title(*title))
+      problems.add("AETitle", *problem);
+    else
+      stream.ae_title = *title;
+  } else if (!reader.has("AETitle")) {
+    problems.add("AETitle", "is missing: add \"AETitle\": \"<called AE title>\", the AE title "
+                            "senders use to reach this stream");
+  }
+  stream.enabled = reader.get_flag("enabled").value_or(true);
+
+  if (auto command = reader.get_string_list("command")) {
+    if (command->empty() || command->front().empty())
+      problems.add("command", "must name a program, such as [\"./work.sh\"]");
+    else
+      stream.command = *command;
+  }
+  read_pipeline(reader, stream);
+  bool has_command = reader.has("command");
+  bool has_pipeline = reader.has("pipeline");
+  if (has_command && has_pipeline)
+    problems.add("", "has both \"command\" and \"pipeline\"; a stream runs exactly one of them");
+  if (!has_command && !has_pipeline) {
+    // The old appliance ran work.sh from the stream folder.
+    auto legacy = stream.folder / "work.sh";
+    if (fs::exists(legacy)) {
+      stream.command = {legacy.string()};
+      stream.notes.push_back(file.string() +
+                             ": no \"command\" or \"pipeline\"; runs work.sh as the old appliance did");
+    } else {
+      problems.add("", "needs \"command\" (an external program) or \"pipeline\" (built-in "
+                       "kernels), or a work.sh in the folder");
+    }
+  }
+  if (!stream.command.empty()) {
+    auto program = fs::path(stream.command.front());
+    // A relative path with a slash ("./work.sh") is relative to the stream
+    // folder, not to the job folder the program runs in; a bare name is
+    // looked up in PATH when the job runs.
+    if (program.is_relative() && stream.command.front().find('/') != std::string::npos) {
+      program = (stream.folder / program).lexically_normal();
+      stream.command.front() = program.string();
+    }
+    if (program.has_parent_path() && ::access(program.c_str(), X_OK) != 0)
+      problems.add("command[0]", program.string() +
+                                     " is not an executable file; create it or chmod +x it");
+  }
+
+  if (auto concurrency = reader.get_integer("concurrency", 1, 64))
+    stream.concurrency = static_cast<int>(*concurrency);
+  if (auto timeout = reader.get_number("timeout_s")) {
+    if (*timeout < 0)
+      problems.add("timeout_s", "must be 0 (no limit) or more seconds");
+    else
+      stream.timeout_s = *timeout;
+  }
+  if (auto quiet = reader.get_number("quiet_period_s")) {
+    if (*quiet <= 0 || *quiet > 86400)
+      problems.add("quiet_period_s", "must be more than 0 and at most 86400 seconds");
+    else
+      stream.quiet_period_s = *quiet;
+  }
+  if (auto group = reader.get_string("group_by")) {
+    if (*group == "study")
+      stream.group_by = grouping::study;
+    else if (*group == "series")
+      stream.group_by = grouping::series;
+    else
+      problems.add("group_by", "must be \"study\" or \"series\", not \"" + *group + "\"");
+  }
+  read_accept(reader, stream);
+  if (!problems.empty())
+    return failure{ec::invalid_config, problems.report()};
+  return stream;
+}
+
+} // namespace dcmstreams::streams

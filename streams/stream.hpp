@@ -1,0 +1,58 @@
+#pragma once
+// A stream: one folder <streams_dir>/<name>/ with an info.json (DESIGN §5).
+// The old appliance's keys read as they were; the new keys say how a job runs.
+
+#include "pipeline/error.hpp"
+
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace dcmstreams::streams {
+
+/// One step of a built-in pipeline: a kernel name and its parameters as JSON.
+struct pipeline_step {
+  std::string kernel;
+  std::string parameters_json; // the whole step object, minified
+};
+
+/// `accept`: a DICOM attribute (keyword like "Modality" or "0008,0060") and a
+/// case-insensitive regular expression its value must match.
+struct accept_filter {
+  std::string attribute;
+  std::string pattern;
+};
+
+enum class grouping { study, series };
+
+struct stream_definition {
+  std::string folder_name;            // <name> of the folder; the stream's id
+  std::filesystem::path folder;
+  // Keys of the old appliance.
+  std::string name;
+  std::string description;
+  std::string version;
+  std::string ae_title;
+  std::string license;
+  bool enabled = true;
+  // Keys of dcmstreams.
+  std::vector<std::string> command;   // argv; INPUT and OUTPUT are appended
+  std::vector<pipeline_step> pipeline;
+  int concurrency = 1;
+  double timeout_s = 0;               // 0: no limit
+  std::optional<double> quiet_period_s;
+  grouping group_by = grouping::study;
+  std::vector<accept_filter> accept;
+  /// Notes that do not stop the stream from loading (unknown keys, legacy work.sh).
+  std::vector<std::string> notes;
+};
+
+/// The built-in kernels a `pipeline` step may name.
+const std::vector<std::string>& known_kernels();
+
+/// Loads <folder>/info.json. The failure lists every problem, each naming the
+/// file and key and saying what to write instead.
+result<stream_definition> load_stream(const std::filesystem::path& folder);
+
+} // namespace dcmstreams::streams
