@@ -149,45 +149,48 @@ const std::string& registry::entry::name() const {
   }
 }
 
-registry::entry& registry::declare(metric_type type, const std::string& name,
-                                   const std::vector<std::string>& label_names) {
+void registry::check_new_name(const std::string& name,
+                              const std::vector<std::string>& label_names) const {
   check_names(name, label_names);
   for (auto& existing : entries_)
     if (existing->name() == name)
       throw std::invalid_argument("metric " + name + " is declared twice");
-  auto& added = entries_.emplace_back(std::make_unique<entry>());
-  added->type = type;
-  return *added;
 }
 
 family<counter>& registry::add_counter(const std::string& name, const std::string& help,
                                        std::vector<std::string> label_names) {
   std::lock_guard<std::mutex> guard{mutex_};
-  auto& slot = declare(metric_type::counter, name, label_names);
-  slot.counters = std::make_unique<family<counter>>(name, help, std::move(label_names),
-                                                    [] { return std::make_unique<counter>(); });
-  return *slot.counters;
+  check_new_name(name, label_names);
+  auto added = std::make_unique<entry>();
+  added->type = metric_type::counter;
+  added->counters = std::make_unique<family<counter>>(name, help, std::move(label_names),
+                                                      [] { return std::make_unique<counter>(); });
+  return *entries_.emplace_back(std::move(added))->counters;
 }
 
 family<gauge>& registry::add_gauge(const std::string& name, const std::string& help,
                                    std::vector<std::string> label_names) {
   std::lock_guard<std::mutex> guard{mutex_};
-  auto& slot = declare(metric_type::gauge, name, label_names);
-  slot.gauges = std::make_unique<family<gauge>>(name, help, std::move(label_names),
-                                                [] { return std::make_unique<gauge>(); });
-  return *slot.gauges;
+  check_new_name(name, label_names);
+  auto added = std::make_unique<entry>();
+  added->type = metric_type::gauge;
+  added->gauges = std::make_unique<family<gauge>>(name, help, std::move(label_names),
+                                                  [] { return std::make_unique<gauge>(); });
+  return *entries_.emplace_back(std::move(added))->gauges;
 }
 
 family<histogram>& registry::add_histogram(const std::string& name, const std::string& help,
                                            std::vector<double> upper_bounds,
                                            std::vector<std::string> label_names) {
   std::lock_guard<std::mutex> guard{mutex_};
-  auto& slot = declare(metric_type::histogram, name, label_names);
-  histogram probe{upper_bounds}; // validates the bounds once, at declaration
-  slot.histograms = std::make_unique<family<histogram>>(
+  check_new_name(name, label_names);
+  histogram probe{upper_bounds}; // validates the bounds before anything is declared
+  auto added = std::make_unique<entry>();
+  added->type = metric_type::histogram;
+  added->histograms = std::make_unique<family<histogram>>(
       name, help, std::move(label_names),
       [upper_bounds] { return std::make_unique<histogram>(upper_bounds); });
-  return *slot.histograms;
+  return *entries_.emplace_back(std::move(added))->histograms;
 }
 
 void registry::add_collector(std::function<void()> collect) {

@@ -126,8 +126,8 @@ private:
     std::unique_ptr<family<histogram>> histograms;
     const std::string& name() const;
   };
-  entry& declare(metric_type type, const std::string& name,
-                 const std::vector<std::string>& label_names);
+  /// Throws std::invalid_argument for a bad or already declared name.
+  void check_new_name(const std::string& name, const std::vector<std::string>& label_names) const;
 
   mutable std::mutex mutex_;
   std::vector<std::unique_ptr<entry>> entries_;

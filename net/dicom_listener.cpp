@@ -387,9 +387,10 @@ OFCondition association::store(T_DIMSE_C_StoreRQ& request, T_ASC_PresentationCon
   auto header = read_instance_header(temporary);
   if (!header) {
     ::unlink(temporary.c_str());
+    // The message starts with the temporary file's name, which means nothing to the sender.
+    auto why = header.error().message.substr(temporary.native().size() + 2);
     return refuse(context_id, request, STATUS_STORE_Error_CannotUnderstand, ec::invalid_dataset,
-                  "cannot parse the data set: " + header.error().message.substr(
-                                                      header.error().message.rfind(": ") + 2));
+                  "cannot parse the data set, " + why);
   }
   if (!valid_uid(header->study_uid)) {
     ::unlink(temporary.c_str());

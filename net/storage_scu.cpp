@@ -96,21 +96,22 @@ void send_share(const std::vector<fs::path>& share, const send_options& options,
   }
   if (scu.getNumberOfSOPInstances() == 0)
     return;
-  OFCondition cond = scu.initNetwork();
-  if (cond.bad()) {
-    for (auto& [path, size] : sizes)
-      out.outcomes.push_back({path, 0, false, std::string("network: ") + cond.text()});
-    return;
-  }
   // Each round negotiates the contexts the next files need (at most 128 per
-  // association) and sends what they allow.
-  // A round that sends nothing cannot repeat more often than there are files.
+  // association) and sends what they allow. A round that sends nothing
+  // cannot repeat more often than there are files.
+  OFCondition cond;
   for (std::size_t round = 0; round <= sizes.size(); ++round) {
     cond = scu.addPresentationContexts();
     if (cond == NET_EC_NoPresentationContextsDefined)
       break;
     if (cond.bad())
       break;
+    cond = scu.initNetwork();
+    if (cond.bad()) {
+      for (auto& [path, size] : sizes)
+        out.outcomes.push_back({path, 0, false, std::string("network: ") + cond.text()});
+      return;
+    }
     ++out.associations;
     cond = scu.negotiateAssociation();
     if (cond.bad()) {

@@ -102,7 +102,8 @@ private:
         ++pos_;
         return true;
       }
-      fail("',' or '}' is expected after an object member");
+      fail(pos_ >= text_.size() ? "unexpected end of the document: '}' is missing"
+                                : "',' or '}' is expected after an object member");
       return false;
     }
   }
@@ -131,7 +132,8 @@ private:
         ++pos_;
         return true;
       }
-      fail("',' or ']' is expected after an array element");
+      fail(pos_ >= text_.size() ? "unexpected end of the document: ']' is missing"
+                                : "',' or ']' is expected after an array element");
       return false;
     }
   }

@@ -1,0 +1,186 @@
+// The assembler's timing, with CAF's deterministic test coordinator: time
+// moves only when the test says so.
+#define CAF_SUITE assembler
+
+#include "actors/assembler.hpp"
+#include "actors/job_store.hpp"
+#include "pipeline/database.hpp"
+#include "pipeline/store.hpp"
+
+#include <caf/test/dsl.hpp>
+#include <caf/test/unit_test_impl.hpp>
+
+#include <cstdlib>
+#include <fstream>
+
+using namespace dcmstreams;
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct fixture : test_coordinator_fixture<> {
+  fixture() {
+    char pattern[] = "/tmp/dcmstreams-assembler-XXXXXX";
+    root = ::mkdtemp(pattern);
+    layout = std::make_unique<store_layout>(root);
+    auto opened = database::open(layout->database_file());
+    CAF_REQUIRE(static_cast<bool>(opened));
+    db = std::move(*opened);
+    registry = std::make_shared<streams::shared_registry>();
+    // The real job store, spawned on the test scheduler instead of detached.
+    store = sys.spawn(job_store, db, *layout, false);
+    completion_config completion;
+    completion.quiet_period_s = 15;
+    completion.max_wait_s = 60;
+    assembler_handle = sys.spawn(assembler, store, completion, registry, nullptr);
+    sched.run();
+  }
+
+  ~fixture() {
+    self->send_exit(assembler_handle, caf::exit_reason::user_shutdown);
+    self->send_exit(store, caf::exit_reason::user_shutdown);
+    sched.run();
+    std::error_code ignored;
+    fs::remove_all(root, ignored);
+  }
+
+  // Writes an instance file into incoming/ as the listener would and tells the assembler.
+  void arrive(const study_key& key, const std::string& sop) {
+    auto path = layout->incoming_instance(key.called_ae, key.study_uid, sop);
+    fs::create_directories(path.parent_path());
+    std::ofstream{path} << "instance " << sop;
+    self->send(assembler_handle, arrived_atom::value, key, arrived_instance{sop, path.string(), 10});
+    sched.run();
+  }
+
+  std::vector<job_record> queued_jobs() {
+    auto jobs = db->jobs_in_state(job_state::queued);
+    CAF_REQUIRE(static_cast<bool>(jobs));
+    return *jobs;
+  }
+
+  // Lets the clock run on and every message triggered by it be handled.
+  void wait(caf::timespan span) {
+    advance_time(span);
+    sched.run();
+  }
+
+  fs::path root;
+  std::unique_ptr<store_layout> layout;
+  std::shared_ptr<database> db;
+  std::shared_ptr<streams::shared_registry> registry;
+  job_store_actor store;
+  assembler_actor assembler_handle;
+  study_key ct{"SMOOTH", "MODALITY", "10.0.0.5", "1.2.3"};
+};
+
+} // namespace
+
+CAF_TEST_FIXTURE_SCOPE(assembler_tests, fixture)
+
+CAF_TEST(a study completes when its quiet period has passed and not before) {
+  arrive(ct, "1.2.3.1");
+  arrive(ct, "1.2.3.2");
+  wait(14s);
+  CAF_CHECK_EQUAL(queued_jobs().size(), 0u);
+  advance_time(1s);
+  // The timer fires, the assembler asks the job store for the job.
+  expect((tick_atom, study_key), from(assembler_handle).to(assembler_handle).with(_, ct));
+  expect((create_atom, completed_study), from(assembler_handle).to(store).with(_, _));
+  sched.run();
+  auto jobs = queued_jobs();
+  CAF_REQUIRE_EQUAL(jobs.size(), 1u);
+  CAF_CHECK_EQUAL(jobs[0].instances, 2);
+  CAF_CHECK_EQUAL(jobs[0].calling_ae, "MODALITY");
+  CAF_CHECK_EQUAL(jobs[0].peer, "10.0.0.5");
+}
+
+CAF_TEST(every instance restarts the quiet period) {
+  arrive(ct, "1.2.3.1");
+  for (int i = 2; i <= 5; ++i) {
+    wait(10s);
+    arrive(ct, "1.2.3." + std::to_string(i));
+  }
+  wait(14s);
+  CAF_CHECK_EQUAL(queued_jobs().size(), 0u);
+  wait(1s);
+  auto jobs = queued_jobs();
+  CAF_REQUIRE_EQUAL(jobs.size(), 1u);
+  CAF_CHECK_EQUAL(jobs[0].instances, 5);
+}
+
+CAF_TEST(the maximum wait completes a study that never goes quiet) {
+  for (int i = 0; i < 6; ++i) {
+    arrive(ct, "1.2.3." + std::to_string(i + 1));
+    CAF_CHECK_EQUAL(queued_jobs().size(), 0u);
+    wait(10s);
+  }
+  // 60 s after the first instance the study completes although instances
+  // kept coming every 10 s (max_wait_s is 60 here).
+  auto jobs = queued_jobs();
+  CAF_REQUIRE_EQUAL(jobs.size(), 1u);
+  CAF_CHECK_EQUAL(jobs[0].instances, 6);
+}
+
+CAF_TEST(callers peers and called titles make separate studies) {
+  study_key other_caller = ct;
+  other_caller.calling_ae = "WORKSTATION";
+  study_key other_peer = ct;
+  other_peer.peer = "10.0.0.6";
+  arrive(ct, "1.2.3.1");
+  arrive(other_caller, "1.2.3.2");
+  arrive(other_peer, "1.2.3.3");
+  arrive(ct, "1.2.3.1"); // the same instance again: still one
+  wait(15s);
+  auto jobs = queued_jobs();
+  CAF_REQUIRE_EQUAL(jobs.size(), 3u);
+  for (auto& job : jobs)
+    CAF_CHECK_EQUAL(job.instances, 1);
+}
+
+CAF_TEST(completion can be forced and later instances start a new study) {
+  arrive(ct, "1.2.3.1");
+  std::uint64_t completed = 0;
+  self->send(assembler_handle, complete_atom::value, ct.study_uid);
+  sched.run();
+  self->receive([&](std::uint64_t n) { completed = n; }, caf::after(0s) >> [] {});
+  CAF_CHECK_EQUAL(completed, 1u);
+  CAF_CHECK_EQUAL(queued_jobs().size(), 1u);
+  arrive(ct, "1.2.3.2");
+  wait(15s);
+  auto jobs = queued_jobs();
+  CAF_REQUIRE_EQUAL(jobs.size(), 2u);
+  CAF_CHECK_EQUAL(jobs[1].instances, 1);
+}
+
+CAF_TEST(a stream can shorten its quiet period) {
+  auto streams_dir = root / "streams";
+  fs::create_directories(streams_dir / "fast");
+  std::ofstream{streams_dir / "fast" / "info.json"}
+      << R"({"AETitle": "FAST", "command": ["true"], "quiet_period_s": 0.5})";
+  registry->set(std::make_shared<streams::registry_snapshot>(streams::load_registry(streams_dir)));
+  study_key fast{"FAST", "MODALITY", "10.0.0.5", "1.2.4"};
+  arrive(fast, "1.2.4.1");
+  wait(400ms);
+  CAF_CHECK_EQUAL(queued_jobs().size(), 0u);
+  wait(100ms);
+  auto jobs = queued_jobs();
+  CAF_REQUIRE_EQUAL(jobs.size(), 1u);
+  CAF_CHECK_EQUAL(jobs[0].stream, "fast");
+}
+
+CAF_TEST(pending studies are listed) {
+  arrive(ct, "1.2.3.1");
+  arrive(ct, "1.2.3.2");
+  std::vector<pending_study> pending;
+  self->send(assembler_handle, get_atom::value, pending_atom::value);
+  sched.run();
+  self->receive([&](std::vector<pending_study>& list) { pending = std::move(list); },
+                caf::after(0s) >> [] {});
+  CAF_REQUIRE_EQUAL(pending.size(), 1u);
+  CAF_CHECK_EQUAL(pending[0].instances, 2u);
+  CAF_CHECK_EQUAL(pending[0].bytes, 20u);
+}
+
+CAF_TEST_FIXTURE_SCOPE_END()

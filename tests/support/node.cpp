@@ -1,0 +1,148 @@
+#include "tests/support/node.hpp"
+
+#include "pipeline/dicom_file.hpp"
+
+#include <algorithm>
+#include <csignal>
+#include <stdexcept>
+
+namespace dcmstreams::fixtures {
+
+namespace fs = std::filesystem;
+
+fs::path dcmstreams_binary() {
+  return DCMSTREAMS_BINARY;
+}
+
+fs::path source_dir() {
+  return DCMSTREAMS_SOURCE_DIR;
+}
+
+fs::path pydicom_test_files() {
+  return "/usr/lib/python3/dist-packages/pydicom/data/test_files";
+}
+
+void write_stream(const fs::path& streams_dir, const std::string& name, const std::string& ae_title,
+                  const std::string& extra) {
+  std::string json = "{\"name\": \"" + name + "\", \"AETitle\": \"" + ae_title +
+                     "\", \"enabled\": 1, \"description\": \"test stream\"";
+  json += extra.empty() ? ", \"command\": [\"/bin/true\"]" : ", " + extra;
+  json += "}\n";
+  write_file(streams_dir / name / "info.json", json);
+}
+
+test_node::test_node(const fs::path& root, node_options options)
+    : root_(root), data_dir_(root / "data"), streams_dir_(root / "streams"),
+      config_file_(root / "dcmstreams.json"), log_file_(root / "node.log"), port_(free_port()) {
+  fs::create_directories(streams_dir_);
+  char quiet[32];
+  std::snprintf(quiet, sizeof quiet, "%g", options.quiet_period_s);
+  write_file(config_file_,
+             "{\n"
+             "  \"data_dir\": \"data\",\n"
+             "  \"streams_dir\": \"streams\",\n"
+             "  \"dicom\": {\"port\": " + std::to_string(port_) + ", \"bind\": \"127.0.0.1\", " +
+                 "\"max_associations\": " + std::to_string(options.max_associations) +
+                 ", \"allowed_callers\": " + options.allowed_callers_json + "},\n" +
+                 "  \"completion\": {\"quiet_period_s\": " + quiet + "},\n" +
+                 "  \"storage\": {\"sync\": \"" + options.sync + "\", \"reserve_free_mb\": " +
+                 std::to_string(options.reserve_free_mb) + "}\n}\n");
+}
+
+test_node::~test_node() {
+  if (running())
+    stop();
+}
+
+void test_node::start() {
+  process_ = std::make_unique<process>(process_options{
+      {dcmstreams_binary().string(), "serve", "--config", config_file_.string()},
+      {{"TCP_NODELAY", "1"}},
+      root_,
+      log_file_});
+  // "ready" is logged once per start; count them to wait for this start's.
+  auto before = [&] {
+    std::size_t count = 0, at = 0;
+    auto text = log();
+    while ((at = text.find("serve: ready", at)) != std::string::npos) {
+      ++count;
+      ++at;
+    }
+    return count;
+  };
+  auto initial = before();
+  if (!eventually([&] { return before() > initial || !process_->running(); },
+                  std::chrono::seconds(30)) ||
+      !process_->running())
+    throw std::runtime_error("dcmstreams serve did not start:\n" + log());
+}
+
+int test_node::stop() {
+  return process_ ? process_->stop() : -1;
+}
+
+void test_node::kill() {
+  if (process_) {
+    process_->signal(SIGKILL);
+    process_->wait(std::chrono::seconds(10));
+  }
+}
+
+bool test_node::wait_for_log(const std::string& text, std::chrono::milliseconds timeout) {
+  return eventually([&] { return log().find(text) != std::string::npos; }, timeout);
+}
+
+std::vector<fs::path> test_node::job_dirs() const {
+  std::vector<fs::path> dirs;
+  std::error_code error;
+  for (auto& entry : fs::directory_iterator(data_dir_ / "jobs", error))
+    if (entry.is_directory() && fs::exists(entry.path() / "info.json"))
+      dirs.push_back(entry.path());
+  std::sort(dirs.begin(), dirs.end(), [](const fs::path& a, const fs::path& b) {
+    return std::stoll(a.filename().string()) < std::stoll(b.filename().string());
+  });
+  return dirs;
+}
+
+std::vector<fs::path> test_node::input_files(const fs::path& job_dir) {
+  return files_under(job_dir / "INPUT");
+}
+
+std::vector<fs::path> test_node::incoming_files() const {
+  std::vector<fs::path> files;
+  for (auto& file : files_under(data_dir_ / "incoming"))
+    if (file.extension() == ".dcm")
+      files.push_back(file);
+  return files;
+}
+
+std::string dataset_bytes(const fs::path& file) {
+  auto content = read_file(file);
+  if (content.size() < 144 || content.compare(128, 4, "DICM") != 0)
+    throw std::runtime_error(file.string() + ": no DICOM preamble");
+  // (0002,0000) UL, explicit VR little endian: tag(4) VR(2) length(2) value(4).
+  auto at = [&](std::size_t i) { return static_cast<unsigned char>(content[i]); };
+  std::uint32_t group_length = at(140) | (at(141) << 8) | (at(142) << 16) |
+                               (std::uint32_t{at(143)} << 24);
+  return content.substr(144 + group_length);
+}
+
+std::string sop_instance_uid(const fs::path& file) {
+  auto header = read_instance_header(file);
+  if (!header)
+    throw std::runtime_error(header.error().message);
+  return header->sop_instance_uid;
+}
+
+std::vector<fs::path> files_under(const fs::path& dir) {
+  std::vector<fs::path> files;
+  std::error_code error;
+  for (auto it = fs::recursive_directory_iterator(dir, error);
+       !error && it != fs::recursive_directory_iterator(); it.increment(error))
+    if (it->is_regular_file())
+      files.push_back(it->path());
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
+} // namespace dcmstreams::fixtures

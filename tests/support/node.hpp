@@ -1,0 +1,77 @@
+#pragma once
+// A real `dcmstreams serve` process for integration tests, with its own
+// configuration, streams folder and data folder on a free loopback port.
+
+#include "tests/support/process.hpp"
+
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace dcmstreams::fixtures {
+
+/// The dcmstreams binary under test.
+std::filesystem::path dcmstreams_binary();
+/// The checkout (for streams/library and other fixtures).
+std::filesystem::path source_dir();
+/// python3-pydicom's test files.
+std::filesystem::path pydicom_test_files();
+
+/// Writes <streams_dir>/<name>/info.json; `extra` is inserted as more JSON members.
+void write_stream(const std::filesystem::path& streams_dir, const std::string& name,
+                  const std::string& ae_title, const std::string& extra = "");
+
+struct node_options {
+  double quiet_period_s = 0.5;
+  std::string sync = "instance";
+  std::uint64_t reserve_free_mb = 1;
+  int max_associations = 16;
+  std::string allowed_callers_json = "[]";
+};
+
+class test_node {
+public:
+  test_node(const std::filesystem::path& root, node_options options = {});
+  ~test_node();
+
+  /// Starts `serve` and waits until it says it is ready.
+  void start();
+  /// SIGTERM, and the exit code.
+  int stop();
+  /// SIGKILL, as a crash would.
+  void kill();
+  bool running() { return process_ && process_->running(); }
+
+  std::uint16_t port() const { return port_; }
+  const std::filesystem::path& data_dir() const { return data_dir_; }
+  const std::filesystem::path& streams_dir() const { return streams_dir_; }
+  std::string log() const { return read_file(log_file_); }
+  bool wait_for_log(const std::string& text, std::chrono::milliseconds timeout);
+
+  /// Job folders under data/jobs whose info.json is written (complete), by id.
+  std::vector<std::filesystem::path> job_dirs() const;
+  /// Files in a job's INPUT folder.
+  static std::vector<std::filesystem::path> input_files(const std::filesystem::path& job_dir);
+  /// Final instance files under data/incoming (pending studies).
+  std::vector<std::filesystem::path> incoming_files() const;
+
+private:
+  std::filesystem::path root_;
+  std::filesystem::path data_dir_;
+  std::filesystem::path streams_dir_;
+  std::filesystem::path config_file_;
+  std::filesystem::path log_file_;
+  std::uint16_t port_;
+  std::unique_ptr<process> process_;
+};
+
+/// The data set bytes of a DICOM file: everything after its file meta
+/// information (found through (0002,0000) File Meta Information Group Length).
+std::string dataset_bytes(const std::filesystem::path& file);
+/// The SOP Instance UID of a file (read with DCMTK).
+std::string sop_instance_uid(const std::filesystem::path& file);
+/// Regular files under `dir`, recursively, sorted.
+std::vector<std::filesystem::path> files_under(const std::filesystem::path& dir);
+
+} // namespace dcmstreams::fixtures

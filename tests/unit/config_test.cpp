@@ -1,0 +1,115 @@
+#include "pipeline/config.hpp"
+
+#include "tests/support/process.hpp"
+
+#include <gtest/gtest.h>
+
+using namespace dcmstreams;
+
+TEST(node_config, defaults_work_from_a_checkout) {
+  auto config = parse_node_config("{}", "dcmstreams.json");
+  ASSERT_TRUE(config) << config.error().message;
+  EXPECT_EQ(config->dicom.port, 11113);
+  EXPECT_EQ(config->web.port, 2813);
+  EXPECT_EQ(config->web.bind, "127.0.0.1");
+  EXPECT_EQ(config->data_dir, "data");
+  EXPECT_EQ(config->streams_dir, "streams/library");
+  EXPECT_DOUBLE_EQ(config->completion.quiet_period_s, 15.0);
+  EXPECT_EQ(config->storage.sync, sync_mode::instance);
+}
+
+TEST(node_config, reads_every_documented_key) {
+  auto config = parse_node_config(R"({
+    "ae_title": "NODE1",
+    "dicom": {"port": 104, "bind": "127.0.0.1", "max_associations": 4,
+              "allowed_callers": ["CT1", "@10.0.0.0/8", "MR1@192.168.1.7"],
+              "acse_timeout_s": 10, "dimse_timeout_s": 20, "max_pdu": 65536},
+    "web": {"port": 8080, "bind": "0.0.0.0",
+            "users": [{"name": "ann", "password_hash": "$argon2id$x", "role": "admin"}]},
+    "data_dir": "/srv/data", "streams_dir": "/srv/streams", "routing_file": "/srv/routing.json",
+    "completion": {"quiet_period_s": 0.5, "max_wait_s": 600},
+    "storage": {"sync": "association", "reserve_free_mb": 10, "scrub_high_pct": 95,
+                "scrub_low_pct": 85, "retention_days": 30},
+    "destinations": {"pacs": {"host": "10.0.0.9", "port": 4242, "ae_title": "ORTHANC",
+                              "calling_ae_title": "NODE1", "associations": 4,
+                              "transfer_syntax": "jpeg-ls"}},
+    "log": {"level": "debug"}})",
+                                  "dcmstreams.json");
+  ASSERT_TRUE(config) << config.error().message;
+  EXPECT_EQ(config->ae_title, "NODE1");
+  EXPECT_EQ(config->dicom.port, 104);
+  EXPECT_EQ(config->dicom.max_associations, 4);
+  EXPECT_EQ(config->dicom.allowed_callers.size(), 3u);
+  EXPECT_EQ(config->dicom.max_pdu, 65536u);
+  EXPECT_EQ(config->web.users.at(0).role, "admin");
+  EXPECT_DOUBLE_EQ(config->completion.quiet_period_s, 0.5);
+  EXPECT_EQ(config->storage.sync, sync_mode::association);
+  EXPECT_EQ(config->storage.reserve_free_mb, 10u);
+  EXPECT_EQ(config->destinations.at("pacs").port, 4242);
+  EXPECT_EQ(config->destinations.at("pacs").associations, 4);
+  EXPECT_EQ(config->log_level, "debug");
+}
+
+TEST(node_config, a_typo_names_the_key_and_suggests_the_right_one) {
+  auto config = parse_node_config(R"({"dicom": {"prot": 104}})", "node.json");
+  ASSERT_FALSE(config);
+  EXPECT_NE(config.error().message.find("node.json: dicom.prot: unknown key; did you mean \"port\"?"),
+            std::string::npos)
+      << config.error().message;
+}
+
+TEST(node_config, every_problem_is_reported_with_its_key) {
+  auto config = parse_node_config(
+      R"({"dicom": {"port": 70000, "bind": 5}, "storage": {"sync": "sometimes"},
+          "completion": {"quiet_period_s": -1}, "ae_title": "A\\B"})",
+      "node.json");
+  ASSERT_FALSE(config);
+  auto& message = config.error().message;
+  EXPECT_NE(message.find("dicom.port: must be between 1 and 65535, not 70000"), std::string::npos)
+      << message;
+  EXPECT_NE(message.find("dicom.bind: must be a string, not a number"), std::string::npos);
+  EXPECT_NE(message.find("storage.sync: must be \"instance\", \"association\" or \"none\""),
+            std::string::npos);
+  EXPECT_NE(message.find("completion.quiet_period_s"), std::string::npos);
+  EXPECT_NE(message.find("ae_title: an AE title may hold only printable ASCII"), std::string::npos);
+}
+
+TEST(node_config, invalid_json_says_line_and_column) {
+  auto config = parse_node_config("{\n  \"dicom\": {\"port\": 104,}\n}", "node.json");
+  ASSERT_FALSE(config);
+  EXPECT_NE(config.error().message.find("node.json:2:"), std::string::npos)
+      << config.error().message;
+  EXPECT_NE(config.error().message.find("comma before '}'"), std::string::npos);
+}
+
+TEST(node_config, allowed_callers_entries_are_checked) {
+  auto config = parse_node_config(R"({"dicom": {"allowed_callers": ["@10.0.0.0/33"]}})", "n.json");
+  ASSERT_FALSE(config);
+  EXPECT_NE(config.error().message.find("dicom.allowed_callers"), std::string::npos);
+}
+
+TEST(node_config, folders_in_a_file_are_relative_to_that_file) {
+  fixtures::temp_dir dir;
+  fixtures::write_file(dir / "conf" / "dcmstreams.json",
+                      R"({"data_dir": "data", "streams_dir": "/abs/streams"})");
+  auto config = load_node_config(dir / "conf" / "dcmstreams.json");
+  ASSERT_TRUE(config) << config.error().message;
+  EXPECT_EQ(config->data_dir, dir / "conf" / "data");
+  EXPECT_EQ(config->streams_dir, "/abs/streams");
+}
+
+TEST(node_config, a_missing_file_is_named) {
+  auto config = load_node_config("/nonexistent/dcmstreams.json");
+  ASSERT_FALSE(config);
+  EXPECT_NE(config.error().message.find("/nonexistent/dcmstreams.json: cannot open"),
+            std::string::npos);
+}
+
+TEST(ae_title, rules_of_the_standard) {
+  EXPECT_FALSE(check_ae_title("STORESCP"));
+  EXPECT_FALSE(check_ae_title("A B"));
+  EXPECT_TRUE(check_ae_title(""));
+  EXPECT_TRUE(check_ae_title("    "));
+  EXPECT_TRUE(check_ae_title("ABCDEFGHIJKLMNOPQ"));
+  EXPECT_TRUE(check_ae_title("A\\B"));
+}

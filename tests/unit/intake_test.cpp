@@ -1,0 +1,177 @@
+#include "net/file_meta.hpp"
+#include "pipeline/database.hpp"
+#include "pipeline/intake.hpp"
+#include "pipeline/synth.hpp"
+
+#include "tests/support/node.hpp"
+#include "tests/support/process.hpp"
+
+#include <gtest/gtest.h>
+
+#include <sys/stat.h>
+
+using namespace dcmstreams;
+namespace fs = std::filesystem;
+
+namespace {
+
+ino_t inode(const fs::path& p) {
+  struct stat s {};
+  ::stat(p.c_str(), &s);
+  return s.st_ino;
+}
+
+// A pending study in incoming/, written the way the listener writes it.
+struct incoming_study {
+  study_key key;
+  std::vector<arrived_instance> instances;
+};
+
+incoming_study receive(const store_layout& layout, const fs::path& scratch, int count) {
+  synth_options options;
+  options.out = scratch;
+  options.series = 1;
+  options.instances = count;
+  options.rows = options.cols = 16;
+  auto written = synthesize(options);
+  EXPECT_TRUE(written);
+  incoming_study study;
+  study.key = {"SMOOTH", "STORESCU", "127.0.0.1", written->study_uids.front()};
+  for (auto& file : written->files) {
+    auto sop = fixtures::sop_instance_uid(file);
+    auto path = layout.incoming_instance(study.key.called_ae, study.key.study_uid, sop);
+    auto content = net::encode_file_meta({"1.2.840.10008.5.1.4.1.1.2", sop, "1.2.840.10008.1.2.1",
+                                          "STORESCU", "SMOOTH", "dicom://127.0.0.1:5000"}) +
+                   fixtures::dataset_bytes(file);
+    fixtures::write_file(path, content);
+    study.instances.push_back({sop, path.string(), content.size()});
+  }
+  return study;
+}
+
+} // namespace
+
+class intake_fixture : public ::testing::Test {
+protected:
+  void SetUp() override {
+    auto opened = database::open(layout.data_dir() / "dcmstreams.db");
+    ASSERT_TRUE(opened) << opened.error().message;
+    db = std::move(*opened);
+    fs::create_directories(layout.receive_dir());
+  }
+  fixtures::temp_dir dir;
+  fixtures::temp_dir scratch;
+  store_layout layout{dir.path()};
+  std::unique_ptr<database> db;
+};
+
+TEST_F(intake_fixture, a_completed_study_becomes_a_queued_job_with_linked_input) {
+  auto study = receive(layout, scratch.path(), 5);
+  intake jobs{layout, *db, true};
+  auto job = jobs.create_job({study.key, "smooth", study.instances, 1234});
+  ASSERT_TRUE(job) << job.error().message;
+  EXPECT_EQ(job->state, job_state::queued);
+  EXPECT_EQ(job->instances, 5);
+  auto input = layout.job_dir(job->id) / "INPUT";
+  ASSERT_EQ(fixtures::files_under(input).size(), 5u);
+  EXPECT_TRUE(fs::is_directory(layout.job_dir(job->id) / "OUTPUT"));
+  for (auto& instance : study.instances) {
+    auto linked = input / (instance.sop_uid + ".dcm");
+    auto stored = layout.stored_instance(study.key.study_uid, instance.sop_uid);
+    EXPECT_EQ(inode(linked), inode(stored)) << "INPUT is a hard link into the store";
+    EXPECT_FALSE(fs::exists(instance.path)) << "incoming/ is emptied";
+  }
+  EXPECT_FALSE(fs::exists(layout.incoming_study_dir("SMOOTH", study.key.study_uid)));
+  auto info = fixtures::read_file(layout.job_dir(job->id) / "info.json");
+  for (auto key : {"\"CallerIP\": \"127.0.0.1\"", "\"AETitleCalled\": \"SMOOTH\"",
+                   "\"AETitleCaller\": \"STORESCU\"", "\"received\": \"1970-01-01T00:00:01.234Z\"",
+                   "\"stream\": \"smooth\"", "\"instances\": 5"})
+    EXPECT_NE(info.find(key), std::string::npos) << key << "\n" << info;
+  auto recorded = db->find_job(job->id);
+  ASSERT_TRUE(recorded && *recorded);
+  EXPECT_EQ((*recorded)->state, job_state::queued);
+  EXPECT_EQ((*recorded)->study_uid, study.key.study_uid);
+}
+
+TEST_F(intake_fixture, a_replaced_instance_stays_pending_for_the_next_job) {
+  auto study = receive(layout, scratch.path(), 3);
+  // The first instance is sent again before the job is made: a new inode.
+  auto& first = study.instances.front();
+  auto copy = fixtures::read_file(first.path);
+  fs::remove(first.path);
+  intake jobs{layout, *db, false};
+  auto job = jobs.create_job({study.key, "smooth", study.instances, 0});
+  ASSERT_TRUE(job);
+  EXPECT_EQ(job->instances, 2);
+  EXPECT_NE(job->message.find("1 instances were replaced"), std::string::npos);
+  fixtures::write_file(first.path, copy);
+  auto again = jobs.create_job({study.key, "smooth", {first}, 0});
+  ASSERT_TRUE(again) << again.error().message;
+  EXPECT_EQ(again->instances, 1);
+}
+
+TEST_F(intake_fixture, a_study_with_nothing_left_is_refused_and_leaves_no_job) {
+  intake jobs{layout, *db, false};
+  study_key key{"SMOOTH", "X", "127.0.0.1", "1.2.3"};
+  auto job = jobs.create_job({key, "smooth", {{"1.2.3.4", "/nonexistent/1.2.3.4.dcm", 10}}, 0});
+  ASSERT_FALSE(job);
+  EXPECT_EQ(job.error().code, ec::not_found);
+  auto creating = db->jobs_in_state(job_state::creating);
+  ASSERT_TRUE(creating);
+  EXPECT_TRUE(creating->empty());
+  EXPECT_TRUE(fixtures::files_under(layout.jobs_dir()).empty());
+}
+
+TEST_F(intake_fixture, recovery_rebuilds_pending_studies_from_the_meta_header) {
+  auto study = receive(layout, scratch.path(), 4);
+  fixtures::write_file(layout.receive_dir() / "123-1.part", "half an instance");
+  intake jobs{layout, *db, false};
+  auto report = jobs.recover();
+  EXPECT_EQ(report.removed_partial_files, 1u);
+  ASSERT_EQ(report.pending.size(), 4u);
+  for (auto& pending : report.pending)
+    EXPECT_EQ(pending.key, study.key);
+  EXPECT_TRUE(report.problems.empty());
+}
+
+TEST_F(intake_fixture, recovery_undoes_a_creation_cut_off_before_info_json) {
+  auto study = receive(layout, scratch.path(), 2);
+  job_record half;
+  half.stream = "smooth";
+  half.called_ae = "SMOOTH";
+  half.study_uid = study.key.study_uid;
+  auto id = db->insert_job(half);
+  ASSERT_TRUE(id);
+  fs::create_directories(layout.job_dir(*id) / "INPUT");
+  intake jobs{layout, *db, false};
+  auto report = jobs.recover();
+  ASSERT_EQ(report.undone_jobs.size(), 1u);
+  EXPECT_FALSE(fs::exists(layout.job_dir(*id)));
+  EXPECT_EQ(report.pending.size(), 2u) << "its instances are pending again";
+  auto found = db->find_job(*id);
+  ASSERT_TRUE(found);
+  EXPECT_FALSE(*found);
+}
+
+TEST_F(intake_fixture, recovery_finishes_a_creation_cut_off_after_info_json) {
+  auto study = receive(layout, scratch.path(), 3);
+  job_record half;
+  half.stream = "smooth";
+  half.called_ae = study.key.called_ae;
+  half.calling_ae = study.key.calling_ae;
+  half.study_uid = study.key.study_uid;
+  auto id = db->insert_job(half);
+  ASSERT_TRUE(id);
+  auto input = layout.job_dir(*id) / "INPUT";
+  fs::create_directories(input);
+  for (auto& instance : study.instances)
+    fs::create_hard_link(instance.path, input / (instance.sop_uid + ".dcm"));
+  fixtures::write_file(layout.job_dir(*id) / "info.json", "{}");
+  intake jobs{layout, *db, false};
+  auto report = jobs.recover();
+  ASSERT_EQ(report.resumed_jobs.size(), 1u);
+  EXPECT_EQ(report.resumed_jobs[0].state, job_state::queued);
+  EXPECT_TRUE(report.pending.empty()) << "the instances belong to the job";
+  for (auto& instance : study.instances)
+    EXPECT_TRUE(fs::exists(layout.stored_instance(study.key.study_uid, instance.sop_uid)));
+}

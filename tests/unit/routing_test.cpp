@@ -1,0 +1,54 @@
+#include "pipeline/routing.hpp"
+
+#include <gtest/gtest.h>
+
+using namespace dcmstreams;
+
+TEST(routing_file, the_old_grammar_parses) {
+  std::map<std::string, destination_config> destinations;
+  destinations["pacs"] = {"pacs", "10.0.0.9", 4242, "ORTHANC", "NODE", 2, ""};
+  auto table = parse_routing(R"({"routing": [
+    {"name": "results to PACS", "AETitleIn": "SMOOTH|MIP", "AETitleFrom": ".*", "status": 1,
+     "RouteDirectory": "OUTPUT", "break": 1,
+     "send": [{"success": "pacs", "fail": {"IP": "$caller", "PORT": "$port",
+               "AETitleSender": "NODE", "AETitleTo": "WS1", "which": [{"0008,103e": "T1"}]}}]},
+    {"name": "off", "status": "0", "send": []}]})",
+                             "routing.json", destinations);
+  ASSERT_TRUE(table) << table.error().message;
+  ASSERT_EQ(table->rules.size(), 2u);
+  auto& rule = table->rules[0];
+  EXPECT_EQ(rule.called_ae_pattern, "SMOOTH|MIP");
+  EXPECT_TRUE(rule.stop);
+  ASSERT_EQ(rule.send.size(), 1u);
+  ASSERT_EQ(rule.send[0].size(), 2u);
+  EXPECT_EQ(rule.send[0][0].outcome_pattern, "success") << "document order is kept";
+  EXPECT_EQ(rule.send[0][0].destination.named, "pacs");
+  EXPECT_EQ(rule.send[0][0].destination.port, 4242);
+  EXPECT_TRUE(rule.send[0][1].destination.default_port);
+  EXPECT_EQ(rule.send[0][1].destination.which.at(0).at(0).first, "0008,103e");
+  EXPECT_FALSE(table->rules[1].enabled);
+}
+
+TEST(routing_file, errors_name_their_place) {
+  auto table = parse_routing(R"({"routing": [{"send": [{"success": {"IP": "1.2.3.4",
+    "PORT": 99999, "AETitleTo": "X", "colour": 1}}, {"(bad": "nowhere"}]}]})",
+                             "routing.json", {});
+  ASSERT_FALSE(table);
+  auto& m = table.error().message;
+  EXPECT_NE(m.find("routing.json: routing[0].send[0].\"success\".PORT: must be a port number"),
+            std::string::npos)
+      << m;
+  EXPECT_NE(m.find("routing[0].send[0].\"success\".colour: unknown key"), std::string::npos) << m;
+  EXPECT_NE(m.find("routing[0].send[1].\"(bad\": \"(bad\" is not a valid regular expression"),
+            std::string::npos)
+      << m;
+  EXPECT_NE(m.find("names destination \"nowhere\", which is not in the node config"),
+            std::string::npos)
+      << m;
+}
+
+TEST(routing_file, syntax_errors_have_a_line) {
+  auto table = parse_routing("{\"routing\": [\n{\"name\": \"x\"\n]}", "routing.json", {});
+  ASSERT_FALSE(table);
+  EXPECT_EQ(table.error().message.rfind("routing.json:3:", 0), 0u) << table.error().message;
+}

@@ -1,0 +1,166 @@
+#include "streams/registry.hpp"
+
+#include "tests/support/node.hpp"
+#include "tests/support/process.hpp"
+
+#include <gtest/gtest.h>
+
+#include <sys/stat.h>
+
+#include <thread>
+
+using namespace dcmstreams;
+using dcmstreams::fixtures::temp_dir;
+using dcmstreams::fixtures::write_file;
+
+namespace {
+
+std::string problems_of(const streams::registry_snapshot& snapshot) {
+  std::string all;
+  for (auto& p : snapshot.problems)
+    all += p + "\n";
+  return all;
+}
+
+} // namespace
+
+TEST(stream, reads_the_old_appliance_keys_as_they_were) {
+  temp_dir dir;
+  write_file(dir / "bucket" / "info.json", R"({"name": "Bucket", "description": "old",
+    "version": 2, "AETitle": "BUCKET", "enabled": 1, "license": "GPL"})");
+  write_file(dir / "bucket" / "work.sh", "#!/bin/sh\n");
+  ::chmod((dir / "bucket" / "work.sh").c_str(), 0755);
+  auto stream = streams::load_stream(dir / "bucket");
+  ASSERT_TRUE(stream) << stream.error().message;
+  EXPECT_EQ(stream->name, "Bucket");
+  EXPECT_EQ(stream->version, "2");
+  EXPECT_EQ(stream->ae_title, "BUCKET");
+  EXPECT_TRUE(stream->enabled);
+  EXPECT_EQ(stream->license, "GPL");
+  ASSERT_EQ(stream->command.size(), 1u);
+  EXPECT_EQ(std::filesystem::path(stream->command[0]).filename(), "work.sh");
+  EXPECT_TRUE(std::filesystem::path(stream->command[0]).is_absolute());
+}
+
+TEST(stream, enabled_zero_and_false_disable) {
+  temp_dir dir;
+  for (auto [name, flag] : {std::pair{"a", "0"}, {"b", "false"}}) {
+    write_file(dir / name / "info.json", std::string(R"({"AETitle": "X", "command": ["true"],
+      "enabled": )") + flag + "}");
+    auto stream = streams::load_stream(dir / name);
+    ASSERT_TRUE(stream) << stream.error().message;
+    EXPECT_FALSE(stream->enabled);
+  }
+}
+
+TEST(stream, new_keys_are_read) {
+  temp_dir dir;
+  write_file(dir / "s" / "info.json", R"({"AETitle": "S",
+    "pipeline": [{"kernel": "gaussian", "sigma_mm": 1.5}, {"kernel": "mip", "slab_mm": 10}],
+    "concurrency": 2, "timeout_s": 600, "quiet_period_s": 0.5, "group_by": "series",
+    "accept": {"Modality": "CT|MR", "0008,103e": "^AX"}})");
+  auto stream = streams::load_stream(dir / "s");
+  ASSERT_TRUE(stream) << stream.error().message;
+  ASSERT_EQ(stream->pipeline.size(), 2u);
+  EXPECT_EQ(stream->pipeline[0].kernel, "gaussian");
+  EXPECT_NE(stream->pipeline[0].parameters_json.find("\"sigma_mm\":1.5"), std::string::npos);
+  EXPECT_EQ(stream->concurrency, 2);
+  EXPECT_DOUBLE_EQ(stream->timeout_s, 600);
+  EXPECT_DOUBLE_EQ(*stream->quiet_period_s, 0.5);
+  EXPECT_EQ(stream->group_by, streams::grouping::series);
+  ASSERT_EQ(stream->accept.size(), 2u);
+  EXPECT_EQ(stream->accept[1].attribute, "0008,103e");
+}
+
+TEST(stream, problems_name_file_key_and_fix) {
+  temp_dir dir;
+  write_file(dir / "bad" / "info.json", R"({"AETitle": "WAY_TOO_LONG_AE_TITLE",
+    "command": ["x"], "pipeline": [{"kernel": "blur"}], "group_by": "patient",
+    "accept": {"Modality": "(CT"}, "concurrency": 0})");
+  auto stream = streams::load_stream(dir / "bad");
+  ASSERT_FALSE(stream);
+  auto& m = stream.error().message;
+  auto file = (dir / "bad" / "info.json").string();
+  EXPECT_NE(m.find(file + ": AETitle: an AE title has at most 16 characters"), std::string::npos)
+      << m;
+  EXPECT_NE(m.find("pipeline[0].kernel: unknown kernel \"blur\"; known: gaussian"),
+            std::string::npos);
+  EXPECT_NE(m.find("has both \"command\" and \"pipeline\""), std::string::npos);
+  EXPECT_NE(m.find("group_by: must be \"study\" or \"series\""), std::string::npos);
+  EXPECT_NE(m.find("accept.Modality: is not a valid regular expression"), std::string::npos);
+  EXPECT_NE(m.find("concurrency: must be between 1 and 64"), std::string::npos);
+}
+
+TEST(stream, missing_ae_title_and_missing_work_are_explained) {
+  temp_dir dir;
+  write_file(dir / "empty" / "info.json", "{}");
+  auto stream = streams::load_stream(dir / "empty");
+  ASSERT_FALSE(stream);
+  EXPECT_NE(stream.error().message.find("AETitle: is missing"), std::string::npos);
+  EXPECT_NE(stream.error().message.find("needs \"command\""), std::string::npos);
+}
+
+TEST(stream, a_command_that_is_not_executable_is_refused) {
+  temp_dir dir;
+  write_file(dir / "s" / "info.json", R"({"AETitle": "S", "command": ["./missing.sh"]})");
+  auto stream = streams::load_stream(dir / "s");
+  ASSERT_FALSE(stream);
+  EXPECT_NE(stream.error().message.find("missing.sh is not an executable file"),
+            std::string::npos);
+}
+
+TEST(registry, a_bad_stream_is_skipped_and_the_others_load) {
+  temp_dir dir;
+  fixtures::write_stream(dir.path(), "good", "GOOD");
+  write_file(dir / "broken" / "info.json", "{\"AETitle\": ");
+  auto snapshot = streams::load_registry(dir.path());
+  ASSERT_EQ(snapshot.streams.size(), 1u);
+  EXPECT_EQ(snapshot.streams[0].folder_name, "good");
+  ASSERT_EQ(snapshot.problems.size(), 1u);
+  EXPECT_NE(snapshot.problems[0].find("broken/info.json:1:"), std::string::npos)
+      << snapshot.problems[0];
+  EXPECT_NE(snapshot.problems[0].find("stream broken skipped"), std::string::npos);
+  EXPECT_TRUE(snapshot.find_by_ae("GOOD"));
+  EXPECT_FALSE(snapshot.find_by_ae("BROKEN"));
+}
+
+TEST(registry, two_streams_with_one_ae_title_name_both_folders) {
+  temp_dir dir;
+  fixtures::write_stream(dir.path(), "first", "SAME");
+  fixtures::write_stream(dir.path(), "second", "SAME");
+  fixtures::write_stream(dir.path(), "third", "OTHER");
+  auto snapshot = streams::load_registry(dir.path());
+  EXPECT_FALSE(snapshot.find_by_ae("SAME"));
+  EXPECT_TRUE(snapshot.find_by_ae("OTHER"));
+  auto problems = problems_of(snapshot);
+  EXPECT_NE(problems.find((dir / "first").string()), std::string::npos) << problems;
+  EXPECT_NE(problems.find((dir / "second").string()), std::string::npos) << problems;
+  EXPECT_NE(problems.find("\"SAME\""), std::string::npos);
+}
+
+TEST(registry, a_missing_folder_is_a_problem_not_a_crash) {
+  auto snapshot = streams::load_registry("/nonexistent/streams");
+  EXPECT_TRUE(snapshot.streams.empty());
+  ASSERT_EQ(snapshot.problems.size(), 1u);
+  EXPECT_NE(snapshot.problems[0].find("--streams DIR"), std::string::npos);
+}
+
+TEST(registry, the_fingerprint_changes_when_a_stream_changes) {
+  temp_dir dir;
+  fixtures::write_stream(dir.path(), "a", "A");
+  auto before = streams::registry_fingerprint(dir.path());
+  EXPECT_EQ(before, streams::registry_fingerprint(dir.path()));
+  fixtures::write_stream(dir.path(), "b", "B");
+  auto added = streams::registry_fingerprint(dir.path());
+  EXPECT_NE(before, added);
+  // A rewrite of the same size must still count: the time changes.
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  fixtures::write_stream(dir.path(), "b", "C");
+  EXPECT_NE(added, streams::registry_fingerprint(dir.path()));
+}
+
+TEST(registry, the_bundled_streams_load) {
+  auto snapshot = streams::load_registry(fixtures::source_dir() / "streams" / "library");
+  EXPECT_TRUE(snapshot.problems.empty()) << problems_of(snapshot);
+  EXPECT_GE(snapshot.streams.size(), 2u);
+}
