@@ -50,8 +50,7 @@ struct pending_study {
   epoch_ms last_arrival = 0;
 };
 
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, study_key& x) {
+template <class Inspector> typename Inspector::result_type inspect(Inspector& f, study_key& x) {
   return f(caf::meta::type_name("study_key"), x.called_ae, x.calling_ae, x.peer, x.study_uid);
 }
 
@@ -65,8 +64,7 @@ typename Inspector::result_type inspect(Inspector& f, completed_study& x) {
   return f(caf::meta::type_name("completed_study"), x.key, x.stream, x.instances, x.first_arrival);
 }
 
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, job_record& x) {
+template <class Inspector> typename Inspector::result_type inspect(Inspector& f, job_record& x) {
   return f(caf::meta::type_name("job_record"), x.id, x.stream, x.state, x.called_ae, x.calling_ae,
            x.peer, x.study_uid, x.series_uid, x.instances, x.bytes, x.received, x.completed,
            x.started, x.finished, x.message);
@@ -83,8 +81,7 @@ typename Inspector::result_type inspect(Inspector& f, recovery_report& x) {
            x.removed_partial_files, x.problems);
 }
 
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, pending_study& x) {
+template <class Inspector> typename Inspector::result_type inspect(Inspector& f, pending_study& x) {
   return f(caf::meta::type_name("pending_study"), x.key, x.stream, x.instances, x.bytes,
            x.first_arrival, x.last_arrival);
 }

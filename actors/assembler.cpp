@@ -57,8 +57,8 @@ void complete(self_pointer self, const study_key& key, const char* why) {
               m->studies_completed.with({job.stream}).increment();
               m->jobs_created.with({job.stream}).increment();
               m->completion_delay.with({job.stream})
-                  .observe(std::chrono::duration<double>(self->clock().now() - last_arrival)
-                               .count());
+                  .observe(
+                      std::chrono::duration<double>(self->clock().now() - last_arrival).count());
             }
           },
           [self, study](caf::error& error) {

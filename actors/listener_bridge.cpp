@@ -27,10 +27,10 @@ void listener_bridge::instance_stored(const stored_instance& instance) {
   metrics_.bytes_received.with({instance.called_ae}).increment(static_cast<double>(instance.bytes));
   if (instance.replaced)
     metrics_.instances_replaced.with({instance.called_ae}).increment();
-  caf::anon_send(assembler_, arrived_atom::value,
-                 study_key{instance.called_ae, instance.calling_ae, instance.peer,
-                           instance.study_uid},
-                 arrived_instance{instance.sop_uid, instance.path, instance.bytes});
+  caf::anon_send(
+      assembler_, arrived_atom::value,
+      study_key{instance.called_ae, instance.calling_ae, instance.peer, instance.study_uid},
+      arrived_instance{instance.sop_uid, instance.path, instance.bytes});
 }
 
 void listener_bridge::store_failed(const association_request&, ec reason, const std::string&) {

@@ -32,8 +32,8 @@ result<node_actors> spawn_node(caf::actor_system& system, const node_config& con
   if (failed)
     return failure{ec::io_error, "cannot recover the data folder: " + describe(failed)};
   for (auto& job : report.resumed_jobs)
-    log::info(component, "finished creating job " + std::to_string(job.id) +
-                             ", interrupted by the last stop");
+    log::info(component,
+              "finished creating job " + std::to_string(job.id) + ", interrupted by the last stop");
   for (auto id : report.undone_jobs)
     log::info(component, "undid the interrupted creation of job " + std::to_string(id) +
                              "; its study is pending again");
@@ -43,8 +43,8 @@ result<node_actors> spawn_node(caf::actor_system& system, const node_config& con
   for (auto& problem : report.problems)
     log::warning(component, problem);
 
-  actors.assembler = system.spawn(assembler, actors.job_store, config.completion,
-                                  actors.registry, &metrics);
+  actors.assembler =
+      system.spawn(assembler, actors.job_store, config.completion, actors.registry, &metrics);
   if (!report.pending.empty())
     log::info(component, "rebuilding pending studies from " +
                              std::to_string(report.pending.size()) +
@@ -52,17 +52,17 @@ result<node_actors> spawn_node(caf::actor_system& system, const node_config& con
   for (auto& pending : report.pending)
     caf::anon_send(actors.assembler, arrived_atom::value, pending.key, pending.instance);
 
-  actors.watcher = system.spawn<caf::detached>(registry_watcher, config.streams_dir,
-                                               actors.registry, seconds(streams_poll_interval_s),
-                                               &metrics);
+  actors.watcher =
+      system.spawn<caf::detached>(registry_watcher, config.streams_dir, actors.registry,
+                                  seconds(streams_poll_interval_s), &metrics);
   return actors;
 }
 
 void stop_node(caf::actor_system& system, node_actors& actors) {
   caf::scoped_actor self{system};
-  for (auto handle : {caf::actor_cast<caf::actor>(actors.watcher),
-                      caf::actor_cast<caf::actor>(actors.assembler),
-                      caf::actor_cast<caf::actor>(actors.job_store)}) {
+  for (auto handle :
+       {caf::actor_cast<caf::actor>(actors.watcher), caf::actor_cast<caf::actor>(actors.assembler),
+        caf::actor_cast<caf::actor>(actors.job_store)}) {
     if (!handle)
       continue;
     self->monitor(handle);

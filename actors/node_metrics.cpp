@@ -5,9 +5,8 @@
 namespace dcmstreams {
 
 node_metrics::node_metrics(metrics::registry& reg)
-    : registry(reg),
-      associations_active(reg.add_gauge("dcmstreams_associations_active",
-                                        "DICOM associations open right now.")),
+    : registry(reg), associations_active(reg.add_gauge("dcmstreams_associations_active",
+                                                       "DICOM associations open right now.")),
       associations_total(reg.add_counter(
           "dcmstreams_associations_total",
           "DICOM associations by result: accepted, or why they were rejected.", {"result"})),
@@ -29,20 +28,20 @@ node_metrics::node_metrics(metrics::registry& reg)
       studies_completed(reg.add_counter("dcmstreams_studies_completed_total",
                                         "Studies complete and turned into jobs, by stream.",
                                         {"stream"})),
-      completion_delay(reg.add_histogram(
-          "dcmstreams_study_completion_delay_seconds",
-          "Time from a study's last instance to its job being queued.",
-          metrics::exponential_buckets(0.25, 2, 12), {"stream"})),
+      completion_delay(
+          reg.add_histogram("dcmstreams_study_completion_delay_seconds",
+                            "Time from a study's last instance to its job being queued.",
+                            metrics::exponential_buckets(0.25, 2, 12), {"stream"})),
       jobs_created(reg.add_counter("dcmstreams_jobs_created_total",
                                    "Jobs created and queued, by stream.", {"stream"})),
-      streams_loaded(reg.add_gauge("dcmstreams_streams_loaded",
-                                   "Streams loaded from the streams folder.")),
+      streams_loaded(
+          reg.add_gauge("dcmstreams_streams_loaded", "Streams loaded from the streams folder.")),
       stream_reloads(reg.add_counter("dcmstreams_stream_reloads_total",
                                      "Reloads of the streams folder, by result.", {"result"})),
       disk_free(reg.add_gauge("dcmstreams_disk_free_bytes",
                               "Free bytes on the file system of the data folder.")),
-      build_info(reg.add_gauge("dcmstreams_build_info", "Version of dcmstreams; always 1.",
-                               {"version"})) {
+      build_info(
+          reg.add_gauge("dcmstreams_build_info", "Version of dcmstreams; always 1.", {"version"})) {
   build_info.with({::dcmstreams::build_info::version}).set(1);
 }
 

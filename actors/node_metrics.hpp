@@ -11,19 +11,19 @@ struct node_metrics {
 
   metrics::registry& registry;
   metrics::family<metrics::gauge>& associations_active;
-  metrics::family<metrics::counter>& associations_total;    // {result}
-  metrics::family<metrics::counter>& instances_received;    // {called_ae}
-  metrics::family<metrics::counter>& bytes_received;        // {called_ae}
-  metrics::family<metrics::counter>& instances_replaced;    // {called_ae}
-  metrics::family<metrics::counter>& store_failures;        // {reason}
+  metrics::family<metrics::counter>& associations_total; // {result}
+  metrics::family<metrics::counter>& instances_received; // {called_ae}
+  metrics::family<metrics::counter>& bytes_received;     // {called_ae}
+  metrics::family<metrics::counter>& instances_replaced; // {called_ae}
+  metrics::family<metrics::counter>& store_failures;     // {reason}
   metrics::family<metrics::gauge>& studies_pending;
-  metrics::family<metrics::counter>& studies_completed;     // {stream}
-  metrics::family<metrics::histogram>& completion_delay;    // {stream}
-  metrics::family<metrics::counter>& jobs_created;          // {stream}
+  metrics::family<metrics::counter>& studies_completed;  // {stream}
+  metrics::family<metrics::histogram>& completion_delay; // {stream}
+  metrics::family<metrics::counter>& jobs_created;       // {stream}
   metrics::family<metrics::gauge>& streams_loaded;
-  metrics::family<metrics::counter>& stream_reloads;        // {result}
+  metrics::family<metrics::counter>& stream_reloads; // {result}
   metrics::family<metrics::gauge>& disk_free;
-  metrics::family<metrics::gauge>& build_info;              // {version}
+  metrics::family<metrics::gauge>& build_info; // {version}
 };
 
 } // namespace dcmstreams

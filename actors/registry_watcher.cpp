@@ -9,9 +9,9 @@ namespace {
 constexpr const char* component = "streams";
 
 std::string summary(const streams::stream_definition& s) {
-  std::string how = s.command.empty() ? "pipeline of " + std::to_string(s.pipeline.size()) +
-                                            " kernel steps"
-                                      : "command " + s.command.front();
+  std::string how = s.command.empty()
+                        ? "pipeline of " + std::to_string(s.pipeline.size()) + " kernel steps"
+                        : "command " + s.command.front();
   return "stream " + s.folder_name + ": AE title " + s.ae_title + ", " + how +
          (s.enabled ? "" : ", disabled");
 }
@@ -44,10 +44,11 @@ void load_and_publish(const std::filesystem::path& streams_dir, streams::shared_
   shared.set(std::move(next));
 }
 
-registry_actor::behavior_type registry_watcher(
-    registry_actor::stateful_pointer<registry_watcher_state> self,
-    std::filesystem::path streams_dir, std::shared_ptr<streams::shared_registry> shared,
-    caf::timespan interval, node_metrics* metrics) {
+registry_actor::behavior_type
+registry_watcher(registry_actor::stateful_pointer<registry_watcher_state> self,
+                 std::filesystem::path streams_dir,
+                 std::shared_ptr<streams::shared_registry> shared, caf::timespan interval,
+                 node_metrics* metrics) {
   self->state.streams_dir = std::move(streams_dir);
   self->state.shared = std::move(shared);
   self->state.interval = interval;

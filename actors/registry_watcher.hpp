@@ -21,10 +21,11 @@ struct registry_watcher_state {
   static inline const char* name = "registry-watcher";
 };
 
-registry_actor::behavior_type registry_watcher(
-    registry_actor::stateful_pointer<registry_watcher_state> self,
-    std::filesystem::path streams_dir, std::shared_ptr<streams::shared_registry> shared,
-    caf::timespan interval, node_metrics* metrics);
+registry_actor::behavior_type
+registry_watcher(registry_actor::stateful_pointer<registry_watcher_state> self,
+                 std::filesystem::path streams_dir,
+                 std::shared_ptr<streams::shared_registry> shared, caf::timespan interval,
+                 node_metrics* metrics);
 
 /// Loads the streams folder, logs what loaded and what was skipped (compared
 /// with `previous`, if any), and publishes the result.

@@ -52,8 +52,8 @@ int check(int argc, char** argv) {
   if (std::filesystem::exists(config->routing_file, error)) {
     auto routing = load_routing(config->routing_file, config->destinations);
     if (routing) {
-      std::cout << "routing: " << config->routing_file.string() << ": ok, "
-                << routing->rules.size() << " rules\n";
+      std::cout << "routing: " << config->routing_file.string() << ": ok, " << routing->rules.size()
+                << " rules\n";
     } else {
       std::cerr << routing.error().message << "\n";
       ++problems;

@@ -13,8 +13,8 @@
 namespace dcmstreams::cli {
 
 struct option_spec {
-  std::string name;        // without the leading dashes
-  std::string value_name;  // empty for a flag
+  std::string name;       // without the leading dashes
+  std::string value_name; // empty for a flag
   std::string help;
 };
 

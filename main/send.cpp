@@ -12,7 +12,8 @@ namespace dcmstreams::commands {
 
 int send(int argc, char** argv) {
   cli::command_line args{
-      "send", "[options] HOST PORT PATH...",
+      "send",
+      "[options] HOST PORT PATH...",
       "Sends DICOM files (folders are searched recursively) by C-STORE, each in its own\n"
       "transfer syntax with uncompressed fallbacks, over N parallel associations.\n"
       "Exits 1 if any file was not stored.",
@@ -41,8 +42,8 @@ int send(int argc, char** argv) {
       throw std::out_of_range("port");
     options.port = static_cast<std::uint16_t>(port);
   } catch (const std::exception&) {
-    std::cerr << args.error("PORT must be a number from 1 to 65535, not '" +
-                            args.positional()[1] + "'")
+    std::cerr << args.error("PORT must be a number from 1 to 65535, not '" + args.positional()[1] +
+                            "'")
               << "\n";
     return 2;
   }

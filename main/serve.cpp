@@ -76,8 +76,8 @@ int serve(int argc, char** argv) {
                            config->data_dir.string() + ", streams in " +
                            config->streams_dir.string());
   store_layout layout{config->data_dir};
-  for (auto& dir : {layout.incoming_dir(), layout.receive_dir(), layout.store_dir(),
-                    layout.jobs_dir()})
+  for (auto& dir :
+       {layout.incoming_dir(), layout.receive_dir(), layout.store_dir(), layout.jobs_dir()})
     if (auto problem = create_directories(dir, true))
       return fail(problem->message + "; check the data folder (--data DIR)");
   auto opened = database::open(layout.database_file());
@@ -97,6 +97,10 @@ int serve(int argc, char** argv) {
   actor_config.set("scheduler.max-threads",
                    std::max<std::size_t>(2, std::thread::hardware_concurrency()));
   actor_config.set("logger.verbosity", caf::atom("quiet"));
+  // Work stealing polls idle workers with short sleeps, which costs a core
+  // on small machines while associations need it; a shared queue with a
+  // condition variable wakes workers only for messages.
+  actor_config.set("scheduler.policy", caf::atom("sharing"));
   caf::actor_system system{actor_config};
 
   auto actors = spawn_node(system, *config, db, metrics);

@@ -1,8 +1,8 @@
 // `dcmstreams synth`: synthetic studies for tests and benchmarks.
 
+#include "pipeline/synth.hpp"
 #include "main/cli.hpp"
 #include "main/commands.hpp"
-#include "pipeline/synth.hpp"
 
 #include <cstdio>
 #include <iostream>
@@ -11,7 +11,8 @@ namespace dcmstreams::commands {
 
 int synth(int argc, char** argv) {
   cli::command_line args{
-      "synth", "--out DIR [options]",
+      "synth",
+      "--out DIR [options]",
       "Writes synthetic CT or MR studies with correct patient geometry and fresh UIDs\n"
       "to DIR/study<N>/series<M>/<slice>.dcm.",
       {{"out", "DIR", "folder to write to (created if missing)"},
@@ -21,8 +22,8 @@ int synth(int argc, char** argv) {
        {"rows", "R", "rows per image (default: 256)"},
        {"cols", "C", "columns per image (default: 256)"},
        {"modality", "CT|MR", "modality (default: CT)"},
-       {"transfer-syntax", "NAME", "one of " + synth_transfer_syntax_names() +
-                                       " (default: explicit-le)"}}};
+       {"transfer-syntax", "NAME",
+        "one of " + synth_transfer_syntax_names() + " (default: explicit-le)"}}};
   if (auto problem = args.parse(argc, argv, 2)) {
     std::cerr << problem->message << "\n";
     return 2;
@@ -38,10 +39,10 @@ int synth(int argc, char** argv) {
     const char* name;
     int* target;
   };
-  for (auto [name, target] : {numeric{"studies", &options.studies},
-                              numeric{"series", &options.series},
-                              numeric{"instances", &options.instances},
-                              numeric{"rows", &options.rows}, numeric{"cols", &options.cols}}) {
+  for (auto [name, target] :
+       {numeric{"studies", &options.studies}, numeric{"series", &options.series},
+        numeric{"instances", &options.instances}, numeric{"rows", &options.rows},
+        numeric{"cols", &options.cols}}) {
     auto value = args.integer(name, *target, 1, 100000);
     if (!value) {
       std::cerr << value.error().message << "\n";

@@ -58,7 +58,9 @@ proc_stat read_proc_stat() {
     f.push_back(token);
   // After the paren, field 3 (state) is f[0]; utime=14, stime=15, starttime=22,
   // vsize=23, rss=24 in proc(5) numbering.
-  auto at = [&](int proc_field) { return std::stod(f.at(static_cast<std::size_t>(proc_field - 3))); };
+  auto at = [&](int proc_field) {
+    return std::stod(f.at(static_cast<std::size_t>(proc_field - 3)));
+  };
   double ticks = static_cast<double>(sysconf(_SC_CLK_TCK));
   result.cpu_seconds = (at(14) + at(15)) / ticks;
   result.start_time_seconds = boot_time_seconds() + at(22) / ticks;
@@ -83,15 +85,15 @@ double open_fds() {
 
 void register_process_metrics(registry& reg) {
   auto& cpu = reg.add_counter("process_cpu_seconds_total",
-                            "Total user and system CPU time spent in seconds.")
+                              "Total user and system CPU time spent in seconds.")
                   .with({});
-  auto& resident = reg.add_gauge("process_resident_memory_bytes", "Resident memory size in bytes.")
-                       .with({});
-  auto& virt = reg.add_gauge("process_virtual_memory_bytes", "Virtual memory size in bytes.")
-                   .with({});
+  auto& resident =
+      reg.add_gauge("process_resident_memory_bytes", "Resident memory size in bytes.").with({});
+  auto& virt =
+      reg.add_gauge("process_virtual_memory_bytes", "Virtual memory size in bytes.").with({});
   auto& fds = reg.add_gauge("process_open_fds", "Number of open file descriptors.").with({});
-  auto& max_fds = reg.add_gauge("process_max_fds", "Maximum number of open file descriptors.")
-                      .with({});
+  auto& max_fds =
+      reg.add_gauge("process_max_fds", "Maximum number of open file descriptors.").with({});
   auto& start = reg.add_gauge("process_start_time_seconds",
                               "Start time of the process since unix epoch in seconds.")
                     .with({});

@@ -117,8 +117,8 @@ histogram::histogram(std::vector<double> upper_bounds)
 }
 
 void histogram::observe(double value) {
-  auto bucket = std::lower_bound(upper_bounds_.begin(), upper_bounds_.end(), value) -
-                upper_bounds_.begin();
+  auto bucket =
+      std::lower_bound(upper_bounds_.begin(), upper_bounds_.end(), value) - upper_bounds_.begin();
   bucket_counts_[bucket].fetch_add(1, std::memory_order_relaxed);
   atomic_add(sum_, value);
   count_.fetch_add(1, std::memory_order_relaxed);
@@ -187,9 +187,10 @@ family<histogram>& registry::add_histogram(const std::string& name, const std::s
   histogram probe{upper_bounds}; // validates the bounds before anything is declared
   auto added = std::make_unique<entry>();
   added->type = metric_type::histogram;
-  added->histograms = std::make_unique<family<histogram>>(
-      name, help, std::move(label_names),
-      [upper_bounds] { return std::make_unique<histogram>(upper_bounds); });
+  added->histograms =
+      std::make_unique<family<histogram>>(name, help, std::move(label_names), [upper_bounds] {
+        return std::make_unique<histogram>(upper_bounds);
+      });
   return *entries_.emplace_back(std::move(added))->histograms;
 }
 
@@ -266,7 +267,9 @@ std::vector<double> exponential_buckets(double start, double factor, std::size_t
 bool valid_metric_name(const std::string& name) {
   if (name.empty())
     return false;
-  auto head = [](char c) { return std::isalpha(static_cast<unsigned char>(c)) || c == '_' || c == ':'; };
+  auto head = [](char c) {
+    return std::isalpha(static_cast<unsigned char>(c)) || c == '_' || c == ':';
+  };
   if (!head(name[0]))
     return false;
   return std::all_of(name.begin() + 1, name.end(), [&](char c) {

@@ -65,8 +65,7 @@ private:
 using label_values = std::vector<std::string>;
 
 /// All children of one metric name that differ only by their label values.
-template <class Metric>
-class family {
+template <class Metric> class family {
 public:
   family(std::string name, std::string help, std::vector<std::string> label_names,
          std::function<std::unique_ptr<Metric>()> make_child)
@@ -82,8 +81,7 @@ public:
   const std::vector<std::string>& label_names() const { return label_names_; }
 
   /// Calls `visit(labels, metric)` for every child, sorted by label values.
-  template <class Visitor>
-  void for_each(Visitor&& visit) const {
+  template <class Visitor> void for_each(Visitor&& visit) const {
     std::lock_guard<std::mutex> guard{mutex_};
     for (auto& [values, child] : children_)
       visit(values, *child);
@@ -148,8 +146,7 @@ std::string escape_label_value(const std::string& value);
 
 // -- template implementation ---------------------------------------------------
 
-template <class Metric>
-Metric& family<Metric>::with(const label_values& values) {
+template <class Metric> Metric& family<Metric>::with(const label_values& values) {
   std::lock_guard<std::mutex> guard{mutex_};
   if (values.size() != label_names_.size())
     throw std::invalid_argument("metric " + name_ + " takes " +

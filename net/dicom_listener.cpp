@@ -33,6 +33,8 @@ namespace dcmstreams::net {
 namespace {
 
 constexpr const char* component = "listener";
+// Files kept ready for incoming instances; enough for a burst on every core.
+constexpr std::size_t spare_file_count = 64;
 
 // dcmExternalSocketHandle is one process-wide variable that DCMTK reads when
 // an association is received; this lock makes "set it, receive, reset it" one
@@ -143,7 +145,7 @@ private:
   dicom_listener& listener_;
   T_ASC_Association* assoc_;
   association_request request_;
-  std::string known_dir_;               // the last study folder known to exist
+  std::string known_dir_; // the last study folder known to exist
   std::vector<std::string> unsynced_files_;
   std::set<std::string> unsynced_dirs_;
 };
@@ -154,8 +156,9 @@ void association::run() {
     return request_.calling_ae + " -> " + request_.called_ae + " from " + request_.peer;
   };
   if (!caller_allowed(config.dicom.allowed_callers, request_.calling_ae, request_.peer)) {
-    log::warning(component, "refused association " + describe() +
-                                ": the calling AE title or address is not in dicom.allowed_callers");
+    log::warning(component,
+                 "refused association " + describe() +
+                     ": the calling AE title or address is not in dicom.allowed_callers");
     reject(assoc_, ASC_RESULT_REJECTEDPERMANENT, ASC_SOURCE_SERVICEUSER,
            ASC_REASON_SU_CALLINGAETITLENOTRECOGNIZED);
     listener_.sink_.association_rejected(request_, ec::caller_not_allowed);
@@ -163,7 +166,8 @@ void association::run() {
   }
   if (listener_.sink_.admit(request_) != association_verdict::accept) {
     log::warning(component, "refused association " + describe() + ": called AE title \"" +
-                                request_.called_ae + "\" not recognized (no enabled stream has it)");
+                                request_.called_ae +
+                                "\" not recognized (no enabled stream has it)");
     reject(assoc_, ASC_RESULT_REJECTEDPERMANENT, ASC_SOURCE_SERVICEUSER,
            ASC_REASON_SU_CALLEDAETITLENOTRECOGNIZED);
     listener_.sink_.association_rejected(request_, ec::unknown_called_ae);
@@ -220,8 +224,8 @@ bool association::negotiate() {
   }
   OFCondition cond = ASC_acknowledgeAssociation(assoc_);
   if (cond.bad()) {
-    log::warning(component, "cannot acknowledge the association from " + request_.peer + ": " +
-                                cond.text());
+    log::warning(component,
+                 "cannot acknowledge the association from " + request_.peer + ": " + cond.text());
     return false;
   }
   return true;
@@ -234,8 +238,8 @@ association_end association::serve() {
     T_ASC_PresentationContextID context_id = 0;
     DcmDataset* status_detail = nullptr;
     // Short waits so that a stopping node does not wait for idle peers.
-    OFCondition cond = DIMSE_receiveCommand(assoc_, DIMSE_NONBLOCKING, 1, &context_id, &message,
-                                            &status_detail);
+    OFCondition cond =
+        DIMSE_receiveCommand(assoc_, DIMSE_NONBLOCKING, 1, &context_id, &message, &status_detail);
     delete status_detail;
     if (cond == DIMSE_NODATAAVAILABLE) {
       if (listener_.stopping_) {
@@ -244,8 +248,8 @@ association_end association::serve() {
       }
       if (++idle_seconds >= listener_.config_.dicom.dimse_timeout_s) {
         log::warning(component, "aborting the association from " + request_.calling_ae + "@" +
-                                    request_.peer + ": idle for " +
-                                    std::to_string(idle_seconds) + " s (dicom.dimse_timeout_s)");
+                                    request_.peer + ": idle for " + std::to_string(idle_seconds) +
+                                    " s (dicom.dimse_timeout_s)");
         ASC_abortAssociation(assoc_);
         return association_end::aborted_by_node;
       }
@@ -267,8 +271,8 @@ association_end association::serve() {
     }
     switch (message.CommandField) {
     case DIMSE_C_ECHO_RQ:
-      cond = DIMSE_sendEchoResponse(assoc_, context_id, &message.msg.CEchoRQ, STATUS_Success,
-                                    nullptr);
+      cond =
+          DIMSE_sendEchoResponse(assoc_, context_id, &message.msg.CEchoRQ, STATUS_Success, nullptr);
       break;
     case DIMSE_C_STORE_RQ:
       cond = store(message.msg.CStoreRQ, context_id);
@@ -348,17 +352,15 @@ OFCondition association::store(T_DIMSE_C_StoreRQ& request, T_ASC_PresentationCon
                                ec::invalid_dataset, "unknown presentation context");
   }
 
-  auto sequence = listener_.receive_sequence_.fetch_add(1);
-  auto temporary = layout.receive_dir() /
-                   (std::to_string(::getpid()) + "-" + std::to_string(sequence) + ".part");
-  int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  auto spare = listener_.spare_files_->take();
+  auto& temporary = spare.path;
+  int fd = spare.fd;
   if (fd < 0) {
-    int saved = errno;
     OFCondition cond = drain();
     if (cond.bad())
       return cond;
     return refuse(context_id, request, STATUS_STORE_Refused_OutOfResources, ec::io_error,
-                  "cannot create a file: " + errno_text(saved));
+                  "cannot create a file: " + errno_text(spare.error));
   }
   auto meta = encode_file_meta({request.AffectedSOPClassUID, request.AffectedSOPInstanceUID,
                                 context.acceptedTransferSyntax, request_.calling_ae,
@@ -366,13 +368,14 @@ OFCondition association::store(T_DIMSE_C_StoreRQ& request, T_ASC_PresentationCon
   fd_output_stream out{fd};
   out.write(meta.data(), static_cast<offile_off_t>(meta.size()));
   T_ASC_PresentationContextID data_context_id = context_id;
-  OFCondition cond = DIMSE_receiveDataSetInFile(assoc_, DIMSE_NONBLOCKING,
-                                                config.dicom.dimse_timeout_s, &data_context_id,
-                                                &out, nullptr, nullptr);
+  OFCondition cond =
+      DIMSE_receiveDataSetInFile(assoc_, DIMSE_NONBLOCKING, config.dicom.dimse_timeout_s,
+                                 &data_context_id, &out, nullptr, nullptr);
   int write_error = out.error();
-  if (write_error == 0 && cond.good() && config.sync == sync_mode::instance &&
-      ::fdatasync(fd) != 0)
+  if (write_error == 0 && cond.good() && config.sync == sync_mode::instance && ::fdatasync(fd) != 0)
     write_error = errno;
+  struct stat written {};
+  ::fstat(fd, &written);
   if (::close(fd) != 0 && write_error == 0)
     write_error = errno;
   if (cond.bad() || write_error != 0) {
@@ -420,9 +423,15 @@ OFCondition association::store(T_DIMSE_C_StoreRQ& request, T_ASC_PresentationCon
     known_dir_ = dir.native();
   }
   auto final_path = dir / (sop_uid + ".dcm");
-  struct stat existing {};
-  bool replaced = ::stat(final_path.c_str(), &existing) == 0;
-  if (::rename(temporary.c_str(), final_path.c_str()) != 0) {
+  // Renaming without replacing first tells whether this instance came before.
+  bool replaced = false;
+  int renamed = ::renameat2(AT_FDCWD, temporary.c_str(), AT_FDCWD, final_path.c_str(),
+                            RENAME_NOREPLACE);
+  if (renamed != 0 && errno == EEXIST) {
+    replaced = true;
+    renamed = ::rename(temporary.c_str(), final_path.c_str());
+  }
+  if (renamed != 0) {
     int saved = errno;
     ::unlink(temporary.c_str());
     return refuse(context_id, request, STATUS_STORE_Refused_OutOfResources, ec::io_error,
@@ -452,8 +461,7 @@ OFCondition association::store(T_DIMSE_C_StoreRQ& request, T_ASC_PresentationCon
   stored.transfer_syntax_uid = context.acceptedTransferSyntax;
   stored.modality = header->modality;
   stored.path = final_path.native();
-  std::error_code ignored;
-  stored.bytes = std::filesystem::file_size(final_path, ignored);
+  stored.bytes = static_cast<std::uint64_t>(written.st_size);
   stored.replaced = replaced;
   listener_.sink_.instance_stored(stored);
   return respond(context_id, request, STATUS_Success, {});
@@ -523,8 +531,7 @@ status dicom_listener::start() {
   {
     std::lock_guard<std::mutex> guard{external_socket_mutex};
     dcmExternalSocketHandle.set(listen_fd_);
-    cond = ASC_initializeNetwork(NET_ACCEPTOR, bound_port_, config_.dicom.acse_timeout_s,
-                                 &network);
+    cond = ASC_initializeNetwork(NET_ACCEPTOR, bound_port_, config_.dicom.acse_timeout_s, &network);
     dcmExternalSocketHandle.set(-1);
   }
   if (cond.bad()) {
@@ -534,14 +541,15 @@ status dicom_listener::start() {
                    std::string("cannot initialize DICOM networking: ") + cond.text()};
   }
   network_ = network;
+  spare_files_ = std::make_unique<spare_file_pool>(layout_.receive_dir(), spare_file_count);
   if (::pipe2(wake_pipe_, O_CLOEXEC) != 0)
     return failure{ec::io_error, "cannot create a pipe: " + errno_text(errno)};
   stopping_ = false;
   accept_thread_ = std::thread([this] { accept_loop(); });
   log::info(component, "listening for DICOM on " + config_.dicom.bind + ":" +
                            std::to_string(bound_port_) + " (up to " +
-                           std::to_string(config_.dicom.max_associations) +
-                           " associations, sync " + to_string(config_.sync) + ")");
+                           std::to_string(config_.dicom.max_associations) + " associations, sync " +
+                           to_string(config_.sync) + ")");
   return std::nullopt;
 }
 
@@ -566,6 +574,7 @@ void dicom_listener::stop() {
   T_ASC_Network* network = as_network(network_);
   ASC_dropNetwork(&network);
   network_ = nullptr;
+  spare_files_.reset();
   log::info(component, "stopped listening for DICOM");
 }
 
@@ -624,8 +633,8 @@ void dicom_listener::refuse_busy(int fd, const std::string& peer, std::uint16_t 
     return;
   association_request request{trim(assoc->params->DULparams.callingAPTitle),
                               trim(assoc->params->DULparams.calledAPTitle), peer, peer_port};
-  log::warning(component, "refused association " + request.calling_ae + " -> " +
-                              request.called_ae + " from " + peer + ": all " +
+  log::warning(component, "refused association " + request.calling_ae + " -> " + request.called_ae +
+                              " from " + peer + ": all " +
                               std::to_string(config_.dicom.max_associations) +
                               " association slots are busy (dicom.max_associations)");
   reject(assoc, ASC_RESULT_REJECTEDTRANSIENT, ASC_SOURCE_SERVICEPROVIDER_PRESENTATION_RELATED,

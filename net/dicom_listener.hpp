@@ -9,6 +9,7 @@
 // dicom.max_associations. Nothing here runs on CAF's scheduler; events go to
 // the ingest_sink.
 
+#include "net/spare_files.hpp"
 #include "pipeline/config.hpp"
 #include "pipeline/error.hpp"
 #include "pipeline/ingest.hpp"
@@ -70,7 +71,7 @@ private:
   std::list<worker> workers_;
   std::atomic<std::size_t> active_{0};
   std::atomic<bool> stopping_{false};
-  std::atomic<std::uint64_t> receive_sequence_{0};
+  std::unique_ptr<spare_file_pool> spare_files_;
 
   friend class association;
 };

@@ -28,8 +28,8 @@ void put_u32(std::string& out, std::uint32_t value) {
 // VRs with a 2-byte reserved field and a 4-byte length (PS3.5 7.1.2).
 bool long_form(const char* vr) {
   std::string v{vr};
-  return v == "OB" || v == "OW" || v == "OF" || v == "SQ" || v == "UT" || v == "UN" ||
-         v == "UR" || v == "UC";
+  return v == "OB" || v == "OW" || v == "OF" || v == "SQ" || v == "UT" || v == "UN" || v == "UR" ||
+         v == "UC";
 }
 
 void put_element(std::string& out, std::uint16_t element, const char* vr, std::string value,

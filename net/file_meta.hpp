@@ -17,9 +17,9 @@ struct file_meta_fields {
   std::string sop_class_uid;
   std::string sop_instance_uid;
   std::string transfer_syntax_uid;
-  std::string calling_ae;        // (0002,0016) and (0002,0017)
-  std::string called_ae;         // (0002,0018)
-  std::string sending_address;   // (0002,0027), a URI such as dicom://10.0.0.5:4711
+  std::string calling_ae;      // (0002,0016) and (0002,0017)
+  std::string called_ae;       // (0002,0018)
+  std::string sending_address; // (0002,0027), a URI such as dicom://10.0.0.5:4711
 };
 
 /// The 128-byte preamble, "DICM" and the encoded group 0002.

@@ -155,7 +155,8 @@ result<std::vector<fs::path>> collect_files(const std::vector<fs::path>& paths) 
         if (it->is_regular_file())
           found.push_back(it->path());
       if (error)
-        return failure{ec::io_error, path.string() + ": cannot list the folder: " + error.message()};
+        return failure{ec::io_error,
+                       path.string() + ": cannot list the folder: " + error.message()};
       std::sort(found.begin(), found.end());
       files.insert(files.end(), found.begin(), found.end());
     } else if (fs::is_regular_file(path, error)) {
@@ -174,7 +175,8 @@ result<send_report> send_files(const std::vector<fs::path>& files, const send_op
     return failure{ec::invalid_argument, "--associations must be between 1 and 64"};
   ::setenv("TCP_NODELAY", "1", 0);
   register_dicom_codecs();
-  int workers = std::min<int>(options.associations, static_cast<int>(std::max<std::size_t>(files.size(), 1)));
+  int workers =
+      std::min<int>(options.associations, static_cast<int>(std::max<std::size_t>(files.size(), 1)));
   std::vector<std::vector<fs::path>> shares(static_cast<std::size_t>(workers));
   for (std::size_t i = 0; i < files.size(); ++i)
     shares[i % shares.size()].push_back(files[i]);
@@ -186,8 +188,7 @@ result<send_report> send_files(const std::vector<fs::path>& files, const send_op
   for (auto& t : threads)
     t.join();
   send_report report;
-  report.seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   report.files = files.size();
   for (auto& r : results) {
     report.bytes += r.bytes;

@@ -27,17 +27,17 @@ struct send_options {
 
 struct file_outcome {
   std::string path;
-  std::uint16_t dimse_status = 0;  // of the C-STORE response, if one came
-  bool sent = false;               // a response arrived
-  std::string message;             // why it failed, in words
+  std::uint16_t dimse_status = 0; // of the C-STORE response, if one came
+  bool sent = false;              // a response arrived
+  std::string message;            // why it failed, in words
 };
 
 struct send_report {
   std::size_t files = 0;
-  std::size_t succeeded = 0;       // status 0x0000
-  std::size_t warnings = 0;        // status 0x0001 or 0xBxxx: stored, with a remark
-  std::size_t failed = 0;          // refused, unreadable or not sent
-  std::uint64_t bytes = 0;         // sizes of the files that were stored
+  std::size_t succeeded = 0; // status 0x0000
+  std::size_t warnings = 0;  // status 0x0001 or 0xBxxx: stored, with a remark
+  std::size_t failed = 0;    // refused, unreadable or not sent
+  std::uint64_t bytes = 0;   // sizes of the files that were stored
   double seconds = 0;
   int associations_used = 0;
   std::vector<file_outcome> problems; // every file that failed or warned
@@ -49,7 +49,7 @@ result<send_report> send_files(const std::vector<std::filesystem::path>& files,
                                const send_options& options);
 
 /// Expands folders (recursively) into their regular files, sorted; files stay.
-result<std::vector<std::filesystem::path>> collect_files(
-    const std::vector<std::filesystem::path>& paths);
+result<std::vector<std::filesystem::path>>
+collect_files(const std::vector<std::filesystem::path>& paths);
 
 } // namespace dcmstreams::net

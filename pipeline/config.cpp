@@ -209,8 +209,8 @@ result<node_config> parse_node_config(std::string_view text, const std::string& 
     return failure{ec::invalid_config, source + ": the configuration must be a JSON object"};
   json::problems problems{source, {}};
   json::object_reader reader{root, "", problems};
-  reader.reject_unknown_keys({"ae_title", "dicom", "web", "data_dir", "streams_dir",
-                              "routing_file", "completion", "storage", "destinations", "log"});
+  reader.reject_unknown_keys({"ae_title", "dicom", "web", "data_dir", "streams_dir", "routing_file",
+                              "completion", "storage", "destinations", "log"});
   node_config config;
   config.source = source;
   read_ae_title(reader, "ae_title", config.ae_title);

@@ -39,7 +39,9 @@ const char* job_columns = "id, stream, state, called_ae, calling_ae, peer, study
 // A prepared statement that finalizes itself.
 class statement {
 public:
-  statement(sqlite3* db, const char* sql) { rc_ = sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr); }
+  statement(sqlite3* db, const char* sql) {
+    rc_ = sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr);
+  }
   ~statement() { sqlite3_finalize(stmt_); }
   statement(const statement&) = delete;
   statement& operator=(const statement&) = delete;
@@ -103,9 +105,9 @@ job_record read_job(statement& s) {
 
 result<std::unique_ptr<database>> database::open(const std::filesystem::path& file) {
   sqlite3* handle = nullptr;
-  int rc = sqlite3_open_v2(file.c_str(), &handle,
-                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
-                           nullptr);
+  int rc =
+      sqlite3_open_v2(file.c_str(), &handle,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nullptr);
   if (rc != SQLITE_OK) {
     std::string why = handle ? sqlite3_errmsg(handle) : sqlite3_errstr(rc);
     sqlite3_close(handle);
@@ -116,8 +118,8 @@ result<std::unique_ptr<database>> database::open(const std::filesystem::path& fi
   // WAL lets readers go on while a job is written; FULL makes each committed
   // job survive power loss, which the durability contract needs (jobs are
   // few, so the extra sync per commit is cheap).
-  for (const char* pragma : {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL",
-                             "PRAGMA foreign_keys=ON"})
+  for (const char* pragma :
+       {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL", "PRAGMA foreign_keys=ON"})
     if (auto problem = db->execute(pragma))
       return *problem;
   statement version{handle, "PRAGMA user_version"};
@@ -125,7 +127,8 @@ result<std::unique_ptr<database>> database::open(const std::filesystem::path& fi
   if (current > schema_version)
     return failure{ec::database_error,
                    file.string() + ": the database was written by a newer dcmstreams (schema " +
-                       std::to_string(current) + "); upgrade dcmstreams or use another data folder"};
+                       std::to_string(current) +
+                       "); upgrade dcmstreams or use another data folder"};
   if (current < 1) {
     if (auto problem = db->execute(schema_v1))
       return *problem;

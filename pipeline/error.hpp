@@ -14,19 +14,19 @@ namespace dcmstreams {
 
 enum class ec : std::uint8_t {
   unspecified = 1,
-  invalid_argument,     // a command-line argument or API parameter is wrong
-  invalid_config,       // dcmstreams.json, info.json or routing.json is wrong
-  io_error,             // a file or folder could not be read or written
-  database_error,       // SQLite refused a statement
-  invalid_dataset,      // a DICOM data set could not be parsed
-  missing_attribute,    // a required DICOM attribute is absent or malformed
-  out_of_resources,     // the data disk is below its reserve
-  unknown_called_ae,    // no enabled stream has this AE title
-  caller_not_allowed,   // the calling AE or peer is not on the allow-list
-  not_found,            // no such job, study or stream
-  network_error,        // a DICOM peer could not be reached or dropped us
-  peer_refused,         // a DICOM peer answered with a failure status
-  unsupported,          // a transfer syntax or feature that is not available
+  invalid_argument,   // a command-line argument or API parameter is wrong
+  invalid_config,     // dcmstreams.json, info.json or routing.json is wrong
+  io_error,           // a file or folder could not be read or written
+  database_error,     // SQLite refused a statement
+  invalid_dataset,    // a DICOM data set could not be parsed
+  missing_attribute,  // a required DICOM attribute is absent or malformed
+  out_of_resources,   // the data disk is below its reserve
+  unknown_called_ae,  // no enabled stream has this AE title
+  caller_not_allowed, // the calling AE or peer is not on the allow-list
+  not_found,          // no such job, study or stream
+  network_error,      // a DICOM peer could not be reached or dropped us
+  peer_refused,       // a DICOM peer answered with a failure status
+  unsupported,        // a transfer syntax or feature that is not available
 };
 
 /// A short name for the code, as written in logs and JSON.
@@ -40,8 +40,7 @@ struct failure {
 };
 
 /// A value or a failure. Small on purpose: pipeline/ has no CAF.
-template <class T>
-class result {
+template <class T> class result {
 public:
   result(T value) : state_(std::move(value)) {}
   result(failure error) : state_(std::move(error)) {}

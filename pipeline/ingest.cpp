@@ -21,7 +21,7 @@ const char* to_string(association_end end) {
 namespace {
 
 struct caller_rule {
-  std::string ae;        // empty: any AE
+  std::string ae; // empty: any AE
   bool any_address = true;
   std::uint32_t network = 0;
   std::uint32_t mask = 0;

@@ -14,13 +14,13 @@ namespace dcmstreams {
 struct association_request {
   std::string calling_ae;
   std::string called_ae;
-  std::string peer;        // numeric address of the calling peer
+  std::string peer; // numeric address of the calling peer
   std::uint16_t peer_port = 0;
 };
 
 enum class association_verdict {
   accept,
-  unknown_called_ae,  // no enabled stream has the called AE title
+  unknown_called_ae, // no enabled stream has the called AE title
 };
 
 struct stored_instance {
@@ -33,9 +33,9 @@ struct stored_instance {
   std::string sop_uid;
   std::string transfer_syntax_uid;
   std::string modality;
-  std::string path;        // final file in incoming/
+  std::string path; // final file in incoming/
   std::uint64_t bytes = 0;
-  bool replaced = false;   // an earlier copy with this SOP Instance UID was replaced
+  bool replaced = false; // an earlier copy with this SOP Instance UID was replaced
 };
 
 /// Why an association ended, for metrics and logs.

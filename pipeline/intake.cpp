@@ -22,7 +22,8 @@ std::string study_key::describe() const {
 namespace {
 
 bool same_file(const fs::path& a, const fs::path& b) {
-  struct stat sa {}, sb {};
+  struct stat sa {
+  }, sb{};
   return ::stat(a.c_str(), &sa) == 0 && ::stat(b.c_str(), &sb) == 0 && sa.st_dev == sb.st_dev &&
          sa.st_ino == sb.st_ino;
 }
@@ -79,8 +80,8 @@ status intake::fill_job_folder(job_record& job, const completed_study& study) {
       // Replaced by a later copy that went into another job meanwhile.
       ++vanished;
     } else {
-      return failure{ec::io_error, link.string() + ": cannot link " + instance.path + ": " +
-                                       errno_text(errno)};
+      return failure{ec::io_error,
+                     link.string() + ": cannot link " + instance.path + ": " + errno_text(errno)};
     }
   }
   if (job.instances == 0)
@@ -113,8 +114,8 @@ status intake::move_to_store(job_record& job) {
     // Instance UID stays pending for the next job.
     if (same_file(incoming, entry.path()) &&
         ::rename(incoming.c_str(), (store_study / name).c_str()) != 0)
-      return failure{ec::io_error, incoming.string() + ": cannot move into the store: " +
-                                       errno_text(errno)};
+      return failure{ec::io_error,
+                     incoming.string() + ": cannot move into the store: " + errno_text(errno)};
   }
   if (error)
     return failure{ec::io_error, input.string() + ": cannot list: " + error.message()};
@@ -153,11 +154,13 @@ recovery_report intake::recover() {
     report.problems.push_back(creating.error().message);
   }
 
-  // Receptions cut off mid-instance were never acknowledged: drop them.
+  // Receptions cut off mid-instance were never acknowledged: drop them, and
+  // the empty files the listener had ready.
   std::error_code error;
   for (auto& entry : fs::directory_iterator(layout_.receive_dir(), error)) {
     std::error_code ignored;
-    if (fs::remove(entry.path(), ignored))
+    bool partial = entry.file_size(ignored) > 0;
+    if (fs::remove(entry.path(), ignored) && partial)
       ++report.removed_partial_files;
   }
 

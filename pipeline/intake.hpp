@@ -62,11 +62,11 @@ struct recovered_instance {
 };
 
 struct recovery_report {
-  std::vector<job_record> resumed_jobs;       // finished from step 4, now queued
-  std::vector<std::int64_t> undone_jobs;      // removed; their instances are pending again
-  std::vector<recovered_instance> pending;    // instances of studies still arriving
-  std::size_t removed_partial_files = 0;      // interrupted receptions in incoming/.tmp
-  std::vector<std::string> problems;          // files that could not be read, in words
+  std::vector<job_record> resumed_jobs;    // finished from step 4, now queued
+  std::vector<std::int64_t> undone_jobs;   // removed; their instances are pending again
+  std::vector<recovered_instance> pending; // instances of studies still arriving
+  std::size_t removed_partial_files = 0;   // interrupted receptions in incoming/.tmp
+  std::vector<std::string> problems;       // files that could not be read, in words
 };
 
 class intake {

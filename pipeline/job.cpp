@@ -46,9 +46,8 @@ const char* to_string(job_state state) {
 }
 
 std::optional<job_state> parse_job_state(std::string_view text) {
-  for (auto state : {job_state::creating, job_state::queued, job_state::running,
-                     job_state::success, job_state::failed, job_state::cancelled,
-                     job_state::skipped})
+  for (auto state : {job_state::creating, job_state::queued, job_state::running, job_state::success,
+                     job_state::failed, job_state::cancelled, job_state::skipped})
     if (text == to_string(state))
       return state;
   return std::nullopt;

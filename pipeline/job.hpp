@@ -17,13 +17,13 @@ epoch_ms now_ms();
 std::string iso8601(epoch_ms time);
 
 enum class job_state {
-  creating,  // folder being written; recovered or removed on start
-  queued,    // waiting in its stream's mailbox
+  creating, // folder being written; recovered or removed on start
+  queued,   // waiting in its stream's mailbox
   running,
   success,
   failed,
   cancelled,
-  skipped,   // nothing in the study matched the stream's `accept` filters
+  skipped, // nothing in the study matched the stream's `accept` filters
 };
 
 const char* to_string(job_state state);
@@ -33,20 +33,20 @@ bool is_finished(job_state state);
 
 struct job_record {
   std::int64_t id = 0;
-  std::string stream;      // the stream folder name
+  std::string stream; // the stream folder name
   job_state state = job_state::creating;
   std::string called_ae;
   std::string calling_ae;
-  std::string peer;        // the calling peer's address
+  std::string peer; // the calling peer's address
   std::string study_uid;
-  std::string series_uid;  // set for `group_by: series` jobs
+  std::string series_uid; // set for `group_by: series` jobs
   std::int64_t instances = 0;
   std::int64_t bytes = 0;
-  epoch_ms received = 0;   // first instance arrived
-  epoch_ms completed = 0;  // the study was complete and the job queued
+  epoch_ms received = 0;  // first instance arrived
+  epoch_ms completed = 0; // the study was complete and the job queued
   epoch_ms started = 0;
   epoch_ms finished = 0;
-  std::string message;     // outcome in words
+  std::string message; // outcome in words
 };
 
 /// The job's info.json: the old appliance's keys (CallerIP, AETitleCalled,

@@ -221,8 +221,8 @@ private:
   }
 
   void skip_space() {
-    while (pos_ < text_.size() &&
-           (text_[pos_] == ' ' || text_[pos_] == '\t' || text_[pos_] == '\n' || text_[pos_] == '\r'))
+    while (pos_ < text_.size() && (text_[pos_] == ' ' || text_[pos_] == '\t' ||
+                                   text_[pos_] == '\n' || text_[pos_] == '\r'))
       ++pos_;
   }
 
@@ -279,8 +279,8 @@ result<document> document::parse(std::string_view text, const std::string& sourc
   if (parsed.error() != simdjson::SUCCESS) {
     if (auto where = find_syntax_error(text))
       return failure{ec::invalid_config, source + ":" + std::to_string(where->line) + ":" +
-                                             std::to_string(where->column) + ": invalid JSON: " +
-                                             where->message};
+                                             std::to_string(where->column) +
+                                             ": invalid JSON: " + where->message};
     return failure{ec::invalid_config,
                    source + ": invalid JSON: " + simdjson::error_message(parsed.error())};
   }

@@ -1,6 +1,7 @@
 #pragma once
 // Logging as sentences, one line each, to standard error:
-//   2026-11-28T07:49:13.123Z info  listener: accepted association STORESCU -> CT_SMOOTH from 127.0.0.1
+//   2026-11-28T07:49:13.123Z info  listener: accepted association STORESCU -> CT_SMOOTH from
+//   127.0.0.1
 
 #include <string>
 #include <string_view>

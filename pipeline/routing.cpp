@@ -134,8 +134,7 @@ result<routing_table> parse_routing(std::string_view text, const std::string& so
   json::problems problems{source, {}};
   simdjson::dom::object root;
   if (doc->root().get(root) != simdjson::SUCCESS)
-    return failure{ec::invalid_config,
-                   source + ": must be an object {\"routing\": [rules...]}"};
+    return failure{ec::invalid_config, source + ": must be an object {\"routing\": [rules...]}"};
   json::object_reader top{root, "", problems};
   top.reject_unknown_keys({"routing"});
   routing_table table;

@@ -22,18 +22,18 @@ namespace dcmstreams {
 using tag_filter = std::vector<std::pair<std::string, std::string>>; // tag -> regex
 
 struct route_destination {
-  std::string named;              // a `destinations` entry, or empty for inline
-  std::string host;               // may be "$me" (the default host) or "$caller"
+  std::string named; // a `destinations` entry, or empty for inline
+  std::string host;  // may be "$me" (the default host) or "$caller"
   std::uint16_t port = 0;
-  bool default_port = false;      // PORT was "$port"
-  std::string calling_ae;         // AETitleSender
-  std::string called_ae;          // AETitleTo
+  bool default_port = false; // PORT was "$port"
+  std::string calling_ae;    // AETitleSender
+  std::string called_ae;     // AETitleTo
   std::vector<tag_filter> which;
-  bool stop = false;              // "break" inside the destination
+  bool stop = false; // "break" inside the destination
 };
 
 struct route_choice {
-  std::string outcome_pattern;    // regex on proc.json's "success"
+  std::string outcome_pattern; // regex on proc.json's "success"
   route_destination destination;
 };
 
@@ -44,7 +44,7 @@ struct routing_rule {
   bool enabled = true;            // status != 0
   std::string directory = "OUTPUT";
   std::vector<std::vector<route_choice>> send; // each map keeps document order
-  bool stop = false;              // "break"
+  bool stop = false;                           // "break"
 };
 
 struct routing_table {

@@ -6,11 +6,11 @@
 #include <dcmtk/config/osconfig.h>
 #include <dcmtk/dcmdata/dcdeftag.h>
 #include <dcmtk/dcmdata/dcfilefo.h>
+#include <dcmtk/dcmdata/dcrlerp.h>
 #include <dcmtk/dcmdata/dcuid.h>
 #include <dcmtk/dcmdata/dcxfer.h>
 #include <dcmtk/dcmjpeg/djrplol.h>
 #include <dcmtk/dcmjpls/djrparam.h>
-#include <dcmtk/dcmdata/dcrlerp.h>
 
 #include <algorithm>
 #include <chrono>
@@ -87,8 +87,7 @@ status write_slice(const synth_options& options, E_TransferSyntax xfer, const fs
                    int slice_index, const std::string& date, const std::string& time,
                    std::vector<Uint16>& pixels, std::uint64_t& bytes) {
   const bool ct = options.modality == "CT";
-  const double spacing =
-      options.slice_spacing_mm > 0 ? options.slice_spacing_mm : (ct ? 2.5 : 5.0);
+  const double spacing = options.slice_spacing_mm > 0 ? options.slice_spacing_mm : (ct ? 2.5 : 5.0);
   const double pixel_spacing = options.field_of_view_mm / std::max(options.rows, options.cols);
   const double x0 = -pixel_spacing * (options.cols - 1) / 2.0;
   const double y0 = -pixel_spacing * (options.rows - 1) / 2.0;
@@ -172,7 +171,8 @@ status write_slice(const synth_options& options, E_TransferSyntax xfer, const fs
   ds.putAndInsertUint16(DCM_BitsStored, 12);
   ds.putAndInsertUint16(DCM_HighBit, 11);
   ds.putAndInsertUint16(DCM_PixelRepresentation, 0);
-  ds.putAndInsertUint16Array(DCM_PixelData, pixels.data(), static_cast<unsigned long>(pixels.size()));
+  ds.putAndInsertUint16Array(DCM_PixelData, pixels.data(),
+                             static_cast<unsigned long>(pixels.size()));
 
   if (DcmXfer(xfer).isEncapsulated()) {
     OFCondition cond = EC_Normal;
@@ -187,9 +187,8 @@ status write_slice(const synth_options& options, E_TransferSyntax xfer, const fs
       cond = ds.chooseRepresentation(xfer, &params);
     }
     if (cond.bad() || !ds.canWriteXfer(xfer))
-      return failure{ec::unsupported,
-                     path.string() + ": cannot encode in " + DcmXfer(xfer).getXferName() + ": " +
-                         cond.text()};
+      return failure{ec::unsupported, path.string() + ": cannot encode in " +
+                                          DcmXfer(xfer).getXferName() + ": " + cond.text()};
   }
   OFCondition cond = file.saveFile(path.c_str(), xfer);
   if (cond.bad())
@@ -212,18 +211,17 @@ status check_synth_options(const synth_options& o) {
   auto out_of_range = [](const char* option, int value, int min, int max) -> status {
     if (value < min || value > max)
       return failure{ec::invalid_argument, std::string(option) + " must be between " +
-                                               std::to_string(min) + " and " +
-                                               std::to_string(max) + ", not " +
-                                               std::to_string(value)};
+                                               std::to_string(min) + " and " + std::to_string(max) +
+                                               ", not " + std::to_string(value)};
     return std::nullopt;
   };
   if (o.out.empty())
     return failure{ec::invalid_argument, "--out DIR is required: the folder to write studies to"};
-  for (auto problem : {out_of_range("--studies", o.studies, 1, 100000),
-                       out_of_range("--series", o.series, 1, 1000),
-                       out_of_range("--instances", o.instances, 1, 100000),
-                       out_of_range("--rows", o.rows, 1, 65535),
-                       out_of_range("--cols", o.cols, 1, 65535)})
+  for (auto problem :
+       {out_of_range("--studies", o.studies, 1, 100000),
+        out_of_range("--series", o.series, 1, 1000),
+        out_of_range("--instances", o.instances, 1, 100000),
+        out_of_range("--rows", o.rows, 1, 65535), out_of_range("--cols", o.cols, 1, 65535)})
     if (problem)
       return problem;
   if (o.modality != "CT" && o.modality != "MR")
@@ -272,9 +270,9 @@ result<synth_result> synthesize(const synth_options& options) {
         char name[32];
         std::snprintf(name, sizeof name, "%05d.dcm", slice + 1);
         auto path = dir / name;
-        if (auto problem = write_slice(options, xfer, path, study_uid, series_uid, frame_uid,
-                                       patient_id, patient_name, study, series, slice, date, time,
-                                       pixels, result.bytes))
+        if (auto problem =
+                write_slice(options, xfer, path, study_uid, series_uid, frame_uid, patient_id,
+                            patient_name, study, series, slice, date, time, pixels, result.bytes))
           return *problem;
         result.files.push_back(path);
       }

@@ -15,13 +15,13 @@ struct synth_options {
   std::filesystem::path out;
   int studies = 1;
   int series = 2;
-  int instances = 20;   // slices per series
+  int instances = 20; // slices per series
   int rows = 256;
   int cols = 256;
   std::string modality = "CT"; // CT or MR
   /// explicit-le (default), implicit-le, deflated, jpeg-lossless, jpeg-ls, rle
   std::string transfer_syntax = "explicit-le";
-  double slice_spacing_mm = 0;  // 0: 2.5 mm for CT, 5 mm for MR
+  double slice_spacing_mm = 0; // 0: 2.5 mm for CT, 5 mm for MR
   double field_of_view_mm = 350;
 };
 

@@ -86,7 +86,8 @@ std::string registry_fingerprint(const fs::path& streams_dir) {
       if (error)
         continue;
       auto time = fs::last_write_time(path, error).time_since_epoch().count();
-      fingerprint += "|" + std::string(name) + ":" + std::to_string(size) + ":" + std::to_string(time);
+      fingerprint +=
+          "|" + std::string(name) + ":" + std::to_string(size) + ":" + std::to_string(time);
     }
     fingerprint += "\n";
   }

@@ -15,8 +15,8 @@ namespace dcmstreams::streams {
 
 struct registry_snapshot {
   std::filesystem::path streams_dir;
-  std::vector<stream_definition> streams;   // loaded, enabled or not, by folder name
-  std::vector<std::string> problems;        // streams skipped, each with its reasons
+  std::vector<stream_definition> streams; // loaded, enabled or not, by folder name
+  std::vector<std::string> problems;      // streams skipped, each with its reasons
 
   /// The stream with this AE title (enabled or not), or null.
   const stream_definition* find_by_ae(std::string_view ae_title) const;

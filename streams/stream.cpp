@@ -13,8 +13,8 @@ namespace dcmstreams::streams {
 namespace fs = std::filesystem;
 
 const std::vector<std::string>& known_kernels() {
-  static const std::vector<std::string> kernels{"gaussian", "median", "threshold", "window",
-                                                "mip",      "resample", "stats",   "deidentify"};
+  static const std::vector<std::string> kernels{"gaussian", "median",   "threshold", "window",
+                                                "mip",      "resample", "stats",     "deidentify"};
   return kernels;
 }
 
@@ -156,8 +156,9 @@ result<stream_definition> load_stream(const fs::path& folder) {
     auto legacy = stream.folder / "work.sh";
     if (fs::exists(legacy)) {
       stream.command = {legacy.string()};
-      stream.notes.push_back(file.string() +
-                             ": no \"command\" or \"pipeline\"; runs work.sh as the old appliance did");
+      stream.notes.push_back(
+          file.string() +
+          ": no \"command\" or \"pipeline\"; runs work.sh as the old appliance did");
     } else {
       problems.add("", "needs \"command\" (an external program) or \"pipeline\" (built-in "
                        "kernels), or a work.sh in the folder");
@@ -173,8 +174,8 @@ result<stream_definition> load_stream(const fs::path& folder) {
       stream.command.front() = program.string();
     }
     if (program.has_parent_path() && ::access(program.c_str(), X_OK) != 0)
-      problems.add("command[0]", program.string() +
-                                     " is not an executable file; create it or chmod +x it");
+      problems.add("command[0]",
+                   program.string() + " is not an executable file; create it or chmod +x it");
   }
 
   if (auto concurrency = reader.get_integer("concurrency", 1, 64))

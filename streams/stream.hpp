@@ -27,7 +27,7 @@ struct accept_filter {
 enum class grouping { study, series };
 
 struct stream_definition {
-  std::string folder_name;            // <name> of the folder; the stream's id
+  std::string folder_name; // <name> of the folder; the stream's id
   std::filesystem::path folder;
   // Keys of the old appliance.
   std::string name;
@@ -37,10 +37,10 @@ struct stream_definition {
   std::string license;
   bool enabled = true;
   // Keys of dcmstreams.
-  std::vector<std::string> command;   // argv; INPUT and OUTPUT are appended
+  std::vector<std::string> command; // argv; INPUT and OUTPUT are appended
   std::vector<pipeline_step> pipeline;
   int concurrency = 1;
-  double timeout_s = 0;               // 0: no limit
+  double timeout_s = 0; // 0: no limit
   std::optional<double> quiet_period_s;
   grouping group_by = grouping::study;
   std::vector<accept_filter> accept;

@@ -50,7 +50,8 @@ struct fixture : test_coordinator_fixture<> {
     auto path = layout->incoming_instance(key.called_ae, key.study_uid, sop);
     fs::create_directories(path.parent_path());
     std::ofstream{path} << "instance " << sop;
-    self->send(assembler_handle, arrived_atom::value, key, arrived_instance{sop, path.string(), 10});
+    self->send(assembler_handle, arrived_atom::value, key,
+               arrived_instance{sop, path.string(), 10});
     sched.run();
   }
 

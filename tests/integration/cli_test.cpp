@@ -89,10 +89,10 @@ TEST(cli, serve_says_when_the_port_is_taken) {
   ASSERT_EQ(::listen(fd, 1), 0);
   temp_dir dir;
   write_stream(dir / "streams", "test", "TESTAE");
-  auto served = run({binary(), "serve", "--data", (dir / "data").string(), "--streams",
-                     (dir / "streams").string(), "--dicom-port",
-                     std::to_string(ntohs(address.sin_port))},
-                    30s);
+  auto served =
+      run({binary(), "serve", "--data", (dir / "data").string(), "--streams",
+           (dir / "streams").string(), "--dicom-port", std::to_string(ntohs(address.sin_port))},
+          30s);
   ::close(fd);
   EXPECT_EQ(served.exit_code, 1);
   EXPECT_NE(served.output.find("Address already in use"), std::string::npos) << served.output;

@@ -35,13 +35,16 @@ class reference_storescp {
 public:
   explicit reference_storescp(const fs::path& root) : dir_(root / "reference"), port_(free_port()) {
     fs::create_directories(dir_);
-    process_ = std::make_unique<process>(process_options{
-        {"storescp", "+B", "+xa", "-od", dir_.string(), port_text(port_)},
-        {{"TCP_NODELAY", "1"}},
-        {},
-        root / "storescp.log"});
+    process_ = std::make_unique<process>(
+        process_options{{"storescp", "+B", "+xa", "-od", dir_.string(), port_text(port_)},
+                        {{"TCP_NODELAY", "1"}},
+                        {},
+                        root / "storescp.log"});
     bool up = eventually(
-        [&] { return run({"echoscu", "127.0.0.1", port_text(port_)}, 10s).exit_code == 0; }, 10s);
+        [&] {
+          return run({"echoscu", "127.0.0.1", port_text(port_)}, 10s).exit_code == 0;
+        },
+        10s);
     if (!up)
       throw std::runtime_error("storescp did not start: " + process_->output());
   }
@@ -111,11 +114,11 @@ protected:
 TEST_F(ingest, storescu_study_of_200_arrives_complete_and_bit_exact) {
   auto study = synth_study(scratch / "study", 200, 64);
   reference_storescp reference{scratch.path()};
-  auto to_reference =
-      run({"storescu", "-aec", "REF", "+sd", "+r", "127.0.0.1", port_text(reference.port()),
-           study.string()});
+  auto to_reference = run({"storescu", "-aec", "REF", "+sd", "+r", "127.0.0.1",
+                           port_text(reference.port()), study.string()});
   ASSERT_EQ(to_reference.exit_code, 0) << to_reference.output;
-  auto to_node = run({"storescu", "-aec", "TESTAE", "+sd", "+r", "127.0.0.1", port(), study.string()});
+  auto to_node =
+      run({"storescu", "-aec", "TESTAE", "+sd", "+r", "127.0.0.1", port(), study.string()});
   ASSERT_EQ(to_node.exit_code, 0) << to_node.output;
   auto jobs = wait_for_jobs(1);
   ASSERT_EQ(jobs.size(), 1u) << node->log();
@@ -149,8 +152,8 @@ TEST_F(ingest, echo_succeeds_and_an_unknown_called_ae_is_refused) {
   auto echo = run({"echoscu", "-aec", "TESTAE", "127.0.0.1", port()});
   EXPECT_EQ(echo.exit_code, 0) << echo.output;
   auto study = synth_study(scratch / "study", 2, 16);
-  auto refused = run({"storescu", "-aec", "NOSUCHAE", "+sd", "+r", "127.0.0.1", port(),
-                      study.string()});
+  auto refused =
+      run({"storescu", "-aec", "NOSUCHAE", "+sd", "+r", "127.0.0.1", port(), study.string()});
   EXPECT_NE(refused.exit_code, 0);
   EXPECT_NE(refused.output.find("Called AE Title Not Recognized"), std::string::npos)
       << refused.output;
@@ -192,8 +195,8 @@ TEST_F(ingest, compressed_ultrasound_angiography_multiframe_and_ecg_files_are_st
   with_sop_class(pd / "SC_rgb_rle_2frame.dcm", UID_XRayAngiographicImageStorage,
                  set / "xa_multiframe.dcm");
   reference_storescp reference{scratch.path()};
-  auto to_reference = run({"dcmsend", "-aec", "REF", "+sd", "127.0.0.1",
-                           port_text(reference.port()), set.string()});
+  auto to_reference = run(
+      {"dcmsend", "-aec", "REF", "+sd", "127.0.0.1", port_text(reference.port()), set.string()});
   ASSERT_EQ(to_reference.exit_code, 0) << to_reference.output;
   ASSERT_EQ(reference.files().size(), 12u);
   auto sent = run({"dcmsend", "-aec", "TESTAE", "+sd", "127.0.0.1", port(), set.string()});
@@ -249,7 +252,9 @@ TEST_F(ingest, malformed_truncated_and_meta_less_data_sets_are_refused_and_the_n
   ASSERT_TRUE(status);
   EXPECT_NE(*status, 0x0000);
   // A data set without a Study Instance UID cannot be grouped.
-  std::string no_study("\x08\x00\x18\x00UI\x06\x00" "1.2.3\0", 14);
+  std::string no_study("\x08\x00\x18\x00UI\x06\x00"
+                       "1.2.3\0",
+                       14);
   status = assoc->store(0, mr, "1.2.3", no_study);
   ASSERT_TRUE(status);
   EXPECT_EQ(*status, 0xA900);
@@ -265,8 +270,7 @@ TEST_F(ingest, malformed_truncated_and_meta_less_data_sets_are_refused_and_the_n
   auto jobs = wait_for_jobs(1);
   ASSERT_EQ(jobs.size(), 1u);
   EXPECT_EQ(test_node::input_files(jobs[0]).size(), 1u);
-  EXPECT_TRUE(files_under(node->data_dir() / "incoming" / ".tmp").empty())
-      << "refused instances leave no files";
+  EXPECT_TRUE(node->partial_files().empty()) << "refused instances leave no files";
   auto log = node->log();
   EXPECT_NE(log.find("cannot parse the data set, not a readable DICOM file: DCMTK threw"),
             std::string::npos)
@@ -316,11 +320,17 @@ TEST_F(ingest, a_stream_added_while_running_is_accepted_and_a_removed_one_refuse
   EXPECT_NE(run({"echoscu", "-aec", "LATE", "127.0.0.1", port()}).exit_code, 0);
   write_stream(node->streams_dir(), "late", "LATE");
   EXPECT_TRUE(eventually(
-      [&] { return run({"echoscu", "-aec", "LATE", "127.0.0.1", port()}).exit_code == 0; }, 10s))
+      [&] {
+        return run({"echoscu", "-aec", "LATE", "127.0.0.1", port()}).exit_code == 0;
+      },
+      10s))
       << node->log();
   fs::remove_all(node->streams_dir() / "late");
   EXPECT_TRUE(eventually(
-      [&] { return run({"echoscu", "-aec", "LATE", "127.0.0.1", port()}).exit_code != 0; }, 10s));
+      [&] {
+        return run({"echoscu", "-aec", "LATE", "127.0.0.1", port()}).exit_code != 0;
+      },
+      10s));
   // A second folder claiming TESTAE makes the title ambiguous: both are skipped.
   write_stream(node->streams_dir(), "copycat", "TESTAE");
   EXPECT_TRUE(node->wait_for_log("AE title \"TESTAE\" is claimed by", 10s)) << node->log();
@@ -371,9 +381,9 @@ TEST(ingest_limits, associations_beyond_the_limit_are_refused_until_one_ends) {
   node.start();
   auto port = std::to_string(node.port());
   std::string why;
-  auto held = raw_association::open("127.0.0.1", node.port(), "HOLDER", "TESTAE",
-                                    {{UID_VerificationSOPClass, UID_LittleEndianImplicitTransferSyntax}},
-                                    &why);
+  auto held = raw_association::open(
+      "127.0.0.1", node.port(), "HOLDER", "TESTAE",
+      {{UID_VerificationSOPClass, UID_LittleEndianImplicitTransferSyntax}}, &why);
   ASSERT_TRUE(held) << why;
   auto busy = run({"echoscu", "-aec", "TESTAE", "127.0.0.1", port});
   EXPECT_NE(busy.exit_code, 0);
@@ -381,7 +391,10 @@ TEST(ingest_limits, associations_beyond_the_limit_are_refused_until_one_ends) {
   EXPECT_EQ(held->echo(0).value_or(0xffff), 0x0000);
   EXPECT_TRUE(held->release());
   EXPECT_TRUE(eventually(
-      [&] { return run({"echoscu", "-aec", "TESTAE", "127.0.0.1", port}).exit_code == 0; }, 5s));
+      [&] {
+        return run({"echoscu", "-aec", "TESTAE", "127.0.0.1", port}).exit_code == 0;
+      },
+      5s));
 }
 
 TEST(ingest_durability, kill_9_during_a_send_keeps_every_stored_instance_and_completes_the_study) {
@@ -405,13 +418,12 @@ TEST(ingest_durability, kill_9_during_a_send_keeps_every_stored_instance_and_com
     EXPECT_TRUE(read_instance_header(file)) << file << " is whole";
 
   node.start();
-  EXPECT_TRUE(node.wait_for_log("rebuilding pending studies from " +
-                                    std::to_string(survivors.size()) + " instances",
-                                5s))
+  EXPECT_TRUE(node.wait_for_log(
+      "rebuilding pending studies from " + std::to_string(survivors.size()) + " instances", 5s))
       << node.log();
   ASSERT_TRUE(eventually([&] { return node.job_dirs().size() == 1; }, 20s)) << node.log();
   EXPECT_EQ(test_node::input_files(node.job_dirs()[0]).size(), survivors.size());
-  EXPECT_TRUE(files_under(node.data_dir() / "incoming" / ".tmp").empty());
+  EXPECT_TRUE(node.partial_files().empty());
 }
 
 TEST(ingest_durability, every_sync_mode_stores_the_study) {

@@ -41,12 +41,13 @@ test_node::test_node(const fs::path& root, node_options options)
              "{\n"
              "  \"data_dir\": \"data\",\n"
              "  \"streams_dir\": \"streams\",\n"
-             "  \"dicom\": {\"port\": " + std::to_string(port_) + ", \"bind\": \"127.0.0.1\", " +
+             "  \"dicom\": {\"port\": " +
+                 std::to_string(port_) + ", \"bind\": \"127.0.0.1\", " +
                  "\"max_associations\": " + std::to_string(options.max_associations) +
                  ", \"allowed_callers\": " + options.allowed_callers_json + "},\n" +
                  "  \"completion\": {\"quiet_period_s\": " + quiet + "},\n" +
-                 "  \"storage\": {\"sync\": \"" + options.sync + "\", \"reserve_free_mb\": " +
-                 std::to_string(options.reserve_free_mb) + "}\n}\n");
+                 "  \"storage\": {\"sync\": \"" + options.sync +
+                 "\", \"reserve_free_mb\": " + std::to_string(options.reserve_free_mb) + "}\n}\n");
 }
 
 test_node::~test_node() {
@@ -55,11 +56,11 @@ test_node::~test_node() {
 }
 
 void test_node::start() {
-  process_ = std::make_unique<process>(process_options{
-      {dcmstreams_binary().string(), "serve", "--config", config_file_.string()},
-      {{"TCP_NODELAY", "1"}},
-      root_,
-      log_file_});
+  process_ = std::make_unique<process>(
+      process_options{{dcmstreams_binary().string(), "serve", "--config", config_file_.string()},
+                      {{"TCP_NODELAY", "1"}},
+                      root_,
+                      log_file_});
   // "ready" is logged once per start; count them to wait for this start's.
   auto before = [&] {
     std::size_t count = 0, at = 0;
@@ -116,14 +117,22 @@ std::vector<fs::path> test_node::incoming_files() const {
   return files;
 }
 
+std::vector<fs::path> test_node::partial_files() const {
+  std::vector<fs::path> files;
+  for (auto& file : files_under(data_dir_ / "incoming" / ".tmp"))
+    if (fs::file_size(file) > 0)
+      files.push_back(file);
+  return files;
+}
+
 std::string dataset_bytes(const fs::path& file) {
   auto content = read_file(file);
   if (content.size() < 144 || content.compare(128, 4, "DICM") != 0)
     throw std::runtime_error(file.string() + ": no DICOM preamble");
   // (0002,0000) UL, explicit VR little endian: tag(4) VR(2) length(2) value(4).
   auto at = [&](std::size_t i) { return static_cast<unsigned char>(content[i]); };
-  std::uint32_t group_length = at(140) | (at(141) << 8) | (at(142) << 16) |
-                               (std::uint32_t{at(143)} << 24);
+  std::uint32_t group_length =
+      at(140) | (at(141) << 8) | (at(142) << 16) | (std::uint32_t{at(143)} << 24);
   return content.substr(144 + group_length);
 }
 

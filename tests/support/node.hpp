@@ -55,6 +55,9 @@ public:
   static std::vector<std::filesystem::path> input_files(const std::filesystem::path& job_dir);
   /// Final instance files under data/incoming (pending studies).
   std::vector<std::filesystem::path> incoming_files() const;
+  /// Files being received or left from a reception (the listener's ready,
+  /// empty files do not count).
+  std::vector<std::filesystem::path> partial_files() const;
 
 private:
   std::filesystem::path root_;

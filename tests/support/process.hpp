@@ -15,15 +15,15 @@ namespace dcmstreams::fixtures {
 
 struct process_options {
   std::vector<std::string> argv;
-  std::map<std::string, std::string> env;   // added to (or replacing in) the test's environment
-  std::filesystem::path cwd;                // empty: the test's
-  std::filesystem::path output;             // stdout and stderr go here; empty: /dev/null
+  std::map<std::string, std::string> env; // added to (or replacing in) the test's environment
+  std::filesystem::path cwd;              // empty: the test's
+  std::filesystem::path output;           // stdout and stderr go here; empty: /dev/null
 };
 
 class process {
 public:
   explicit process(process_options options);
-  ~process();                                // kills (SIGKILL) if still running
+  ~process(); // kills (SIGKILL) if still running
   process(const process&) = delete;
   process& operator=(const process&) = delete;
 
@@ -47,20 +47,22 @@ struct run_result {
   int exit_code = -1;
   std::string output;
 };
-run_result run(std::vector<std::string> argv, std::chrono::seconds timeout = std::chrono::seconds(120),
+run_result run(std::vector<std::string> argv,
+               std::chrono::seconds timeout = std::chrono::seconds(120),
                std::map<std::string, std::string> env = {});
 
 /// A TCP port on 127.0.0.1 that nobody listens on right now.
 std::uint16_t free_port();
 
 /// Polls `condition` every 50 ms until it holds or `timeout` passes.
-template <class Condition>
-bool eventually(Condition condition, std::chrono::milliseconds timeout) {
+template <class Condition> bool eventually(Condition condition, std::chrono::milliseconds timeout) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
   while (std::chrono::steady_clock::now() < deadline) {
     if (condition())
       return true;
-    struct timespec pause {0, 50 * 1000 * 1000};
+    struct timespec pause {
+      0, 50 * 1000 * 1000
+    };
     nanosleep(&pause, nullptr);
   }
   return condition();

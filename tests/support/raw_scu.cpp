@@ -137,10 +137,10 @@ std::string command_set(std::uint16_t field, std::uint16_t message_id, const std
 } // namespace
 
 std::optional<raw_association> raw_association::open(const std::string& host, std::uint16_t port,
-                                                      const std::string& calling_ae,
-                                                      const std::string& called_ae,
-                                                      const std::vector<proposed_context>& contexts,
-                                                      std::string* why) {
+                                                     const std::string& calling_ae,
+                                                     const std::string& called_ae,
+                                                     const std::vector<proposed_context>& contexts,
+                                                     std::string* why) {
   auto fail = [&](const std::string& reason) -> std::optional<raw_association> {
     if (why)
       *why = reason;
@@ -306,8 +306,7 @@ std::optional<std::uint16_t> raw_association::store(std::size_t index, const std
 
 std::optional<std::uint16_t> raw_association::echo(std::size_t index) {
   auto id = context_ids_.at(index);
-  if (!send_pdv(id, true,
-                command_set(0x0030, next_message_id_++, "1.2.840.10008.1.1", "", false)))
+  if (!send_pdv(id, true, command_set(0x0030, next_message_id_++, "1.2.840.10008.1.1", "", false)))
     return std::nullopt;
   return read_response_status();
 }

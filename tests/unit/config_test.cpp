@@ -53,8 +53,9 @@ TEST(node_config, reads_every_documented_key) {
 TEST(node_config, a_typo_names_the_key_and_suggests_the_right_one) {
   auto config = parse_node_config(R"({"dicom": {"prot": 104}})", "node.json");
   ASSERT_FALSE(config);
-  EXPECT_NE(config.error().message.find("node.json: dicom.prot: unknown key; did you mean \"port\"?"),
-            std::string::npos)
+  EXPECT_NE(
+      config.error().message.find("node.json: dicom.prot: unknown key; did you mean \"port\"?"),
+      std::string::npos)
       << config.error().message;
 }
 
@@ -91,7 +92,7 @@ TEST(node_config, allowed_callers_entries_are_checked) {
 TEST(node_config, folders_in_a_file_are_relative_to_that_file) {
   fixtures::temp_dir dir;
   fixtures::write_file(dir / "conf" / "dcmstreams.json",
-                      R"({"data_dir": "data", "streams_dir": "/abs/streams"})");
+                       R"({"data_dir": "data", "streams_dir": "/abs/streams"})");
   auto config = load_node_config(dir / "conf" / "dcmstreams.json");
   ASSERT_TRUE(config) << config.error().message;
   EXPECT_EQ(config->data_dir, dir / "conf" / "data");

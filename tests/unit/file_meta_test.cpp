@@ -9,14 +9,16 @@
 using namespace dcmstreams;
 
 TEST(file_meta, dcmtk_reads_what_we_write) {
-  auto meta = net::encode_file_meta({"1.2.840.10008.5.1.4.1.1.2", "1.2.3.4.5",
-                                     "1.2.840.10008.1.2.1", "STORESCU", "SMOOTH",
-                                     "dicom://127.0.0.1:4711"});
+  auto meta =
+      net::encode_file_meta({"1.2.840.10008.5.1.4.1.1.2", "1.2.3.4.5", "1.2.840.10008.1.2.1",
+                             "STORESCU", "SMOOTH", "dicom://127.0.0.1:4711"});
   ASSERT_EQ(meta.size() % 2, 0u);
   EXPECT_EQ(meta.substr(128, 4), "DICM");
   fixtures::temp_dir dir;
   // A minimal explicit VR little endian data set: (0020,000D) StudyInstanceUID.
-  std::string dataset("\x20\x00\x0d\x00UI\x06\x00" "1.2.3\0", 14);
+  std::string dataset("\x20\x00\x0d\x00UI\x06\x00"
+                      "1.2.3\0",
+                      14);
   fixtures::write_file(dir / "x.dcm", meta + dataset);
   auto header = read_instance_header(dir / "x.dcm");
   ASSERT_TRUE(header) << header.error().message;

@@ -125,9 +125,11 @@ TEST_F(intake_fixture, a_study_with_nothing_left_is_refused_and_leaves_no_job) {
 TEST_F(intake_fixture, recovery_rebuilds_pending_studies_from_the_meta_header) {
   auto study = receive(layout, scratch.path(), 4);
   fixtures::write_file(layout.receive_dir() / "123-1.part", "half an instance");
+  fixtures::write_file(layout.receive_dir() / "123-2.part", ""); // a ready, unused file
   intake jobs{layout, *db, false};
   auto report = jobs.recover();
   EXPECT_EQ(report.removed_partial_files, 1u);
+  EXPECT_TRUE(fixtures::files_under(layout.receive_dir()).empty());
   ASSERT_EQ(report.pending.size(), 4u);
   for (auto& pending : report.pending)
     EXPECT_EQ(pending.key, study.key);

@@ -16,14 +16,13 @@ TEST(json_syntax, errors_are_located) {
     std::size_t line, column;
     const char* message;
   };
-  for (auto c : {case_t{"{\"a\": 1,}", 1, 9, "comma before '}'"},
-                 case_t{"{\n\"a\" 1}", 2, 5, "':' is expected"},
-                 case_t{"[1, 2", 1, 6, "unexpected end"},
-                 case_t{"{'a': 1}", 1, 2, "double quotes"},
-                 case_t{"{\"a\": tru}", 1, 7, "unknown word"},
-                 case_t{"{\"a\": 01}", 1, 8, "',' or '}'"},
-                 case_t{"{\"a\": \"x\ny\"}", 1, 9, "control character"},
-                 case_t{"{} x", 1, 4, "after the end"}}) {
+  for (auto c :
+       {case_t{"{\"a\": 1,}", 1, 9, "comma before '}'"},
+        case_t{"{\n\"a\" 1}", 2, 5, "':' is expected"}, case_t{"[1, 2", 1, 6, "unexpected end"},
+        case_t{"{'a': 1}", 1, 2, "double quotes"}, case_t{"{\"a\": tru}", 1, 7, "unknown word"},
+        case_t{"{\"a\": 01}", 1, 8, "',' or '}'"},
+        case_t{"{\"a\": \"x\ny\"}", 1, 9, "control character"},
+        case_t{"{} x", 1, 4, "after the end"}}) {
     auto error = json::find_syntax_error(c.text);
     ASSERT_TRUE(error) << c.text;
     EXPECT_EQ(error->line, c.line) << c.text;
@@ -52,8 +51,7 @@ TEST(json_writer, writes_escaped_compact_and_pretty_json) {
       .null()
       .end_array()
       .end_object();
-  EXPECT_EQ(compact.str(),
-            R"({"name":"a \"quoted\"\nline","n":-3,"list":[1.5,true,null]})");
+  EXPECT_EQ(compact.str(), R"({"name":"a \"quoted\"\nline","n":-3,"list":[1.5,true,null]})");
   json::writer pretty{true};
   pretty.begin_object().key("a").value(1).key("b").begin_array().end_array().end_object();
   EXPECT_EQ(pretty.str(), "{\n  \"a\": 1,\n  \"b\": []\n}");

@@ -73,7 +73,8 @@ TEST(metrics, promtool_accepts_the_exposition) {
   metrics::register_process_metrics(reg);
   fixtures::temp_dir dir;
   fixtures::write_file(dir / "metrics.txt", reg.expose());
-  auto checked = fixtures::run({"sh", "-c", "promtool check metrics < " + (dir / "metrics.txt").string()});
+  auto checked =
+      fixtures::run({"sh", "-c", "promtool check metrics < " + (dir / "metrics.txt").string()});
   EXPECT_EQ(checked.exit_code, 0) << checked.output << reg.expose();
 }
 

@@ -105,8 +105,7 @@ TEST(stream, a_command_that_is_not_executable_is_refused) {
   write_file(dir / "s" / "info.json", R"({"AETitle": "S", "command": ["./missing.sh"]})");
   auto stream = streams::load_stream(dir / "s");
   ASSERT_FALSE(stream);
-  EXPECT_NE(stream.error().message.find("missing.sh is not an executable file"),
-            std::string::npos);
+  EXPECT_NE(stream.error().message.find("missing.sh is not an executable file"), std::string::npos);
 }
 
 TEST(registry, a_bad_stream_is_skipped_and_the_others_load) {

@@ -106,9 +106,9 @@ TEST(synth, output_passes_dciodvfy) {
     ASSERT_TRUE(written);
     auto checked = fixtures::run({"dciodvfy", written->files[0].string()});
     EXPECT_EQ(checked.output.find("Error"), std::string::npos) << modality << "\n"
-                                                                << checked.output;
+                                                               << checked.output;
     EXPECT_EQ(checked.output.find("Warning"), std::string::npos) << modality << "\n"
-                                                                  << checked.output;
+                                                                 << checked.output;
   }
 }
 

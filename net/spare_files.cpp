@@ -1,0 +1,72 @@
+#include "net/spare_files.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+namespace dcmstreams::net {
+
+spare_file_pool::spare_file_pool(std::filesystem::path dir, std::size_t target)
+    : dir_(std::move(dir)), target_(target), refiller_([this] { refill(); }) {}
+
+spare_file_pool::~spare_file_pool() {
+  {
+    std::lock_guard<std::mutex> guard{mutex_};
+    stopping_ = true;
+  }
+  wanted_.notify_all();
+  refiller_.join();
+  for (auto& spare : ready_) {
+    ::close(spare.fd);
+    ::unlink(spare.path.c_str());
+  }
+}
+
+spare_file spare_file_pool::create() {
+  std::uint64_t number;
+  {
+    std::lock_guard<std::mutex> guard{mutex_};
+    number = sequence_++;
+  }
+  spare_file spare;
+  spare.path = dir_ / (std::to_string(::getpid()) + "-" + std::to_string(number) + ".part");
+  spare.fd = ::open(spare.path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (spare.fd < 0)
+    spare.error = errno;
+  return spare;
+}
+
+spare_file spare_file_pool::take() {
+  {
+    std::lock_guard<std::mutex> guard{mutex_};
+    if (!ready_.empty()) {
+      auto spare = std::move(ready_.front());
+      ready_.pop_front();
+      wanted_.notify_one();
+      return spare;
+    }
+  }
+  wanted_.notify_one();
+  return create();
+}
+
+void spare_file_pool::refill() {
+  std::unique_lock<std::mutex> lock{mutex_};
+  for (;;) {
+    wanted_.wait(lock, [&] { return stopping_ || ready_.size() < target_; });
+    if (stopping_)
+      return;
+    lock.unlock();
+    auto spare = create();
+    lock.lock();
+    if (spare.fd < 0) {
+      // The disk refuses (full, read-only): let the C-STORE path report it.
+      wanted_.wait_for(lock, std::chrono::seconds(1));
+      continue;
+    }
+    ready_.push_back(std::move(spare));
+  }
+}
+
+} // namespace dcmstreams::net

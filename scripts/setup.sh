@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Installs what dcmstreams needs on Debian 12 and builds it. Idempotent: a
+# second run installs nothing and rebuilds only what changed.
+#
+#   scripts/setup.sh [Release|RelWithDebInfo|Debug]   (default RelWithDebInfo)
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+build_type="${1:-RelWithDebInfo}"
+build_dir="${DCMSTREAMS_BUILD_DIR:-build}"
+
+packages=(
+  # build
+  g++ cmake ninja-build pkg-config clang-format
+  # libraries
+  libdcmtk-dev libcaf-dev libboost-dev libsimdjson-dev libtbb-dev libsqlite3-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  # peers and data the tests and benchmarks use
+  dcmtk orthanc prometheus python3-pydicom dicom3tools procps
+)
+
+missing=()
+for package in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$package")
+  fi
+done
+
+if ((${#missing[@]} > 0)); then
+  echo "setup: installing ${missing[*]}"
+  sudo=""
+  if [[ $(id -u) -ne 0 ]]; then
+    command -v sudo >/dev/null || { echo "setup: run as root or install sudo" >&2; exit 1; }
+    sudo="sudo"
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE="$build_type" >/dev/null
+cmake --build "$build_dir"
+echo "setup: built $build_dir/main/dcmstreams ($build_type)"
