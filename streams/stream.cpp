@@ -34,31 +34,27 @@ void read_pipeline(json::object_reader& reader, stream_definition& stream) {
   std::size_t index = 0;
   for (auto element : *steps) {
     std::string path = "pipeline[" + std::to_string(index++) + "]";
-    simdjson::dom::object object;
-    if (element.get(object) != simdjson::SUCCESS) {
+    if (!element.is_object()) {
       reader.sink().add(path, "must be an object such as {\"kernel\": \"gaussian\", "
                               "\"sigma_mm\": 1.0}, not " +
                                   json::describe_type(element));
       continue;
     }
-    json::object_reader step_reader{object, path, reader.sink()};
-    auto kernel = step_reader.get_string("kernel");
-    if (!kernel) {
-      if (!step_reader.has("kernel"))
-        reader.sink().add(path, "needs a \"kernel\"");
+    auto step = parse_kernel_step(simdjson::minify(element), path);
+    if (!step) {
+      // Each line of the message is one problem, already naming its key.
+      std::string message = step.error().message;
+      std::size_t start = 0;
+      while (start < message.size()) {
+        auto end = message.find('\n', start);
+        reader.sink().add("", message.substr(start, end - start));
+        start = end == std::string::npos ? message.size() : end + 1;
+      }
       continue;
     }
-    auto& kernels = known_kernels();
-    if (std::find(kernels.begin(), kernels.end(), *kernel) == kernels.end()) {
-      std::string names;
-      for (auto& k : kernels)
-        names += (names.empty() ? "" : ", ") + k;
-      reader.sink().add(path + ".kernel", "unknown kernel \"" + *kernel + "\"; known: " + names);
-      continue;
-    }
-    stream.pipeline.push_back({*kernel, std::string(simdjson::minify(element))});
+    stream.pipeline.push_back(std::move(*step));
   }
-  if (stream.pipeline.empty() && index == 0)
+  if (index == 0)
     reader.sink().add("pipeline", "must list at least one step");
 }
 

@@ -3,6 +3,7 @@
 // The old appliance's keys read as they were; the new keys say how a job runs.
 
 #include "pipeline/error.hpp"
+#include "pipeline/kernels.hpp"
 
 #include <filesystem>
 #include <optional>
@@ -10,12 +11,6 @@
 #include <vector>
 
 namespace dcmstreams::streams {
-
-/// One step of a built-in pipeline: a kernel name and its parameters as JSON.
-struct pipeline_step {
-  std::string kernel;
-  std::string parameters_json; // the whole step object, minified
-};
 
 /// `accept`: a DICOM attribute (keyword like "Modality" or "0008,0060") and a
 /// case-insensitive regular expression its value must match.
@@ -38,7 +33,7 @@ struct stream_definition {
   bool enabled = true;
   // Keys of dcmstreams.
   std::vector<std::string> command; // argv; INPUT and OUTPUT are appended
-  std::vector<pipeline_step> pipeline;
+  std::vector<kernel_step> pipeline;
   int concurrency = 1;
   double timeout_s = 0; // 0: no limit
   std::optional<double> quiet_period_s;
@@ -47,9 +42,6 @@ struct stream_definition {
   /// Notes that do not stop the stream from loading (unknown keys, legacy work.sh).
   std::vector<std::string> notes;
 };
-
-/// The built-in kernels a `pipeline` step may name.
-const std::vector<std::string>& known_kernels();
 
 /// Loads <folder>/info.json. The failure lists every problem, each naming the
 /// file and key and saying what to write instead.

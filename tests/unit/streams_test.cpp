@@ -63,7 +63,8 @@ TEST(stream, new_keys_are_read) {
   ASSERT_TRUE(stream) << stream.error().message;
   ASSERT_EQ(stream->pipeline.size(), 2u);
   EXPECT_EQ(stream->pipeline[0].kernel, "gaussian");
-  EXPECT_NE(stream->pipeline[0].parameters_json.find("\"sigma_mm\":1.5"), std::string::npos);
+  EXPECT_DOUBLE_EQ(stream->pipeline[0].sigma_mm, 1.5);
+  EXPECT_DOUBLE_EQ(stream->pipeline[1].slab_mm, 10);
   EXPECT_EQ(stream->concurrency, 2);
   EXPECT_DOUBLE_EQ(stream->timeout_s, 600);
   EXPECT_DOUBLE_EQ(*stream->quiet_period_s, 0.5);
