@@ -5,6 +5,7 @@
 #include "pipeline/error.hpp"
 #include "pipeline/intake.hpp"
 #include "pipeline/job.hpp"
+#include "pipeline/job_runner.hpp"
 
 #include <caf/all.hpp>
 
@@ -30,13 +31,20 @@ ec code_of(const caf::error& error);
 // -- atoms (at most 10 characters) -----------------------------------------------
 
 using arrived_atom = caf::atom_constant<caf::atom("arrived")>;
+using cancel_atom = caf::atom_constant<caf::atom("cancel")>;
 using complete_atom = caf::atom_constant<caf::atom("complete")>;
 using create_atom = caf::atom_constant<caf::atom("create")>;
+using finished_atom = caf::atom_constant<caf::atom("finished")>;
 using get_atom = caf::atom_constant<caf::atom("get")>;
+using job_atom = caf::atom_constant<caf::atom("job")>;
 using pending_atom = caf::atom_constant<caf::atom("pending")>;
+using queued_atom = caf::atom_constant<caf::atom("queued")>;
 using recover_atom = caf::atom_constant<caf::atom("recover")>;
 using reload_atom = caf::atom_constant<caf::atom("reload")>;
+using retry_atom = caf::atom_constant<caf::atom("retry")>;
+using stats_atom = caf::atom_constant<caf::atom("stats")>;
 using tick_atom = caf::atom_constant<caf::atom("tick")>;
+using update_atom = caf::atom_constant<caf::atom("update")>;
 
 // -- message types -----------------------------------------------------------------
 
@@ -50,18 +58,53 @@ struct pending_study {
   epoch_ms last_arrival = 0;
 };
 
-template <class Inspector> typename Inspector::result_type inspect(Inspector& f, study_key& x) {
+/// A stream's queue and run times, for listings and ETAs.
+struct stream_stats {
+  std::string stream;
+  std::uint64_t queued = 0;
+  std::uint64_t running = 0;
+  std::vector<std::int64_t> running_jobs;
+  std::uint64_t runs = 0; // successful runs the times are from
+  double mean_s = 0;
+  double std_s = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, stream_stats& x) {
+  return f(caf::meta::type_name("stream_stats"), x.stream, x.queued, x.running, x.running_jobs,
+           x.runs, x.mean_s, x.std_s);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, attribute_match& x) {
+  return f(caf::meta::type_name("attribute_match"), x.attribute, x.pattern);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, kernel_timing& x) {
+  return f(caf::meta::type_name("kernel_timing"), x.kernel, x.seconds);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, job_outcome& x) {
+  return f(caf::meta::type_name("job_outcome"), x.state, x.message, x.seconds, x.stopped_by_node,
+           x.kernels);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, study_key& x) {
   return f(caf::meta::type_name("study_key"), x.called_ae, x.calling_ae, x.peer, x.study_uid);
 }
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, arrived_instance& x) {
-  return f(caf::meta::type_name("arrived_instance"), x.sop_uid, x.path, x.bytes);
+  return f(caf::meta::type_name("arrived_instance"), x.sop_uid, x.path, x.bytes, x.inode);
 }
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, completed_study& x) {
-  return f(caf::meta::type_name("completed_study"), x.key, x.stream, x.instances, x.first_arrival);
+  return f(caf::meta::type_name("completed_study"), x.key, x.stream, x.instances, x.first_arrival,
+           x.accept, x.by_series);
 }
 
 template <class Inspector> typename Inspector::result_type inspect(Inspector& f, job_record& x) {
@@ -91,10 +134,40 @@ template <class Inspector> typename Inspector::result_type inspect(Inspector& f,
 /// Creates job folders and records jobs: blocking file I/O and SQLite, so it
 /// runs detached from the scheduler.
 using job_store_actor = caf::typed_actor<
-    /// Turns a completed study into a queued job (pipeline/intake.hpp).
-    caf::replies_to<create_atom, completed_study>::with<job_record>,
+    /// Turns a completed study into queued (or skipped) jobs (pipeline/intake.hpp).
+    caf::replies_to<create_atom, completed_study>::with<std::vector<job_record>>,
     /// Finishes or undoes interrupted job creations; lists pending instances.
-    caf::replies_to<recover_atom>::with<recovery_report>>;
+    caf::replies_to<recover_atom>::with<recovery_report>,
+    /// Records a job's new state and times (database row and info.json).
+    caf::reacts_to<update_atom, job_record>,
+    /// Jobs to run after a start: those that were running, then the queued, oldest first.
+    caf::replies_to<get_atom, queued_atom>::with<std::vector<job_record>>,
+    /// One job by id.
+    caf::replies_to<get_atom, job_atom, std::int64_t>::with<job_record>,
+    /// Run times of successful jobs per stream.
+    caf::replies_to<get_atom, stats_atom>::with<std::vector<stream_stats>>>;
+
+/// Runs one stream's jobs in order, `concurrency` at a time.
+using stream_mailbox_actor = caf::typed_actor<
+    /// Adds a queued job at the end of the queue.
+    caf::reacts_to<job_atom, job_record>,
+    /// A run ended (from the job's runner).
+    caf::reacts_to<finished_atom, job_record, job_outcome>,
+    /// Cancels a queued or running job of this stream; replies whether it was found.
+    caf::replies_to<cancel_atom, std::int64_t>::with<bool>,
+    /// The stream's queue, running jobs and run times.
+    caf::replies_to<get_atom, stats_atom>::with<stream_stats>>;
+
+/// Owns the stream mailboxes: routes new jobs to them, cancels and re-runs.
+using job_manager_actor = caf::typed_actor<
+    /// New jobs (queued or skipped) to run.
+    caf::reacts_to<job_atom, std::vector<job_record>>,
+    /// Cancels a queued or running job; replies whether it was found.
+    caf::replies_to<cancel_atom, std::int64_t>::with<bool>,
+    /// Queues a finished job again from a clean OUTPUT/; replies with the job.
+    caf::replies_to<retry_atom, std::int64_t>::with<job_record>,
+    /// Every stream's queue, running jobs and run times.
+    caf::replies_to<get_atom, stats_atom>::with<std::vector<stream_stats>>>;
 
 /// Groups arriving instances by (calling AE, called AE, peer, study) and turns
 /// each group into a job after its quiet period or maximum wait.

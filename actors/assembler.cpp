@@ -43,23 +43,35 @@ void complete(self_pointer self, const study_key& key, const char* why) {
   for (auto& [sop, instance] : it->second.instances)
     study.instances.push_back(instance);
   self->state.groups.erase(it);
+  if (self->state.registry) {
+    auto snapshot = self->state.registry->get();
+    if (auto* stream = snapshot->find_by_name(study.stream)) {
+      study.accept = stream->accept;
+      study.by_series = stream->group_by == streams::grouping::series;
+    }
+  }
   update_pending_gauge(self);
   log::info(component, key.describe() + " is complete (" + why + "), " +
                            std::to_string(study.instances.size()) + " instances for stream " +
                            study.stream);
   self->request(self->state.job_store, caf::infinite, create_atom::value, study)
       .then(
-          [self, study, last_arrival](job_record& job) {
-            log::info(component, "job " + std::to_string(job.id) + " queued for stream " +
-                                     job.stream + ": " + study.key.describe() + ", " +
-                                     std::to_string(job.instances) + " instances");
+          [self, study, last_arrival](std::vector<job_record>& jobs) {
+            for (auto& job : jobs)
+              log::info(component, "job " + std::to_string(job.id) + " " + to_string(job.state) +
+                                       " for stream " + job.stream + ": " +
+                                       study.key.describe() + ", " +
+                                       std::to_string(job.instances) + " instances" +
+                                       (job.message.empty() ? "" : " (" + job.message + ")"));
             if (auto* m = self->state.metrics) {
-              m->studies_completed.with({job.stream}).increment();
-              m->jobs_created.with({job.stream}).increment();
-              m->completion_delay.with({job.stream})
+              m->studies_completed.with({study.stream}).increment();
+              m->jobs_created.with({study.stream}).increment(static_cast<double>(jobs.size()));
+              m->completion_delay.with({study.stream})
                   .observe(
                       std::chrono::duration<double>(self->clock().now() - last_arrival).count());
             }
+            if (self->state.job_manager)
+              self->send(self->state.job_manager, job_atom::value, std::move(jobs));
           },
           [self, study](caf::error& error) {
             if (code_of(error) == ec::not_found) {
@@ -77,10 +89,12 @@ void complete(self_pointer self, const study_key& key, const char* why) {
 } // namespace
 
 assembler_actor::behavior_type assembler(self_pointer self, job_store_actor job_store,
+                                         job_manager_actor job_manager,
                                          completion_config defaults,
                                          std::shared_ptr<streams::shared_registry> registry,
                                          node_metrics* metrics) {
   self->state.job_store = std::move(job_store);
+  self->state.job_manager = std::move(job_manager);
   self->state.defaults = defaults;
   self->state.registry = std::move(registry);
   self->state.metrics = metrics;

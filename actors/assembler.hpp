@@ -25,6 +25,7 @@ struct pending_group {
 struct assembler_state {
   std::map<study_key, pending_group> groups;
   job_store_actor job_store;
+  job_manager_actor job_manager; // may be invalid (tests): jobs are then only created
   completion_config defaults;
   std::shared_ptr<streams::shared_registry> registry;
   node_metrics* metrics = nullptr;
@@ -32,7 +33,8 @@ struct assembler_state {
 };
 
 assembler_actor::behavior_type assembler(assembler_actor::stateful_pointer<assembler_state> self,
-                                         job_store_actor job_store, completion_config defaults,
+                                         job_store_actor job_store, job_manager_actor job_manager,
+                                         completion_config defaults,
                                          std::shared_ptr<streams::shared_registry> registry,
                                          node_metrics* metrics);
 

@@ -1,20 +1,65 @@
 #include "actors/job_store.hpp"
 
+#include "pipeline/files.hpp"
+#include "pipeline/log.hpp"
+
 namespace dcmstreams {
 
 job_store_actor::behavior_type job_store(job_store_actor::stateful_pointer<job_store_state> self,
                                          std::shared_ptr<database> db, store_layout layout,
                                          bool durable) {
   self->state.db = std::move(db);
+  self->state.layout = std::make_unique<store_layout>(layout);
+  self->state.durable = durable;
   self->state.jobs = std::make_unique<intake>(std::move(layout), *self->state.db, durable);
   return {
-      [self](create_atom, const completed_study& study) -> caf::result<job_record> {
-        auto job = self->state.jobs->create_job(study);
-        if (!job)
-          return make_error(job.error());
-        return *job;
+      [self](create_atom, const completed_study& study) -> caf::result<std::vector<job_record>> {
+        auto jobs = self->state.jobs->create_jobs(study);
+        if (!jobs)
+          return make_error(jobs.error());
+        return *jobs;
       },
       [self](recover_atom) -> recovery_report { return self->state.jobs->recover(); },
+      [self](update_atom, const job_record& job) {
+        if (auto problem = self->state.db->update_job(job))
+          log::error("jobs", problem->message);
+        auto info = self->state.layout->job_dir(job.id) / "info.json";
+        if (auto problem = write_file_atomically(info, job_info_json(job), false))
+          log::error("jobs", problem->message);
+      },
+      [self](get_atom, queued_atom) -> caf::result<std::vector<job_record>> {
+        auto running = self->state.db->jobs_in_state(job_state::running);
+        if (!running)
+          return make_error(running.error());
+        auto queued = self->state.db->jobs_in_state(job_state::queued);
+        if (!queued)
+          return make_error(queued.error());
+        running->insert(running->end(), queued->begin(), queued->end());
+        return *running;
+      },
+      [self](get_atom, job_atom, std::int64_t id) -> caf::result<job_record> {
+        auto found = self->state.db->find_job(id);
+        if (!found)
+          return make_error(found.error());
+        if (!*found)
+          return make_error(ec::not_found, "no job " + std::to_string(id));
+        return **found;
+      },
+      [self](get_atom, stats_atom) -> caf::result<std::vector<stream_stats>> {
+        auto durations = self->state.db->durations_by_stream();
+        if (!durations)
+          return make_error(durations.error());
+        std::vector<stream_stats> stats;
+        for (auto& d : *durations) {
+          stream_stats s;
+          s.stream = d.stream;
+          s.runs = static_cast<std::uint64_t>(d.runs);
+          s.mean_s = d.mean_s;
+          s.std_s = d.std_s;
+          stats.push_back(std::move(s));
+        }
+        return stats;
+      },
   };
 }
 

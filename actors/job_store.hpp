@@ -12,6 +12,8 @@ namespace dcmstreams {
 
 struct job_store_state {
   std::shared_ptr<database> db;
+  std::unique_ptr<store_layout> layout;
+  bool durable = true;
   std::unique_ptr<intake> jobs;
   static inline const char* name = "job-store";
 };

@@ -1,6 +1,7 @@
 #include "actors/node.hpp"
 
 #include "actors/assembler.hpp"
+#include "actors/job_manager.hpp"
 #include "actors/job_store.hpp"
 #include "actors/registry_watcher.hpp"
 #include "pipeline/log.hpp"
@@ -43,8 +44,35 @@ result<node_actors> spawn_node(caf::actor_system& system, const node_config& con
   for (auto& problem : report.problems)
     log::warning(component, problem);
 
-  actors.assembler =
-      system.spawn(assembler, actors.job_store, config.completion, actors.registry, &metrics);
+  // Jobs left queued or running by the last stop run again, in their order;
+  // a job that was running starts again from a clean OUTPUT/.
+  std::vector<job_record> unfinished;
+  std::vector<stream_stats> history;
+  self->request(actors.job_store, caf::infinite, get_atom::value, queued_atom::value)
+      .receive([&](std::vector<job_record>& jobs) { unfinished = std::move(jobs); },
+               [&](caf::error& e) { failed = std::move(e); });
+  self->request(actors.job_store, caf::infinite, get_atom::value, stats_atom::value)
+      .receive([&](std::vector<stream_stats>& stats) { history = std::move(stats); },
+               [&](caf::error& e) { failed = std::move(e); });
+  if (failed)
+    return failure{ec::database_error, "cannot read the job queue: " + describe(failed)};
+  actors.job_manager = system.spawn(job_manager, actors.job_store, actors.registry,
+                                    config.data_dir, &metrics, std::move(history));
+  for (auto& job : unfinished)
+    if (job.state == job_state::running) {
+      log::info(component, "job " + std::to_string(job.id) + " of stream " + job.stream +
+                               " was running when the node stopped; it runs again");
+      job.state = job_state::queued;
+      job.message = "interrupted by a stop of the node; runs again from a clean OUTPUT";
+      self->send(actors.job_store, update_atom::value, job);
+    }
+  if (!unfinished.empty()) {
+    log::info(component, std::to_string(unfinished.size()) + " jobs are queued from before");
+    self->send(actors.job_manager, job_atom::value, std::move(unfinished));
+  }
+
+  actors.assembler = system.spawn(assembler, actors.job_store, actors.job_manager,
+                                  config.completion, actors.registry, &metrics);
   if (!report.pending.empty())
     log::info(component, "rebuilding pending studies from " +
                              std::to_string(report.pending.size()) +
@@ -62,6 +90,7 @@ void stop_node(caf::actor_system& system, node_actors& actors) {
   caf::scoped_actor self{system};
   for (auto handle :
        {caf::actor_cast<caf::actor>(actors.watcher), caf::actor_cast<caf::actor>(actors.assembler),
+        caf::actor_cast<caf::actor>(actors.job_manager),
         caf::actor_cast<caf::actor>(actors.job_store)}) {
     if (!handle)
       continue;

@@ -15,6 +15,7 @@ namespace dcmstreams {
 struct node_actors {
   std::shared_ptr<streams::shared_registry> registry;
   job_store_actor job_store;
+  job_manager_actor job_manager;
   assembler_actor assembler;
   registry_actor watcher;
 };

@@ -34,6 +34,21 @@ node_metrics::node_metrics(metrics::registry& reg)
                             metrics::exponential_buckets(0.25, 2, 12), {"stream"})),
       jobs_created(reg.add_counter("dcmstreams_jobs_created_total",
                                    "Jobs created and queued, by stream.", {"stream"})),
+      queue_depth(reg.add_gauge("dcmstreams_stream_queue_depth",
+                                "Jobs waiting in a stream's queue.", {"stream"})),
+      jobs_running(reg.add_gauge("dcmstreams_stream_running", "Jobs of a stream running now.",
+                                 {"stream"})),
+      jobs_total(reg.add_counter("dcmstreams_jobs_total",
+                                 "Jobs finished, by stream and result (success, failed, "
+                                 "cancelled, skipped).",
+                                 {"stream", "result"})),
+      job_duration(reg.add_histogram("dcmstreams_job_duration_seconds",
+                                     "Run time of jobs, by stream.",
+                                     metrics::exponential_buckets(0.05, 2, 16), {"stream"})),
+      kernel_duration(reg.add_histogram("dcmstreams_kernel_duration_seconds",
+                                        "Run time of one built-in kernel step over a job's "
+                                        "series, by kernel.",
+                                        metrics::exponential_buckets(0.001, 2, 20), {"kernel"})),
       streams_loaded(
           reg.add_gauge("dcmstreams_streams_loaded", "Streams loaded from the streams folder.")),
       stream_reloads(reg.add_counter("dcmstreams_stream_reloads_total",

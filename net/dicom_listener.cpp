@@ -462,6 +462,7 @@ OFCondition association::store(T_DIMSE_C_StoreRQ& request, T_ASC_PresentationCon
   stored.modality = header->modality;
   stored.path = final_path.native();
   stored.bytes = static_cast<std::uint64_t>(written.st_size);
+  stored.inode = static_cast<std::uint64_t>(written.st_ino);
   stored.replaced = replaced;
   listener_.sink_.instance_stored(stored);
   return respond(context_id, request, STATUS_Success, {});

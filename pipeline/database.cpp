@@ -2,6 +2,9 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
+#include <cmath>
+
 namespace dcmstreams {
 
 namespace {
@@ -53,6 +56,7 @@ public:
   void bind(int index, std::int64_t number) { sqlite3_bind_int64(stmt_, index, number); }
   int step() { return sqlite3_step(stmt_); }
   std::int64_t integer(int column) { return sqlite3_column_int64(stmt_, column); }
+  double real(int column) { return sqlite3_column_double(stmt_, column); }
   std::string text(int column) {
     auto* data = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, column));
     return data ? std::string(data, static_cast<std::size_t>(sqlite3_column_bytes(stmt_, column)))
@@ -218,6 +222,27 @@ result<std::vector<job_record>> database::jobs_in_state(job_state state) {
   if (rc != SQLITE_DONE)
     return sqlite_failure(std::string("cannot list ") + to_string(state) + " jobs");
   return jobs;
+}
+
+result<std::vector<database::duration_stats>> database::durations_by_stream() {
+  statement s{db_, "SELECT stream, COUNT(*), AVG(d), AVG(d * d) FROM (SELECT stream, "
+                   "(finished_ms - started_ms) / 1000.0 AS d FROM jobs WHERE state = 'success' "
+                   "AND started_ms > 0 AND finished_ms >= started_ms) GROUP BY stream"};
+  if (!s.prepared())
+    return sqlite_failure("cannot prepare the duration query");
+  std::vector<duration_stats> stats;
+  int rc;
+  while ((rc = s.step()) == SQLITE_ROW) {
+    duration_stats d;
+    d.stream = s.text(0);
+    d.runs = s.integer(1);
+    d.mean_s = s.real(2);
+    d.std_s = std::sqrt(std::max(0.0, s.real(3) - d.mean_s * d.mean_s));
+    stats.push_back(std::move(d));
+  }
+  if (rc != SQLITE_DONE)
+    return sqlite_failure("cannot read run times");
+  return stats;
 }
 
 } // namespace dcmstreams

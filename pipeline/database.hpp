@@ -32,6 +32,15 @@ public:
   /// Jobs in `state`, oldest first.
   result<std::vector<job_record>> jobs_in_state(job_state state);
 
+  /// Run-time statistics of successful jobs, per stream.
+  struct duration_stats {
+    std::string stream;
+    std::int64_t runs = 0;
+    double mean_s = 0;
+    double std_s = 0;
+  };
+  result<std::vector<duration_stats>> durations_by_stream();
+
 private:
   explicit database(sqlite3* handle) : db_(handle) {}
   status execute(const char* sql);

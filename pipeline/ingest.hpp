@@ -35,6 +35,7 @@ struct stored_instance {
   std::string modality;
   std::string path; // final file in incoming/
   std::uint64_t bytes = 0;
+  std::uint64_t inode = 0; // of the stored file, to tell it from a later copy
   bool replaced = false; // an earlier copy with this SOP Instance UID was replaced
 };
 

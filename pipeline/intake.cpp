@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <map>
 #include <set>
 #include <system_error>
 
@@ -21,13 +22,6 @@ std::string study_key::describe() const {
 
 namespace {
 
-bool same_file(const fs::path& a, const fs::path& b) {
-  struct stat sa {
-  }, sb{};
-  return ::stat(a.c_str(), &sa) == 0 && ::stat(b.c_str(), &sb) == 0 && sa.st_dev == sb.st_dev &&
-         sa.st_ino == sb.st_ino;
-}
-
 // Removes a folder if it is empty; anything else in it is left alone.
 void remove_if_empty(const fs::path& dir) {
   ::rmdir(dir.c_str());
@@ -35,7 +29,88 @@ void remove_if_empty(const fs::path& dir) {
 
 } // namespace
 
-result<job_record> intake::create_job(const completed_study& study) {
+namespace {
+
+std::uint64_t inode_of(const fs::path& p) {
+  struct stat s {};
+  return ::stat(p.c_str(), &s) == 0 ? static_cast<std::uint64_t>(s.st_ino) : 0;
+}
+
+} // namespace
+
+result<std::vector<job_record>> intake::create_jobs(const completed_study& study) {
+  // Which instances the stream takes, and in which job.
+  auto filter = attribute_filter::compile(study.accept);
+  if (!filter)
+    return filter.error();
+  std::vector<std::string> wanted = filter->attributes();
+  if (study.by_series)
+    wanted.push_back("SeriesInstanceUID");
+  std::map<std::string, std::vector<const arrived_instance*>> partitions; // by series, or ""
+  std::size_t refused = 0, unreadable = 0;
+  for (auto& instance : study.instances) {
+    if (wanted.empty()) {
+      partitions[""].push_back(&instance);
+      continue;
+    }
+    auto values = read_attributes(instance.path, wanted);
+    if (!values) {
+      // Vanished or unreadable: it cannot enter a job.
+      ++unreadable;
+      continue;
+    }
+    if (!filter->matches(*values)) {
+      ++refused;
+      continue;
+    }
+    partitions[study.by_series ? (*values)["SeriesInstanceUID"] : ""].push_back(&instance);
+  }
+
+  std::vector<job_record> jobs;
+  if (partitions.empty()) {
+    if (unreadable == study.instances.size())
+      return failure{ec::not_found, study.key.describe() + ": none of its " +
+                                        std::to_string(study.instances.size()) +
+                                        " instances is still in the incoming folder"};
+    auto skipped = create_job(study, {}, "", job_state::skipped,
+                              "none of the " + std::to_string(study.instances.size()) +
+                                  " instances matches the stream's accept filter (" +
+                                  filter->describe() + ")");
+    if (!skipped)
+      return skipped.error();
+    jobs.push_back(*skipped);
+  }
+  for (auto& [series, members] : partitions) {
+    std::string note;
+    if (refused > 0)
+      note = std::to_string(refused) + " instances not accepted by the filter (" +
+             filter->describe() + ")";
+    auto job = create_job(study, members, series, job_state::queued, note);
+    if (!job) {
+      if (job.error().code == ec::not_found && partitions.size() > 1)
+        continue; // that series vanished; the others go on
+      return job.error();
+    }
+    jobs.push_back(*job);
+  }
+  if (jobs.empty())
+    return failure{ec::not_found, study.key.describe() + ": no instance left to make a job of"};
+
+  std::vector<std::pair<std::string, std::uint64_t>> files;
+  for (auto& instance : study.instances)
+    files.emplace_back(fs::path(instance.path).filename().string(), instance.inode);
+  if (auto problem = move_to_store(study.key.called_ae, study.key.study_uid, files))
+    return *problem;
+  for (auto& job : jobs)
+    if (auto problem = db_.update_job(job))
+      return *problem;
+  return jobs;
+}
+
+result<job_record> intake::create_job(const completed_study& study,
+                                      const std::vector<const arrived_instance*>& instances,
+                                      const std::string& series_uid, job_state final_state,
+                                      const std::string& note) {
   job_record job;
   job.stream = study.stream;
   job.state = job_state::creating;
@@ -43,82 +118,86 @@ result<job_record> intake::create_job(const completed_study& study) {
   job.calling_ae = study.key.calling_ae;
   job.peer = study.key.peer;
   job.study_uid = study.key.study_uid;
+  job.series_uid = series_uid;
   job.received = study.first_arrival;
   auto id = db_.insert_job(job);
   if (!id)
     return id.error();
   job.id = *id;
   auto dir = layout_.job_dir(job.id);
-  if (auto problem = fill_job_folder(job, study)) {
-    // Before info.json exists the instances are still pending in incoming/:
-    // undo, so that the study can complete again. After it, start-up
-    // recovery finishes the job.
-    if (!fs::exists(dir / "info.json")) {
-      std::error_code ignored;
-      fs::remove_all(dir, ignored);
-      db_.delete_job(job.id);
+  auto undo = [&] {
+    std::error_code ignored;
+    fs::remove_all(dir, ignored);
+    db_.delete_job(job.id);
+  };
+  auto input = dir / "INPUT";
+  for (auto* folder : {&input}) {
+    if (auto problem = create_directories(*folder, durable_)) {
+      undo();
+      return *problem;
     }
+  }
+  if (auto problem = create_directories(dir / "OUTPUT", durable_)) {
+    undo();
+    return *problem;
+  }
+  std::size_t vanished = 0;
+  for (auto* instance : instances) {
+    auto link = input / (instance->sop_uid + ".dcm");
+    if (::link(instance->path.c_str(), link.c_str()) == 0 || errno == EEXIST) {
+      ++job.instances;
+      job.bytes += static_cast<std::int64_t>(instance->bytes);
+    } else if (errno == ENOENT) {
+      // Replaced by a later copy that went into another job meanwhile.
+      ++vanished;
+    } else {
+      auto why = errno_text(errno);
+      undo();
+      return failure{ec::io_error, link.string() + ": cannot link " + instance->path + ": " + why};
+    }
+  }
+  if (job.instances == 0 && final_state != job_state::skipped) {
+    undo();
+    return failure{ec::not_found, study.key.describe() + ": none of its " +
+                                      std::to_string(instances.size()) +
+                                      " instances is still in the incoming folder"};
+  }
+  job.message = note;
+  if (vanished > 0)
+    job.message += (job.message.empty() ? "" : "; ") + std::to_string(vanished) +
+                   " instances were replaced by a later copy before the study completed and are "
+                   "not in this job";
+  job.completed = now_ms();
+  job.state = final_state;
+  if (durable_)
+    if (auto problem = sync_directory(input)) {
+      undo();
+      return *problem;
+    }
+  // From here on the job exists: start-up recovery finishes it if we stop.
+  if (auto problem = write_file_atomically(dir / "info.json", job_info_json(job), durable_)) {
+    undo();
     return *problem;
   }
   return job;
 }
 
-status intake::fill_job_folder(job_record& job, const completed_study& study) {
-  auto dir = layout_.job_dir(job.id);
-  auto input = dir / "INPUT";
-  if (auto problem = create_directories(input, durable_))
-    return problem;
-  if (auto problem = create_directories(dir / "OUTPUT", durable_))
-    return problem;
-  std::size_t vanished = 0;
-  for (auto& instance : study.instances) {
-    auto link = input / (instance.sop_uid + ".dcm");
-    if (::link(instance.path.c_str(), link.c_str()) == 0 || errno == EEXIST) {
-      ++job.instances;
-      job.bytes += static_cast<std::int64_t>(instance.bytes);
-    } else if (errno == ENOENT) {
-      // Replaced by a later copy that went into another job meanwhile.
-      ++vanished;
-    } else {
-      return failure{ec::io_error,
-                     link.string() + ": cannot link " + instance.path + ": " + errno_text(errno)};
-    }
-  }
-  if (job.instances == 0)
-    return failure{ec::not_found, study.key.describe() + ": none of its " +
-                                      std::to_string(study.instances.size()) +
-                                      " instances is still in the incoming folder"};
-  if (vanished > 0)
-    job.message = std::to_string(vanished) + " instances were replaced by a later copy before "
-                                             "the study completed and are not in this job";
-  if (durable_)
-    if (auto problem = sync_directory(input))
-      return problem;
-  job.completed = now_ms();
-  if (auto problem = write_file_atomically(dir / "info.json", job_info_json(job), durable_))
-    return problem;
-  return move_to_store(job);
-}
-
-status intake::move_to_store(job_record& job) {
-  auto input = layout_.job_dir(job.id) / "INPUT";
-  auto incoming_study = layout_.incoming_study_dir(job.called_ae, job.study_uid);
-  auto store_study = layout_.store_dir() / job.study_uid;
+status intake::move_to_store(const std::string& called_ae, const std::string& study_uid,
+                             const std::vector<std::pair<std::string, std::uint64_t>>& files) {
+  auto incoming_study = layout_.incoming_study_dir(called_ae, study_uid);
+  auto store_study = layout_.store_dir() / study_uid;
   if (auto problem = create_directories(store_study, durable_))
     return problem;
-  std::error_code error;
-  for (auto& entry : fs::directory_iterator(input, error)) {
-    auto name = entry.path().filename();
+  for (auto& [name, inode] : files) {
     auto incoming = incoming_study / name;
-    // Only the file that was linked moves on; a newer copy with the same SOP
+    // Only the file that arrived moves on; a newer copy with the same SOP
     // Instance UID stays pending for the next job.
-    if (same_file(incoming, entry.path()) &&
-        ::rename(incoming.c_str(), (store_study / name).c_str()) != 0)
-      return failure{ec::io_error,
-                     incoming.string() + ": cannot move into the store: " + errno_text(errno)};
+    if (inode_of(incoming) != inode || inode == 0)
+      continue;
+    if (::rename(incoming.c_str(), (store_study / name).c_str()) != 0 && errno != ENOENT)
+      return failure{ec::io_error, incoming.string() + ": cannot move into the store: " +
+                                       errno_text(errno)};
   }
-  if (error)
-    return failure{ec::io_error, input.string() + ": cannot list: " + error.message()};
   if (durable_) {
     if (auto problem = sync_directory(store_study))
       return problem;
@@ -128,7 +207,25 @@ status intake::move_to_store(job_record& job) {
   }
   remove_if_empty(incoming_study);
   remove_if_empty(incoming_study.parent_path());
-  job.state = job_state::queued;
+  return std::nullopt;
+}
+
+status intake::finish_recovered(job_record& job) {
+  std::vector<std::pair<std::string, std::uint64_t>> files;
+  std::error_code error;
+  job.instances = 0;
+  job.bytes = 0;
+  for (auto& entry : fs::directory_iterator(layout_.job_dir(job.id) / "INPUT", error)) {
+    files.emplace_back(entry.path().filename().string(), inode_of(entry.path()));
+    ++job.instances;
+    job.bytes += static_cast<std::int64_t>(entry.file_size(error));
+  }
+  if (auto problem = move_to_store(job.called_ae, job.study_uid, files))
+    return problem;
+  // An empty INPUT/ with info.json is a study the stream accepted nothing of.
+  job.state = files.empty() ? job_state::skipped : job_state::queued;
+  if (job.completed == 0)
+    job.completed = now_ms();
   return db_.update_job(job);
 }
 
@@ -139,7 +236,7 @@ recovery_report intake::recover() {
     for (auto& job : *creating) {
       auto dir = layout_.job_dir(job.id);
       if (fs::exists(dir / "info.json")) {
-        if (auto problem = move_to_store(job))
+        if (auto problem = finish_recovered(job))
           report.problems.push_back("job " + std::to_string(job.id) + ": " + problem->message);
         else
           report.resumed_jobs.push_back(job);
@@ -196,6 +293,7 @@ recovery_report intake::recover() {
         found.instance.path = file.path().string();
         std::error_code size_error;
         found.instance.bytes = fs::file_size(file.path(), size_error);
+        found.instance.inode = inode_of(file.path());
         report.pending.push_back(std::move(found));
       }
     }

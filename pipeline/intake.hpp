@@ -4,14 +4,16 @@
 //
 // A job is born in steps, each one repeatable:
 //   1. a `creating` row in SQLite gives the job its id;
-//   2. jobs/<id>/INPUT/ gets a hard link to every instance in incoming/;
+//   2. jobs/<id>/INPUT/ gets a hard link to every instance in incoming/ that
+//      the stream accepts (all of them, or one series with group_by series);
 //   3. jobs/<id>/info.json is written: from here on INPUT is complete;
-//   4. each incoming file is renamed into store/<study>/ (if it is still the
-//      file that was linked: same inode);
-//   5. the row becomes `queued`.
+//   4. each incoming file of the study is renamed into store/<study>/ (if it
+//      is still the file that arrived: same inode);
+//   5. the row becomes `queued` (or `skipped` when nothing was accepted).
 // On start, a `creating` job without info.json is undone (its instances are
 // still pending in incoming/), one with info.json is finished from step 4.
 
+#include "pipeline/attribute_filter.hpp"
 #include "pipeline/database.hpp"
 #include "pipeline/error.hpp"
 #include "pipeline/job.hpp"
@@ -47,6 +49,7 @@ struct arrived_instance {
   std::string sop_uid;
   std::string path;
   std::uint64_t bytes = 0;
+  std::uint64_t inode = 0; // of the file as it arrived; a later copy has another
 };
 
 struct completed_study {
@@ -54,6 +57,8 @@ struct completed_study {
   std::string stream;
   std::vector<arrived_instance> instances;
   epoch_ms first_arrival = 0;
+  std::vector<attribute_match> accept; // the stream's `accept`; empty: all
+  bool by_series = false;              // the stream's `group_by: series`
 };
 
 struct recovered_instance {
@@ -74,20 +79,29 @@ public:
   intake(store_layout layout, database& db, bool durable)
       : layout_(std::move(layout)), db_(db), durable_(durable) {}
 
-  /// Creates the job folder for `study` and records the job as queued.
-  /// Instances that vanished from incoming/ meanwhile are skipped (and named
-  /// in the job's message); a study with none left is an error.
-  result<job_record> create_job(const completed_study& study);
+  /// Creates the job folders for `study` (one, or one per series) and records
+  /// them as queued; a study whose instances the stream accepts none of gets
+  /// one `skipped` job. Instances that vanished from incoming/ meanwhile are
+  /// left out (and named in the job's message); a study with none left is an
+  /// error.
+  result<std::vector<job_record>> create_jobs(const completed_study& study);
 
   /// Finishes or undoes interrupted job creations and lists the pending
   /// instances left in incoming/.
   recovery_report recover();
 
 private:
-  /// Steps 2 to 5 for a job that has its row.
-  status fill_job_folder(job_record& job, const completed_study& study);
-  /// Steps 4 and 5 for a job whose INPUT/ and info.json are complete.
-  status move_to_store(job_record& job);
+  /// Steps 1 to 3 for one job of `instances`.
+  result<job_record> create_job(const completed_study& study,
+                                const std::vector<const arrived_instance*>& instances,
+                                const std::string& series_uid, job_state final_state,
+                                const std::string& note);
+  /// Step 4 for incoming files (file name, inode as it arrived); each moves
+  /// only if it still is that file, so a newer copy stays pending.
+  status move_to_store(const std::string& called_ae, const std::string& study_uid,
+                       const std::vector<std::pair<std::string, std::uint64_t>>& files);
+  /// Steps 4 and 5 for a recovered job, from its INPUT/ listing.
+  status finish_recovered(job_record& job);
 
   store_layout layout_;
   database& db_;

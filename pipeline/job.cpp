@@ -73,6 +73,13 @@ std::string job_info_json(const job_record& job) {
   out.key("instances").value(job.instances);
   out.key("bytes").value(job.bytes);
   out.key("completed").value(iso8601(job.completed));
+  out.key("state").value(to_string(job.state));
+  if (job.started)
+    out.key("started").value(iso8601(job.started));
+  if (job.finished)
+    out.key("finished").value(iso8601(job.finished));
+  if (!job.message.empty())
+    out.key("message").value(job.message);
   out.end_object();
   return out.str() + "\n";
 }

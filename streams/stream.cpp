@@ -20,13 +20,6 @@ const std::vector<std::string>& known_kernels() {
 
 namespace {
 
-// An attribute is a keyword of letters and digits or a "gggg,eeee" tag.
-bool plausible_attribute(const std::string& attribute) {
-  static const std::regex keyword{"[A-Za-z][A-Za-z0-9]*"};
-  static const std::regex tag{"\\(?[0-9A-Fa-f]{4},[0-9A-Fa-f]{4}\\)?"};
-  return std::regex_match(attribute, keyword) || std::regex_match(attribute, tag);
-}
-
 void read_pipeline(json::object_reader& reader, stream_definition& stream) {
   auto steps = reader.get_array("pipeline");
   if (!steps)
@@ -70,18 +63,12 @@ void read_accept(json::object_reader& reader, stream_definition& stream) {
       reader.sink().add(path, "must be a regular expression in a string, such as \"CT|MR\"");
       continue;
     }
-    if (!plausible_attribute(attribute)) {
-      reader.sink().add(path, "is neither a DICOM keyword (\"Modality\") nor a tag "
-                              "(\"0008,0060\")");
+    attribute_match term{attribute, std::string(pattern)};
+    if (auto compiled = attribute_filter::compile({term}); !compiled) {
+      reader.sink().add(path, compiled.error().message);
       continue;
     }
-    try {
-      std::regex compiled{std::string(pattern), std::regex::ECMAScript | std::regex::icase};
-    } catch (const std::regex_error& e) {
-      reader.sink().add(path, "is not a valid regular expression: " + std::string(e.what()));
-      continue;
-    }
-    stream.accept.push_back({attribute, std::string(pattern)});
+    stream.accept.push_back(std::move(term));
   }
 }
 

@@ -2,6 +2,7 @@
 // A stream: one folder <streams_dir>/<name>/ with an info.json (DESIGN §5).
 // The old appliance's keys read as they were; the new keys say how a job runs.
 
+#include "pipeline/attribute_filter.hpp"
 #include "pipeline/error.hpp"
 #include "pipeline/kernels.hpp"
 
@@ -11,13 +12,6 @@
 #include <vector>
 
 namespace dcmstreams::streams {
-
-/// `accept`: a DICOM attribute (keyword like "Modality" or "0008,0060") and a
-/// case-insensitive regular expression its value must match.
-struct accept_filter {
-  std::string attribute;
-  std::string pattern;
-};
 
 enum class grouping { study, series };
 
@@ -38,7 +32,7 @@ struct stream_definition {
   double timeout_s = 0; // 0: no limit
   std::optional<double> quiet_period_s;
   grouping group_by = grouping::study;
-  std::vector<accept_filter> accept;
+  std::vector<attribute_match> accept; // all must match for an instance to enter a job
   /// Notes that do not stop the stream from loading (unknown keys, legacy work.sh).
   std::vector<std::string> notes;
 };

@@ -44,7 +44,7 @@ incoming_study receive(const store_layout& layout, const fs::path& scratch, int 
                                           "STORESCU", "SMOOTH", "dicom://127.0.0.1:5000"}) +
                    fixtures::dataset_bytes(file);
     fixtures::write_file(path, content);
-    study.instances.push_back({sop, path.string(), content.size()});
+    study.instances.push_back({sop, path.string(), content.size(), inode(path)});
   }
   return study;
 }
@@ -68,8 +68,10 @@ protected:
 TEST_F(intake_fixture, a_completed_study_becomes_a_queued_job_with_linked_input) {
   auto study = receive(layout, scratch.path(), 5);
   intake jobs{layout, *db, true};
-  auto job = jobs.create_job({study.key, "smooth", study.instances, 1234});
-  ASSERT_TRUE(job) << job.error().message;
+  auto created = jobs.create_jobs({study.key, "smooth", study.instances, 1234});
+  ASSERT_TRUE(created) << created.error().message;
+  ASSERT_EQ(created->size(), 1u);
+  auto job = &created->front();
   EXPECT_EQ(job->state, job_state::queued);
   EXPECT_EQ(job->instances, 5);
   auto input = layout.job_dir(job->id) / "INPUT";
@@ -100,26 +102,75 @@ TEST_F(intake_fixture, a_replaced_instance_stays_pending_for_the_next_job) {
   auto copy = fixtures::read_file(first.path);
   fs::remove(first.path);
   intake jobs{layout, *db, false};
-  auto job = jobs.create_job({study.key, "smooth", study.instances, 0});
-  ASSERT_TRUE(job);
-  EXPECT_EQ(job->instances, 2);
-  EXPECT_NE(job->message.find("1 instances were replaced"), std::string::npos);
+  auto created = jobs.create_jobs({study.key, "smooth", study.instances, 0});
+  ASSERT_TRUE(created);
+  EXPECT_EQ(created->front().instances, 2);
+  EXPECT_NE(created->front().message.find("1 instances were replaced"), std::string::npos);
   fixtures::write_file(first.path, copy);
-  auto again = jobs.create_job({study.key, "smooth", {first}, 0});
+  first.inode = inode(first.path);
+  auto again = jobs.create_jobs({study.key, "smooth", {first}, 0});
   ASSERT_TRUE(again) << again.error().message;
-  EXPECT_EQ(again->instances, 1);
+  EXPECT_EQ(again->front().instances, 1);
 }
 
 TEST_F(intake_fixture, a_study_with_nothing_left_is_refused_and_leaves_no_job) {
   intake jobs{layout, *db, false};
   study_key key{"SMOOTH", "X", "127.0.0.1", "1.2.3"};
-  auto job = jobs.create_job({key, "smooth", {{"1.2.3.4", "/nonexistent/1.2.3.4.dcm", 10}}, 0});
+  auto job = jobs.create_jobs({key, "smooth", {{"1.2.3.4", "/nonexistent/1.2.3.4.dcm", 10, 1}}, 0});
   ASSERT_FALSE(job);
   EXPECT_EQ(job.error().code, ec::not_found);
   auto creating = db->jobs_in_state(job_state::creating);
   ASSERT_TRUE(creating);
   EXPECT_TRUE(creating->empty());
   EXPECT_TRUE(fixtures::files_under(layout.jobs_dir()).empty());
+}
+
+TEST_F(intake_fixture, accept_filters_keep_only_matching_instances) {
+  auto study = receive(layout, scratch.path(), 4); // CT
+  intake jobs{layout, *db, false};
+  completed_study mr_only{study.key, "mr", study.instances, 0, {{"Modality", "^MR$"}}, false};
+  auto skipped = jobs.create_jobs(mr_only);
+  ASSERT_TRUE(skipped) << skipped.error().message;
+  ASSERT_EQ(skipped->size(), 1u);
+  EXPECT_EQ(skipped->front().state, job_state::skipped);
+  EXPECT_EQ(skipped->front().instances, 0);
+  EXPECT_NE(skipped->front().message.find("Modality ~ ^MR$"), std::string::npos);
+  auto recorded = db->find_job(skipped->front().id);
+  EXPECT_EQ((*recorded)->state, job_state::skipped);
+  // The instances are in the store, not pending again.
+  EXPECT_TRUE(jobs.recover().pending.empty());
+  for (auto& instance : study.instances)
+    EXPECT_TRUE(fs::exists(layout.stored_instance(study.key.study_uid, instance.sop_uid)));
+}
+
+TEST_F(intake_fixture, group_by_series_makes_one_job_per_series) {
+  synth_options options;
+  options.out = scratch / "two";
+  options.series = 2;
+  options.instances = 3;
+  options.rows = options.cols = 16;
+  auto written = synthesize(options);
+  ASSERT_TRUE(written);
+  incoming_study study;
+  study.key = {"SMOOTH", "STORESCU", "127.0.0.1", written->study_uids.front()};
+  for (auto& file : written->files) {
+    auto sop = fixtures::sop_instance_uid(file);
+    auto path = layout.incoming_instance("SMOOTH", study.key.study_uid, sop);
+    fs::create_directories(path.parent_path());
+    fs::copy_file(file, path);
+    study.instances.push_back({sop, path.string(), fs::file_size(path), inode(path)});
+  }
+  intake jobs{layout, *db, false};
+  completed_study by_series{study.key, "s", study.instances, 0, {{"Modality", "CT"}}, true};
+  auto created = jobs.create_jobs(by_series);
+  ASSERT_TRUE(created) << created.error().message;
+  ASSERT_EQ(created->size(), 2u);
+  EXPECT_NE(created->at(0).series_uid, created->at(1).series_uid);
+  for (auto& job : *created) {
+    EXPECT_EQ(job.instances, 3);
+    EXPECT_EQ(job.state, job_state::queued);
+    EXPECT_EQ(fixtures::files_under(layout.job_dir(job.id) / "INPUT").size(), 3u);
+  }
 }
 
 TEST_F(intake_fixture, recovery_rebuilds_pending_studies_from_the_meta_header) {

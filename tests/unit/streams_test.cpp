@@ -88,7 +88,8 @@ TEST(stream, problems_name_file_key_and_fix) {
             std::string::npos);
   EXPECT_NE(m.find("has both \"command\" and \"pipeline\""), std::string::npos);
   EXPECT_NE(m.find("group_by: must be \"study\" or \"series\""), std::string::npos);
-  EXPECT_NE(m.find("accept.Modality: is not a valid regular expression"), std::string::npos);
+  EXPECT_NE(m.find("accept.Modality: \"(CT\" is not a valid regular expression"),
+            std::string::npos);
   EXPECT_NE(m.find("concurrency: must be between 1 and 64"), std::string::npos);
 }
 

@@ -1,0 +1,278 @@
+#include "actors/job_manager.hpp"
+
+#include "pipeline/log.hpp"
+
+#include <cmath>
+
+namespace dcmstreams {
+
+namespace {
+
+constexpr const char* component = "jobs";
+
+using mailbox_pointer = stream_mailbox_actor::stateful_pointer<stream_mailbox_state>;
+
+void update_gauges(mailbox_pointer self) {
+  if (auto* m = self->state.metrics) {
+    m->queue_depth.with({self->state.stream}).set(static_cast<double>(self->state.queue.size()));
+    m->jobs_running.with({self->state.stream}).set(static_cast<double>(self->state.running.size()));
+  }
+}
+
+void record(mailbox_pointer self, job_record& job) {
+  self->send(self->state.job_store, update_atom::value, job);
+}
+
+void finish_without_running(mailbox_pointer self, job_record job, job_state state,
+                            const std::string& message) {
+  job.state = state;
+  job.finished = now_ms();
+  job.message = message;
+  record(self, job);
+  if (auto* m = self->state.metrics)
+    m->jobs_total.with({job.stream, to_string(state)}).increment();
+  log::info(component, "job " + std::to_string(job.id) + " of stream " + job.stream + " " +
+                           to_string(state) + ": " + message);
+}
+
+void start_next(mailbox_pointer self) {
+  auto snapshot = self->state.registry->get();
+  auto* stream = snapshot->find_by_name(self->state.stream);
+  std::size_t concurrency = stream ? static_cast<std::size_t>(stream->concurrency) : 1;
+  while (!self->state.queue.empty() && self->state.running.size() < concurrency) {
+    auto job = std::move(self->state.queue.front());
+    self->state.queue.pop_front();
+    if (!stream || !stream->enabled) {
+      finish_without_running(self, std::move(job), job_state::failed,
+                             "stream " + self->state.stream +
+                                 (stream ? " is disabled" : " no longer exists") +
+                                 "; re-run the job once it is back");
+      continue;
+    }
+    job.state = job_state::running;
+    job.started = now_ms();
+    job.finished = 0;
+    job.message.clear();
+    record(self, job);
+    auto cancel = std::make_shared<cancel_token>();
+    self->state.running[job.id] = {job, cancel};
+    log::info(component, "job " + std::to_string(job.id) + " of stream " + job.stream +
+                             " starts (" + std::to_string(job.instances) + " instances)");
+    auto plan = plan_for(*stream);
+    store_layout layout{self->state.data_dir};
+    auto mailbox = stream_mailbox_actor{self};
+    // The run blocks (a process, kernels, whole-study I/O): its own thread.
+    self->system().spawn<caf::detached>([=](caf::blocking_actor* runner) {
+      auto outcome = run_job(layout, job, plan, *cancel);
+      runner->send(mailbox, finished_atom::value, job, outcome);
+    });
+  }
+  update_gauges(self);
+}
+
+} // namespace
+
+job_plan plan_for(const streams::stream_definition& stream) {
+  job_plan plan;
+  plan.stream = stream.folder_name;
+  plan.title = stream.name;
+  plan.command = stream.command;
+  plan.steps = stream.pipeline;
+  plan.timeout_s = stream.timeout_s;
+  return plan;
+}
+
+stream_mailbox_actor::behavior_type
+stream_mailbox(mailbox_pointer self, std::string stream, job_store_actor job_store,
+               std::shared_ptr<streams::shared_registry> registry, std::filesystem::path data_dir,
+               node_metrics* metrics, stream_stats history) {
+  auto& st = self->state;
+  st.stream = std::move(stream);
+  st.job_store = std::move(job_store);
+  st.registry = std::move(registry);
+  st.data_dir = std::move(data_dir);
+  st.metrics = metrics;
+  st.runs = history.runs;
+  st.mean_s = history.mean_s;
+  st.m2 = history.std_s * history.std_s * static_cast<double>(history.runs);
+  return {
+      [self](job_atom, job_record& job) {
+        self->state.queue.push_back(std::move(job));
+        start_next(self);
+      },
+      [self](finished_atom, job_record& job, const job_outcome& outcome) {
+        self->state.running.erase(job.id);
+        job.state = outcome.state;
+        job.finished = now_ms();
+        job.message = outcome.message;
+        record(self, job);
+        log::info(component, "job " + std::to_string(job.id) + " of stream " + job.stream + " " +
+                                 to_string(job.state) + " after " +
+                                 std::to_string(outcome.seconds) + " s" +
+                                 (job.message.empty() ? "" : ": " + job.message));
+        auto& st = self->state;
+        if (outcome.state == job_state::success) {
+          ++st.runs;
+          double delta = outcome.seconds - st.mean_s;
+          st.mean_s += delta / static_cast<double>(st.runs);
+          st.m2 += delta * (outcome.seconds - st.mean_s);
+        }
+        if (auto* m = st.metrics) {
+          m->jobs_total.with({job.stream, to_string(job.state)}).increment();
+          m->job_duration.with({job.stream}).observe(outcome.seconds);
+          for (auto& k : outcome.kernels)
+            m->kernel_duration.with({k.kernel}).observe(k.seconds);
+        }
+        start_next(self);
+      },
+      [self](cancel_atom, std::int64_t id) -> bool {
+        auto& queue = self->state.queue;
+        for (auto it = queue.begin(); it != queue.end(); ++it) {
+          if (it->id != id)
+            continue;
+          auto job = std::move(*it);
+          queue.erase(it);
+          finish_without_running(self, std::move(job), job_state::cancelled,
+                                 "cancelled before it ran");
+          update_gauges(self);
+          return true;
+        }
+        auto running = self->state.running.find(id);
+        if (running == self->state.running.end())
+          return false;
+        log::info(component, "cancelling running job " + std::to_string(id));
+        running->second.cancel->cancel();
+        return true;
+      },
+      [self](get_atom, stats_atom) {
+        auto& st = self->state;
+        stream_stats stats;
+        stats.stream = st.stream;
+        stats.queued = st.queue.size();
+        stats.running = st.running.size();
+        for (auto& [id, run] : st.running)
+          stats.running_jobs.push_back(id);
+        stats.runs = st.runs;
+        stats.mean_s = st.mean_s;
+        stats.std_s = st.runs > 0 ? std::sqrt(st.m2 / static_cast<double>(st.runs)) : 0;
+        return stats;
+      },
+  };
+}
+
+namespace {
+
+using manager_pointer = job_manager_actor::stateful_pointer<job_manager_state>;
+
+stream_mailbox_actor mailbox_for(manager_pointer self, const std::string& stream) {
+  auto& boxes = self->state.mailboxes;
+  auto it = boxes.find(stream);
+  if (it != boxes.end())
+    return it->second;
+  stream_stats history;
+  if (auto h = self->state.history.find(stream); h != self->state.history.end())
+    history = h->second;
+  auto box = self->spawn<caf::linked>(stream_mailbox, stream, self->state.job_store,
+                                      self->state.registry, self->state.data_dir,
+                                      self->state.metrics, history);
+  boxes.emplace(stream, box);
+  return box;
+}
+
+} // namespace
+
+job_manager_actor::behavior_type
+job_manager(manager_pointer self, job_store_actor job_store,
+            std::shared_ptr<streams::shared_registry> registry, std::filesystem::path data_dir,
+            node_metrics* metrics, std::vector<stream_stats> history) {
+  self->state.job_store = std::move(job_store);
+  self->state.registry = std::move(registry);
+  self->state.data_dir = std::move(data_dir);
+  self->state.metrics = metrics;
+  for (auto& h : history)
+    self->state.history[h.stream] = h;
+  return {
+      [self](job_atom, std::vector<job_record>& jobs) {
+        for (auto& job : jobs) {
+          if (job.state == job_state::skipped) {
+            if (auto* m = self->state.metrics)
+              m->jobs_total.with({job.stream, "skipped"}).increment();
+            log::info(component, "job " + std::to_string(job.id) + " of stream " + job.stream +
+                                     " skipped: " + job.message);
+            continue;
+          }
+          self->send(mailbox_for(self, job.stream), job_atom::value, std::move(job));
+        }
+      },
+      [self](cancel_atom, std::int64_t id) -> caf::result<bool> {
+        auto promise = self->make_response_promise<bool>();
+        self->request(self->state.job_store, caf::infinite, get_atom::value, job_atom::value, id)
+            .then(
+                [self, promise, id](job_record& job) mutable {
+                  if (job.state != job_state::queued && job.state != job_state::running) {
+                    promise.deliver(false);
+                    return;
+                  }
+                  self->request(mailbox_for(self, job.stream), caf::infinite, cancel_atom::value,
+                                id)
+                      .then([promise](bool found) mutable { promise.deliver(found); },
+                            [promise](caf::error& e) mutable { promise.deliver(e); });
+                },
+                [promise](caf::error& e) mutable { promise.deliver(e); });
+        return promise;
+      },
+      [self](retry_atom, std::int64_t id) -> caf::result<job_record> {
+        auto promise = self->make_response_promise<job_record>();
+        self->request(self->state.job_store, caf::infinite, get_atom::value, job_atom::value, id)
+            .then(
+                [self, promise](job_record& job) mutable {
+                  if (!is_finished(job.state)) {
+                    promise.deliver(make_error(ec::invalid_argument,
+                                               "job " + std::to_string(job.id) + " is " +
+                                                   to_string(job.state) +
+                                                   "; only a finished job can run again"));
+                    return;
+                  }
+                  job.state = job_state::queued;
+                  job.started = 0;
+                  job.finished = 0;
+                  job.message = "queued again on request";
+                  self->send(self->state.job_store, update_atom::value, job);
+                  self->send(mailbox_for(self, job.stream), job_atom::value, job);
+                  promise.deliver(job);
+                },
+                [promise](caf::error& e) mutable { promise.deliver(e); });
+        return promise;
+      },
+      [self](get_atom, stats_atom) -> caf::result<std::vector<stream_stats>> {
+        // Every stream of the registry, plus streams that only have old jobs.
+        auto promise = self->make_response_promise<std::vector<stream_stats>>();
+        auto snapshot = self->state.registry->get();
+        for (auto& stream : snapshot->streams)
+          mailbox_for(self, stream.folder_name);
+        auto collected = std::make_shared<std::vector<stream_stats>>();
+        auto remaining = std::make_shared<std::size_t>(self->state.mailboxes.size());
+        if (*remaining == 0) {
+          promise.deliver(*collected);
+          return promise;
+        }
+        for (auto& [name, box] : self->state.mailboxes)
+          self->request(box, caf::infinite, get_atom::value, stats_atom::value)
+              .then(
+                  [promise, collected, remaining](stream_stats& s) mutable {
+                    collected->push_back(std::move(s));
+                    if (--*remaining == 0)
+                      promise.deliver(*collected);
+                  },
+                  [promise, remaining](caf::error& e) mutable {
+                    if (*remaining > 0) {
+                      *remaining = 0;
+                      promise.deliver(e);
+                    }
+                  });
+        return promise;
+      },
+  };
+}
+
+} // namespace dcmstreams
