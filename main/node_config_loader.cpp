@@ -56,6 +56,9 @@ result<node_config> load_config(const command_line& args) {
       return failure{ec::invalid_argument, args.error("--ae-title: " + *problem)};
     config.ae_title = *title;
   }
+  // Absolute from here on: jobs run in their own folders and get these paths.
+  for (auto* dir : {&config.data_dir, &config.streams_dir, &config.routing_file})
+    *dir = std::filesystem::absolute(*dir).lexically_normal();
   return config;
 }
 

@@ -160,6 +160,10 @@ command_outcome run_command(const command_spec& spec, cancel_token& cancel) {
   if (pidfd >= 0)
     ::close(pidfd);
   cancel.attach(0);
+  // A cancel signals the group itself, so the program may end before the
+  // loop above saw the request.
+  if (cancel.cancelled() && !outcome.timed_out)
+    outcome.cancelled = true;
   // Whatever the program left running in its group ends with the job.
   ::kill(-pid, SIGKILL);
   outcome.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

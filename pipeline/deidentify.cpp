@@ -318,7 +318,9 @@ void apply(DcmItem& item, uid_mapper& uids) {
     if (!element)
       continue;
     DcmTagKey tag = element->getTag();
-    if (tag.isPrivate() || is_overlay_or_curve(tag)) {
+    // Odd groups are private, or (0001, 0003, 0005, 0007) not allowed at all:
+    // either way nobody can tell what they hold.
+    if (tag.getGroup() % 2 == 1 || is_overlay_or_curve(tag)) {
       delete item.remove(element);
       continue;
     }

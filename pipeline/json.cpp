@@ -7,6 +7,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstdio>
+#include <limits>
 
 namespace dcmstreams::json {
 
@@ -453,10 +454,12 @@ void object_reader::reject_unknown_keys(std::initializer_list<std::string_view> 
       continue;
     std::string message = "unknown key";
     std::string_view best;
-    std::size_t best_distance = 3;
+    std::size_t best_distance = std::numeric_limits<std::size_t>::max();
     for (auto candidate : known) {
       auto distance = edit_distance(key, candidate);
-      if (distance < best_distance) {
+      // Close enough to be a typo: a few edits, fewer for short names.
+      auto allowed = std::max<std::size_t>(3, std::max(key.size(), candidate.size()) / 2);
+      if (distance < allowed && distance < best_distance) {
         best = candidate;
         best_distance = distance;
       }

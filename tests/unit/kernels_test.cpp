@@ -1,0 +1,175 @@
+#include "pipeline/kernels.hpp"
+
+#include "tests/support/reference_kernels.hpp"
+
+#include <gtest/gtest.h>
+
+#include <random>
+
+using namespace dcmstreams;
+
+namespace {
+
+// A small volume with anisotropic spacing, an oblique origin and random values.
+volume random_volume(std::size_t nx, std::size_t ny, std::size_t nz, unsigned seed = 7) {
+  volume v;
+  v.nx = nx;
+  v.ny = ny;
+  v.nz = nz;
+  v.spacing = {0.8, 1.1, 2.5};
+  v.origin = {-10, 20, 30};
+  v.slope = 1;
+  v.intercept = -1024;
+  v.slice_thickness = 2.5;
+  std::mt19937 random{seed};
+  std::uniform_int_distribution<int> values{0, 3000};
+  for (std::size_t i = 0; i < v.size(); ++i)
+    v.voxels.push_back(static_cast<std::int16_t>(values(random)));
+  return v;
+}
+
+void expect_close(const volume& a, const volume& b, int tolerance) {
+  ASSERT_EQ(a.nx, b.nx);
+  ASSERT_EQ(a.ny, b.ny);
+  ASSERT_EQ(a.nz, b.nz);
+  int worst = 0;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    worst = std::max(worst, std::abs(a.voxels[i] - b.voxels[i]));
+  EXPECT_LE(worst, tolerance);
+}
+
+kernel_step step(const std::string& json) {
+  auto parsed = parse_kernel_step(json, "step");
+  EXPECT_TRUE(parsed) << parsed.error().message;
+  return *parsed;
+}
+
+} // namespace
+
+TEST(kernels, gaussian_matches_the_full_3d_convolution) {
+  auto in = random_volume(13, 11, 9);
+  for (double sigma : {0.5, 1.0, 3.0}) {
+    auto fast = gaussian(in, sigma);
+    auto slow = reference::gaussian(in, sigma);
+    expect_close(fast, slow, 1); // float against double rounding
+  }
+}
+
+TEST(kernels, gaussian_keeps_a_constant_volume_and_its_geometry) {
+  auto in = random_volume(8, 8, 8);
+  std::fill(in.voxels.begin(), in.voxels.end(), 1234);
+  auto out = gaussian(in, 2.0);
+  for (auto v : out.voxels)
+    EXPECT_EQ(v, 1234);
+  EXPECT_EQ(out.spacing, in.spacing);
+  EXPECT_EQ(out.origin, in.origin);
+  EXPECT_EQ(out.intercept, in.intercept);
+}
+
+TEST(kernels, median_matches_the_reference) {
+  auto in = random_volume(10, 9, 7, 3);
+  auto fast = median3(in);
+  auto slow = reference::median3(in);
+  expect_close(fast, slow, 0);
+}
+
+TEST(kernels, threshold_masks_and_binarizes_in_real_values) {
+  auto in = random_volume(9, 8, 6);
+  auto mask = threshold(in, step(R"({"kernel": "threshold", "lower": 0, "upper": 1000})"));
+  auto binary = threshold(in, step(R"({"kernel": "threshold", "lower": 0, "mode": "binarize"})"));
+  auto lowest = *std::min_element(in.voxels.begin(), in.voxels.end());
+  for (std::size_t i = 0; i < in.size(); ++i) {
+    double real = in.voxels[i] - 1024.0;
+    bool inside = real >= 0 && real <= 1000;
+    EXPECT_EQ(mask.voxels[i], inside ? in.voxels[i] : lowest);
+    EXPECT_EQ(binary.voxels[i], real >= 0 ? 1 : 0);
+  }
+  EXPECT_EQ(binary.intercept, 0);
+}
+
+TEST(kernels, window_follows_the_linear_voi_function) {
+  auto in = random_volume(9, 8, 6);
+  auto out = window(in, 40, 400);
+  EXPECT_EQ(out.bits_stored, 8);
+  for (std::size_t i = 0; i < in.size(); ++i) {
+    double x = in.voxels[i] - 1024.0;
+    double expected = x <= 40 - 0.5 - 199.5   ? 0
+                      : x > 40 - 0.5 + 199.5 ? 255
+                                             : ((x - 39.5) / 399 + 0.5) * 255;
+    EXPECT_EQ(out.voxels[i], std::lround(expected)) << x;
+  }
+}
+
+TEST(kernels, mip_over_slabs_and_whole_volume) {
+  auto in = random_volume(7, 6, 10);
+  auto slabs = mip(in, 7.5); // 3 slices of 2.5 mm
+  expect_close(slabs, reference::mip(in, 3), 0);
+  EXPECT_EQ(slabs.nz, 4u);
+  EXPECT_DOUBLE_EQ(slabs.spacing[2], 7.5);
+  EXPECT_DOUBLE_EQ(slabs.origin[2], 30 + 2.5); // centre of the first slab
+  auto whole = mip(in, 0);
+  expect_close(whole, reference::mip(in, 10), 0);
+  EXPECT_EQ(whole.nz, 1u);
+}
+
+TEST(kernels, resample_matches_trilinear_sampling) {
+  auto in = random_volume(11, 9, 7);
+  auto out = resample(in, step(R"({"kernel": "resample", "spacing_mm": 1.0})"));
+  EXPECT_EQ(out.nx, 9u);  // 10 gaps x 0.8 mm = 8 mm -> 9 samples
+  EXPECT_EQ(out.ny, 9u);  // 8 x 1.1 = 8.8 mm -> 9
+  EXPECT_EQ(out.nz, 16u); // 6 x 2.5 = 15 mm -> 16
+  EXPECT_EQ(out.spacing, (vec3{1, 1, 1}));
+  for (std::size_t z = 0; z < out.nz; ++z)
+    for (std::size_t y = 0; y < out.ny; ++y)
+      for (std::size_t x = 0; x < out.nx; ++x) {
+        double expected = reference::sample(in, x / 0.8, y / 1.1, z / 2.5);
+        EXPECT_NEAR(out.at(x, y, z), expected, 0.5 + 1e-9);
+      }
+  auto doubled = resample(in, step(R"({"kernel": "resample", "factor": 2})"));
+  EXPECT_EQ(doubled.nx, 21u);
+  EXPECT_DOUBLE_EQ(doubled.spacing[0], 0.4);
+}
+
+TEST(kernels, statistics_match_a_plain_loop) {
+  auto in = random_volume(12, 10, 8);
+  auto s = statistics(in, 500, 16);
+  double sum = 0, squares = 0, lo = 1e9, hi = -1e9;
+  std::size_t above = 0;
+  for (auto v : in.voxels) {
+    double real = v - 1024.0;
+    sum += real;
+    squares += real * real;
+    lo = std::min(lo, real);
+    hi = std::max(hi, real);
+    above += real > 500;
+  }
+  double n = static_cast<double>(in.size());
+  EXPECT_NEAR(s.mean, sum / n, 1e-6);
+  EXPECT_NEAR(s.std_dev, std::sqrt(squares / n - (sum / n) * (sum / n)), 1e-6);
+  EXPECT_EQ(s.min, lo);
+  EXPECT_EQ(s.max, hi);
+  EXPECT_EQ(s.voxels_above, above);
+  EXPECT_NEAR(s.volume_above_ml, above * 0.8 * 1.1 * 2.5 / 1000, 1e-9);
+  std::size_t counted = 0;
+  for (auto c : s.bin_counts)
+    counted += c;
+  EXPECT_EQ(counted, in.size());
+  EXPECT_EQ(s.bin_edges.size(), 17u);
+}
+
+TEST(kernels, parameters_are_checked_with_their_place) {
+  for (auto [json, expected] : std::vector<std::pair<std::string, std::string>>{
+           {R"({"kernel": "gaussian", "sigma_mm": -1})", "step.sigma_mm: must be a number above 0"},
+           {R"({"kernel": "gaussian", "sigma": 1})", "step.sigma: unknown key; did you mean \"sigma_mm\"?"},
+           {R"({"kernel": "threshold"})", "needs \"lower\", \"upper\" or both"},
+           {R"({"kernel": "threshold", "lower": 5, "upper": 1})", "must not be above \"upper\""},
+           {R"({"kernel": "resample", "spacing_mm": 1, "factor": 2})", "exactly one of"},
+           {R"({"kernel": "window", "width": 0})", "step.width: must be at least 1"},
+           {R"({"kernel": "stats", "bins": 0})", "step.bins: must be between 1 and 4096"},
+           {R"({"kernel": "sharpen"})", "unknown kernel \"sharpen\""}}) {
+    auto parsed = parse_kernel_step(json, "step");
+    ASSERT_FALSE(parsed) << json;
+    EXPECT_NE(parsed.error().message.find(expected), std::string::npos)
+        << json << " -> " << parsed.error().message;
+  }
+}
