@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -89,6 +90,11 @@ command_outcome run_command(const command_spec& spec, cancel_token& cancel) {
   }
   if (pid == 0) {
     ::setpgid(0, 0);
+    // If the node dies (kill -9), the program dies with it: after a restart
+    // the job runs again, and two runs must not write one OUTPUT/.
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() == 1)
+      ::_exit(127);
     sigset_t none;
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);

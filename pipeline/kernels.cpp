@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <memory>
 
 namespace dcmstreams {
 
@@ -29,9 +30,44 @@ std::string number(double v) {
 
 // A copy of `in` with its geometry and scale but no voxels.
 volume shaped_like(const volume& in) {
-  volume out = in;
-  out.voxels.clear();
+  volume out;
+  out.nx = in.nx;
+  out.ny = in.ny;
+  out.nz = in.nz;
+  out.slope = in.slope;
+  out.intercept = in.intercept;
+  out.spacing = in.spacing;
+  out.origin = in.origin;
+  out.row_direction = in.row_direction;
+  out.column_direction = in.column_direction;
+  out.slice_direction = in.slice_direction;
+  out.slice_thickness = in.slice_thickness;
+  out.bits_stored = in.bits_stored;
+  out.is_signed = in.is_signed;
   return out;
+}
+
+// The stored values whose real values lie in [lower, upper], as an int range
+// (empty when lo > hi). Works for negative slopes too.
+std::pair<int, int> stored_range(const volume& v, double lower, double upper) {
+  double a = (lower - v.intercept) / v.slope, b = (upper - v.intercept) / v.slope;
+  if (a > b)
+    std::swap(a, b);
+  double lo = std::ceil(std::max(a, -32768.0)), hi = std::floor(std::min(b, 32767.0));
+  return {static_cast<int>(lo), static_cast<int>(hi)};
+}
+
+// Applies a 64 Ki-entry table to every voxel: any per-value function of a
+// volume becomes one load per voxel.
+void apply_table(const volume& in, volume& out, const std::vector<std::int16_t>& table) {
+  out.voxels.resize(in.size());
+  const std::int16_t* source = in.voxels.data();
+  std::int16_t* target = out.voxels.data();
+  const std::int16_t* lookup = table.data() + 32768;
+  tbb::parallel_for(tbb::blocked_range<std::size_t>(0, in.size(), 1 << 16), [&](auto range) {
+    for (std::size_t i = range.begin(); i != range.end(); ++i)
+      target[i] = lookup[source[i]];
+  });
 }
 
 } // namespace
@@ -175,83 +211,157 @@ std::vector<float> gaussian_weights(double sigma_voxels) {
   return weights;
 }
 
-// Convolves every line along one axis of `data` in place. A line starts at
-// `line_start(i)` and advances by `stride`; borders repeat the edge value.
-template <class LineStart>
-void convolve_lines(std::vector<float>& data, std::size_t lines, std::size_t length,
-                    std::size_t stride, LineStart line_start, const std::vector<float>& weights) {
-  int radius = static_cast<int>(weights.size() / 2);
-  tbb::parallel_for(tbb::blocked_range<std::size_t>(0, lines, 64), [&](auto range) {
-    std::vector<float> line(length), out(length);
-    for (std::size_t l = range.begin(); l != range.end(); ++l) {
-      std::size_t start = line_start(l);
-      for (std::size_t i = 0; i < length; ++i)
-        line[i] = data[start + i * stride];
-      auto last = static_cast<long>(length) - 1;
-      for (long i = 0; i <= last; ++i) {
-        float sum = 0;
-        for (int k = -radius; k <= radius; ++k) {
-          long j = std::clamp(i + k, 0L, last);
-          sum += weights[static_cast<std::size_t>(k + radius)] * line[static_cast<std::size_t>(j)];
-        }
-        out[static_cast<std::size_t>(i)] = sum;
-      }
-      for (std::size_t i = 0; i < length; ++i)
-        data[start + i * stride] = out[i];
-    }
-  });
+std::vector<float> weights_along(const volume& in, double sigma_mm, int axis) {
+  std::size_t n = axis == 0 ? in.nx : axis == 1 ? in.ny : in.nz;
+  double sigma = sigma_mm / in.spacing[static_cast<std::size_t>(axis)];
+  // Below a tenth of a voxel the kernel is the identity along that axis.
+  return sigma > 0.1 && n > 1 ? gaussian_weights(sigma) : std::vector<float>{1.0f};
 }
 
 } // namespace
 
+// Three separable passes. The x pass works along rows; the y and z passes
+// add whole shifted rows and planes, so every inner loop runs over
+// contiguous memory and vectorizes. Borders repeat the edge voxel.
 volume gaussian(const volume& in, double sigma_mm) {
-  std::vector<float> data(in.voxels.begin(), in.voxels.end());
-  const std::size_t nx = in.nx, ny = in.ny, nz = in.nz;
-  double sx = sigma_mm / in.spacing[0], sy = sigma_mm / in.spacing[1],
-         sz = sigma_mm / in.spacing[2];
-  // Below a tenth of a voxel the kernel is the identity along that axis.
-  if (sx > 0.1 && nx > 1)
-    convolve_lines(
-        data, ny * nz, nx, 1, [&](std::size_t l) { return l * nx; }, gaussian_weights(sx));
-  if (sy > 0.1 && ny > 1)
-    convolve_lines(
-        data, nx * nz, ny, nx, [&](std::size_t l) { return (l / nx) * nx * ny + l % nx; },
-        gaussian_weights(sy));
-  if (sz > 0.1 && nz > 1)
-    convolve_lines(
-        data, nx * ny, nz, nx * ny, [&](std::size_t l) { return l; }, gaussian_weights(sz));
+  const std::size_t nx = in.nx, ny = in.ny, nz = in.nz, plane = nx * ny;
+  auto wx = weights_along(in, sigma_mm, 0), wy = weights_along(in, sigma_mm, 1),
+       wz = weights_along(in, sigma_mm, 2);
+  const long rx = static_cast<long>(wx.size() / 2), ry = static_cast<long>(wy.size() / 2),
+             rz = static_cast<long>(wz.size() / 2);
+  // Every element is written before it is read: no zero-filling.
+  std::unique_ptr<float[]> a{new float[in.size()]}, b{new float[in.size()]};
+
+  tbb::parallel_for(tbb::blocked_range<std::size_t>(0, ny * nz, 16), [&](auto range) {
+    std::vector<float> line(nx + 2 * static_cast<std::size_t>(rx));
+    for (std::size_t row = range.begin(); row != range.end(); ++row) {
+      const std::int16_t* source = in.voxels.data() + row * nx;
+      for (long i = -rx; i < static_cast<long>(nx) + rx; ++i)
+        line[static_cast<std::size_t>(i + rx)] =
+            source[std::clamp(i, 0L, static_cast<long>(nx) - 1)];
+      float* target = a.get() + row * nx;
+      std::fill(target, target + nx, 0.0f);
+      // Tap by tap over the whole row, so the loop over x vectorizes.
+      for (std::size_t k = 0; k < wx.size(); ++k) {
+        const float w = wx[k];
+        const float* shifted = line.data() + k;
+        for (std::size_t x = 0; x < nx; ++x)
+          target[x] += w * shifted[x];
+      }
+    }
+  });
+
+  tbb::parallel_for(tbb::blocked_range<std::size_t>(0, nz), [&](auto range) {
+    for (std::size_t z = range.begin(); z != range.end(); ++z)
+      for (std::size_t y = 0; y < ny; ++y) {
+        float* target = b.get() + z * plane + y * nx;
+        std::fill(target, target + nx, 0.0f);
+        for (long k = -ry; k <= ry; ++k) {
+          auto source_y = static_cast<std::size_t>(
+              std::clamp(static_cast<long>(y) + k, 0L, static_cast<long>(ny) - 1));
+          const float* source = a.get() + z * plane + source_y * nx;
+          float w = wy[static_cast<std::size_t>(k + ry)];
+          for (std::size_t x = 0; x < nx; ++x)
+            target[x] += w * source[x];
+        }
+      }
+  });
+
   volume out = shaped_like(in);
   out.voxels.resize(in.size());
-  tbb::parallel_for(tbb::blocked_range<std::size_t>(0, data.size(), 1 << 16), [&](auto range) {
-    for (std::size_t i = range.begin(); i != range.end(); ++i)
-      out.voxels[i] = static_cast<std::int16_t>(std::clamp(std::lround(data[i]), -32768L, 32767L));
+  tbb::parallel_for(tbb::blocked_range<std::size_t>(0, nz), [&](auto range) {
+    std::vector<float> sum(plane);
+    for (std::size_t z = range.begin(); z != range.end(); ++z) {
+      std::fill(sum.begin(), sum.end(), 0.0f);
+      for (long k = -rz; k <= rz; ++k) {
+        auto source_z = static_cast<std::size_t>(
+            std::clamp(static_cast<long>(z) + k, 0L, static_cast<long>(nz) - 1));
+        const float* source = b.get() + source_z * plane;
+        float w = wz[static_cast<std::size_t>(k + rz)];
+        for (std::size_t i = 0; i < plane; ++i)
+          sum[i] += w * source[i];
+      }
+      std::int16_t* target = out.voxels.data() + z * plane;
+      for (std::size_t i = 0; i < plane; ++i) {
+        // Round half away from zero, inline, so the loop stays vectorized.
+        float v = std::clamp(sum[i], -32768.0f, 32767.0f);
+        target[i] = static_cast<std::int16_t>(v + (v >= 0 ? 0.5f : -0.5f));
+      }
+    }
   });
   return out;
 }
 
 // -- median ------------------------------------------------------------------------
 
+namespace {
+
+// Element-wise: lo[x], hi[x] = min, max. The rows never overlap (restrict),
+// so this becomes packed min/max instructions.
+void sort_pairs(std::int16_t* __restrict lo, std::int16_t* __restrict hi, std::size_t n) {
+  for (std::size_t x = 0; x < n; ++x) {
+    std::int16_t a = lo[x], b = hi[x];
+    lo[x] = a < b ? a : b;
+    hi[x] = a < b ? b : a;
+  }
+}
+
+} // namespace
+
+// The median of 27 by forgetful selection (Paeth): keep 15 candidates, drop
+// the smallest and the largest, take in the next value, until 3 remain. Done
+// on whole rows at once: every step is an element-wise min/max over x, which
+// the compiler turns into SIMD.
 volume median3(const volume& in) {
   volume out = shaped_like(in);
   out.voxels.resize(in.size());
   const long nx = static_cast<long>(in.nx), ny = static_cast<long>(in.ny),
              nz = static_cast<long>(in.nz);
-  tbb::parallel_for(tbb::blocked_range2d<long>(0, nz, 1, 0, ny, 16), [&](auto range) {
-    std::int16_t window[27];
+  tbb::parallel_for(tbb::blocked_range2d<long>(0, nz, 1, 0, ny, 8), [&](auto range) {
+    const std::size_t n = static_cast<std::size_t>(nx);
+    std::vector<std::int16_t> storage(27 * n);
+    std::int16_t* rows[27];
+    for (std::size_t r = 0; r < 27; ++r)
+      rows[r] = storage.data() + r * n;
     for (long z = range.rows().begin(); z != range.rows().end(); ++z)
-      for (long y = range.cols().begin(); y != range.cols().end(); ++y)
-        for (long x = 0; x < nx; ++x) {
-          int n = 0;
-          for (long dz = -1; dz <= 1; ++dz)
-            for (long dy = -1; dy <= 1; ++dy)
-              for (long dx = -1; dx <= 1; ++dx)
-                window[n++] = in.at(static_cast<std::size_t>(std::clamp(x + dx, 0L, nx - 1)),
-                                    static_cast<std::size_t>(std::clamp(y + dy, 0L, ny - 1)),
-                                    static_cast<std::size_t>(std::clamp(z + dz, 0L, nz - 1)));
-          std::nth_element(window, window + 13, window + 27);
-          out.at(static_cast<std::size_t>(x), static_cast<std::size_t>(y),
-                 static_cast<std::size_t>(z)) = window[13];
+      for (long y = range.cols().begin(); y != range.cols().end(); ++y) {
+        // The 27 neighbours of every voxel of the row, as 27 shifted rows.
+        std::size_t r = 0;
+        for (long dz = -1; dz <= 1; ++dz)
+          for (long dy = -1; dy <= 1; ++dy) {
+            const std::int16_t* source =
+                in.voxels.data() +
+                (static_cast<std::size_t>(std::clamp(z + dz, 0L, nz - 1)) * in.ny +
+                 static_cast<std::size_t>(std::clamp(y + dy, 0L, ny - 1))) *
+                    n;
+            for (long dx = -1; dx <= 1; ++dx, ++r)
+              for (long x = 0; x < nx; ++x)
+                rows[r][x] = source[std::clamp(x + dx, 0L, nx - 1)];
+          }
+        auto min_max = [n](std::int16_t* lo, std::int16_t* hi) { sort_pairs(lo, hi, n); };
+        std::int16_t* window[15];
+        std::size_t count = 15, next = 15;
+        for (std::size_t i = 0; i < 15; ++i)
+          window[i] = rows[i];
+        while (count > 3) {
+          // Smallest to the front, largest to the back, then both go.
+          for (std::size_t i = 1; i < count; ++i)
+            min_max(window[0], window[i]);
+          for (std::size_t i = 1; i + 1 < count; ++i)
+            min_max(window[i], window[count - 1]);
+          for (std::size_t i = 0; i + 2 < count; ++i)
+            window[i] = window[i + 1];
+          count -= 2;
+          if (next < 27)
+            window[count++] = rows[next++];
         }
+        min_max(window[0], window[1]);
+        min_max(window[1], window[2]);
+        min_max(window[0], window[1]);
+        std::copy(window[1], window[1] + n,
+                  out.voxels.data() +
+                      (static_cast<std::size_t>(z) * in.ny + static_cast<std::size_t>(y)) * n);
+      }
   });
   return out;
 }
@@ -260,28 +370,24 @@ volume median3(const volume& in) {
 
 volume threshold(const volume& in, const kernel_step& step) {
   volume out = shaped_like(in);
-  out.voxels.resize(in.size());
-  double lower = step.lower.value_or(-1e300);
-  double upper = step.upper.value_or(1e300);
   bool binarize = step.mode == "binarize";
-  std::int16_t background = std::numeric_limits<std::int16_t>::min();
-  if (!binarize) {
-    if (step.background)
-      background = in.stored(*step.background);
-    else
-      background = *std::min_element(in.voxels.begin(), in.voxels.end());
-  }
-  if (binarize) {
+  auto [lo, hi] = stored_range(in, step.lower.value_or(-1e300), step.upper.value_or(1e300));
+  std::int16_t background = 0;
+  if (!binarize)
+    background = step.background ? in.stored(*step.background)
+                                 : *std::min_element(in.voxels.begin(), in.voxels.end());
+  else {
     out.slope = 1;
     out.intercept = 0;
   }
-  tbb::parallel_for(tbb::blocked_range<std::size_t>(0, in.size(), 1 << 16), [&](auto range) {
-    for (std::size_t i = range.begin(); i != range.end(); ++i) {
-      double v = in.value(in.voxels[i]);
-      bool inside = v >= lower && v <= upper;
-      out.voxels[i] = binarize ? (inside ? 1 : 0) : (inside ? in.voxels[i] : background);
-    }
-  });
+  std::vector<std::int16_t> table(65536);
+  for (int v = -32768; v <= 32767; ++v) {
+    bool inside = v >= lo && v <= hi;
+    table[static_cast<std::size_t>(v + 32768)] =
+        binarize ? static_cast<std::int16_t>(inside ? 1 : 0)
+                 : (inside ? static_cast<std::int16_t>(v) : background);
+  }
+  apply_table(in, out, table);
   return out;
 }
 
@@ -289,25 +395,25 @@ volume threshold(const volume& in, const kernel_step& step) {
 
 volume window(const volume& in, double center, double width) {
   volume out = shaped_like(in);
-  out.voxels.resize(in.size());
   out.slope = 1;
   out.intercept = 0;
   out.bits_stored = 8;
   out.is_signed = false;
   // PS3.3 C.11.2.1.2.1: the linear function, output range 0..255.
-  tbb::parallel_for(tbb::blocked_range<std::size_t>(0, in.size(), 1 << 16), [&](auto range) {
-    for (std::size_t i = range.begin(); i != range.end(); ++i) {
-      double v = in.value(in.voxels[i]);
-      double y;
-      if (v <= center - 0.5 - (width - 1) / 2)
-        y = 0;
-      else if (v > center - 0.5 + (width - 1) / 2)
-        y = 255;
-      else
-        y = ((v - (center - 0.5)) / (width - 1) + 0.5) * 255;
-      out.voxels[i] = static_cast<std::int16_t>(std::lround(std::clamp(y, 0.0, 255.0)));
-    }
-  });
+  std::vector<std::int16_t> table(65536);
+  for (int stored = -32768; stored <= 32767; ++stored) {
+    double v = in.value(static_cast<std::int16_t>(stored));
+    double y;
+    if (v <= center - 0.5 - (width - 1) / 2)
+      y = 0;
+    else if (v > center - 0.5 + (width - 1) / 2)
+      y = 255;
+    else
+      y = ((v - (center - 0.5)) / (width - 1) + 0.5) * 255;
+    table[static_cast<std::size_t>(stored + 32768)] =
+        static_cast<std::int16_t>(std::lround(std::clamp(y, 0.0, 255.0)));
+  }
+  apply_table(in, out, table);
   return out;
 }
 
@@ -397,64 +503,64 @@ volume resample(const volume& in, const kernel_step& step) {
 
 // -- stats -------------------------------------------------------------------------
 
+// One pass counts every stored value (64 Ki bins, per thread); mean, spread,
+// range, the count above the threshold and the histogram all follow from
+// those counts exactly.
 volume_statistics statistics(const volume& in, double threshold_value, int bins) {
   volume_statistics s;
   s.voxels = in.size();
   s.threshold = threshold_value;
   if (in.voxels.empty())
     return s;
-  struct partial {
-    double sum = 0, sum_squares = 0;
-    std::int16_t min = std::numeric_limits<std::int16_t>::max();
-    std::int16_t max = std::numeric_limits<std::int16_t>::min();
-    std::size_t above = 0;
-  };
-  std::int16_t stored_threshold = in.stored(threshold_value);
-  // A stored value above the rounded threshold is above the threshold unless
-  // rounding moved it; compare in real values at the boundary.
-  auto is_above = [&](std::int16_t v) {
-    return v > stored_threshold || (v == stored_threshold && in.value(v) > threshold_value);
-  };
+  using counts = std::vector<std::uint64_t>;
   auto total = tbb::parallel_reduce(
-      tbb::blocked_range<std::size_t>(0, in.size(), 1 << 16), partial{},
-      [&](auto range, partial p) {
-        for (std::size_t i = range.begin(); i != range.end(); ++i) {
-          double v = in.voxels[i];
-          p.sum += v;
-          p.sum_squares += v * v;
-          p.min = std::min(p.min, in.voxels[i]);
-          p.max = std::max(p.max, in.voxels[i]);
-          p.above += is_above(in.voxels[i]) ? 1 : 0;
-        }
-        return p;
+      tbb::blocked_range<std::size_t>(0, in.size(), 1 << 18), counts{},
+      [&](auto range, counts c) {
+        if (c.empty())
+          c.assign(65536, 0);
+        const std::int16_t* v = in.voxels.data();
+        for (std::size_t i = range.begin(); i != range.end(); ++i)
+          ++c[static_cast<std::size_t>(v[i] + 32768)];
+        return c;
       },
-      [](partial a, const partial& b) {
-        a.sum += b.sum;
-        a.sum_squares += b.sum_squares;
-        a.min = std::min(a.min, b.min);
-        a.max = std::max(a.max, b.max);
-        a.above += b.above;
+      [](counts a, const counts& b) {
+        if (a.empty())
+          return b;
+        for (std::size_t i = 0; i < b.size() && !b.empty(); ++i)
+          a[i] += b[i];
         return a;
       });
-  double n = static_cast<double>(in.size());
-  double mean_stored = total.sum / n;
-  double variance_stored = std::max(0.0, total.sum_squares / n - mean_stored * mean_stored);
-  s.mean = mean_stored * in.slope + in.intercept;
-  s.std_dev = std::sqrt(variance_stored) * std::abs(in.slope);
-  s.min = in.value(in.slope >= 0 ? total.min : total.max);
-  s.max = in.value(in.slope >= 0 ? total.max : total.min);
-  s.voxels_above = total.above;
+  double sum = 0, squares = 0;
+  double lowest = 1e300, highest = -1e300;
+  for (std::size_t i = 0; i < total.size(); ++i) {
+    if (!total[i])
+      continue;
+    double real = in.value(static_cast<std::int16_t>(static_cast<int>(i) - 32768));
+    double n = static_cast<double>(total[i]);
+    sum += n * real;
+    squares += n * real * real;
+    lowest = std::min(lowest, real);
+    highest = std::max(highest, real);
+    if (real > threshold_value)
+      s.voxels_above += total[i];
+  }
+  double count = static_cast<double>(in.size());
+  s.mean = sum / count;
+  s.std_dev = std::sqrt(std::max(0.0, squares / count - s.mean * s.mean));
+  s.min = lowest;
+  s.max = highest;
   s.volume_above_ml =
-      static_cast<double>(total.above) * in.spacing[0] * in.spacing[1] * in.spacing[2] / 1000.0;
-  // Histogram of real values, `bins` equal bins from min to max.
+      static_cast<double>(s.voxels_above) * in.spacing[0] * in.spacing[1] * in.spacing[2] / 1000.0;
   s.bin_counts.assign(static_cast<std::size_t>(bins), 0);
   double width = (s.max - s.min) / bins;
   for (int b = 0; b <= bins; ++b)
     s.bin_edges.push_back(s.min + b * width);
-  for (std::int16_t v : in.voxels) {
-    double real = in.value(v);
+  for (std::size_t i = 0; i < total.size(); ++i) {
+    if (!total[i])
+      continue;
+    double real = in.value(static_cast<std::int16_t>(static_cast<int>(i) - 32768));
     auto b = width > 0 ? static_cast<std::size_t>((real - s.min) / width) : 0;
-    ++s.bin_counts[std::min(b, s.bin_counts.size() - 1)];
+    s.bin_counts[std::min(b, s.bin_counts.size() - 1)] += total[i];
   }
   return s;
 }

@@ -123,6 +123,9 @@ TEST_F(ingest, storescu_study_of_200_arrives_complete_and_bit_exact) {
   auto jobs = wait_for_jobs(1);
   ASSERT_EQ(jobs.size(), 1u) << node->log();
   expect_same_datasets(reference.files(), jobs[0]);
+  // Nothing stays pending: the instances moved on to the store.
+  EXPECT_TRUE(node->incoming_files().empty());
+  EXPECT_EQ(files_under(node->data_dir() / "store").size(), 200u);
   // The file meta header says who sent it, to which AE and from where.
   auto header = read_file_meta(test_node::input_files(jobs[0]).front());
   ASSERT_TRUE(header);

@@ -1,6 +1,7 @@
 #include "tests/support/node.hpp"
 
 #include "pipeline/dicom_file.hpp"
+#include "pipeline/json.hpp"
 
 #include <algorithm>
 #include <csignal>
@@ -103,6 +104,30 @@ std::vector<fs::path> test_node::job_dirs() const {
     return std::stoll(a.filename().string()) < std::stoll(b.filename().string());
   });
   return dirs;
+}
+
+std::string test_node::job_info(const fs::path& job_dir, const std::string& key) {
+  auto doc = json::document::load_file(job_dir / "info.json");
+  if (!doc)
+    return {};
+  std::string_view value;
+  if (doc->root()[key].get(value) != simdjson::SUCCESS)
+    return {};
+  return std::string(value);
+}
+
+bool test_node::wait_for_finished_jobs(std::size_t count, std::chrono::milliseconds timeout) {
+  return eventually(
+      [&] {
+        std::size_t finished = 0;
+        for (auto& dir : job_dirs()) {
+          auto state = job_info(dir, "state");
+          if (state == "success" || state == "failed" || state == "cancelled" || state == "skipped")
+            ++finished;
+        }
+        return finished >= count;
+      },
+      timeout);
 }
 
 std::vector<fs::path> test_node::input_files(const fs::path& job_dir) {

@@ -51,6 +51,10 @@ public:
 
   /// Job folders under data/jobs whose info.json is written (complete), by id.
   std::vector<std::filesystem::path> job_dirs() const;
+  /// The value of a top-level string key of a job's info.json ("state", "message"...).
+  static std::string job_info(const std::filesystem::path& job_dir, const std::string& key);
+  /// Waits until `count` jobs have finished (success, failed, cancelled or skipped).
+  bool wait_for_finished_jobs(std::size_t count, std::chrono::milliseconds timeout);
   /// Files in a job's INPUT folder.
   static std::vector<std::filesystem::path> input_files(const std::filesystem::path& job_dir);
   /// Final instance files under data/incoming (pending studies).

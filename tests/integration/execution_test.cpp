@@ -1,0 +1,237 @@
+// Streams running jobs end to end: storescu sends a study, the job runs a
+// kernel chain or an external program, and OUTPUT, proc.json and the log
+// show the result.
+
+#include "pipeline/volume.hpp"
+
+#include "tests/support/node.hpp"
+#include "tests/support/process.hpp"
+#include "tests/support/reference_kernels.hpp"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <fstream>
+#include <sstream>
+
+using namespace dcmstreams;
+using namespace dcmstreams::fixtures;
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+
+namespace {
+
+fs::path synth_study(const fs::path& out, int instances, int rows, int series = 1,
+                     const std::string& modality = "CT") {
+  auto made = run({dcmstreams_binary().string(), "synth", "--out", out.string(), "--series",
+                   std::to_string(series), "--instances", std::to_string(instances), "--rows",
+                   std::to_string(rows), "--cols", std::to_string(rows), "--modality", modality});
+  EXPECT_EQ(made.exit_code, 0) << made.output;
+  return out;
+}
+
+int send(const test_node& node, const std::string& ae, const fs::path& study) {
+  return run({"storescu", "-aec", ae, "+sd", "+r", "127.0.0.1", std::to_string(node.port()),
+              study.string()})
+      .exit_code;
+}
+
+// A stream whose program logs "start <id>" and "end <id>" around a sleep.
+void write_sleeper(const fs::path& streams, const std::string& name, const std::string& ae,
+                   const fs::path& log, double seconds) {
+  auto script = streams / name / "work.sh";
+  write_file(script, "#!/bin/sh\n"
+                     "echo \"start $DCMSTREAMS_JOB_ID $(date +%s.%N)\" >> " +
+                         log.string() + "\nsleep " + std::to_string(seconds) +
+                         "\necho \"end $DCMSTREAMS_JOB_ID $(date +%s.%N)\" >> " + log.string() +
+                         "\n");
+  fs::permissions(script, fs::perms::owner_all | fs::perms::group_read | fs::perms::others_read);
+  write_stream(streams, name, ae, "\"command\": [\"./work.sh\"]");
+}
+
+struct event {
+  std::string what;
+  int job;
+  double time;
+};
+
+std::vector<event> read_events(const fs::path& log) {
+  std::vector<event> events;
+  std::istringstream in{read_file(log)};
+  event e;
+  while (in >> e.what >> e.job >> e.time)
+    events.push_back(e);
+  return events;
+}
+
+} // namespace
+
+TEST(execution, a_kernel_stream_writes_a_valid_series_with_the_reference_values) {
+  temp_dir root, scratch;
+  test_node node{root.path()};
+  write_stream(node.streams_dir(), "smooth", "SMOOTH",
+               "\"pipeline\": [{\"kernel\": \"gaussian\", \"sigma_mm\": 2.0}]");
+  node.start();
+  auto study = synth_study(scratch / "study", 12, 48);
+  ASSERT_EQ(send(node, "SMOOTH", study), 0);
+  ASSERT_TRUE(node.wait_for_finished_jobs(1, 30s)) << node.log();
+  auto job = node.job_dirs().at(0);
+  ASSERT_EQ(test_node::job_info(job, "state"), "success") << read_file(job / "processing.log");
+  EXPECT_EQ(read_file(job / "proc.json"), "[{\"success\":\"success\",\"message\":\"\"}]\n");
+  auto outputs = files_under(job / "OUTPUT");
+  ASSERT_EQ(outputs.size(), 12u);
+  for (auto& file : outputs) {
+    auto checked = run({"dciodvfy", file.string()});
+    EXPECT_EQ(checked.output.find("Error"), std::string::npos) << file << "\n" << checked.output;
+  }
+  auto input = load_series(test_node::input_files(job));
+  auto output = load_series(outputs);
+  ASSERT_TRUE(input && output);
+  auto expected = reference::gaussian(input->series[0].image, 2.0);
+  auto& got = output->series[0].image;
+  ASSERT_EQ(got.size(), expected.size());
+  double worst = 0;
+  for (std::size_t i = 0; i < got.size(); ++i)
+    worst =
+        std::max(worst, std::abs(got.value(got.voxels[i]) - expected.value(expected.voxels[i])));
+  EXPECT_LE(worst, 1) << "voxels differ from the reference gaussian";
+  EXPECT_NE(output->series[0].series_uid, input->series[0].series_uid);
+}
+
+TEST(execution, external_programs_that_fail_time_out_or_cannot_start_are_failed_jobs) {
+  temp_dir root, scratch;
+  test_node node{root.path()};
+  write_file(node.streams_dir() / "fails" / "work.sh",
+             "#!/bin/sh\necho reading \"$1\"; echo 'no tumour found' >&2; exit 3\n");
+  fs::permissions(node.streams_dir() / "fails" / "work.sh", fs::perms::owner_all);
+  write_stream(node.streams_dir(), "fails", "FAILS", "\"command\": [\"./work.sh\"]");
+  write_stream(node.streams_dir(), "slow", "SLOW",
+               "\"command\": [\"/bin/sh\", \"-c\", \"sleep 60\", \"sh\"], \"timeout_s\": 1");
+  write_stream(node.streams_dir(), "missing", "MISSING",
+               "\"command\": [\"no-such-program-anywhere\"]");
+  node.start();
+  auto study = synth_study(scratch / "study", 2, 16);
+  for (auto ae : {"FAILS", "SLOW", "MISSING"})
+    ASSERT_EQ(send(node, ae, study), 0);
+  ASSERT_TRUE(node.wait_for_finished_jobs(3, 60s)) << node.log();
+  std::map<std::string, fs::path> by_stream;
+  for (auto& job : node.job_dirs())
+    by_stream[test_node::job_info(job, "stream")] = job;
+
+  auto fails = by_stream.at("fails");
+  EXPECT_EQ(test_node::job_info(fails, "state"), "failed");
+  EXPECT_EQ(read_file(fails / "proc.json"),
+            "[{\"success\":\"failed\",\"message\":\"exit status 3\"}]\n");
+  auto log = read_file(fails / "processing.log");
+  EXPECT_NE(log.find("reading " + (fails / "INPUT").string()), std::string::npos) << log;
+  EXPECT_NE(log.find("no tumour found"), std::string::npos);
+
+  auto slow = by_stream.at("slow");
+  EXPECT_EQ(test_node::job_info(slow, "state"), "failed");
+  EXPECT_NE(test_node::job_info(slow, "message").find("after the 1 s timeout"), std::string::npos)
+      << test_node::job_info(slow, "message");
+
+  auto missing = by_stream.at("missing");
+  EXPECT_EQ(test_node::job_info(missing, "state"), "failed");
+  EXPECT_NE(test_node::job_info(missing, "message").find("the program did not start"),
+            std::string::npos);
+}
+
+TEST(execution, a_stream_runs_its_jobs_in_order_while_another_stream_runs_beside_it) {
+  temp_dir root, scratch;
+  node_options options;
+  options.quiet_period_s = 0.3;
+  test_node node{root.path(), options};
+  write_sleeper(node.streams_dir(), "serial", "SERIAL", scratch / "serial.log", 1);
+  write_sleeper(node.streams_dir(), "other", "OTHER", scratch / "other.log", 1);
+  node.start();
+  for (int i = 0; i < 3; ++i)
+    ASSERT_EQ(send(node, "SERIAL", synth_study(scratch / ("s" + std::to_string(i)), 2, 16)), 0);
+  ASSERT_EQ(send(node, "OTHER", synth_study(scratch / "o", 2, 16)), 0);
+  ASSERT_TRUE(node.wait_for_finished_jobs(4, 60s)) << node.log();
+  auto serial = read_events(scratch / "serial.log");
+  ASSERT_EQ(serial.size(), 6u);
+  for (std::size_t i = 0; i < serial.size(); i += 2) {
+    EXPECT_EQ(serial[i].what, "start");
+    EXPECT_EQ(serial[i + 1].what, "end");
+    EXPECT_EQ(serial[i].job, serial[i + 1].job) << "one job at a time";
+    if (i > 0)
+      EXPECT_LT(serial[i - 2].job, serial[i].job) << "in the order they were queued";
+  }
+  auto other = read_events(scratch / "other.log");
+  ASSERT_EQ(other.size(), 2u);
+  // The other stream did not wait for the serial one to finish.
+  EXPECT_LT(other[0].time, serial.back().time);
+}
+
+TEST(execution, kill_9_with_jobs_queued_and_running_completes_each_exactly_once) {
+  temp_dir root, scratch;
+  node_options options;
+  options.quiet_period_s = 0.3;
+  test_node node{root.path(), options};
+  write_sleeper(node.streams_dir(), "serial", "SERIAL", scratch / "serial.log", 2);
+  node.start();
+  for (int i = 0; i < 3; ++i)
+    ASSERT_EQ(send(node, "SERIAL", synth_study(scratch / ("s" + std::to_string(i)), 2, 16)), 0);
+  ASSERT_TRUE(eventually([&] { return read_events(scratch / "serial.log").size() >= 1; }, 20s));
+  node.kill();
+  node.start();
+  EXPECT_TRUE(node.wait_for_log("was running when the node stopped; it runs again", 5s))
+      << node.log();
+  ASSERT_TRUE(node.wait_for_finished_jobs(3, 60s)) << node.log();
+  std::map<int, int> ends;
+  for (auto& e : read_events(scratch / "serial.log"))
+    if (e.what == "end")
+      ++ends[e.job];
+  ASSERT_EQ(ends.size(), 3u);
+  for (auto& [job, count] : ends)
+    EXPECT_EQ(count, 1) << "job " << job << " finished more than once";
+  for (auto& job : node.job_dirs())
+    EXPECT_EQ(test_node::job_info(job, "state"), "success");
+}
+
+TEST(execution, accept_filters_skip_studies_and_group_by_series_splits_them) {
+  temp_dir root, scratch;
+  test_node node{root.path()};
+  write_stream(node.streams_dir(), "mr-only", "MRONLY",
+               "\"command\": [\"/bin/true\"], \"accept\": {\"Modality\": \"^MR$\"}");
+  write_stream(node.streams_dir(), "per-series", "PERSERIES",
+               "\"command\": [\"/bin/true\"], \"group_by\": \"series\"");
+  node.start();
+  ASSERT_EQ(send(node, "MRONLY", synth_study(scratch / "ct", 2, 16, 1, "CT")), 0);
+  ASSERT_EQ(send(node, "PERSERIES", synth_study(scratch / "three", 2, 16, 3)), 0);
+  ASSERT_TRUE(node.wait_for_finished_jobs(4, 30s)) << node.log();
+  std::map<std::string, std::vector<fs::path>> by_stream;
+  for (auto& job : node.job_dirs())
+    by_stream[test_node::job_info(job, "stream")].push_back(job);
+  ASSERT_EQ(by_stream["mr-only"].size(), 1u);
+  EXPECT_EQ(test_node::job_info(by_stream["mr-only"][0], "state"), "skipped");
+  EXPECT_TRUE(test_node::input_files(by_stream["mr-only"][0]).empty());
+  ASSERT_EQ(by_stream["per-series"].size(), 3u);
+  for (auto& job : by_stream["per-series"]) {
+    EXPECT_EQ(test_node::input_files(job).size(), 2u);
+    EXPECT_FALSE(test_node::job_info(job, "SeriesInstanceUID").empty());
+  }
+}
+
+TEST(execution, the_bundled_streams_run) {
+  temp_dir root, scratch;
+  test_node node{root.path()};
+  for (auto& entry : fs::directory_iterator(source_dir() / "streams" / "library"))
+    fs::copy(entry.path(), node.streams_dir() / entry.path().filename(),
+             fs::copy_options::recursive);
+  node.start();
+  auto study = synth_study(scratch / "study", 8, 32);
+  std::vector<std::string> titles;
+  for (auto& entry : fs::directory_iterator(node.streams_dir())) {
+    auto info = read_file(entry.path() / "info.json");
+    auto at = info.find("\"AETitle\": \"") + 12;
+    titles.push_back(info.substr(at, info.find('"', at) - at));
+  }
+  for (auto& title : titles)
+    ASSERT_EQ(send(node, title, study), 0) << title;
+  ASSERT_TRUE(node.wait_for_finished_jobs(titles.size(), 60s)) << node.log();
+  for (auto& job : node.job_dirs())
+    EXPECT_EQ(test_node::job_info(job, "state"), "success")
+        << test_node::job_info(job, "stream") << ": " << test_node::job_info(job, "message");
+}
