@@ -155,8 +155,9 @@ TEST(execution, a_stream_runs_its_jobs_in_order_while_another_stream_runs_beside
     EXPECT_EQ(serial[i].what, "start");
     EXPECT_EQ(serial[i + 1].what, "end");
     EXPECT_EQ(serial[i].job, serial[i + 1].job) << "one job at a time";
-    if (i > 0)
+    if (i > 0) {
       EXPECT_LT(serial[i - 2].job, serial[i].job) << "in the order they were queued";
+    }
   }
   auto other = read_events(scratch / "other.log");
   ASSERT_EQ(other.size(), 2u);
