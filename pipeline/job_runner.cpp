@@ -172,9 +172,9 @@ job_outcome run_kernels(const fs::path& dir, const job_record& job, const job_pl
         else if (step.kernel == "median")
           image = median3(image);
         else if (step.kernel == "threshold")
-          image = threshold(image, step);
+          image = threshold(std::move(image), step);
         else if (step.kernel == "window")
-          image = window(image, step.center, step.width);
+          image = window(std::move(image), step.center, step.width);
         else if (step.kernel == "mip")
           image = mip(image, step.slab_mm);
         else if (step.kernel == "resample")

@@ -57,16 +57,14 @@ std::pair<int, int> stored_range(const volume& v, double lower, double upper) {
   return {static_cast<int>(lo), static_cast<int>(hi)};
 }
 
-// Applies a 64 Ki-entry table to every voxel: any per-value function of a
-// volume becomes one load per voxel.
-void apply_table(const volume& in, volume& out, const std::vector<std::int16_t>& table) {
-  out.voxels.resize(in.size());
-  const std::int16_t* source = in.voxels.data();
-  std::int16_t* target = out.voxels.data();
+// Applies a 64 Ki-entry table to every voxel in place: any per-value
+// function of a volume becomes one load and one store per voxel.
+void apply_table(volume& v, const std::vector<std::int16_t>& table) {
+  std::int16_t* data = v.voxels.data();
   const std::int16_t* lookup = table.data() + 32768;
-  tbb::parallel_for(tbb::blocked_range<std::size_t>(0, in.size(), 1 << 16), [&](auto range) {
+  tbb::parallel_for(tbb::blocked_range<std::size_t>(0, v.size(), 1 << 16), [&](auto range) {
     for (std::size_t i = range.begin(); i != range.end(); ++i)
-      target[i] = lookup[source[i]];
+      data[i] = lookup[data[i]];
   });
 }
 
@@ -368,18 +366,13 @@ volume median3(const volume& in) {
 
 // -- threshold ---------------------------------------------------------------------
 
-volume threshold(const volume& in, const kernel_step& step) {
-  volume out = shaped_like(in);
+volume threshold(volume in, const kernel_step& step) {
   bool binarize = step.mode == "binarize";
   auto [lo, hi] = stored_range(in, step.lower.value_or(-1e300), step.upper.value_or(1e300));
   std::int16_t background = 0;
   if (!binarize)
     background = step.background ? in.stored(*step.background)
                                  : *std::min_element(in.voxels.begin(), in.voxels.end());
-  else {
-    out.slope = 1;
-    out.intercept = 0;
-  }
   std::vector<std::int16_t> table(65536);
   for (int v = -32768; v <= 32767; ++v) {
     bool inside = v >= lo && v <= hi;
@@ -387,18 +380,17 @@ volume threshold(const volume& in, const kernel_step& step) {
         binarize ? static_cast<std::int16_t>(inside ? 1 : 0)
                  : (inside ? static_cast<std::int16_t>(v) : background);
   }
-  apply_table(in, out, table);
-  return out;
+  apply_table(in, table);
+  if (binarize) {
+    in.slope = 1;
+    in.intercept = 0;
+  }
+  return in;
 }
 
 // -- window ------------------------------------------------------------------------
 
-volume window(const volume& in, double center, double width) {
-  volume out = shaped_like(in);
-  out.slope = 1;
-  out.intercept = 0;
-  out.bits_stored = 8;
-  out.is_signed = false;
+volume window(volume in, double center, double width) {
   // PS3.3 C.11.2.1.2.1: the linear function, output range 0..255.
   std::vector<std::int16_t> table(65536);
   for (int stored = -32768; stored <= 32767; ++stored) {
@@ -413,8 +405,12 @@ volume window(const volume& in, double center, double width) {
     table[static_cast<std::size_t>(stored + 32768)] =
         static_cast<std::int16_t>(std::lround(std::clamp(y, 0.0, 255.0)));
   }
-  apply_table(in, out, table);
-  return out;
+  apply_table(in, table);
+  in.slope = 1;
+  in.intercept = 0;
+  in.bits_stored = 8;
+  in.is_signed = false;
+  return in;
 }
 
 // -- mip ---------------------------------------------------------------------------

@@ -51,8 +51,9 @@ const std::vector<std::string>& kernel_names();
 
 volume gaussian(const volume& in, double sigma_mm);
 volume median3(const volume& in);
-volume threshold(const volume& in, const kernel_step& step);
-volume window(const volume& in, double center, double width);
+/// threshold and window change voxels in place: pass an rvalue to avoid a copy.
+volume threshold(volume in, const kernel_step& step);
+volume window(volume in, double center, double width);
 volume mip(const volume& in, double slab_mm);
 volume resample(const volume& in, const kernel_step& step);
 
