@@ -2,6 +2,7 @@
 // Every atom, message type and typed actor interface of dcmstreams, in one
 // place. One line of doc per handler says what it does.
 
+#include "pipeline/database.hpp"
 #include "pipeline/error.hpp"
 #include "pipeline/intake.hpp"
 #include "pipeline/job.hpp"
@@ -41,6 +42,9 @@ using pending_atom = caf::atom_constant<caf::atom("pending")>;
 using queued_atom = caf::atom_constant<caf::atom("queued")>;
 using recover_atom = caf::atom_constant<caf::atom("recover")>;
 using reload_atom = caf::atom_constant<caf::atom("reload")>;
+using route_atom = caf::atom_constant<caf::atom("route")>;
+using send_atom = caf::atom_constant<caf::atom("send")>;
+using sends_atom = caf::atom_constant<caf::atom("sends")>;
 using retry_atom = caf::atom_constant<caf::atom("retry")>;
 using stats_atom = caf::atom_constant<caf::atom("stats")>;
 using tick_atom = caf::atom_constant<caf::atom("tick")>;
@@ -69,10 +73,16 @@ struct stream_stats {
   double std_s = 0;
 };
 
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, stream_stats& x) {
+template <class Inspector> typename Inspector::result_type inspect(Inspector& f, stream_stats& x) {
   return f(caf::meta::type_name("stream_stats"), x.stream, x.queued, x.running, x.running_jobs,
            x.runs, x.mean_s, x.std_s);
+}
+
+template <class Inspector> typename Inspector::result_type inspect(Inspector& f, send_task& x) {
+  return f(caf::meta::type_name("send_task"), x.id, x.job_id, x.rule, x.destination, x.host, x.port,
+           x.called_ae, x.calling_ae, x.associations, x.transfer_syntax, x.state, x.attempts,
+           x.created, x.next_attempt, x.finished, x.message, x.files_total, x.files_sent,
+           x.files_failed);
 }
 
 template <class Inspector>
@@ -80,19 +90,16 @@ typename Inspector::result_type inspect(Inspector& f, attribute_match& x) {
   return f(caf::meta::type_name("attribute_match"), x.attribute, x.pattern);
 }
 
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, kernel_timing& x) {
+template <class Inspector> typename Inspector::result_type inspect(Inspector& f, kernel_timing& x) {
   return f(caf::meta::type_name("kernel_timing"), x.kernel, x.seconds);
 }
 
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, job_outcome& x) {
-  return f(caf::meta::type_name("job_outcome"), x.state, x.message, x.seconds, x.stopped_by_node,
-           x.kernels);
+template <class Inspector> typename Inspector::result_type inspect(Inspector& f, job_outcome& x) {
+  return f(caf::meta::type_name("job_outcome"), x.state, x.verdict, x.message, x.seconds,
+           x.stopped_by_node, x.kernels);
 }
 
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, study_key& x) {
+template <class Inspector> typename Inspector::result_type inspect(Inspector& f, study_key& x) {
   return f(caf::meta::type_name("study_key"), x.called_ae, x.calling_ae, x.peer, x.study_uid);
 }
 
@@ -146,6 +153,24 @@ using job_store_actor = caf::typed_actor<
     caf::replies_to<get_atom, job_atom, std::int64_t>::with<job_record>,
     /// Run times of successful jobs per stream.
     caf::replies_to<get_atom, stats_atom>::with<std::vector<stream_stats>>>;
+
+/// Sends the files of send tasks to one destination, N associations at a
+/// time, retrying with back-off; runs detached (blocking network I/O).
+using sender_actor = caf::typed_actor<
+    /// Runs (or runs again) the send task with this id.
+    caf::reacts_to<send_atom, std::int64_t>>;
+
+/// Applies routing.json to finished jobs, records send tasks and hands them to
+/// the senders; runs detached (it lists and reads result files).
+using router_actor = caf::typed_actor<
+    /// A job finished: route its results.
+    caf::reacts_to<route_atom, job_record>,
+    /// Timer: reloads routing.json when it changed.
+    caf::reacts_to<tick_atom>,
+    /// Sends a failed task again from its first unsent file; replies with it.
+    caf::replies_to<retry_atom, std::int64_t>::with<send_task>,
+    /// The newest send tasks, at most this many.
+    caf::replies_to<get_atom, sends_atom, std::int64_t>::with<std::vector<send_task>>>;
 
 /// Runs one stream's jobs in order, `concurrency` at a time.
 using stream_mailbox_actor = caf::typed_actor<

@@ -84,11 +84,12 @@ job_plan plan_for(const streams::stream_definition& stream) {
 
 stream_mailbox_actor::behavior_type
 stream_mailbox(mailbox_pointer self, std::string stream, job_store_actor job_store,
-               std::shared_ptr<streams::shared_registry> registry, std::filesystem::path data_dir,
-               node_metrics* metrics, stream_stats history) {
+               router_actor router, std::shared_ptr<streams::shared_registry> registry,
+               std::filesystem::path data_dir, node_metrics* metrics, stream_stats history) {
   auto& st = self->state;
   st.stream = std::move(stream);
   st.job_store = std::move(job_store);
+  st.router = std::move(router);
   st.registry = std::move(registry);
   st.data_dir = std::move(data_dir);
   st.metrics = metrics;
@@ -123,6 +124,9 @@ stream_mailbox(mailbox_pointer self, std::string stream, job_store_actor job_sto
           for (auto& k : outcome.kernels)
             m->kernel_duration.with({k.kernel}).observe(k.seconds);
         }
+        // Results leave by the routing rules; a cancelled job's do not.
+        if (st.router && (job.state == job_state::success || job.state == job_state::failed))
+          self->send(st.router, route_atom::value, job);
         start_next(self);
       },
       [self](cancel_atom, std::int64_t id) -> bool {
@@ -173,19 +177,21 @@ stream_mailbox_actor mailbox_for(manager_pointer self, const std::string& stream
   if (auto h = self->state.history.find(stream); h != self->state.history.end())
     history = h->second;
   auto box = self->spawn<caf::linked>(stream_mailbox, stream, self->state.job_store,
-                                      self->state.registry, self->state.data_dir,
-                                      self->state.metrics, history);
+                                      self->state.router, self->state.registry,
+                                      self->state.data_dir, self->state.metrics, history);
   boxes.emplace(stream, box);
   return box;
 }
 
 } // namespace
 
-job_manager_actor::behavior_type
-job_manager(manager_pointer self, job_store_actor job_store,
-            std::shared_ptr<streams::shared_registry> registry, std::filesystem::path data_dir,
-            node_metrics* metrics, std::vector<stream_stats> history) {
+job_manager_actor::behavior_type job_manager(manager_pointer self, job_store_actor job_store,
+                                             router_actor router,
+                                             std::shared_ptr<streams::shared_registry> registry,
+                                             std::filesystem::path data_dir, node_metrics* metrics,
+                                             std::vector<stream_stats> history) {
   self->state.job_store = std::move(job_store);
+  self->state.router = std::move(router);
   self->state.registry = std::move(registry);
   self->state.data_dir = std::move(data_dir);
   self->state.metrics = metrics;

@@ -29,6 +29,7 @@ struct stream_mailbox_state {
   double mean_s = 0;
   double m2 = 0;
   job_store_actor job_store;
+  router_actor router; // may be invalid (tests): results are then not routed
   std::shared_ptr<streams::shared_registry> registry;
   std::filesystem::path data_dir;
   node_metrics* metrics = nullptr;
@@ -37,7 +38,7 @@ struct stream_mailbox_state {
 
 stream_mailbox_actor::behavior_type
 stream_mailbox(stream_mailbox_actor::stateful_pointer<stream_mailbox_state> self,
-               std::string stream, job_store_actor job_store,
+               std::string stream, job_store_actor job_store, router_actor router,
                std::shared_ptr<streams::shared_registry> registry, std::filesystem::path data_dir,
                node_metrics* metrics, stream_stats history);
 
@@ -45,6 +46,7 @@ struct job_manager_state {
   std::map<std::string, stream_mailbox_actor> mailboxes;
   std::map<std::string, stream_stats> history;
   job_store_actor job_store;
+  router_actor router;
   std::shared_ptr<streams::shared_registry> registry;
   std::filesystem::path data_dir;
   node_metrics* metrics = nullptr;
@@ -53,8 +55,9 @@ struct job_manager_state {
 
 job_manager_actor::behavior_type
 job_manager(job_manager_actor::stateful_pointer<job_manager_state> self, job_store_actor job_store,
-            std::shared_ptr<streams::shared_registry> registry, std::filesystem::path data_dir,
-            node_metrics* metrics, std::vector<stream_stats> history);
+            router_actor router, std::shared_ptr<streams::shared_registry> registry,
+            std::filesystem::path data_dir, node_metrics* metrics,
+            std::vector<stream_stats> history);
 
 /// What a stream's definition asks a job to do.
 job_plan plan_for(const streams::stream_definition& stream);

@@ -23,6 +23,9 @@ job_store_actor::behavior_type job_store(job_store_actor::stateful_pointer<job_s
       [self](update_atom, const job_record& job) {
         if (auto problem = self->state.db->update_job(job))
           log::error("jobs", problem->message);
+        // A job queued (again) has not been routed in this run.
+        if (job.state == job_state::queued)
+          self->state.db->mark_routed(job.id, 0);
         auto info = self->state.layout->job_dir(job.id) / "info.json";
         if (auto problem = write_file_atomically(info, job_info_json(job), false))
           log::error("jobs", problem->message);

@@ -4,6 +4,7 @@
 #include "actors/job_manager.hpp"
 #include "actors/job_store.hpp"
 #include "actors/registry_watcher.hpp"
+#include "actors/router.hpp"
 #include "pipeline/log.hpp"
 
 namespace dcmstreams {
@@ -15,7 +16,8 @@ constexpr double streams_poll_interval_s = 1.0;
 } // namespace
 
 result<node_actors> spawn_node(caf::actor_system& system, const node_config& config,
-                               std::shared_ptr<database> db, node_metrics& metrics) {
+                               std::shared_ptr<database> db, node_metrics& metrics,
+                               storage_client& client) {
   node_actors actors;
   actors.registry = std::make_shared<streams::shared_registry>();
   load_and_publish(config.streams_dir, *actors.registry, &metrics);
@@ -56,7 +58,10 @@ result<node_actors> spawn_node(caf::actor_system& system, const node_config& con
                [&](caf::error& e) { failed = std::move(e); });
   if (failed)
     return failure{ec::database_error, "cannot read the job queue: " + describe(failed)};
-  actors.job_manager = system.spawn(job_manager, actors.job_store, actors.registry,
+  routing_settings routing{config.ae_title, config.routing_file, config.data_dir, config.sending,
+                           config.destinations};
+  actors.router = system.spawn<caf::detached>(router, routing, &client, &metrics);
+  actors.job_manager = system.spawn(job_manager, actors.job_store, actors.router, actors.registry,
                                     config.data_dir, &metrics, std::move(history));
   for (auto& job : unfinished)
     if (job.state == job_state::running) {
@@ -90,7 +95,7 @@ void stop_node(caf::actor_system& system, node_actors& actors) {
   caf::scoped_actor self{system};
   for (auto handle :
        {caf::actor_cast<caf::actor>(actors.watcher), caf::actor_cast<caf::actor>(actors.assembler),
-        caf::actor_cast<caf::actor>(actors.job_manager),
+        caf::actor_cast<caf::actor>(actors.job_manager), caf::actor_cast<caf::actor>(actors.router),
         caf::actor_cast<caf::actor>(actors.job_store)}) {
     if (!handle)
       continue;

@@ -6,6 +6,7 @@
 #include "actors/node_metrics.hpp"
 #include "pipeline/config.hpp"
 #include "pipeline/database.hpp"
+#include "pipeline/storage_client.hpp"
 #include "streams/registry.hpp"
 
 #include <memory>
@@ -15,16 +16,19 @@ namespace dcmstreams {
 struct node_actors {
   std::shared_ptr<streams::shared_registry> registry;
   job_store_actor job_store;
+  router_actor router;
   job_manager_actor job_manager;
   assembler_actor assembler;
   registry_actor watcher;
 };
 
 /// Loads the streams, spawns the job store, recovers what a stopped node left
-/// behind (interrupted jobs, pending studies) and spawns the assembler and
-/// the streams watcher.
+/// behind (interrupted jobs, pending studies, unfinished sends) and spawns
+/// the router, the job manager, the assembler and the streams watcher.
+/// `client` sends results out; it must outlive the actors.
 result<node_actors> spawn_node(caf::actor_system& system, const node_config& config,
-                               std::shared_ptr<database> db, node_metrics& metrics);
+                               std::shared_ptr<database> db, node_metrics& metrics,
+                               storage_client& client);
 
 /// Sends every long-lived actor an exit and waits until they are gone.
 void stop_node(caf::actor_system& system, node_actors& actors);

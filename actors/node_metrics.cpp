@@ -36,8 +36,8 @@ node_metrics::node_metrics(metrics::registry& reg)
                                    "Jobs created and queued, by stream.", {"stream"})),
       queue_depth(reg.add_gauge("dcmstreams_stream_queue_depth",
                                 "Jobs waiting in a stream's queue.", {"stream"})),
-      jobs_running(reg.add_gauge("dcmstreams_stream_running", "Jobs of a stream running now.",
-                                 {"stream"})),
+      jobs_running(
+          reg.add_gauge("dcmstreams_stream_running", "Jobs of a stream running now.", {"stream"})),
       jobs_total(reg.add_counter("dcmstreams_jobs_total",
                                  "Jobs finished, by stream and result (success, failed, "
                                  "cancelled, skipped).",
@@ -49,6 +49,15 @@ node_metrics::node_metrics(metrics::registry& reg)
                                         "Run time of one built-in kernel step over a job's "
                                         "series, by kernel.",
                                         metrics::exponential_buckets(0.001, 2, 20), {"kernel"})),
+      sends_total(reg.add_counter("dcmstreams_sends_total",
+                                  "Send tasks finished, by destination and result (done, failed).",
+                                  {"destination", "result"})),
+      send_retries(reg.add_counter("dcmstreams_send_retries_total",
+                                   "Send attempts that left files unsent and were retried later.",
+                                   {"destination"})),
+      routing_reloads(reg.add_counter("dcmstreams_routing_reloads_total",
+                                      "Loads of routing.json, by result (ok, invalid).",
+                                      {"result"})),
       streams_loaded(
           reg.add_gauge("dcmstreams_streams_loaded", "Streams loaded from the streams folder.")),
       stream_reloads(reg.add_counter("dcmstreams_stream_reloads_total",

@@ -20,11 +20,14 @@ struct node_metrics {
   metrics::family<metrics::counter>& studies_completed;  // {stream}
   metrics::family<metrics::histogram>& completion_delay; // {stream}
   metrics::family<metrics::counter>& jobs_created;       // {stream}
-  metrics::family<metrics::gauge>& queue_depth;         // {stream}
-  metrics::family<metrics::gauge>& jobs_running;        // {stream}
-  metrics::family<metrics::counter>& jobs_total;        // {stream,result}
-  metrics::family<metrics::histogram>& job_duration;    // {stream}
-  metrics::family<metrics::histogram>& kernel_duration; // {kernel}
+  metrics::family<metrics::gauge>& queue_depth;          // {stream}
+  metrics::family<metrics::gauge>& jobs_running;         // {stream}
+  metrics::family<metrics::counter>& jobs_total;         // {stream,result}
+  metrics::family<metrics::histogram>& job_duration;     // {stream}
+  metrics::family<metrics::histogram>& kernel_duration;  // {kernel}
+  metrics::family<metrics::counter>& sends_total;        // {destination,result}
+  metrics::family<metrics::counter>& send_retries;       // {destination}
+  metrics::family<metrics::counter>& routing_reloads;    // {result}
   metrics::family<metrics::gauge>& streams_loaded;
   metrics::family<metrics::counter>& stream_reloads; // {result}
   metrics::family<metrics::gauge>& disk_free;

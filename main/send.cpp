@@ -33,7 +33,7 @@ int send(int argc, char** argv) {
     std::cerr << args.error("needs HOST PORT and at least one PATH") << "\n";
     return 2;
   }
-  net::send_options options;
+  send_options options;
   options.host = args.positional()[0];
   try {
     std::size_t used = 0;

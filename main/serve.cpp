@@ -8,6 +8,7 @@
 #include "main/node_config_loader.hpp"
 #include "metrics/process_metrics.hpp"
 #include "net/dicom_listener.hpp"
+#include "net/storage_scu.hpp"
 #include "pipeline/codecs.hpp"
 #include "pipeline/database.hpp"
 #include "pipeline/files.hpp"
@@ -101,9 +102,11 @@ int serve(int argc, char** argv) {
   // on small machines while associations need it; a shared queue with a
   // condition variable wakes workers only for messages.
   actor_config.set("scheduler.policy", caf::atom("sharing"));
+  // Senders use the client until the actor system has stopped them all.
+  net::dcmtk_storage_client client;
   caf::actor_system system{actor_config};
 
-  auto actors = spawn_node(system, *config, db, metrics);
+  auto actors = spawn_node(system, *config, db, metrics, client);
   if (!actors)
     return fail(actors.error().message);
 

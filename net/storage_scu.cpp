@@ -27,7 +27,8 @@ bool is_warning(Uint16 status) {
 // Records what happened to every file of one association's share.
 class reporting_scu : public DcmStorageSCU {
 public:
-  explicit reporting_scu(std::vector<file_outcome>& outcomes) : outcomes_(outcomes) {}
+  reporting_scu(std::vector<file_outcome>& outcomes, const file_outcome_handler& on_file)
+      : outcomes_(outcomes), on_file_(on_file) {}
 
 protected:
   void notifySOPInstanceSent(const TransferEntry& entry) override {
@@ -43,6 +44,8 @@ protected:
       outcome.message = "refused with status 0x" + hex(entry.ResponseStatusCode);
     else if (is_warning(entry.ResponseStatusCode))
       outcome.message = "stored with warning status 0x" + hex(entry.ResponseStatusCode);
+    if (on_file_)
+      on_file_(outcome);
     outcomes_.push_back(std::move(outcome));
   }
 
@@ -53,6 +56,7 @@ private:
     return buffer;
   }
   std::vector<file_outcome>& outcomes_;
+  const file_outcome_handler& on_file_;
 };
 
 struct worker_result {
@@ -62,8 +66,14 @@ struct worker_result {
 };
 
 void send_share(const std::vector<fs::path>& share, const send_options& options,
-                worker_result& out) {
-  reporting_scu scu{out.outcomes};
+                const file_outcome_handler& on_file, worker_result& out) {
+  reporting_scu scu{out.outcomes, on_file};
+  // Outcomes found here, before DCMTK sends anything, are reported too.
+  auto fail = [&](file_outcome outcome) {
+    if (on_file)
+      on_file(outcome);
+    out.outcomes.push_back(std::move(outcome));
+  };
   scu.setAETitle(options.calling_ae.c_str());
   scu.setPeerHostName(options.host.c_str());
   scu.setPeerPort(options.port);
@@ -87,8 +97,8 @@ void send_share(const std::vector<fs::path>& share, const send_options& options,
       cond = makeOFCondition(OFM_dcmnet, 2, OF_error, e.what());
     }
     if (cond.bad()) {
-      out.outcomes.push_back({file.string(), 0, false,
-                              std::string("not a DICOM file that can be sent: ") + cond.text()});
+      fail({file.string(), 0, false,
+            std::string("not a DICOM file that can be sent: ") + cond.text()});
       continue;
     }
     std::error_code error;
@@ -109,7 +119,7 @@ void send_share(const std::vector<fs::path>& share, const send_options& options,
     cond = scu.initNetwork();
     if (cond.bad()) {
       for (auto& [path, size] : sizes)
-        out.outcomes.push_back({path, 0, false, std::string("network: ") + cond.text()});
+        fail({path, 0, false, std::string("network: ") + cond.text()});
       return;
     }
     ++out.associations;
@@ -127,7 +137,7 @@ void send_share(const std::vector<fs::path>& share, const send_options& options,
           done.insert(o.path);
         for (auto& [path, size] : sizes)
           if (!done.count(path))
-            out.outcomes.push_back({path, 0, false, why});
+            fail({path, 0, false, why});
         return;
       }
       continue;
@@ -168,7 +178,8 @@ result<std::vector<fs::path>> collect_files(const std::vector<fs::path>& paths) 
   return files;
 }
 
-result<send_report> send_files(const std::vector<fs::path>& files, const send_options& options) {
+result<send_report> send_files(const std::vector<fs::path>& files, const send_options& options,
+                               file_outcome_handler on_file) {
   if (options.host.empty())
     return failure{ec::invalid_argument, "no host to send to"};
   if (options.associations < 1 || options.associations > 64)
@@ -184,7 +195,7 @@ result<send_report> send_files(const std::vector<fs::path>& files, const send_op
   auto start = std::chrono::steady_clock::now();
   std::vector<std::thread> threads;
   for (std::size_t i = 0; i < shares.size(); ++i)
-    threads.emplace_back([&, i] { send_share(shares[i], options, results[i]); });
+    threads.emplace_back([&, i] { send_share(shares[i], options, on_file, results[i]); });
   for (auto& t : threads)
     t.join();
   send_report report;
@@ -210,6 +221,12 @@ result<send_report> send_files(const std::vector<fs::path>& files, const send_op
   if (accounted < report.files)
     report.failed += report.files - accounted;
   return report;
+}
+
+result<send_report> dcmtk_storage_client::send(const std::vector<fs::path>& files,
+                                               const send_options& options,
+                                               const file_outcome_handler& on_file) {
+  return send_files(files, options, on_file);
 }
 
 } // namespace dcmstreams::net

@@ -164,6 +164,32 @@ void read_storage(json::object_reader& reader, storage_config& storage) {
   }
 }
 
+void read_sending(json::object_reader& reader, sending_config& sending) {
+  reader.reject_unknown_keys({"retry_initial_s", "retry_factor", "retry_max_s", "max_attempts",
+                              "default_host", "default_port"});
+  auto positive = [&](std::string_view key, double& out) {
+    if (auto v = reader.get_number(key)) {
+      if (*v <= 0)
+        reader.sink().add(reader.path_of(key), "must be more than 0");
+      else
+        out = *v;
+    }
+  };
+  positive("retry_initial_s", sending.retry_initial_s);
+  positive("retry_max_s", sending.retry_max_s);
+  if (auto f = reader.get_number("retry_factor")) {
+    if (*f < 1)
+      reader.sink().add(reader.path_of("retry_factor"), "must be at least 1");
+    else
+      sending.retry_factor = *f;
+  }
+  if (auto n = reader.get_integer("max_attempts", 1, 1000))
+    sending.max_attempts = static_cast<int>(*n);
+  if (auto host = reader.get_string("default_host"))
+    sending.default_host = *host;
+  read_port(reader, "default_port", sending.default_port);
+}
+
 void read_destinations(json::object_reader& reader, simdjson::dom::object destinations,
                        std::map<std::string, destination_config>& out) {
   for (auto field : destinations) {
@@ -192,8 +218,15 @@ void read_destinations(json::object_reader& reader, simdjson::dom::object destin
     read_ae_title(d, "calling_ae_title", destination.calling_ae_title);
     if (auto n = d.get_integer("associations", 1, 64))
       destination.associations = static_cast<int>(*n);
-    if (auto syntax = d.get_string("transfer_syntax"))
-      destination.transfer_syntax = *syntax;
+    if (auto syntax = d.get_string("transfer_syntax")) {
+      if (*syntax != "jpeg-ls" && *syntax != "jpeg-lossless" && *syntax != "explicit-le")
+        reader.sink().add(path + ".transfer_syntax",
+                          "must be \"jpeg-ls\" (JPEG-LS lossless), \"jpeg-lossless\" or "
+                          "\"explicit-le\" (uncompressed), not \"" +
+                              *syntax + "\"");
+      else
+        destination.transfer_syntax = *syntax;
+    }
     out[name] = destination;
   }
 }
@@ -210,7 +243,7 @@ result<node_config> parse_node_config(std::string_view text, const std::string& 
   json::problems problems{source, {}};
   json::object_reader reader{root, "", problems};
   reader.reject_unknown_keys({"ae_title", "dicom", "web", "data_dir", "streams_dir", "routing_file",
-                              "completion", "storage", "destinations", "log"});
+                              "completion", "storage", "sending", "destinations", "log"});
   node_config config;
   config.source = source;
   read_ae_title(reader, "ae_title", config.ae_title);
@@ -235,6 +268,10 @@ result<node_config> parse_node_config(std::string_view text, const std::string& 
   if (auto object = reader.get_object("storage")) {
     json::object_reader sub{*object, "storage", problems};
     read_storage(sub, config.storage);
+  }
+  if (auto object = reader.get_object("sending")) {
+    json::object_reader sub{*object, "sending", problems};
+    read_sending(sub, config.sending);
   }
   if (auto object = reader.get_object("destinations"))
     read_destinations(reader, *object, config.destinations);

@@ -67,6 +67,17 @@ struct destination_config {
   std::string transfer_syntax; // empty: send as stored
 };
 
+/// How results leave the node (routing issue): retries and the `$me`/`$port`
+/// placeholders of routing.json.
+struct sending_config {
+  double retry_initial_s = 2;             // first wait after a failed attempt
+  double retry_factor = 2;                // each further wait is this much longer
+  double retry_max_s = 300;               // but never longer than this
+  int max_attempts = 10;                  // then the send waits in `failed` until retried
+  std::string default_host = "127.0.0.1"; // $me
+  std::uint16_t default_port = 104;       // $port
+};
+
 struct node_config {
   std::string ae_title = "DCMSTREAMS";
   dicom_config dicom;
@@ -76,6 +87,7 @@ struct node_config {
   std::filesystem::path routing_file = "routing.json";
   completion_config completion;
   storage_config storage;
+  sending_config sending;
   std::map<std::string, destination_config> destinations;
   std::string log_level = "info";
   /// The file the configuration came from, empty for built-in defaults.

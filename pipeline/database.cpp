@@ -4,13 +4,14 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 
 namespace dcmstreams {
 
 namespace {
 
 // The schema version this code writes; older files are migrated step by step.
-constexpr int schema_version = 1;
+constexpr int schema_version = 2;
 
 const char* schema_v1 = R"sql(
 CREATE TABLE IF NOT EXISTS jobs (
@@ -35,9 +36,50 @@ CREATE INDEX IF NOT EXISTS jobs_by_stream ON jobs(stream, state, id);
 CREATE INDEX IF NOT EXISTS jobs_by_study ON jobs(study_uid);
 )sql";
 
+const char* schema_v2 = R"sql(
+ALTER TABLE jobs ADD COLUMN routed_ms INTEGER NOT NULL DEFAULT 0;
+UPDATE jobs SET routed_ms = finished_ms WHERE finished_ms > 0;
+CREATE TABLE IF NOT EXISTS sends (
+  id             INTEGER PRIMARY KEY AUTOINCREMENT,
+  job_id         INTEGER NOT NULL,
+  rule           TEXT    NOT NULL,
+  destination    TEXT    NOT NULL,
+  host           TEXT    NOT NULL,
+  port           INTEGER NOT NULL,
+  called_ae      TEXT    NOT NULL,
+  calling_ae     TEXT    NOT NULL,
+  associations   INTEGER NOT NULL DEFAULT 1,
+  transfer_syntax TEXT   NOT NULL DEFAULT '',
+  state          TEXT    NOT NULL,
+  attempts       INTEGER NOT NULL DEFAULT 0,
+  created_ms     INTEGER NOT NULL DEFAULT 0,
+  next_attempt_ms INTEGER NOT NULL DEFAULT 0,
+  finished_ms    INTEGER NOT NULL DEFAULT 0,
+  message        TEXT    NOT NULL DEFAULT '',
+  files_total    INTEGER NOT NULL DEFAULT 0,
+  files_sent     INTEGER NOT NULL DEFAULT 0,
+  files_failed   INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS sends_by_state ON sends(state, id);
+CREATE INDEX IF NOT EXISTS sends_by_job ON sends(job_id);
+CREATE TABLE IF NOT EXISTS send_files (
+  send_id  INTEGER NOT NULL,
+  path     TEXT    NOT NULL,
+  state    TEXT    NOT NULL DEFAULT 'pending',
+  status   INTEGER NOT NULL DEFAULT 0,
+  message  TEXT    NOT NULL DEFAULT '',
+  PRIMARY KEY (send_id, path)
+);
+)sql";
+
+const char* send_columns = "id, job_id, rule, destination, host, port, called_ae, calling_ae, "
+                           "associations, transfer_syntax, state, attempts, created_ms, "
+                           "next_attempt_ms, finished_ms, message, files_total, files_sent, "
+                           "files_failed";
+
 const char* job_columns = "id, stream, state, called_ae, calling_ae, peer, study_uid, series_uid, "
                           "instances, bytes, received_ms, completed_ms, started_ms, finished_ms, "
-                          "message";
+                          "message, routed_ms";
 
 // A prepared statement that finalizes itself.
 class statement {
@@ -50,6 +92,7 @@ public:
   statement& operator=(const statement&) = delete;
 
   bool prepared() const { return rc_ == SQLITE_OK; }
+  sqlite3_stmt* handle() { return stmt_; }
   void bind(int index, const std::string& text) {
     sqlite3_bind_text(stmt_, index, text.data(), static_cast<int>(text.size()), SQLITE_TRANSIENT);
   }
@@ -68,7 +111,21 @@ private:
   int rc_ = SQLITE_ERROR;
 };
 
-void bind_job_fields(statement& s, const job_record& job) {
+template <class Row, class Read>
+result<std::vector<Row>> collect_rows(statement& s, Read read, const std::string& what,
+                                      const std::function<failure(const std::string&)>& fail) {
+  std::vector<Row> rows;
+  int rc;
+  while ((rc = s.step()) == SQLITE_ROW)
+    rows.push_back(read(s));
+  if (rc != SQLITE_DONE)
+    return fail(what);
+  return rows;
+}
+
+// routed_ms is left out of updates: only mark_routed sets it, so that a job
+// update racing with the router never undoes its mark.
+void bind_job_fields(statement& s, const job_record& job, bool with_routed = true) {
   s.bind(1, job.stream);
   s.bind(2, std::string(to_string(job.state)));
   s.bind(3, job.called_ae);
@@ -83,6 +140,8 @@ void bind_job_fields(statement& s, const job_record& job) {
   s.bind(12, job.started);
   s.bind(13, job.finished);
   s.bind(14, job.message);
+  if (with_routed)
+    s.bind(15, job.routed);
 }
 
 job_record read_job(statement& s) {
@@ -102,12 +161,14 @@ job_record read_job(statement& s) {
   job.started = s.integer(12);
   job.finished = s.integer(13);
   job.message = s.text(14);
+  job.routed = s.integer(15);
   return job;
 }
 
 } // namespace
 
-result<std::unique_ptr<database>> database::open(const std::filesystem::path& file) {
+result<std::unique_ptr<database>> database::open(const std::filesystem::path& file,
+                                                 bool full_sync) {
   sqlite3* handle = nullptr;
   int rc =
       sqlite3_open_v2(file.c_str(), &handle,
@@ -122,8 +183,9 @@ result<std::unique_ptr<database>> database::open(const std::filesystem::path& fi
   // WAL lets readers go on while a job is written; FULL makes each committed
   // job survive power loss, which the durability contract needs (jobs are
   // few, so the extra sync per commit is cheap).
-  for (const char* pragma :
-       {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL", "PRAGMA foreign_keys=ON"})
+  for (const char* pragma : {"PRAGMA journal_mode=WAL",
+                             full_sync ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL",
+                             "PRAGMA foreign_keys=ON"})
     if (auto problem = db->execute(pragma))
       return *problem;
   statement version{handle, "PRAGMA user_version"};
@@ -137,6 +199,12 @@ result<std::unique_ptr<database>> database::open(const std::filesystem::path& fi
     if (auto problem = db->execute(schema_v1))
       return *problem;
     if (auto problem = db->execute("PRAGMA user_version=1"))
+      return *problem;
+  }
+  if (current < 2) {
+    if (auto problem = db->execute(schema_v2))
+      return *problem;
+    if (auto problem = db->execute("PRAGMA user_version=2"))
       return *problem;
   }
   return db;
@@ -163,7 +231,7 @@ status database::execute(const char* sql) {
 result<std::int64_t> database::insert_job(const job_record& job) {
   statement s{db_, "INSERT INTO jobs (stream, state, called_ae, calling_ae, peer, study_uid, "
                    "series_uid, instances, bytes, received_ms, completed_ms, started_ms, "
-                   "finished_ms, message) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"};
+                   "finished_ms, message, routed_ms) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"};
   if (!s.prepared())
     return sqlite_failure("cannot prepare the job insert");
   bind_job_fields(s, job);
@@ -178,7 +246,7 @@ status database::update_job(const job_record& job) {
                    "completed_ms=?, started_ms=?, finished_ms=?, message=? WHERE id=?"};
   if (!s.prepared())
     return sqlite_failure("cannot prepare the job update");
-  bind_job_fields(s, job);
+  bind_job_fields(s, job, false);
   s.bind(15, job.id);
   if (s.step() != SQLITE_DONE)
     return sqlite_failure("cannot update job " + std::to_string(job.id));
@@ -224,6 +292,23 @@ result<std::vector<job_record>> database::jobs_in_state(job_state state) {
   return jobs;
 }
 
+status database::mark_routed(std::int64_t id, epoch_ms when) {
+  statement s{db_, "UPDATE jobs SET routed_ms=? WHERE id=?"};
+  s.bind(1, when);
+  s.bind(2, id);
+  if (s.step() != SQLITE_DONE)
+    return sqlite_failure("cannot mark job " + std::to_string(id) + " as routed");
+  return std::nullopt;
+}
+
+result<std::vector<job_record>> database::jobs_to_route() {
+  std::string sql = std::string("SELECT ") + job_columns +
+                    " FROM jobs WHERE state IN ('success', 'failed') AND routed_ms = 0 ORDER BY id";
+  statement s{db_, sql.c_str()};
+  return collect_rows<job_record>(s, read_job, "cannot list the jobs to route",
+                                  [this](const std::string& w) { return sqlite_failure(w); });
+}
+
 result<std::vector<database::duration_stats>> database::durations_by_stream() {
   statement s{db_, "SELECT stream, COUNT(*), AVG(d), AVG(d * d) FROM (SELECT stream, "
                    "(finished_ms - started_ms) / 1000.0 AS d FROM jobs WHERE state = 'success' "
@@ -243,6 +328,149 @@ result<std::vector<database::duration_stats>> database::durations_by_stream() {
   if (rc != SQLITE_DONE)
     return sqlite_failure("cannot read run times");
   return stats;
+}
+
+namespace {
+
+void bind_send_fields(statement& s, const send_task& t) {
+  s.bind(1, t.job_id);
+  s.bind(2, t.rule);
+  s.bind(3, t.destination);
+  s.bind(4, t.host);
+  s.bind(5, t.port);
+  s.bind(6, t.called_ae);
+  s.bind(7, t.calling_ae);
+  s.bind(8, t.associations);
+  s.bind(9, t.transfer_syntax);
+  s.bind(10, t.state);
+  s.bind(11, t.attempts);
+  s.bind(12, t.created);
+  s.bind(13, t.next_attempt);
+  s.bind(14, t.finished);
+  s.bind(15, t.message);
+  s.bind(16, t.files_total);
+  s.bind(17, t.files_sent);
+  s.bind(18, t.files_failed);
+}
+
+send_task read_send(statement& s) {
+  send_task t;
+  t.id = s.integer(0);
+  t.job_id = s.integer(1);
+  t.rule = s.text(2);
+  t.destination = s.text(3);
+  t.host = s.text(4);
+  t.port = s.integer(5);
+  t.called_ae = s.text(6);
+  t.calling_ae = s.text(7);
+  t.associations = s.integer(8);
+  t.transfer_syntax = s.text(9);
+  t.state = s.text(10);
+  t.attempts = s.integer(11);
+  t.created = s.integer(12);
+  t.next_attempt = s.integer(13);
+  t.finished = s.integer(14);
+  t.message = s.text(15);
+  t.files_total = s.integer(16);
+  t.files_sent = s.integer(17);
+  t.files_failed = s.integer(18);
+  return t;
+}
+
+} // namespace
+
+result<std::int64_t> database::insert_send(send_task task, const std::vector<std::string>& files) {
+  if (auto problem = execute("BEGIN IMMEDIATE"))
+    return *problem;
+  auto rollback = [&](failure f) -> result<std::int64_t> {
+    execute("ROLLBACK");
+    return f;
+  };
+  statement s{db_, "INSERT INTO sends (job_id, rule, destination, host, port, called_ae, "
+                   "calling_ae, associations, transfer_syntax, state, attempts, created_ms, "
+                   "next_attempt_ms, finished_ms, message, files_total, files_sent, files_failed) "
+                   "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"};
+  task.files_total = static_cast<std::int64_t>(files.size());
+  bind_send_fields(s, task);
+  if (!s.prepared() || s.step() != SQLITE_DONE)
+    return rollback(sqlite_failure("cannot record the send of job " + std::to_string(task.job_id)));
+  auto id = static_cast<std::int64_t>(sqlite3_last_insert_rowid(db_));
+  statement f{db_, "INSERT OR IGNORE INTO send_files (send_id, path) VALUES (?, ?)"};
+  for (auto& path : files) {
+    sqlite3_reset(f.handle());
+    f.bind(1, id);
+    f.bind(2, path);
+    if (f.step() != SQLITE_DONE)
+      return rollback(sqlite_failure("cannot record the files of send " + std::to_string(id)));
+  }
+  if (auto problem = execute("COMMIT"))
+    return rollback(*problem);
+  return id;
+}
+
+status database::update_send(const send_task& task) {
+  statement s{db_, "UPDATE sends SET job_id=?, rule=?, destination=?, host=?, port=?, "
+                   "called_ae=?, calling_ae=?, associations=?, transfer_syntax=?, state=?, "
+                   "attempts=?, created_ms=?, next_attempt_ms=?, finished_ms=?, message=?, "
+                   "files_total=?, files_sent=?, files_failed=? WHERE id=?"};
+  bind_send_fields(s, task);
+  s.bind(19, task.id);
+  if (!s.prepared() || s.step() != SQLITE_DONE)
+    return sqlite_failure("cannot update send " + std::to_string(task.id));
+  return std::nullopt;
+}
+
+result<std::optional<send_task>> database::find_send(std::int64_t id) {
+  std::string sql = std::string("SELECT ") + send_columns + " FROM sends WHERE id=?";
+  statement s{db_, sql.c_str()};
+  s.bind(1, id);
+  int rc = s.step();
+  if (rc == SQLITE_ROW)
+    return std::optional<send_task>{read_send(s)};
+  if (rc == SQLITE_DONE)
+    return std::optional<send_task>{};
+  return sqlite_failure("cannot read send " + std::to_string(id));
+}
+
+result<std::vector<send_task>> database::unfinished_sends() {
+  std::string sql = std::string("SELECT ") + send_columns +
+                    " FROM sends WHERE state NOT IN ('done', 'failed') ORDER BY id";
+  statement s{db_, sql.c_str()};
+  return collect_rows<send_task>(s, read_send, "cannot list unfinished sends",
+                                 [this](const std::string& w) { return sqlite_failure(w); });
+}
+
+result<std::vector<send_task>> database::recent_sends(std::int64_t limit) {
+  std::string sql = std::string("SELECT ") + send_columns + " FROM sends ORDER BY id DESC LIMIT ?";
+  statement s{db_, sql.c_str()};
+  s.bind(1, limit);
+  return collect_rows<send_task>(s, read_send, "cannot list sends",
+                                 [this](const std::string& w) { return sqlite_failure(w); });
+}
+
+result<std::vector<send_file>> database::send_files(std::int64_t send_id) {
+  statement s{db_, "SELECT path, state, status, message FROM send_files WHERE send_id=? "
+                   "ORDER BY path"};
+  s.bind(1, send_id);
+  return collect_rows<send_file>(
+      s,
+      [](statement& row) {
+        return send_file{row.text(0), row.text(1), row.integer(2), row.text(3)};
+      },
+      "cannot list the files of send " + std::to_string(send_id),
+      [this](const std::string& w) { return sqlite_failure(w); });
+}
+
+status database::update_send_file(std::int64_t send_id, const send_file& file) {
+  statement s{db_, "UPDATE send_files SET state=?, status=?, message=? WHERE send_id=? AND path=?"};
+  s.bind(1, file.state);
+  s.bind(2, file.status);
+  s.bind(3, file.message);
+  s.bind(4, send_id);
+  s.bind(5, file.path);
+  if (s.step() != SQLITE_DONE)
+    return sqlite_failure("cannot record the progress of send " + std::to_string(send_id));
+  return std::nullopt;
 }
 
 } // namespace dcmstreams

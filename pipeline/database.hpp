@@ -15,10 +15,43 @@ struct sqlite3_stmt;
 
 namespace dcmstreams {
 
+/// A send of one job's files to one destination (routing), and its progress.
+struct send_task {
+  std::int64_t id = 0;
+  std::int64_t job_id = 0;
+  std::string rule;
+  std::string destination; // the `destinations` entry, or "AET@host:port"
+  std::string host;
+  std::int64_t port = 0;
+  std::string called_ae;
+  std::string calling_ae;
+  std::int64_t associations = 1;
+  std::string transfer_syntax;
+  std::string state = "queued"; // queued | sending | retrying | done | failed
+  std::int64_t attempts = 0;
+  epoch_ms created = 0;
+  epoch_ms next_attempt = 0;
+  epoch_ms finished = 0;
+  std::string message;
+  std::int64_t files_total = 0;
+  std::int64_t files_sent = 0;   // stored (success or warning)
+  std::int64_t files_failed = 0; // refused by the destination in the last attempt
+};
+
+struct send_file {
+  std::string path;
+  std::string state = "pending"; // pending | sent | warning | refused
+  std::int64_t status = 0;       // DIMSE status of the last response
+  std::string message;
+};
+
 class database {
 public:
-  /// Opens or creates the database and brings its schema up to date.
-  static result<std::unique_ptr<database>> open(const std::filesystem::path& file);
+  /// Opens or creates the database and brings its schema up to date. With
+  /// `full_sync`, each commit is synced (jobs); without, a commit survives a
+  /// crash of the node but maybe not a power loss (per-file send progress).
+  static result<std::unique_ptr<database>> open(const std::filesystem::path& file,
+                                                bool full_sync = true);
   ~database();
   database(const database&) = delete;
   database& operator=(const database&) = delete;
@@ -32,6 +65,11 @@ public:
   /// Jobs in `state`, oldest first.
   result<std::vector<job_record>> jobs_in_state(job_state state);
 
+  /// Records that a job's results were routed (0: route them again after a re-run).
+  status mark_routed(std::int64_t id, epoch_ms when);
+  /// Finished jobs (success or failed) whose results were not yet routed.
+  result<std::vector<job_record>> jobs_to_route();
+
   /// Run-time statistics of successful jobs, per stream.
   struct duration_stats {
     std::string stream;
@@ -40,6 +78,17 @@ public:
     double std_s = 0;
   };
   result<std::vector<duration_stats>> durations_by_stream();
+
+  /// Records a send task and its files in one transaction; returns its id.
+  result<std::int64_t> insert_send(send_task task, const std::vector<std::string>& files);
+  status update_send(const send_task& task);
+  result<std::optional<send_task>> find_send(std::int64_t id);
+  /// Sends not done or failed, oldest first: what a restart resumes.
+  result<std::vector<send_task>> unfinished_sends();
+  /// The newest sends first, at most `limit` (for listings).
+  result<std::vector<send_task>> recent_sends(std::int64_t limit);
+  result<std::vector<send_file>> send_files(std::int64_t send_id);
+  status update_send_file(std::int64_t send_id, const send_file& file);
 
 private:
   explicit database(sqlite3* handle) : db_(handle) {}

@@ -46,6 +46,7 @@ struct job_record {
   epoch_ms completed = 0; // the study was complete and the job queued
   epoch_ms started = 0;
   epoch_ms finished = 0;
+  epoch_ms routed = 0; // its results were handed to the routing rules
   std::string message; // outcome in words
 };
 

@@ -247,6 +247,7 @@ result<job_outcome> read_proc_json(const fs::path& file) {
   auto success = reader.get_string("success");
   if (!success)
     return failure{ec::invalid_config, file.string() + ": [0].success must be a string"};
+  outcome.verdict = *success;
   outcome.state = *success == "success" ? job_state::success : job_state::failed;
   outcome.message = reader.get_string("message").value_or("");
   if (outcome.state == job_state::failed && outcome.message.empty())

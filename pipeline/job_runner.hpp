@@ -30,6 +30,7 @@ struct kernel_timing {
 
 struct job_outcome {
   job_state state = job_state::failed;
+  std::string verdict; // proc.json's "success" as written ("success", "failed", "partial"...)
   std::string message;
   double seconds = 0;
   bool stopped_by_node = false; // timeout or cancel: the program's own proc.json does not count

@@ -49,8 +49,10 @@ void read_which(json::object_reader& reader, route_destination& destination) {
         reader.sink().add(path + "." + tag, "must be a regular expression in a string");
         continue;
       }
-      if (check_regex(reader.sink(), path + "." + tag, std::string(pattern)))
-        filter.emplace_back(tag, std::string(pattern));
+      if (auto problem = check_attribute_name(tag))
+        reader.sink().add(path + "." + tag, *problem);
+      else if (check_regex(reader.sink(), path + "." + tag, std::string(pattern)))
+        filter.push_back({tag, std::string(pattern)});
     }
     destination.which.push_back(std::move(filter));
   }
@@ -77,6 +79,8 @@ read_destination(simdjson::dom::element element, const std::string& path, json::
     destination.port = it->second.port;
     destination.calling_ae = it->second.calling_ae_title;
     destination.called_ae = it->second.ae_title;
+    destination.associations = it->second.associations;
+    destination.transfer_syntax = it->second.transfer_syntax;
     return destination;
   }
   simdjson::dom::object object;
@@ -211,6 +215,78 @@ result<routing_table> load_routing(const std::filesystem::path& path,
   if (!text)
     return text.error();
   return parse_routing(*text, path.string(), destinations);
+}
+
+namespace {
+
+// Case-insensitive search, as the old appliance did; an absent pattern matches.
+bool matches(const std::string& pattern, const std::string& text) {
+  if (pattern.empty())
+    return true;
+  try {
+    return std::regex_search(text, std::regex{pattern, std::regex::ECMAScript | std::regex::icase});
+  } catch (const std::regex_error&) {
+    return false; // parse_routing refuses such files; never reached with a loaded table
+  }
+}
+
+} // namespace
+
+std::vector<planned_send> evaluate_routing(const routing_table& table, const route_context& job,
+                                           const std::string& node_ae,
+                                           const sending_config& sending) {
+  std::vector<planned_send> sends;
+  for (auto& rule : table.rules) {
+    if (!rule.enabled)
+      continue;
+    if (!matches(rule.called_ae_pattern, job.called_ae) ||
+        !matches(rule.calling_ae_pattern, job.calling_ae))
+      continue;
+    bool stop = rule.stop;
+    for (auto& map : rule.send) {
+      // The first key, in document order, that matches the outcome.
+      for (auto& choice : map) {
+        if (!matches(choice.outcome_pattern, job.outcome))
+          continue;
+        auto& d = choice.destination;
+        planned_send send;
+        send.rule = rule.name;
+        send.directory = rule.directory;
+        send.which = d.which;
+        auto& t = send.target;
+        t.host = d.host == "$me" ? sending.default_host : d.host == "$caller" ? job.peer : d.host;
+        t.port = d.default_port ? sending.default_port : d.port;
+        t.called_ae = d.called_ae;
+        t.calling_ae = d.calling_ae.empty() ? node_ae : d.calling_ae;
+        t.associations = d.associations;
+        t.transfer_syntax = d.transfer_syntax;
+        t.name =
+            d.named.empty() ? t.called_ae + "@" + t.host + ":" + std::to_string(t.port) : d.named;
+        sends.push_back(std::move(send));
+        stop = stop || d.stop;
+        break;
+      }
+    }
+    if (stop)
+      break;
+  }
+  return sends;
+}
+
+bool passes_which(const std::vector<tag_filter>& which,
+                  const std::map<std::string, std::string>& attributes) {
+  if (which.empty())
+    return true;
+  for (auto& filter : which) {
+    bool all = true;
+    for (auto& term : filter)
+      if (!matches(term.pattern, attributes.count(term.attribute) ? attributes.at(term.attribute)
+                                                                  : std::string()))
+        all = false;
+    if (all)
+      return true;
+  }
+  return false;
 }
 
 } // namespace dcmstreams

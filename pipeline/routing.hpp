@@ -4,8 +4,9 @@
 //                  "send": [ {"<outcome regex>": <destination>, ...}, ... ], "break"} ]}
 // A destination is inline {"IP", "PORT", "AETitleSender", "AETitleTo", "which",
 // "break"} or the name of an entry in the node config's `destinations`.
-// This file parses and validates; evaluating rules comes with the routing issue.
+// The semantics are written down, sentence by sentence, in docs/routing.md.
 
+#include "pipeline/attribute_filter.hpp"
 #include "pipeline/config.hpp"
 #include "pipeline/error.hpp"
 
@@ -19,15 +20,17 @@ namespace dcmstreams {
 
 /// `which`: files are sent if any filter matches; a filter matches when every
 /// tag's value matches its regex.
-using tag_filter = std::vector<std::pair<std::string, std::string>>; // tag -> regex
+using tag_filter = std::vector<attribute_match>;
 
 struct route_destination {
   std::string named; // a `destinations` entry, or empty for inline
   std::string host;  // may be "$me" (the default host) or "$caller"
   std::uint16_t port = 0;
-  bool default_port = false; // PORT was "$port"
-  std::string calling_ae;    // AETitleSender
-  std::string called_ae;     // AETitleTo
+  bool default_port = false;   // PORT was "$port"
+  std::string calling_ae;      // AETitleSender
+  std::string called_ae;       // AETitleTo
+  int associations = 1;        // a named destination's setting
+  std::string transfer_syntax; // a named destination's setting; empty: as stored
   std::vector<tag_filter> which;
   bool stop = false; // "break" inside the destination
 };
@@ -57,5 +60,43 @@ result<routing_table> parse_routing(std::string_view text, const std::string& so
                                     const std::map<std::string, destination_config>& destinations);
 result<routing_table> load_routing(const std::filesystem::path& path,
                                    const std::map<std::string, destination_config>& destinations);
+
+/// What a finished job brings to the rules.
+struct route_context {
+  std::string called_ae;
+  std::string calling_ae;
+  std::string peer;    // the calling peer's address, for $caller
+  std::string outcome; // proc.json's "success"
+};
+
+/// A destination with its placeholders resolved.
+struct route_target {
+  std::string name; // the `destinations` entry, or "AETitleTo@host:port"
+  std::string host;
+  std::uint16_t port = 0;
+  std::string called_ae;
+  std::string calling_ae;
+  int associations = 1;
+  std::string transfer_syntax;
+};
+
+/// One send a rule asks for.
+struct planned_send {
+  std::string rule;
+  route_target target;
+  std::string directory; // "OUTPUT" or "INPUT"
+  std::vector<tag_filter> which;
+};
+
+/// Applies the rules to a finished job (docs/routing.md). `node_ae` is the
+/// calling AE title when a destination names none; `sending` resolves $me
+/// and $port.
+std::vector<planned_send> evaluate_routing(const routing_table& table, const route_context& job,
+                                           const std::string& node_ae,
+                                           const sending_config& sending);
+
+/// Whether a file's attributes pass a destination's `which` (an empty list passes).
+bool passes_which(const std::vector<tag_filter>& which,
+                  const std::map<std::string, std::string>& attributes);
 
 } // namespace dcmstreams

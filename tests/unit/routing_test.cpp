@@ -25,7 +25,7 @@ TEST(routing_file, the_old_grammar_parses) {
   EXPECT_EQ(rule.send[0][0].destination.named, "pacs");
   EXPECT_EQ(rule.send[0][0].destination.port, 4242);
   EXPECT_TRUE(rule.send[0][1].destination.default_port);
-  EXPECT_EQ(rule.send[0][1].destination.which.at(0).at(0).first, "0008,103e");
+  EXPECT_EQ(rule.send[0][1].destination.which.at(0).at(0).attribute, "0008,103e");
   EXPECT_FALSE(table->rules[1].enabled);
 }
 
