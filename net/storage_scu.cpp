@@ -84,9 +84,15 @@ void send_share(const std::vector<fs::path>& share, const send_options& options,
   scu.setDIMSETimeout(static_cast<Uint32>(options.dimse_timeout_s));
   scu.setConnectionTimeout(options.acse_timeout_s);
   scu.setDecompressionMode(DcmStorageSCU::DM_losslessOnly);
+  // Without this DcmSCU refuses to change a data set's transfer syntax on
+  // the way out, and decompression never happens.
+  scu.setDatasetConversionMode(OFTrue);
   scu.setHaltOnUnsuccessfulStoreMode(OFFalse);
   scu.setHaltOnInvalidFileMode(OFFalse);
-  scu.setAllowIllegalProposalMode(OFTrue);
+  // Propose the default transfer syntax beside each compressed one, as the
+  // standard asks: a peer that takes only uncompressed data then gets the
+  // instance decompressed (lossless codecs; lossy ones are sent as they are).
+  scu.setAllowIllegalProposalMode(OFFalse);
 
   std::unordered_map<std::string, std::uint64_t> sizes;
   for (auto& file : share) {

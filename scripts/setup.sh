@@ -16,7 +16,7 @@ packages=(
   libdcmtk-dev libcaf-dev libboost-dev libsimdjson-dev libtbb-dev libsqlite3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   # peers and data the tests and benchmarks use
-  dcmtk orthanc prometheus python3-pydicom dicom3tools procps
+  dcmtk orthanc prometheus python3-pydicom dicom3tools procps curl
 )
 
 missing=()

@@ -48,7 +48,17 @@ test_node::test_node(const fs::path& root, node_options options)
                  ", \"allowed_callers\": " + options.allowed_callers_json + "},\n" +
                  "  \"completion\": {\"quiet_period_s\": " + quiet + "},\n" +
                  "  \"storage\": {\"sync\": \"" + options.sync +
-                 "\", \"reserve_free_mb\": " + std::to_string(options.reserve_free_mb) + "}\n}\n");
+                 "\", \"reserve_free_mb\": " + std::to_string(options.reserve_free_mb) + "},\n" +
+                 "  \"routing_file\": \"routing.json\"" +
+                 (options.extra_config.empty() ? "" : ",\n  " + options.extra_config) + "\n}\n");
+  if (!options.routing_json.empty())
+    write_routing(options.routing_json);
+}
+
+void test_node::write_routing(const std::string& json) {
+  // Through a rename, so that the node never reads half a file.
+  write_file(root_ / "routing.json.new", json);
+  fs::rename(root_ / "routing.json.new", root_ / "routing.json");
 }
 
 test_node::~test_node() {

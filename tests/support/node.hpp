@@ -28,6 +28,8 @@ struct node_options {
   std::uint64_t reserve_free_mb = 1;
   int max_associations = 16;
   std::string allowed_callers_json = "[]";
+  std::string routing_json; // written to <root>/routing.json when set
+  std::string extra_config; // more members of dcmstreams.json: "\"sending\": {...}"
 };
 
 class test_node {
@@ -35,6 +37,9 @@ public:
   test_node(const std::filesystem::path& root, node_options options = {});
   ~test_node();
 
+  /// Replaces routing.json (the node picks it up within a second).
+  void write_routing(const std::string& json);
+  const std::filesystem::path& root() const { return root_; }
   /// Starts `serve` and waits until it says it is ready.
   void start();
   /// SIGTERM, and the exit code.

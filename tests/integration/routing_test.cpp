@@ -1,0 +1,314 @@
+// Results leaving the node by the routing rules, to real peers on loopback:
+// Orthanc as the PACS, storescp, and another dcmstreams node.
+
+#include "pipeline/database.hpp"
+#include "pipeline/dicom_file.hpp"
+
+#include "tests/support/node.hpp"
+#include "tests/support/peers.hpp"
+#include "tests/support/process.hpp"
+
+#include <dcmtk/config/osconfig.h>
+#include <dcmtk/dcmdata/dcuid.h>
+
+#include <gtest/gtest.h>
+
+#include <set>
+#include <thread>
+
+using namespace dcmstreams;
+using namespace dcmstreams::fixtures;
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+
+namespace {
+
+fs::path synth_study(const fs::path& out, int instances, int rows, int series = 1,
+                     const std::string& syntax = "explicit-le") {
+  auto made =
+      run({dcmstreams_binary().string(), "synth", "--out", out.string(), "--series",
+           std::to_string(series), "--instances", std::to_string(instances), "--rows",
+           std::to_string(rows), "--cols", std::to_string(rows), "--transfer-syntax", syntax});
+  EXPECT_EQ(made.exit_code, 0) << made.output;
+  return out;
+}
+
+int send(const test_node& node, const std::string& ae, const fs::path& study) {
+  return run({"dcmsend", "-aec", ae, "+sd", "+r", "127.0.0.1", std::to_string(node.port()),
+              study.string()})
+      .exit_code;
+}
+
+std::string destination(const std::string& ae, std::uint16_t port) {
+  return R"({"IP": "127.0.0.1", "PORT": )" + std::to_string(port) + R"(, "AETitleTo": ")" + ae +
+         R"("})";
+}
+
+// Retries every half second, doubling up to 4 s: quick enough for tests.
+const std::string fast_retries =
+    R"("sending": {"retry_initial_s": 0.5, "retry_factor": 2, "retry_max_s": 4, "max_attempts": 12})";
+
+std::vector<send_task> sends_of(const test_node& node) {
+  auto db = database::open(node.data_dir() / "dcmstreams.db", false);
+  EXPECT_TRUE(db);
+  auto tasks = (*db)->recent_sends(100);
+  return tasks ? *tasks : std::vector<send_task>{};
+}
+
+bool all_sends(const test_node& node, std::size_t count, const std::string& state,
+               std::chrono::milliseconds timeout) {
+  return eventually(
+      [&] {
+        auto tasks = sends_of(node);
+        return tasks.size() == count &&
+               std::all_of(tasks.begin(), tasks.end(),
+                           [&](const send_task& t) { return t.state == state; });
+      },
+      timeout);
+}
+
+std::string transfer_syntax_of(const fs::path& file) {
+  auto meta = read_file_meta(file);
+  return meta ? meta->transfer_syntax_uid : "";
+}
+
+} // namespace
+
+TEST(routing, derived_series_and_input_reach_orthanc_with_the_right_tags) {
+  temp_dir root, scratch;
+  orthanc_peer pacs{scratch.path(), "PACS"};
+  node_options options;
+  options.extra_config = fast_retries;
+  options.routing_json = R"({"routing": [
+    {"name": "smoothed to the PACS", "AETitleIn": "^SMOOTH$",
+     "send": [{"success": )" +
+                         destination("PACS", pacs.dicom_port()) + R"(}]},
+    {"name": "originals of COPY", "AETitleIn": "^COPY$", "RouteDirectory": "INPUT",
+     "send": [{".*": )" + destination("PACS", pacs.dicom_port()) +
+                         R"(}]}]})";
+  test_node node{root.path(), options};
+  write_stream(node.streams_dir(), "smooth", "SMOOTH",
+               R"("pipeline": [{"kernel": "gaussian", "sigma_mm": 1}])");
+  write_stream(node.streams_dir(), "copy", "COPY");
+  node.start();
+  auto smooth_study = synth_study(scratch / "a", 6, 32);
+  auto copy_study = synth_study(scratch / "b", 4, 32);
+  ASSERT_EQ(send(node, "SMOOTH", smooth_study), 0);
+  ASSERT_EQ(send(node, "COPY", copy_study), 0);
+  ASSERT_TRUE(all_sends(node, 2, "done", 60s)) << node.log();
+  ASSERT_TRUE(eventually([&] { return pacs.instances().size() == 10; }, 20s))
+      << pacs.instances().size() << " instances in Orthanc";
+  std::set<std::string> derived, originals;
+  std::set<std::string> copy_uids;
+  for (auto& file : files_under(copy_study))
+    copy_uids.insert(sop_instance_uid(file));
+  for (auto& id : pacs.instances()) {
+    auto tags = pacs.tags(id);
+    if (copy_uids.count(tags["SOPInstanceUID"]))
+      originals.insert(tags["SOPInstanceUID"]);
+    else {
+      EXPECT_NE(tags["SeriesDescription"].find("[smooth]"), std::string::npos)
+          << tags["SeriesDescription"];
+      EXPECT_EQ(tags["ImageType"].rfind("DERIVED\\SECONDARY", 0), 0u) << tags["ImageType"];
+      derived.insert(tags["SOPInstanceUID"]);
+    }
+  }
+  EXPECT_EQ(derived.size(), 6u) << "exactly the derived series";
+  EXPECT_EQ(originals.size(), 4u) << "exactly the study as received";
+}
+
+TEST(routing, one_rule_with_two_destinations_delivers_everything_to_both) {
+  temp_dir root, scratch;
+  storescp_peer first{scratch.path()}, second{scratch.path()};
+  node_options options;
+  options.routing_json = R"({"routing": [{"RouteDirectory": "INPUT", "send": [{"success": )" +
+                         destination("ONE", first.port()) + R"(}, {"success": )" +
+                         destination("TWO", second.port()) + R"(}]}]})";
+  test_node node{root.path(), options};
+  write_stream(node.streams_dir(), "copy", "COPY");
+  node.start();
+  ASSERT_EQ(send(node, "COPY", synth_study(scratch / "s", 25, 32, 2)), 0);
+  ASSERT_TRUE(all_sends(node, 2, "done", 60s)) << node.log();
+  EXPECT_EQ(first.files().size(), 50u);
+  EXPECT_EQ(second.files().size(), 50u);
+}
+
+TEST(routing, a_destination_that_comes_up_late_gets_everything_after_retries) {
+  temp_dir root, scratch;
+  auto port = free_port();
+  node_options options;
+  options.extra_config = fast_retries;
+  options.routing_json = R"({"routing": [{"RouteDirectory": "INPUT", "send": [{".*": )" +
+                         destination("LATE", port) + R"(}]}]})";
+  test_node node{root.path(), options};
+  write_stream(node.streams_dir(), "copy", "COPY");
+  node.start();
+  ASSERT_EQ(send(node, "COPY", synth_study(scratch / "s", 10, 32)), 0);
+  ASSERT_TRUE(eventually(
+      [&] {
+        auto tasks = sends_of(node);
+        return !tasks.empty() && tasks[0].state == "retrying" && tasks[0].attempts >= 2;
+      },
+      30s))
+      << node.log();
+  std::this_thread::sleep_for(20s);
+  storescp_peer late{scratch.path(), {}, port};
+  ASSERT_TRUE(all_sends(node, 1, "done", 30s)) << node.log();
+  EXPECT_EQ(late.files().size(), 10u);
+  EXPECT_GT(sends_of(node)[0].attempts, 3) << "it took retries";
+}
+
+TEST(routing, a_destination_that_refuses_every_store_fails_after_max_attempts) {
+  temp_dir root, refusing_root, scratch;
+  node_options refusing_options;
+  refusing_options.reserve_free_mb = std::uint64_t{1} << 40; // answers 0xA700 to every store
+  test_node refusing{refusing_root.path(), refusing_options};
+  write_stream(refusing.streams_dir(), "in", "REFUSER");
+  refusing.start();
+  node_options options;
+  options.extra_config = R"("sending": {"retry_initial_s": 0.2, "max_attempts": 3})";
+  options.routing_json = R"({"routing": [{"RouteDirectory": "INPUT", "send": [{".*": )" +
+                         destination("REFUSER", refusing.port()) + R"(}]}]})";
+  test_node node{root.path(), options};
+  write_stream(node.streams_dir(), "copy", "COPY");
+  node.start();
+  ASSERT_EQ(send(node, "COPY", synth_study(scratch / "s", 3, 16)), 0);
+  ASSERT_TRUE(all_sends(node, 1, "failed", 60s)) << node.log();
+  auto task = sends_of(node)[0];
+  EXPECT_EQ(task.attempts, 3);
+  EXPECT_EQ(task.files_failed, 3);
+  EXPECT_NE(task.message.find("3 of 3 files not stored after 3 attempts"), std::string::npos)
+      << task.message;
+  auto db = database::open(node.data_dir() / "dcmstreams.db", false);
+  for (auto& file : *(*db)->send_files(task.id)) {
+    EXPECT_EQ(file.state, "refused");
+    EXPECT_EQ(file.status, 0xA700) << "the refusal is recorded per instance";
+  }
+  std::this_thread::sleep_for(3s);
+  EXPECT_EQ(sends_of(node)[0].attempts, 3) << "no endless loop";
+}
+
+TEST(routing, kill_9_during_a_send_resumes_with_at_most_the_instance_in_flight_again) {
+  temp_dir root, destination_root, scratch;
+  test_node target{destination_root.path()};
+  write_stream(target.streams_dir(), "in", "TARGET");
+  target.start();
+  node_options options;
+  options.extra_config = fast_retries;
+  options.routing_json = R"({"routing": [{"RouteDirectory": "INPUT", "send": [{".*": )" +
+                         destination("TARGET", target.port()) + R"(}]}]})";
+  test_node node{root.path(), options};
+  write_stream(node.streams_dir(), "copy", "COPY");
+  node.start();
+  ASSERT_EQ(send(node, "COPY", synth_study(scratch / "s", 150, 512)), 0);
+  ASSERT_TRUE(eventually([&] { return target.incoming_files().size() >= 20; }, 60s)) << node.log();
+  node.kill();
+  auto before_restart = target.incoming_files().size();
+  ASSERT_LT(before_restart, 150u) << "the kill came too late to test anything";
+  node.start();
+  ASSERT_TRUE(node.wait_for_log("resuming 1 sends", 5s)) << node.log();
+  ASSERT_TRUE(all_sends(node, 1, "done", 120s)) << node.log();
+  EXPECT_TRUE(eventually([&] { return target.incoming_files().size() == 150; }, 20s));
+  std::size_t again = 0, at = 0;
+  auto log = target.log();
+  while ((at = log.find("the new copy replaces the earlier one", at)) != std::string::npos) {
+    ++again;
+    ++at;
+  }
+  EXPECT_LE(again, 1u) << "only the instance in flight may be sent twice";
+}
+
+TEST(routing, compressed_inputs_are_decompressed_for_a_destination_that_wants_uncompressed) {
+  temp_dir root, scratch;
+  storescp_peer plain{scratch.path()}; // storescp accepts only uncompressed by default
+  node_options options;
+  options.routing_json = R"({"routing": [{"RouteDirectory": "INPUT", "send": [{".*": )" +
+                         destination("PLAIN", plain.port()) + R"(}]}]})";
+  test_node node{root.path(), options};
+  write_stream(node.streams_dir(), "copy", "COPY");
+  node.start();
+  ASSERT_EQ(send(node, "COPY", synth_study(scratch / "s", 4, 32, 1, "jpeg-ls")), 0);
+  ASSERT_TRUE(all_sends(node, 1, "done", 60s)) << node.log();
+  auto job_input = test_node::input_files(node.job_dirs().at(0));
+  ASSERT_EQ(transfer_syntax_of(job_input.at(0)), UID_JPEGLSLosslessTransferSyntax)
+      << "the node kept the study as sent";
+  ASSERT_EQ(plain.files().size(), 4u);
+  for (auto& file : plain.files()) {
+    auto syntax = transfer_syntax_of(file);
+    EXPECT_TRUE(syntax == UID_LittleEndianExplicitTransferSyntax ||
+                syntax == UID_LittleEndianImplicitTransferSyntax)
+        << file << " arrived in " << syntax;
+  }
+}
+
+TEST(routing, a_destination_with_a_transfer_syntax_receives_compressed_files) {
+  temp_dir root, scratch;
+  storescp_peer any{scratch.path(), {"+xa"}};
+  node_options options;
+  options.extra_config =
+      R"("destinations": {"archive": {"host": "127.0.0.1", "port": )" + std::to_string(any.port()) +
+      R"(, "ae_title": "ARCHIVE", "transfer_syntax": "jpeg-ls", "associations": 2}})";
+  options.routing_json =
+      R"({"routing": [{"RouteDirectory": "INPUT", "send": [{".*": "archive"}]}]})";
+  test_node node{root.path(), options};
+  write_stream(node.streams_dir(), "copy", "COPY");
+  node.start();
+  ASSERT_EQ(send(node, "COPY", synth_study(scratch / "s", 6, 32)), 0);
+  ASSERT_TRUE(all_sends(node, 1, "done", 60s)) << node.log();
+  ASSERT_EQ(any.files().size(), 6u);
+  for (auto& file : any.files())
+    EXPECT_EQ(transfer_syntax_of(file), UID_JPEGLSLosslessTransferSyntax) << file;
+  EXPECT_EQ(sends_of(node)[0].destination, "archive");
+}
+
+TEST(routing, a_changed_file_applies_and_a_broken_one_keeps_the_last_good_rules) {
+  temp_dir root, scratch;
+  storescp_peer first{scratch.path()}, second{scratch.path()};
+  node_options options;
+  options.routing_json = R"({"routing": [{"RouteDirectory": "INPUT", "send": [{".*": )" +
+                         destination("ONE", first.port()) + R"(}]}]})";
+  test_node node{root.path(), options};
+  write_stream(node.streams_dir(), "copy", "COPY");
+  node.start();
+  node.write_routing(R"({"routing": [{"RouteDirectory": "INPUT", "send": [{".*": )" +
+                     destination("TWO", second.port()) + R"(}]}]})");
+  ASSERT_TRUE(node.wait_for_log("loaded 1 routing rules", 5s));
+  ASSERT_TRUE(eventually(
+      [&] {
+        auto log = node.log();
+        return log.find("loaded 1 routing rules") != log.rfind("loaded 1 routing rules");
+      },
+      5s))
+      << "the change is picked up";
+  node.write_routing(R"({"routing": [{"send": [{".*": {"IP": "127.0.0.1"}}]}]})");
+  ASSERT_TRUE(node.wait_for_log("keeping the last good routing rules", 5s)) << node.log();
+  EXPECT_NE(node.log().find("routing[0].send[0].\".*\": needs \"PORT\""), std::string::npos)
+      << node.log();
+  ASSERT_EQ(send(node, "COPY", synth_study(scratch / "s", 3, 16)), 0);
+  ASSERT_TRUE(all_sends(node, 1, "done", 60s)) << node.log();
+  EXPECT_EQ(first.files().size(), 0u);
+  EXPECT_EQ(second.files().size(), 3u);
+}
+
+TEST(routing, skipped_jobs_are_not_routed_and_only_dicom_output_is_sent) {
+  temp_dir root, scratch;
+  storescp_peer peer{scratch.path()};
+  node_options options;
+  options.routing_json =
+      R"({"routing": [{"send": [{".*": )" + destination("PEER", peer.port()) + R"(}]}]})";
+  test_node node{root.path(), options};
+  write_stream(node.streams_dir(), "mr-only", "MRONLY",
+               R"("pipeline": [{"kernel": "stats"}], "accept": {"Modality": "^MR$"})");
+  write_stream(node.streams_dir(), "stats", "STATS", R"("pipeline": [{"kernel": "stats"}])");
+  write_stream(node.streams_dir(), "smooth", "SMOOTH", R"("pipeline": [{"kernel": "median"}])");
+  node.start();
+  auto study = synth_study(scratch / "s", 3, 16);
+  ASSERT_EQ(send(node, "MRONLY", study), 0);
+  ASSERT_EQ(send(node, "STATS", study), 0);
+  ASSERT_EQ(send(node, "SMOOTH", study), 0);
+  ASSERT_TRUE(node.wait_for_finished_jobs(3, 30s)) << node.log();
+  ASSERT_TRUE(all_sends(node, 1, "done", 30s)) << node.log();
+  EXPECT_EQ(peer.files().size(), 3u) << "only the median series; no result.json, nothing skipped";
+  EXPECT_NE(node.log().find("has no files to send"), std::string::npos)
+      << "the stats job matched but had only result.json";
+}

@@ -1,0 +1,53 @@
+#pragma once
+// DICOM peers the tests start on loopback: storescp (bit-preserving or not)
+// and Orthanc, with its REST API read through curl.
+
+#include "tests/support/process.hpp"
+
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace dcmstreams::fixtures {
+
+/// A storescp writing every instance it receives to a fresh folder.
+class storescp_peer {
+public:
+  /// `extra` options go before the port ("+xa" to accept every transfer syntax).
+  storescp_peer(const std::filesystem::path& root, std::vector<std::string> extra = {},
+                std::uint16_t port = 0);
+  ~storescp_peer();
+  std::uint16_t port() const { return port_; }
+  const std::filesystem::path& dir() const { return dir_; }
+  std::vector<std::filesystem::path> files() const;
+  void stop();
+
+private:
+  std::filesystem::path dir_;
+  std::uint16_t port_;
+  std::unique_ptr<process> process_;
+};
+
+/// Orthanc 1.10.1 with its own storage, on free DICOM and HTTP ports.
+class orthanc_peer {
+public:
+  explicit orthanc_peer(const std::filesystem::path& root, const std::string& aet = "ORTHANC");
+  ~orthanc_peer();
+  std::uint16_t dicom_port() const { return dicom_port_; }
+  std::uint16_t http_port() const { return http_port_; }
+  /// GET on the REST API; the body.
+  std::string get(const std::string& path) const;
+  /// Orthanc ids of every stored instance.
+  std::vector<std::string> instances() const;
+  /// The main DICOM tags of an instance, by keyword.
+  std::map<std::string, std::string> tags(const std::string& instance) const;
+
+private:
+  std::uint16_t dicom_port_;
+  std::uint16_t http_port_;
+  std::unique_ptr<process> process_;
+};
+
+} // namespace dcmstreams::fixtures
