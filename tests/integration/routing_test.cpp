@@ -180,7 +180,9 @@ TEST(routing, a_destination_that_refuses_every_store_fails_after_max_attempts) {
   EXPECT_NE(task.message.find("3 of 3 files not stored after 3 attempts"), std::string::npos)
       << task.message;
   auto db = database::open(node.data_dir() / "dcmstreams.db", false);
-  for (auto& file : *(*db)->send_files(task.id)) {
+  auto files = (*db)->send_files(task.id);
+  ASSERT_TRUE(files);
+  for (auto& file : *files) {
     EXPECT_EQ(file.state, "refused");
     EXPECT_EQ(file.status, 0xA700) << "the refusal is recorded per instance";
   }

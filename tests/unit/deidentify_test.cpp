@@ -88,10 +88,12 @@ TEST(deidentify, removes_every_profile_attribute_in_the_pydicom_test_files) {
       case 'D':
       case 'U':
         // The original value must be gone wherever it was.
-        for (auto [it, end] = original.equal_range(tag); it != end; ++it)
-          if (!it->second.empty())
+        for (auto [it, end] = original.equal_range(tag); it != end; ++it) {
+          if (!it->second.empty()) {
             EXPECT_NE(value, it->second) << file << ": (" << std::hex << tag.first << ","
                                          << tag.second << ") kept its value";
+          }
+        }
         break;
       }
     }

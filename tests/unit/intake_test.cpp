@@ -68,7 +68,7 @@ protected:
 TEST_F(intake_fixture, a_completed_study_becomes_a_queued_job_with_linked_input) {
   auto study = receive(layout, scratch.path(), 5);
   intake jobs{layout, *db, true};
-  auto created = jobs.create_jobs({study.key, "smooth", study.instances, 1234});
+  auto created = jobs.create_jobs({study.key, "smooth", study.instances, 1234, {}, false});
   ASSERT_TRUE(created) << created.error().message;
   ASSERT_EQ(created->size(), 1u);
   auto job = &created->front();
@@ -102,13 +102,13 @@ TEST_F(intake_fixture, a_replaced_instance_stays_pending_for_the_next_job) {
   auto copy = fixtures::read_file(first.path);
   fs::remove(first.path);
   intake jobs{layout, *db, false};
-  auto created = jobs.create_jobs({study.key, "smooth", study.instances, 0});
+  auto created = jobs.create_jobs({study.key, "smooth", study.instances, 0, {}, false});
   ASSERT_TRUE(created);
   EXPECT_EQ(created->front().instances, 2);
   EXPECT_NE(created->front().message.find("1 instances were replaced"), std::string::npos);
   fixtures::write_file(first.path, copy);
   first.inode = inode(first.path);
-  auto again = jobs.create_jobs({study.key, "smooth", {first}, 0});
+  auto again = jobs.create_jobs({study.key, "smooth", {first}, 0, {}, false});
   ASSERT_TRUE(again) << again.error().message;
   EXPECT_EQ(again->front().instances, 1);
 }
@@ -116,7 +116,7 @@ TEST_F(intake_fixture, a_replaced_instance_stays_pending_for_the_next_job) {
 TEST_F(intake_fixture, a_study_with_nothing_left_is_refused_and_leaves_no_job) {
   intake jobs{layout, *db, false};
   study_key key{"SMOOTH", "X", "127.0.0.1", "1.2.3"};
-  auto job = jobs.create_jobs({key, "smooth", {{"1.2.3.4", "/nonexistent/1.2.3.4.dcm", 10, 1}}, 0});
+  auto job = jobs.create_jobs({key, "smooth", {{"1.2.3.4", "/nonexistent/1.2.3.4.dcm", 10, 1}}, 0, {}, false});
   ASSERT_FALSE(job);
   EXPECT_EQ(job.error().code, ec::not_found);
   auto creating = db->jobs_in_state(job_state::creating);

@@ -1,0 +1,131 @@
+"""Helpers the benchmark drivers share: free ports, peers started fresh,
+CPU time of a process, synthetic studies."""
+
+import json
+import os
+import socket
+import subprocess
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ENV = dict(os.environ, TCP_NODELAY="1")
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_echo(port, aec, timeout=20):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if subprocess.run(["echoscu", "-aec", aec, "127.0.0.1", str(port)], env=ENV,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0:
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"receiver on port {port} did not answer C-ECHO")
+
+
+def cpu_seconds(pid):
+    """User+system CPU of a process and its reaped children."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    # after the command: state is field 3, utime 14, stime 15, cutime 16, cstime 17
+    utime, stime, cutime, cstime = (int(fields[i - 3]) for i in (14, 15, 16, 17))
+    return (utime + stime + cutime + cstime) / TICKS
+
+
+def count_files(folder):
+    return sum(len(files) for _, _, files in os.walk(folder))
+
+
+class storescp_receiver:
+    def __init__(self, fork=False):
+        self.fork = fork
+        self.name = "storescp --fork" if fork else "storescp"
+
+    def start(self, work):
+        self.out = os.path.join(work, "storescp-out")
+        os.makedirs(self.out)
+        self.port = free_port()
+        args = ["storescp", "-od", self.out, str(self.port)]
+        if self.fork:
+            args.insert(1, "--fork")
+        self.proc = subprocess.Popen(args, env=ENV, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        self.aec = "ANY-SCP"
+        wait_for_echo(self.port, self.aec)
+
+    def stored(self):
+        return count_files(self.out)
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait()
+
+
+class dcmstreams_receiver:
+    def __init__(self, binary, sync):
+        self.binary = binary
+        self.sync = sync
+        self.name = f"dcmstreams (sync {sync})"
+
+    def start(self, work):
+        self.port = free_port()
+        self.aec = "BENCH"
+        streams = os.path.join(work, "streams", "bench")
+        os.makedirs(streams)
+        with open(os.path.join(streams, "info.json"), "w") as f:
+            json.dump({"AETitle": self.aec, "command": ["/bin/true"]}, f)
+        self.data = os.path.join(work, "data")
+        config = os.path.join(work, "dcmstreams.json")
+        with open(config, "w") as f:
+            # A long quiet period keeps job creation out of the measurement.
+            json.dump({"data_dir": self.data, "streams_dir": os.path.dirname(streams),
+                       "dicom": {"port": self.port, "bind": "127.0.0.1"},
+                       "completion": {"quiet_period_s": 3600},
+                       "storage": {"sync": self.sync, "reserve_free_mb": 1},
+                       "log": {"level": "warning"}}, f)
+        self.log = open(os.path.join(work, "node.log"), "w")
+        self.proc = subprocess.Popen([self.binary, "serve", "--config", config], env=ENV,
+                                     stdout=self.log, stderr=self.log)
+        wait_for_echo(self.port, self.aec)
+
+    def stored(self):
+        return sum(1 for _, _, files in os.walk(os.path.join(self.data, "incoming"))
+                   for name in files if name.endswith(".dcm"))
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait()
+        self.log.close()
+
+
+
+
+def synth(binary, out, instances, rows, series=1):
+    """Writes a synthetic study; returns its files, sorted, and their total size."""
+    subprocess.run([binary, "synth", "--out", out, "--series", str(series), "--instances",
+                    str(instances), "--rows", str(rows), "--cols", str(rows)],
+                   check=True, stdout=subprocess.DEVNULL)
+    files = sorted(os.path.join(d, f) for d, _, fs in os.walk(out) for f in fs)
+    return files, sum(os.path.getsize(f) for f in files)
+
+
+def median_and_spread(values):
+    ordered = sorted(values)
+    return ordered[len(ordered) // 2], [ordered[0], ordered[-1]]
+
+
+def split_study(files, parts, root):
+    """One folder per association, files dealt round-robin, as hard links."""
+    folders = []
+    for i in range(parts):
+        folder = os.path.join(root, f"part{i}")
+        os.makedirs(folder)
+        folders.append(folder)
+    for i, path in enumerate(files):
+        os.link(path, os.path.join(folders[i % parts], os.path.basename(path)))
+    return folders
