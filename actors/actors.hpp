@@ -35,10 +35,13 @@ using arrived_atom = caf::atom_constant<caf::atom("arrived")>;
 using cancel_atom = caf::atom_constant<caf::atom("cancel")>;
 using complete_atom = caf::atom_constant<caf::atom("complete")>;
 using create_atom = caf::atom_constant<caf::atom("create")>;
+using delete_atom = caf::atom_constant<caf::atom("delete")>;
 using finished_atom = caf::atom_constant<caf::atom("finished")>;
 using get_atom = caf::atom_constant<caf::atom("get")>;
 using job_atom = caf::atom_constant<caf::atom("job")>;
+using jobs_atom = caf::atom_constant<caf::atom("jobs")>;
 using pending_atom = caf::atom_constant<caf::atom("pending")>;
+using ping_atom = caf::atom_constant<caf::atom("ping")>;
 using queued_atom = caf::atom_constant<caf::atom("queued")>;
 using recover_atom = caf::atom_constant<caf::atom("recover")>;
 using reload_atom = caf::atom_constant<caf::atom("reload")>;
@@ -76,6 +79,29 @@ struct stream_stats {
 template <class Inspector> typename Inspector::result_type inspect(Inspector& f, stream_stats& x) {
   return f(caf::meta::type_name("stream_stats"), x.stream, x.queued, x.running, x.running_jobs,
            x.runs, x.mean_s, x.std_s);
+}
+
+/// A send task with the outcome of each of its files.
+struct send_detail {
+  send_task task;
+  std::vector<send_file> files;
+};
+
+template <class Inspector> typename Inspector::result_type inspect(Inspector& f, send_file& x) {
+  return f(caf::meta::type_name("send_file"), x.path, x.state, x.status, x.message);
+}
+
+template <class Inspector> typename Inspector::result_type inspect(Inspector& f, send_detail& x) {
+  return f(caf::meta::type_name("send_detail"), x.task, x.files);
+}
+
+template <class Inspector> typename Inspector::result_type inspect(Inspector& f, job_filter& x) {
+  return f(caf::meta::type_name("job_filter"), x.stream, x.state, x.sender, x.text, x.from, x.to,
+           x.limit, x.offset);
+}
+
+template <class Inspector> typename Inspector::result_type inspect(Inspector& f, job_page& x) {
+  return f(caf::meta::type_name("job_page"), x.jobs, x.total);
 }
 
 template <class Inspector> typename Inspector::result_type inspect(Inspector& f, send_task& x) {
@@ -152,7 +178,17 @@ using job_store_actor = caf::typed_actor<
     /// One job by id.
     caf::replies_to<get_atom, job_atom, std::int64_t>::with<job_record>,
     /// Run times of successful jobs per stream.
-    caf::replies_to<get_atom, stats_atom>::with<std::vector<stream_stats>>>;
+    caf::replies_to<get_atom, stats_atom>::with<std::vector<stream_stats>>,
+    /// A page of jobs matching the filter, newest first.
+    caf::replies_to<get_atom, jobs_atom, job_filter>::with<job_page>,
+    /// Removes a finished job: its folder and its row; replies with the removed job.
+    caf::replies_to<delete_atom, std::int64_t>::with<job_record>,
+    /// The sends of one job, oldest first.
+    caf::replies_to<get_atom, sends_atom, std::int64_t>::with<std::vector<send_task>>,
+    /// One send with the outcome of each file.
+    caf::replies_to<get_atom, send_atom, std::int64_t>::with<send_detail>,
+    /// Whether the database takes writes (readiness).
+    caf::replies_to<ping_atom>::with<bool>>;
 
 /// Sends the files of send tasks to one destination, N associations at a
 /// time, retrying with back-off; runs detached (blocking network I/O).

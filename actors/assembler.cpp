@@ -16,10 +16,14 @@ namespace {
 
 using self_pointer = assembler_actor::stateful_pointer<assembler_state>;
 
+/// A study group appeared or went: the gauge and the event feed learn the new count.
 void update_pending_gauge(self_pointer self) {
   if (self->state.metrics)
     self->state.metrics->studies_pending.with({}).set(
         static_cast<double>(self->state.groups.size()));
+  if (self->state.events)
+    self->state.events->publish("studies",
+                                "{\"pending\":" + std::to_string(self->state.groups.size()) + "}");
 }
 
 void schedule_check(self_pointer self, const study_key& key, pending_group& group) {
@@ -59,9 +63,8 @@ void complete(self_pointer self, const study_key& key, const char* why) {
           [self, study, last_arrival](std::vector<job_record>& jobs) {
             for (auto& job : jobs)
               log::info(component, "job " + std::to_string(job.id) + " " + to_string(job.state) +
-                                       " for stream " + job.stream + ": " +
-                                       study.key.describe() + ", " +
-                                       std::to_string(job.instances) + " instances" +
+                                       " for stream " + job.stream + ": " + study.key.describe() +
+                                       ", " + std::to_string(job.instances) + " instances" +
                                        (job.message.empty() ? "" : " (" + job.message + ")"));
             if (auto* m = self->state.metrics) {
               m->studies_completed.with({study.stream}).increment();
@@ -89,10 +92,10 @@ void complete(self_pointer self, const study_key& key, const char* why) {
 } // namespace
 
 assembler_actor::behavior_type assembler(self_pointer self, job_store_actor job_store,
-                                         job_manager_actor job_manager,
-                                         completion_config defaults,
+                                         job_manager_actor job_manager, completion_config defaults,
                                          std::shared_ptr<streams::shared_registry> registry,
-                                         node_metrics* metrics) {
+                                         node_metrics* metrics, event_hub* events) {
+  self->state.events = events;
   self->state.job_store = std::move(job_store);
   self->state.job_manager = std::move(job_manager);
   self->state.defaults = defaults;

@@ -2,6 +2,7 @@
 // The assembler: groups instances into studies and completes them.
 
 #include "actors/actors.hpp"
+#include "actors/events.hpp"
 #include "actors/node_metrics.hpp"
 #include "pipeline/config.hpp"
 #include "streams/registry.hpp"
@@ -29,6 +30,7 @@ struct assembler_state {
   completion_config defaults;
   std::shared_ptr<streams::shared_registry> registry;
   node_metrics* metrics = nullptr;
+  event_hub* events = nullptr;
   static inline const char* name = "assembler";
 };
 
@@ -36,7 +38,7 @@ assembler_actor::behavior_type assembler(assembler_actor::stateful_pointer<assem
                                          job_store_actor job_store, job_manager_actor job_manager,
                                          completion_config defaults,
                                          std::shared_ptr<streams::shared_registry> registry,
-                                         node_metrics* metrics);
+                                         node_metrics* metrics, event_hub* events);
 
 /// Converts seconds (fractions allowed) to CAF's timespan.
 caf::timespan seconds(double value);

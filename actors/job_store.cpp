@@ -5,10 +5,18 @@
 
 namespace dcmstreams {
 
+namespace {
+void publish_job(job_store_state& st, const job_record& job) {
+  if (st.events)
+    st.events->publish("job", job_json(job));
+}
+} // namespace
+
 job_store_actor::behavior_type job_store(job_store_actor::stateful_pointer<job_store_state> self,
                                          std::shared_ptr<database> db, store_layout layout,
-                                         bool durable) {
+                                         bool durable, event_hub* events) {
   self->state.db = std::move(db);
+  self->state.events = events;
   self->state.layout = std::make_unique<store_layout>(layout);
   self->state.durable = durable;
   self->state.jobs = std::make_unique<intake>(std::move(layout), *self->state.db, durable);
@@ -17,6 +25,8 @@ job_store_actor::behavior_type job_store(job_store_actor::stateful_pointer<job_s
         auto jobs = self->state.jobs->create_jobs(study);
         if (!jobs)
           return make_error(jobs.error());
+        for (auto& job : *jobs)
+          publish_job(self->state, job);
         return *jobs;
       },
       [self](recover_atom) -> recovery_report { return self->state.jobs->recover(); },
@@ -29,6 +39,7 @@ job_store_actor::behavior_type job_store(job_store_actor::stateful_pointer<job_s
         auto info = self->state.layout->job_dir(job.id) / "info.json";
         if (auto problem = write_file_atomically(info, job_info_json(job), false))
           log::error("jobs", problem->message);
+        publish_job(self->state, job);
       },
       [self](get_atom, queued_atom) -> caf::result<std::vector<job_record>> {
         auto running = self->state.db->jobs_in_state(job_state::running);
@@ -62,6 +73,60 @@ job_store_actor::behavior_type job_store(job_store_actor::stateful_pointer<job_s
           stats.push_back(std::move(s));
         }
         return stats;
+      },
+      [self](get_atom, jobs_atom, const job_filter& filter) -> caf::result<job_page> {
+        auto page = self->state.db->list_jobs(filter);
+        if (!page)
+          return make_error(page.error());
+        return std::move(*page);
+      },
+      [self](delete_atom, std::int64_t id) -> caf::result<job_record> {
+        auto& st = self->state;
+        auto found = st.db->find_job(id);
+        if (!found)
+          return make_error(found.error());
+        if (!*found)
+          return make_error(ec::not_found, "no job " + std::to_string(id));
+        auto job = **found;
+        if (job.state == job_state::queued || job.state == job_state::running)
+          return make_error(ec::conflict, "job " + std::to_string(id) + " is " +
+                                              to_string(job.state) + "; cancel it first");
+        // The row goes first: a folder without a row is found and removed by
+        // the next delete attempt, a row without a folder would show a job
+        // whose files are gone.
+        if (auto problem = st.db->delete_job(id))
+          return make_error(*problem);
+        std::error_code error;
+        std::filesystem::remove_all(st.layout->job_dir(id), error);
+        if (error)
+          log::warning("jobs", "job " + std::to_string(id) + " is deleted but its folder " +
+                                   st.layout->job_dir(id).string() +
+                                   " could not be removed: " + error.message());
+        if (st.events)
+          st.events->publish("deleted", "{\"id\":" + std::to_string(id) + "}");
+        return job;
+      },
+      [self](get_atom, sends_atom, std::int64_t job_id) -> caf::result<std::vector<send_task>> {
+        auto sends = self->state.db->sends_of_job(job_id);
+        if (!sends)
+          return make_error(sends.error());
+        return std::move(*sends);
+      },
+      [self](get_atom, send_atom, std::int64_t id) -> caf::result<send_detail> {
+        auto found = self->state.db->find_send(id);
+        if (!found)
+          return make_error(found.error());
+        if (!*found)
+          return make_error(ec::not_found, "no send " + std::to_string(id));
+        auto files = self->state.db->send_files(id);
+        if (!files)
+          return make_error(files.error());
+        return send_detail{**found, std::move(*files)};
+      },
+      [self](ping_atom) -> caf::result<bool> {
+        if (auto problem = self->state.db->writable())
+          return make_error(*problem);
+        return true;
       },
   };
 }

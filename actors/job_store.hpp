@@ -3,6 +3,7 @@
 // because it does file I/O of whole studies and SQLite writes.
 
 #include "actors/actors.hpp"
+#include "actors/events.hpp"
 #include "pipeline/database.hpp"
 #include "pipeline/intake.hpp"
 
@@ -15,11 +16,12 @@ struct job_store_state {
   std::unique_ptr<store_layout> layout;
   bool durable = true;
   std::unique_ptr<intake> jobs;
+  event_hub* events = nullptr; // may be null (tests)
   static inline const char* name = "job-store";
 };
 
 job_store_actor::behavior_type job_store(job_store_actor::stateful_pointer<job_store_state> self,
                                          std::shared_ptr<database> db, store_layout layout,
-                                         bool durable);
+                                         bool durable, event_hub* events);
 
 } // namespace dcmstreams

@@ -17,14 +17,14 @@ constexpr double streams_poll_interval_s = 1.0;
 
 result<node_actors> spawn_node(caf::actor_system& system, const node_config& config,
                                std::shared_ptr<database> db, node_metrics& metrics,
-                               storage_client& client) {
+                               storage_client& client, event_hub* events) {
   node_actors actors;
   actors.registry = std::make_shared<streams::shared_registry>();
   load_and_publish(config.streams_dir, *actors.registry, &metrics);
 
   store_layout layout{config.data_dir};
   bool durable = config.storage.sync != sync_mode::none;
-  actors.job_store = system.spawn<caf::detached>(job_store, std::move(db), layout, durable);
+  actors.job_store = system.spawn<caf::detached>(job_store, std::move(db), layout, durable, events);
 
   recovery_report report;
   caf::error failed;
@@ -58,8 +58,8 @@ result<node_actors> spawn_node(caf::actor_system& system, const node_config& con
                [&](caf::error& e) { failed = std::move(e); });
   if (failed)
     return failure{ec::database_error, "cannot read the job queue: " + describe(failed)};
-  routing_settings routing{config.ae_title, config.routing_file, config.data_dir, config.sending,
-                           config.destinations};
+  routing_settings routing{config.ae_title, config.routing_file, config.data_dir,
+                           config.sending,  config.destinations, events};
   actors.router = system.spawn<caf::detached>(router, routing, &client, &metrics);
   actors.job_manager = system.spawn(job_manager, actors.job_store, actors.router, actors.registry,
                                     config.data_dir, &metrics, std::move(history));
@@ -77,7 +77,7 @@ result<node_actors> spawn_node(caf::actor_system& system, const node_config& con
   }
 
   actors.assembler = system.spawn(assembler, actors.job_store, actors.job_manager,
-                                  config.completion, actors.registry, &metrics);
+                                  config.completion, actors.registry, &metrics, events);
   if (!report.pending.empty())
     log::info(component, "rebuilding pending studies from " +
                              std::to_string(report.pending.size()) +

@@ -3,6 +3,7 @@
 // the configuration; actors get plain typed arguments.
 
 #include "actors/actors.hpp"
+#include "actors/events.hpp"
 #include "actors/node_metrics.hpp"
 #include "pipeline/config.hpp"
 #include "pipeline/database.hpp"
@@ -28,7 +29,7 @@ struct node_actors {
 /// `client` sends results out; it must outlive the actors.
 result<node_actors> spawn_node(caf::actor_system& system, const node_config& config,
                                std::shared_ptr<database> db, node_metrics& metrics,
-                               storage_client& client);
+                               storage_client& client, event_hub* events = nullptr);
 
 /// Sends every long-lived actor an exit and waits until they are gone.
 void stop_node(caf::actor_system& system, node_actors& actors);

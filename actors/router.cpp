@@ -39,6 +39,18 @@ bool stored(const std::string& state) {
   return state == "sent" || state == "warning";
 }
 
+void publish_send(const routing_settings& settings, const send_task& task) {
+  if (settings.events)
+    settings.events->publish("send", send_json(task));
+}
+
+/// Records a send's new state and tells the event feed.
+template <class State> void save_send(State& st, const send_task& task) {
+  if (auto problem = st.db->update_send(task))
+    log::error(component, problem->message);
+  publish_send(st.settings, task);
+}
+
 void run_send(sender_pointer self, std::int64_t id) {
   auto& st = self->state;
   auto found = st.db->find_send(id);
@@ -56,7 +68,7 @@ void run_send(sender_pointer self, std::int64_t id) {
   }
   task.state = "sending";
   ++task.attempts;
-  st.db->update_send(task);
+  save_send(st, task);
 
   // The files still to send: never sent, or refused last time. A file that
   // is gone (the job was deleted) cannot be sent again.
@@ -170,7 +182,7 @@ void run_send(sender_pointer self, std::int64_t id) {
                                 last_problem + "); trying again in " +
                                 std::to_string(static_cast<int>(delay * 1000)) + " ms");
   }
-  st.db->update_send(task);
+  save_send(st, task);
   if (task.state == "done" || task.state == "failed") {
     log::info(component, "send " + std::to_string(id) + " of job " + std::to_string(task.job_id) +
                              " to " + task.destination + " " + task.state + ": " + task.message);
@@ -327,6 +339,7 @@ void route(router_pointer self, const job_record& job) {
     }
     task.id = *id;
     task.files_total = static_cast<std::int64_t>(files.size());
+    publish_send(st.settings, task);
     log::info(component, "job " + std::to_string(job.id) + " (" + outcome + "): rule \"" +
                              plan.rule + "\" sends " + std::to_string(files.size()) + " " +
                              plan.directory + " files to " + task.destination + " as send " +
@@ -393,7 +406,7 @@ router_actor::behavior_type router(router_pointer self, routing_settings setting
         task.finished = 0;
         task.next_attempt = 0;
         task.message = "retried on request";
-        self->state.db->update_send(task);
+        save_send(self->state, task);
         // Refused files get another chance; missing ones stay missing.
         if (auto files = self->state.db->send_files(id))
           for (auto& file : *files)

@@ -4,6 +4,7 @@
 // per destination sends them with retries. See docs/routing.md.
 
 #include "actors/actors.hpp"
+#include "actors/events.hpp"
 #include "actors/node_metrics.hpp"
 #include "pipeline/config.hpp"
 #include "pipeline/database.hpp"
@@ -24,6 +25,7 @@ struct routing_settings {
   std::filesystem::path data_dir;
   sending_config sending;
   std::map<std::string, destination_config> destinations;
+  event_hub* events = nullptr; // gets a "send" event at each change of a send; may be null
 };
 
 struct sender_state {

@@ -85,6 +85,7 @@ class dcmstreams_receiver:
             # A long quiet period keeps job creation out of the measurement.
             json.dump({"data_dir": self.data, "streams_dir": os.path.dirname(streams),
                        "dicom": {"port": self.port, "bind": "127.0.0.1"},
+                       "web": {"port": free_port()},
                        "completion": {"quiet_period_s": 3600},
                        "storage": {"sync": self.sync, "reserve_free_mb": 1},
                        "log": {"level": "warning"}}, f)

@@ -45,6 +45,7 @@ def one_run(binary, study, expected, rows):
         with open(config, "w") as f:
             json.dump({"data_dir": "data", "streams_dir": "streams", "routing_file": "routing.json",
                        "dicom": {"port": port, "bind": "127.0.0.1"},
+                       "web": {"port": free_port()},
                        "completion": {"quiet_period_s": QUIET_S},
                        "storage": {"reserve_free_mb": 1}, "log": {"level": "warning"}}, f)
         log = open(os.path.join(work, "node.log"), "w")

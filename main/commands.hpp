@@ -8,5 +8,6 @@ int serve(int argc, char** argv);
 int send(int argc, char** argv);
 int synth(int argc, char** argv);
 int check(int argc, char** argv);
+int passwd(int argc, char** argv);
 
 } // namespace dcmstreams::commands

@@ -22,6 +22,7 @@ commands:
   send     send DICOM files by C-STORE over parallel associations
   synth    write synthetic CT or MR studies
   check    validate the configuration, stream folders and routing file
+  passwd   make a password hash for a web user (web.users in dcmstreams.json)
 
 dcmstreams <command> --help shows the options of a command.
 dcmstreams --version shows the version.
@@ -52,6 +53,8 @@ int main(int argc, char** argv) {
       return commands::synth(argc, argv);
     if (command == "check")
       return commands::check(argc, argv);
+    if (command == "passwd")
+      return commands::passwd(argc, argv);
   } catch (const std::exception& e) {
     std::cerr << "dcmstreams " << command << ": unexpected error: " << e.what() << "\n";
     return 1;

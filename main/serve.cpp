@@ -14,6 +14,9 @@
 #include "pipeline/files.hpp"
 #include "pipeline/log.hpp"
 #include "pipeline/store.hpp"
+#include "web/api.hpp"
+#include "web/auth.hpp"
+#include "web/http_server.hpp"
 
 #include <caf/all.hpp>
 
@@ -73,6 +76,11 @@ int serve(int argc, char** argv) {
   sigaddset(&stop_signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
+  // A node reachable from other machines must not let anyone change it.
+  if (!web::is_loopback(config->web.bind) && config->web.users.empty())
+    return fail("web.bind is " + config->web.bind +
+                ", reachable from other machines, but web.users is empty: add users with roles "
+                "(password hashes from `dcmstreams passwd`) or bind to 127.0.0.1");
   log::info(component, std::string("dcmstreams ") + build_info::version + " starting; data in " +
                            config->data_dir.string() + ", streams in " +
                            config->streams_dir.string());
@@ -106,7 +114,8 @@ int serve(int argc, char** argv) {
   net::dcmtk_storage_client client;
   caf::actor_system system{actor_config};
 
-  auto actors = spawn_node(system, *config, db, metrics, client);
+  event_hub events;
+  auto actors = spawn_node(system, *config, db, metrics, client, &events);
   if (!actors)
     return fail(actors.error().message);
 
@@ -121,12 +130,44 @@ int serve(int argc, char** argv) {
     stop_node(system, *actors);
     return fail(problem->message);
   }
+
+  web::api_settings api_settings{*config, build_info::version, now_ms()};
+  web::api_backend backend{actors->job_store,
+                           actors->job_manager,
+                           actors->assembler,
+                           actors->router,
+                           actors->registry,
+                           &registry,
+                           &events,
+                           &metrics,
+                           [&listener] {
+                             return listener.port() ? std::string{}
+                                                    : std::string{"the DICOM listener is down"};
+                           }};
+  web::api_service api{system, api_settings, backend};
+  web::server_settings web_settings;
+  web_settings.bind = config->web.bind;
+  web_settings.port = config->web.port;
+  web_settings.upload_dir = layout.receive_dir();
+  web::http_server web_server{web_settings,
+                              [&api](web::http_request request, web::responder respond) {
+                                api.handle(std::move(request), std::move(respond));
+                              }};
+  if (auto problem = web_server.start()) {
+    listener.stop();
+    api.stop();
+    stop_node(system, *actors);
+    return fail(problem->message);
+  }
   log::info(component, "ready: send studies to an AE title of a stream on port " +
-                           std::to_string(listener.port()));
+                           std::to_string(listener.port()) + "; web UI on http://" +
+                           config->web.bind + ":" + std::to_string(web_server.port()) + "/");
 
   int received = 0;
   sigwait(&stop_signals, &received);
   log::info(component, std::string("stopping on ") + (received == SIGINT ? "SIGINT" : "SIGTERM"));
+  web_server.stop();
+  api.stop();
   listener.stop();
   stop_node(system, *actors);
   log::info(component, "stopped");

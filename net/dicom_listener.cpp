@@ -1,7 +1,7 @@
 #include "net/dicom_listener.hpp"
 
-#include "net/file_meta.hpp"
 #include "pipeline/dicom_file.hpp"
+#include "pipeline/file_meta.hpp"
 #include "pipeline/files.hpp"
 #include "pipeline/log.hpp"
 
@@ -94,11 +94,6 @@ bool is_storage_sop_class(const char* uid) {
   // 1.2.840.10008.5.1.4.1.1 that is newer than this DCMTK.
   return dcmIsaStorageSOPClassUID(uid, ESSC_All) ||
          std::strncmp(uid, "1.2.840.10008.5.1.4.1.1.", 24) == 0;
-}
-
-std::string peer_uri(const std::string& peer, std::uint16_t port) {
-  bool ipv6 = peer.find(':') != std::string::npos;
-  return "dicom://" + (ipv6 ? "[" + peer + "]" : peer) + ":" + std::to_string(port);
 }
 
 std::string trim(const char* text) {
@@ -362,9 +357,10 @@ OFCondition association::store(T_DIMSE_C_StoreRQ& request, T_ASC_PresentationCon
     return refuse(context_id, request, STATUS_STORE_Refused_OutOfResources, ec::io_error,
                   "cannot create a file: " + errno_text(spare.error));
   }
-  auto meta = encode_file_meta({request.AffectedSOPClassUID, request.AffectedSOPInstanceUID,
-                                context.acceptedTransferSyntax, request_.calling_ae,
-                                request_.called_ae, peer_uri(request_.peer, request_.peer_port)});
+  auto meta =
+      encode_file_meta({request.AffectedSOPClassUID, request.AffectedSOPInstanceUID,
+                        context.acceptedTransferSyntax, request_.calling_ae, request_.called_ae,
+                        presentation_address(request_.peer, request_.peer_port)});
   fd_output_stream out{fd};
   out.write(meta.data(), static_cast<offile_off_t>(meta.size()));
   T_ASC_PresentationContextID data_context_id = context_id;
@@ -425,8 +421,8 @@ OFCondition association::store(T_DIMSE_C_StoreRQ& request, T_ASC_PresentationCon
   auto final_path = dir / (sop_uid + ".dcm");
   // Renaming without replacing first tells whether this instance came before.
   bool replaced = false;
-  int renamed = ::renameat2(AT_FDCWD, temporary.c_str(), AT_FDCWD, final_path.c_str(),
-                            RENAME_NOREPLACE);
+  int renamed =
+      ::renameat2(AT_FDCWD, temporary.c_str(), AT_FDCWD, final_path.c_str(), RENAME_NOREPLACE);
   if (renamed != 0 && errno == EEXIST) {
     replaced = true;
     renamed = ::rename(temporary.c_str(), final_path.c_str());

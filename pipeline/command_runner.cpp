@@ -98,6 +98,11 @@ command_outcome run_command(const command_spec& spec, cancel_token& cancel) {
     sigset_t none;
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    // The node's descriptors (listening sockets, the database, DICOM
+    // connections) must not reach the program: a grandchild that outlives a
+    // killed node would keep its ports bound. Marked close-on-exec, they go
+    // at exec; the exec pipe still reports a failed exec.
+    ::close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
     int devnull = ::open("/dev/null", O_RDONLY);
     int error = 0;
     if (devnull < 0 || ::dup2(devnull, 0) < 0 || ::dup2(log, 1) < 0 || ::dup2(log, 2) < 0)

@@ -1,5 +1,7 @@
 #include "pipeline/database.hpp"
 
+#include "pipeline/json.hpp"
+
 #include <sqlite3.h>
 
 #include <algorithm>
@@ -292,6 +294,85 @@ result<std::vector<job_record>> database::jobs_in_state(job_state state) {
   return jobs;
 }
 
+namespace {
+send_task read_send(statement& s);
+} // namespace
+
+result<job_page> database::list_jobs(const job_filter& filter) {
+  std::string where = " WHERE 1=1";
+  std::vector<std::string> texts;
+  std::vector<std::int64_t> numbers;
+  // Parameters are bound in order: texts first, then numbers.
+  if (!filter.stream.empty()) {
+    where += " AND stream = ?";
+    texts.push_back(filter.stream);
+  }
+  if (!filter.state.empty()) {
+    where += " AND state = ?";
+    texts.push_back(filter.state);
+  }
+  if (!filter.sender.empty()) {
+    where += " AND (calling_ae = ? OR peer = ?)";
+    texts.push_back(filter.sender);
+    texts.push_back(filter.sender);
+  }
+  if (!filter.text.empty()) {
+    where += " AND (study_uid LIKE ? OR stream LIKE ? OR calling_ae LIKE ? OR called_ae LIKE ? "
+             "OR peer LIKE ? OR message LIKE ? OR CAST(id AS TEXT) = ?)";
+    std::string like = "%" + filter.text + "%";
+    for (int i = 0; i < 6; ++i)
+      texts.push_back(like);
+    texts.push_back(filter.text);
+  }
+  if (filter.from) {
+    where += " AND received_ms >= ?";
+    numbers.push_back(filter.from);
+  }
+  if (filter.to) {
+    where += " AND received_ms < ?";
+    numbers.push_back(filter.to);
+  }
+  auto bind_all = [&](statement& s) {
+    int index = 1;
+    for (auto& t : texts)
+      s.bind(index++, t);
+    for (auto n : numbers)
+      s.bind(index++, n);
+    return index;
+  };
+  job_page page;
+  std::string count_sql = "SELECT COUNT(*) FROM jobs" + where;
+  statement count{db_, count_sql.c_str()};
+  if (!count.prepared())
+    return sqlite_failure("cannot prepare the job count");
+  bind_all(count);
+  if (count.step() != SQLITE_ROW)
+    return sqlite_failure("cannot count jobs");
+  page.total = count.integer(0);
+  std::string sql = std::string("SELECT ") + job_columns + " FROM jobs" + where +
+                    " ORDER BY id DESC LIMIT ? OFFSET ?";
+  statement list{db_, sql.c_str()};
+  int next = bind_all(list);
+  list.bind(next, filter.limit);
+  list.bind(next + 1, filter.offset);
+  auto jobs = collect_rows<job_record>(list, read_job, "cannot list jobs",
+                                       [this](const std::string& w) { return sqlite_failure(w); });
+  if (!jobs)
+    return jobs.error();
+  page.jobs = std::move(*jobs);
+  return page;
+}
+
+result<std::vector<send_task>> database::sends_of_job(std::int64_t job_id) {
+  std::string sql =
+      std::string("SELECT ") + send_columns + " FROM sends WHERE job_id=? ORDER BY id";
+  statement s{db_, sql.c_str()};
+  s.bind(1, job_id);
+  return collect_rows<send_task>(s, read_send,
+                                 "cannot list the sends of job " + std::to_string(job_id),
+                                 [this](const std::string& w) { return sqlite_failure(w); });
+}
+
 status database::mark_routed(std::int64_t id, epoch_ms when) {
   statement s{db_, "UPDATE jobs SET routed_ms=? WHERE id=?"};
   s.bind(1, when);
@@ -471,6 +552,43 @@ status database::update_send_file(std::int64_t send_id, const send_file& file) {
   if (s.step() != SQLITE_DONE)
     return sqlite_failure("cannot record the progress of send " + std::to_string(send_id));
   return std::nullopt;
+}
+
+status database::writable() {
+  if (auto problem = execute("CREATE TABLE IF NOT EXISTS heartbeat (id INTEGER PRIMARY KEY, at_ms "
+                             "INTEGER NOT NULL)"))
+    return problem;
+  statement s{db_, "INSERT OR REPLACE INTO heartbeat (id, at_ms) VALUES (1, ?)"};
+  if (!s.prepared())
+    return sqlite_failure("cannot prepare the heartbeat");
+  s.bind(1, now_ms());
+  if (s.step() != SQLITE_DONE)
+    return sqlite_failure("cannot write to the database");
+  return std::nullopt;
+}
+
+std::string send_json(const send_task& t) {
+  json::writer out;
+  out.begin_object();
+  out.key("id").value(t.id);
+  out.key("job_id").value(t.job_id);
+  out.key("rule").value(t.rule);
+  out.key("destination").value(t.destination);
+  out.key("host").value(t.host);
+  out.key("port").value(t.port);
+  out.key("called_ae").value(t.called_ae);
+  out.key("calling_ae").value(t.calling_ae);
+  out.key("state").value(t.state);
+  out.key("attempts").value(t.attempts);
+  out.key("created").value(iso8601(t.created));
+  out.key("next_attempt").value(iso8601(t.next_attempt));
+  out.key("finished").value(iso8601(t.finished));
+  out.key("message").value(t.message);
+  out.key("files_total").value(t.files_total);
+  out.key("files_sent").value(t.files_sent);
+  out.key("files_failed").value(t.files_failed);
+  out.end_object();
+  return out.str();
 }
 
 } // namespace dcmstreams

@@ -45,6 +45,26 @@ struct send_file {
   std::string message;
 };
 
+/// Which jobs a listing shows; empty fields do not filter.
+struct job_filter {
+  std::string stream;
+  std::string state;
+  std::string sender; // calling AE title or peer address
+  std::string text;   // found in the study UID, stream, AE titles, peer, message or id
+  epoch_ms from = 0;  // received at or after
+  epoch_ms to = 0;    // received before
+  std::int64_t limit = 50;
+  std::int64_t offset = 0;
+};
+
+struct job_page {
+  std::vector<job_record> jobs; // newest first
+  std::int64_t total = 0;       // matching jobs, all pages
+};
+
+/// A send task as the HTTP API and the event feed show it.
+std::string send_json(const send_task& task);
+
 class database {
 public:
   /// Opens or creates the database and brings its schema up to date. With
@@ -67,6 +87,10 @@ public:
 
   /// Records that a job's results were routed (0: route them again after a re-run).
   status mark_routed(std::int64_t id, epoch_ms when);
+  /// A page of jobs matching `filter`, newest first, with the total count.
+  result<job_page> list_jobs(const job_filter& filter);
+  /// Sends of one job, oldest first.
+  result<std::vector<send_task>> sends_of_job(std::int64_t job_id);
   /// Finished jobs (success or failed) whose results were not yet routed.
   result<std::vector<job_record>> jobs_to_route();
 
@@ -89,6 +113,9 @@ public:
   result<std::vector<send_task>> recent_sends(std::int64_t limit);
   result<std::vector<send_file>> send_files(std::int64_t send_id);
   status update_send_file(std::int64_t send_id, const send_file& file);
+
+  /// Writes a heartbeat row: fails when the disk or the database refuses writes.
+  status writable();
 
 private:
   explicit database(sqlite3* handle) : db_(handle) {}

@@ -32,6 +32,8 @@ const char* to_string(ec code) {
     return "peer_refused";
   case ec::unsupported:
     return "unsupported";
+  case ec::conflict:
+    return "conflict";
   }
   return "unknown";
 }

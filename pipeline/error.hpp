@@ -27,6 +27,7 @@ enum class ec : std::uint8_t {
   network_error,      // a DICOM peer could not be reached or dropped us
   peer_refused,       // a DICOM peer answered with a failure status
   unsupported,        // a transfer syntax or feature that is not available
+  conflict,           // the request does not fit the current state (delete a running job)
 };
 
 /// A short name for the code, as written in logs and JSON.

@@ -84,4 +84,26 @@ std::string job_info_json(const job_record& job) {
   return out.str() + "\n";
 }
 
+std::string job_json(const job_record& job) {
+  json::writer out;
+  out.begin_object();
+  out.key("id").value(job.id);
+  out.key("stream").value(job.stream);
+  out.key("state").value(to_string(job.state));
+  out.key("called_ae").value(job.called_ae);
+  out.key("calling_ae").value(job.calling_ae);
+  out.key("peer").value(job.peer);
+  out.key("study_uid").value(job.study_uid);
+  out.key("series_uid").value(job.series_uid);
+  out.key("instances").value(job.instances);
+  out.key("bytes").value(job.bytes);
+  out.key("received").value(iso8601(job.received));
+  out.key("completed").value(iso8601(job.completed));
+  out.key("started").value(iso8601(job.started));
+  out.key("finished").value(iso8601(job.finished));
+  out.key("message").value(job.message);
+  out.end_object();
+  return out.str();
+}
+
 } // namespace dcmstreams

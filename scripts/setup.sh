@@ -14,10 +14,15 @@ packages=(
   g++ cmake ninja-build pkg-config clang-format
   # libraries
   libdcmtk-dev libcaf-dev libboost-dev libsimdjson-dev libtbb-dev libsqlite3-dev
-  libgtest-dev libgmock-dev libbenchmark-dev
+  libgtest-dev libgmock-dev libbenchmark-dev libarchive-dev libsodium-dev
   # peers and data the tests and benchmarks use
-  dcmtk orthanc prometheus python3-pydicom dicom3tools procps curl
+  dcmtk orthanc prometheus python3-pydicom dicom3tools procps curl wrk
+  # browser tests of the web UI (playwright-core from npm drives Debian's chromium)
+  chromium
 )
+# Node.js for the browser tests: Debian's, unless one is installed already.
+command -v node >/dev/null || packages+=(nodejs)
+command -v npm >/dev/null || packages+=(npm)
 
 missing=()
 for package in "${packages[@]}"; do
@@ -36,6 +41,13 @@ if ((${#missing[@]} > 0)); then
   export DEBIAN_FRONTEND=noninteractive
   $sudo apt-get update -qq
   $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# The browser tests' npm packages, exactly as locked; never a downloaded browser.
+if [[ ! -d tests/browser/node_modules/playwright-core ]] ||
+   [[ tests/browser/package-lock.json -nt tests/browser/node_modules/.package-lock.json ]]; then
+  echo "setup: installing the browser tests' npm packages"
+  (cd tests/browser && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
 fi
 
 cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE="$build_type" >/dev/null

@@ -29,12 +29,12 @@ struct fixture : test_coordinator_fixture<> {
     db = std::move(*opened);
     registry = std::make_shared<streams::shared_registry>();
     // The real job store, spawned on the test scheduler instead of detached.
-    store = sys.spawn(job_store, db, *layout, false);
+    store = sys.spawn(job_store, db, *layout, false, nullptr);
     completion_config completion;
     completion.quiet_period_s = 15;
     completion.max_wait_s = 60;
-    assembler_handle = sys.spawn(assembler, store, job_manager_actor{}, completion, registry,
-                                 nullptr);
+    assembler_handle =
+        sys.spawn(assembler, store, job_manager_actor{}, completion, registry, nullptr, nullptr);
     sched.run();
   }
 

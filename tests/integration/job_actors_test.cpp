@@ -28,7 +28,7 @@ struct job_actors : ::testing::Test {
     fs::permissions(streams / "slow" / "work.sh", fs::perms::owner_all);
     write_stream(streams, "slow", "SLOW", "\"command\": [\"./work.sh\"]");
     registry->set(std::make_shared<streams::registry_snapshot>(streams::load_registry(streams)));
-    store = system.spawn<caf::detached>(job_store, db, layout, false);
+    store = system.spawn<caf::detached>(job_store, db, layout, false, nullptr);
     manager = system.spawn(job_manager, store, router_actor{}, registry, dir.path(), nullptr,
                            std::vector<stream_stats>{});
   }

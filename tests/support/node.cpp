@@ -34,7 +34,8 @@ void write_stream(const fs::path& streams_dir, const std::string& name, const st
 
 test_node::test_node(const fs::path& root, node_options options)
     : root_(root), data_dir_(root / "data"), streams_dir_(root / "streams"),
-      config_file_(root / "dcmstreams.json"), log_file_(root / "node.log"), port_(free_port()) {
+      config_file_(root / "dcmstreams.json"), log_file_(root / "node.log"), port_(free_port()),
+      web_port_(free_port()) {
   fs::create_directories(streams_dir_);
   char quiet[32];
   std::snprintf(quiet, sizeof quiet, "%g", options.quiet_period_s);
@@ -46,6 +47,7 @@ test_node::test_node(const fs::path& root, node_options options)
                  std::to_string(port_) + ", \"bind\": \"127.0.0.1\", " +
                  "\"max_associations\": " + std::to_string(options.max_associations) +
                  ", \"allowed_callers\": " + options.allowed_callers_json + "},\n" +
+                 "  \"web\": {\"port\": " + std::to_string(web_port_) + options.web_json + "},\n" +
                  "  \"completion\": {\"quiet_period_s\": " + quiet + "},\n" +
                  "  \"storage\": {\"sync\": \"" + options.sync +
                  "\", \"reserve_free_mb\": " + std::to_string(options.reserve_free_mb) + "},\n" +

@@ -30,6 +30,7 @@ struct node_options {
   std::string allowed_callers_json = "[]";
   std::string routing_json; // written to <root>/routing.json when set
   std::string extra_config; // more members of dcmstreams.json: "\"sending\": {...}"
+  std::string web_json;     // more members of "web": ", \"users\": [...]"
 };
 
 class test_node {
@@ -49,6 +50,8 @@ public:
   bool running() { return process_ && process_->running(); }
 
   std::uint16_t port() const { return port_; }
+  /// The HTTP port (web UI and API) on 127.0.0.1.
+  std::uint16_t web_port() const { return web_port_; }
   const std::filesystem::path& data_dir() const { return data_dir_; }
   const std::filesystem::path& streams_dir() const { return streams_dir_; }
   std::string log() const { return read_file(log_file_); }
@@ -75,6 +78,7 @@ private:
   std::filesystem::path config_file_;
   std::filesystem::path log_file_;
   std::uint16_t port_;
+  std::uint16_t web_port_;
   std::unique_ptr<process> process_;
 };
 

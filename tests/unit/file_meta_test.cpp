@@ -1,5 +1,5 @@
-#include "net/file_meta.hpp"
 #include "pipeline/dicom_file.hpp"
+#include "pipeline/file_meta.hpp"
 
 #include "tests/support/node.hpp"
 #include "tests/support/process.hpp"
@@ -9,9 +9,8 @@
 using namespace dcmstreams;
 
 TEST(file_meta, dcmtk_reads_what_we_write) {
-  auto meta =
-      net::encode_file_meta({"1.2.840.10008.5.1.4.1.1.2", "1.2.3.4.5", "1.2.840.10008.1.2.1",
-                             "STORESCU", "SMOOTH", "dicom://127.0.0.1:4711"});
+  auto meta = encode_file_meta({"1.2.840.10008.5.1.4.1.1.2", "1.2.3.4.5", "1.2.840.10008.1.2.1",
+                                "STORESCU", "SMOOTH", "dicom://127.0.0.1:4711"});
   ASSERT_EQ(meta.size() % 2, 0u);
   EXPECT_EQ(meta.substr(128, 4), "DICM");
   fixtures::temp_dir dir;

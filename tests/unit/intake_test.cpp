@@ -1,5 +1,5 @@
-#include "net/file_meta.hpp"
 #include "pipeline/database.hpp"
+#include "pipeline/file_meta.hpp"
 #include "pipeline/intake.hpp"
 #include "pipeline/synth.hpp"
 
@@ -40,8 +40,8 @@ incoming_study receive(const store_layout& layout, const fs::path& scratch, int 
   for (auto& file : written->files) {
     auto sop = fixtures::sop_instance_uid(file);
     auto path = layout.incoming_instance(study.key.called_ae, study.key.study_uid, sop);
-    auto content = net::encode_file_meta({"1.2.840.10008.5.1.4.1.1.2", sop, "1.2.840.10008.1.2.1",
-                                          "STORESCU", "SMOOTH", "dicom://127.0.0.1:5000"}) +
+    auto content = encode_file_meta({"1.2.840.10008.5.1.4.1.1.2", sop, "1.2.840.10008.1.2.1",
+                                     "STORESCU", "SMOOTH", "dicom://127.0.0.1:5000"}) +
                    fixtures::dataset_bytes(file);
     fixtures::write_file(path, content);
     study.instances.push_back({sop, path.string(), content.size(), inode(path)});
@@ -116,7 +116,8 @@ TEST_F(intake_fixture, a_replaced_instance_stays_pending_for_the_next_job) {
 TEST_F(intake_fixture, a_study_with_nothing_left_is_refused_and_leaves_no_job) {
   intake jobs{layout, *db, false};
   study_key key{"SMOOTH", "X", "127.0.0.1", "1.2.3"};
-  auto job = jobs.create_jobs({key, "smooth", {{"1.2.3.4", "/nonexistent/1.2.3.4.dcm", 10, 1}}, 0, {}, false});
+  auto job = jobs.create_jobs(
+      {key, "smooth", {{"1.2.3.4", "/nonexistent/1.2.3.4.dcm", 10, 1}}, 0, {}, false});
   ASSERT_FALSE(job);
   EXPECT_EQ(job.error().code, ec::not_found);
   auto creating = db->jobs_in_state(job_state::creating);

@@ -1,10 +1,10 @@
-#include "net/file_meta.hpp"
+#include "pipeline/file_meta.hpp"
 
 #include "build_info.hpp"
 
 #include <cstdint>
 
-namespace dcmstreams::net {
+namespace dcmstreams {
 
 const char* const implementation_class_uid = "2.25.243472885875447799361077336679689112362";
 
@@ -78,4 +78,24 @@ std::string encode_file_meta(const file_meta_fields& fields) {
   return out;
 }
 
-} // namespace dcmstreams::net
+std::optional<std::size_t> dataset_offset(std::string_view file) {
+  // (0002,0000) UL in explicit VR little endian: tag, "UL", length 4, value.
+  if (file.size() < 144 || file.substr(128, 4) != "DICM" ||
+      file.substr(132, 4) != std::string_view("\x02\x00\x00\x00", 4) || file.substr(136, 2) != "UL")
+    return std::nullopt;
+  auto byte = [&](std::size_t i) {
+    return static_cast<std::uint32_t>(static_cast<unsigned char>(file[i]));
+  };
+  std::uint32_t group_length = byte(140) | (byte(141) << 8) | (byte(142) << 16) | (byte(143) << 24);
+  std::size_t offset = 144 + std::size_t{group_length};
+  if (offset > file.size())
+    return std::nullopt;
+  return offset;
+}
+
+std::string presentation_address(const std::string& peer, std::uint16_t port) {
+  bool ipv6 = peer.find(':') != std::string::npos;
+  return "dicom://" + (ipv6 ? "[" + peer + "]" : peer) + ":" + std::to_string(port);
+}
+
+} // namespace dcmstreams

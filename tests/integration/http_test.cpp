@@ -1,0 +1,156 @@
+// The HTTP server of a running node, over real sockets: a study sent with
+// storescu is watched through the API and the event feed, its results are
+// downloaded, and the server's limits and start-up checks hold.
+
+#include "tests/support/http_client.hpp"
+#include "tests/support/node.hpp"
+#include "tests/support/process.hpp"
+
+#include <gtest/gtest.h>
+
+#include <regex>
+#include <thread>
+
+using namespace dcmstreams;
+using namespace dcmstreams::fixtures;
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+
+namespace {
+
+bool contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
+fs::path synth_study(const fs::path& out, int instances) {
+  auto made = run({dcmstreams_binary().string(), "synth", "--out", out.string(), "--series", "1",
+                   "--instances", std::to_string(instances), "--rows", "32", "--cols", "32"});
+  EXPECT_EQ(made.exit_code, 0) << made.output;
+  return out;
+}
+
+/// Counts the local file headers of a ZIP ("PK\3\4").
+std::size_t zip_entry_count(const std::string& zip) {
+  std::size_t n = 0, at = 0;
+  while ((at = zip.find(std::string("PK\x03\x04", 4), at)) != std::string::npos) {
+    ++n;
+    at += 4;
+  }
+  return n;
+}
+
+} // namespace
+
+TEST(http, a_study_sent_by_storescu_is_watched_through_the_api_and_downloaded) {
+  temp_dir root, scratch;
+  node_options options;
+  options.quiet_period_s = 0.5;
+  test_node node{root.path(), options};
+  write_stream(node.streams_dir(), "copy", "COPYAE",
+               R"("command": ["/bin/sh", "-c", "echo copying; cp -r \"$0\"/. \"$1\""])");
+  node.start();
+  auto port = node.web_port();
+  ASSERT_EQ(http_get(port, "/healthz").status, 200);
+  // The UI page and its script come from the binary itself.
+  auto page = http_get(port, "/");
+  EXPECT_EQ(page.status, 200);
+  EXPECT_TRUE(contains(page.body, "<script src=\"/ui/app.js\">")) << page.body;
+  EXPECT_EQ(http_get(port, "/ui/app.js").headers["content-type"], "text/javascript; charset=utf-8");
+
+  // Listen to the feed while the study arrives.
+  std::string feed;
+  std::thread listener{[&] { feed = read_events(port, "/api/v1/events", 3, 30000); }};
+  std::this_thread::sleep_for(300ms);
+  auto study = synth_study(scratch / "study", 6);
+  auto sent = run({"storescu", "-aec", "COPYAE", "+sd", "+r", "127.0.0.1",
+                   std::to_string(node.port()), study.string()},
+                  60s, {{"TCP_NODELAY", "1"}});
+  ASSERT_EQ(sent.exit_code, 0) << sent.output;
+  std::string jobs;
+  ASSERT_TRUE(eventually(
+      [&] {
+        jobs = http_get(port, "/api/v1/jobs?state=success").body;
+        return contains(jobs, "\"total\":1");
+      },
+      30s))
+      << jobs << node.log();
+  listener.join();
+  EXPECT_TRUE(contains(feed, "event: job\ndata: {\"id\":1,")) << feed;
+  EXPECT_TRUE(contains(jobs, "\"calling_ae\":\"STORESCU\"")) << jobs;
+  EXPECT_TRUE(contains(jobs, "\"instances\":6")) << jobs;
+  EXPECT_TRUE(contains(http_get(port, "/api/v1/jobs?q=STORESCU").body, "\"total\":1"));
+  EXPECT_TRUE(contains(http_get(port, "/api/v1/jobs?stream=other").body, "\"total\":0"));
+  EXPECT_TRUE(
+      contains(http_get(port, "/api/v1/jobs?from=2000-01-01&to=2000-01-02").body, "\"total\":0"));
+
+  auto log = http_get(port, "/api/v1/jobs/1/log");
+  EXPECT_TRUE(contains(log.body, "copying")) << log.body;
+  auto output = http_get(port, "/api/v1/jobs/1/output.zip");
+  EXPECT_EQ(output.status, 200);
+  EXPECT_EQ(output.headers["content-type"], "application/zip");
+  EXPECT_EQ(output.headers["content-disposition"], "attachment; filename=\"job-1-OUTPUT.zip\"");
+  EXPECT_EQ(zip_entry_count(output.body), 6u);
+  EXPECT_EQ(zip_entry_count(http_get(port, "/api/v1/jobs/1/input.zip").body), 6u);
+
+  // The metrics count what happened.
+  auto metrics = http_get(port, "/metrics").body;
+  EXPECT_TRUE(contains(metrics, "dcmstreams_instances_received_total{called_ae=\"COPYAE\"} 6"))
+      << metrics;
+  EXPECT_TRUE(contains(metrics, "dcmstreams_jobs_total{stream=\"copy\",result=\"success\"} 1"))
+      << metrics;
+}
+
+TEST(http, oversized_bodies_get_413_and_the_server_keeps_serving) {
+  temp_dir root;
+  test_node node{root.path()};
+  write_stream(node.streams_dir(), "copy", "COPYAE");
+  node.start();
+  auto big = http_request(node.web_port(), "PUT", "/api/v1/routing", std::string(2 << 20, ' '));
+  EXPECT_EQ(big.status, 413);
+  EXPECT_TRUE(contains(big.body, "larger than 1048576 bytes")) << big.body;
+  EXPECT_EQ(http_get(node.web_port(), "/healthz").status, 200);
+  EXPECT_FALSE(fs::exists(root.path() / "routing.json"));
+}
+
+TEST(http, a_node_reachable_from_other_machines_needs_users) {
+  temp_dir dir;
+  write_stream(dir / "streams", "copy", "COPYAE");
+  auto served =
+      run({dcmstreams_binary().string(), "serve", "--data", (dir / "data").string(), "--streams",
+           (dir / "streams").string(), "--dicom-port", std::to_string(free_port()), "--web-port",
+           std::to_string(free_port()), "--web-bind", "0.0.0.0"},
+          30s);
+  EXPECT_EQ(served.exit_code, 1);
+  EXPECT_TRUE(contains(served.output, "web.users is empty")) << served.output;
+  EXPECT_TRUE(contains(served.output, "dcmstreams passwd")) << served.output;
+}
+
+TEST(http, passwd_prints_a_hash_the_node_accepts) {
+  temp_dir dir;
+  auto script = dir / "passwd.sh";
+  write_file(script, "printf 'correct horse\\n' | " + dcmstreams_binary().string() +
+                         " passwd --name ada --role admin");
+  auto made = run({"/bin/sh", script.string()});
+  ASSERT_EQ(made.exit_code, 0) << made.output;
+  static const std::regex user_entry{
+      R"re(\{"name":"ada","password_hash":"(\$argon2id\$[^"]+)","role":"admin"\})re"};
+  std::smatch match;
+  ASSERT_TRUE(std::regex_search(made.output, match, user_entry)) << made.output;
+  auto entry = match[0].str();
+
+  temp_dir root;
+  node_options options;
+  options.web_json = ", \"users\": [" + entry + "]";
+  test_node node{root.path(), options};
+  write_stream(node.streams_dir(), "copy", "COPYAE");
+  node.start();
+  EXPECT_EQ(http_get(node.web_port(), "/api/v1/status").status, 401);
+  EXPECT_EQ(http_get(node.web_port(), "/api/v1/status",
+                     {{"Authorization", basic_auth("ada", "correct horse")}})
+                .status,
+            200);
+  auto short_one =
+      run({"/bin/sh", "-c", "printf 'short\\n' | " + dcmstreams_binary().string() + " passwd"});
+  EXPECT_EQ(short_one.exit_code, 1);
+  EXPECT_TRUE(contains(short_one.output, "shorter than 8 characters")) << short_one.output;
+}

@@ -1,0 +1,64 @@
+#pragma once
+// The HTTP API (DESIGN §7) and the routes around it: /api/v1/..., the old
+// appliance's *.php endpoints, /metrics, /healthz, /readyz and the UI. All
+// requests go to one dispatcher actor that asks the other actors and answers
+// when they do; no I/O thread waits for an actor.
+
+#include "actors/actors.hpp"
+#include "actors/events.hpp"
+#include "actors/node_metrics.hpp"
+#include "metrics/registry.hpp"
+#include "pipeline/config.hpp"
+#include "streams/registry.hpp"
+#include "web/auth.hpp"
+#include "web/http.hpp"
+
+#include <caf/all.hpp>
+
+#include <string>
+
+#include <functional>
+#include <memory>
+
+namespace dcmstreams::web {
+
+/// The actors and shared state the API reads and changes.
+struct api_backend {
+  job_store_actor job_store;
+  job_manager_actor job_manager;
+  assembler_actor assembler;
+  router_actor router;
+  std::shared_ptr<streams::shared_registry> registry;
+  metrics::registry* metrics = nullptr;
+  event_hub* events = nullptr;
+  node_metrics* counters = nullptr; // sampled for /api/v1/throughput; may be null
+  /// What /readyz checks beyond the database and disk: "" when ready, else why not.
+  std::function<std::string()> listener_problem;
+};
+
+struct api_settings {
+  node_config config;
+  std::string version;
+  epoch_ms started = 0;
+};
+
+/// The API: answers requests, asking the actors through one dispatcher actor.
+class api_service {
+public:
+  api_service(caf::actor_system& system, api_settings settings, api_backend backend);
+  ~api_service();
+  api_service(const api_service&) = delete;
+  api_service& operator=(const api_service&) = delete;
+
+  /// The http_handler of the server: call from any thread; answers later.
+  void handle(http_request request, responder respond);
+  /// Stops the dispatcher (before the actor system goes).
+  void stop();
+
+  struct impl;
+
+private:
+  std::shared_ptr<impl> impl_;
+};
+
+} // namespace dcmstreams::web

@@ -1,0 +1,349 @@
+#include "web/http_server.hpp"
+
+#include "pipeline/files.hpp"
+#include "pipeline/log.hpp"
+
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <cstdio>
+
+namespace dcmstreams::web {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+
+namespace {
+
+constexpr const char* component = "web";
+
+class session : public std::enable_shared_from_this<session> {
+public:
+  session(tcp::socket socket, const server_settings& settings, const http_handler& handler)
+      : stream_(std::move(socket)), settings_(settings), handler_(handler) {}
+
+  void run() {
+    net::dispatch(stream_.get_executor(),
+                  beast::bind_front_handler(&session::read_header, shared_from_this()));
+  }
+
+private:
+  void read_header() {
+    header_parser_.emplace();
+    header_parser_->body_limit(settings_.body_limit);
+    stream_.expires_after(std::chrono::seconds(settings_.read_timeout_s));
+    http::async_read_header(stream_, buffer_, *header_parser_,
+                            beast::bind_front_handler(&session::on_header, shared_from_this()));
+  }
+
+  void on_header(beast::error_code ec, std::size_t) {
+    // A Content-Length above the limit is refused as soon as the header is read.
+    if (ec == http::error::body_limit)
+      return refuse_large_body();
+    if (ec)
+      return close(ec);
+    auto& header = header_parser_->get();
+    std::string target{header.target()};
+    std::string path;
+    std::map<std::string, std::string> query;
+    parse_target(target, path, query);
+    // Uploads can be large: their body goes to a file, not to memory.
+    bool upload = std::find(settings_.upload_paths.begin(), settings_.upload_paths.end(), path) !=
+                  settings_.upload_paths.end();
+    if (upload && header.method() == http::verb::post) {
+      upload_parser_.emplace(std::move(*header_parser_));
+      upload_parser_->body_limit(settings_.upload_limit);
+      static std::atomic<unsigned> sequence{0};
+      upload_file_ = settings_.upload_dir /
+                     ("upload-" + std::to_string(::getpid()) + "-" + std::to_string(sequence++));
+      create_directories(settings_.upload_dir, false);
+      beast::error_code open_error;
+      upload_parser_->get().body().open(upload_file_.c_str(), beast::file_mode::write, open_error);
+      if (open_error)
+        return respond_now(error_response(500, "cannot store the upload: " + open_error.message()),
+                           false);
+      http::async_read(stream_, buffer_, *upload_parser_,
+                       beast::bind_front_handler(&session::on_upload, shared_from_this()));
+      return;
+    }
+    string_parser_.emplace(std::move(*header_parser_));
+    http::async_read(stream_, buffer_, *string_parser_,
+                     beast::bind_front_handler(&session::on_body, shared_from_this()));
+  }
+
+  template <class Message> http_request make_request(const Message& message) {
+    http_request request;
+    request.method = std::string(message.method_string());
+    request.target = std::string(message.target());
+    parse_target(request.target, request.path, request.query);
+    for (auto& field : message) {
+      std::string name{field.name_string()};
+      for (auto& c : name)
+        c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      request.headers[name] = std::string(field.value());
+    }
+    beast::error_code ignored;
+    auto endpoint = stream_.socket().remote_endpoint(ignored);
+    request.remote = endpoint.address().to_string();
+    keep_alive_ = message.keep_alive();
+    return request;
+  }
+
+  void refuse_large_body() {
+    respond_now(error_response(413, "the request body is larger than " +
+                                        std::to_string(settings_.body_limit) + " bytes"),
+                false);
+  }
+
+  void on_body(beast::error_code ec, std::size_t) {
+    if (ec == http::error::body_limit)
+      return refuse_large_body();
+    if (ec)
+      return close(ec);
+    auto message = string_parser_->release();
+    auto request = make_request(message);
+    request.body = std::move(message.body());
+    dispatch(std::move(request));
+  }
+
+  void on_upload(beast::error_code ec, std::size_t) {
+    if (ec == http::error::body_limit) {
+      std::remove(upload_file_.c_str());
+      return respond_now(error_response(413, "the upload is larger than " +
+                                                 std::to_string(settings_.upload_limit) + " bytes"),
+                         false);
+    }
+    if (ec) {
+      std::remove(upload_file_.c_str());
+      return close(ec);
+    }
+    auto message = upload_parser_->release();
+    message.body().close();
+    auto request = make_request(message);
+    request.body_file = upload_file_.string();
+    dispatch(std::move(request));
+  }
+
+  void dispatch(http_request request) {
+    // The handler answers from any thread, maybe much later; the answer is
+    // written on this session's strand.
+    auto self = shared_from_this();
+    handler_(std::move(request), [self](http_response response) {
+      net::post(self->stream_.get_executor(), [self, response = std::move(response)]() mutable {
+        self->respond_now(std::move(response), self->keep_alive_);
+      });
+    });
+  }
+
+  void respond_now(http_response response, bool keep_alive) {
+    keep_alive_ = keep_alive;
+    if (response.stream)
+      return start_stream(std::move(response));
+    auto message = std::make_shared<http::response<http::string_body>>();
+    message->result(response.status);
+    message->version(11);
+    message->set(http::field::server, "dcmstreams");
+    message->set(http::field::content_type, response.content_type);
+    for (auto& [name, value] : response.headers)
+      message->set(name, value);
+    message->body() = std::move(response.body);
+    message->keep_alive(keep_alive_);
+    message->prepare_payload();
+    stream_.expires_after(std::chrono::seconds(settings_.read_timeout_s));
+    http::async_write(stream_, *message,
+                      [self = shared_from_this(), message](beast::error_code ec, std::size_t) {
+                        self->after_write(ec, message->need_eof());
+                      });
+  }
+
+  void after_write(beast::error_code ec, bool need_eof) {
+    if (ec)
+      return close(ec);
+    if (need_eof || !keep_alive_)
+      return shutdown();
+    buffer_.consume(buffer_.size());
+    read_header();
+  }
+
+  // A chunked response fed by a body_stream, piece by piece.
+  void start_stream(http_response response) {
+    stream_source_ = response.stream;
+    auto header = std::make_shared<http::response<http::empty_body>>();
+    header->result(response.status);
+    header->version(11);
+    header->set(http::field::server, "dcmstreams");
+    header->set(http::field::content_type, response.content_type);
+    for (auto& [name, value] : response.headers)
+      header->set(name, value);
+    header->chunked(true);
+    header->keep_alive(false);
+    keep_alive_ = false;
+    auto serializer = std::make_shared<http::response_serializer<http::empty_body>>(*header);
+    // Streams (downloads, the event feed) may be silent for long: no timeout.
+    stream_.expires_never();
+    http::async_write_header(
+        stream_, *serializer,
+        [self = shared_from_this(), header, serializer](beast::error_code ec, std::size_t) {
+          if (ec)
+            return self->close(ec);
+          self->pull_next();
+        });
+  }
+
+  void pull_next() {
+    auto self = shared_from_this();
+    stream_source_->pull([self](std::optional<std::string> piece) {
+      net::post(self->stream_.get_executor(), [self, piece = std::move(piece)]() mutable {
+        self->write_piece(std::move(piece));
+      });
+    });
+  }
+
+  void write_piece(std::optional<std::string> piece) {
+    auto self = shared_from_this();
+    if (!piece) {
+      net::async_write(stream_, http::make_chunk_last(),
+                       [self](beast::error_code, std::size_t) { self->shutdown(); });
+      return;
+    }
+    if (piece->empty())
+      return pull_next();
+    auto data = std::make_shared<std::string>(std::move(*piece));
+    net::async_write(stream_, http::make_chunk(net::buffer(*data)),
+                     [self, data](beast::error_code ec, std::size_t) {
+                       if (ec) {
+                         self->stream_source_->cancel();
+                         return self->close(ec);
+                       }
+                       self->pull_next();
+                     });
+  }
+
+  void close(beast::error_code ec) {
+    if (ec && ec != http::error::end_of_stream && ec != net::error::operation_aborted &&
+        ec != beast::error::timeout && ec != net::error::connection_reset && ec != net::error::eof)
+      log::debug(component, "connection closed: " + ec.message());
+    if (stream_source_)
+      stream_source_->cancel();
+    shutdown();
+  }
+
+  void shutdown() {
+    beast::error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    // Read what the client still sends (the rest of a refused body) until it
+    // closes: closing a socket with unread data resets the connection, and
+    // the client would lose the answer that says why.
+    drain();
+  }
+
+  void drain() {
+    stream_.expires_after(std::chrono::seconds(settings_.read_timeout_s));
+    stream_.async_read_some(net::buffer(discard_),
+                            [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                              if (!ec)
+                                self->drain();
+                            });
+  }
+
+  beast::tcp_stream stream_;
+  beast::flat_buffer buffer_;
+  const server_settings& settings_;
+  const http_handler& handler_;
+  std::optional<http::request_parser<http::empty_body>> header_parser_;
+  std::optional<http::request_parser<http::string_body>> string_parser_;
+  std::optional<http::request_parser<http::file_body>> upload_parser_;
+  std::filesystem::path upload_file_;
+  std::shared_ptr<body_stream> stream_source_;
+  bool keep_alive_ = true;
+  std::array<char, 16384> discard_;
+};
+
+} // namespace
+
+struct http_server::impl {
+  server_settings settings;
+  http_handler handler;
+  net::io_context io;
+  std::optional<tcp::acceptor> acceptor;
+  std::vector<std::thread> threads;
+  std::uint16_t port = 0;
+
+  void accept() {
+    acceptor->async_accept(net::make_strand(io), [this](beast::error_code ec, tcp::socket socket) {
+      if (ec == net::error::operation_aborted)
+        return;
+      if (!ec)
+        std::make_shared<session>(std::move(socket), settings, handler)->run();
+      accept();
+    });
+  }
+};
+
+http_server::http_server(server_settings settings, http_handler handler)
+    : impl_(std::make_unique<impl>()) {
+  impl_->settings = std::move(settings);
+  impl_->handler = std::move(handler);
+}
+
+http_server::~http_server() {
+  stop();
+}
+
+status http_server::start() {
+  auto& s = impl_->settings;
+  std::string where = s.bind + ":" + std::to_string(s.port);
+  beast::error_code ec;
+  auto address = net::ip::make_address(s.bind, ec);
+  if (ec)
+    return failure{ec::invalid_config,
+                   "web.bind \"" + s.bind + "\" is not an IP address such as 127.0.0.1"};
+  tcp::endpoint endpoint{address, s.port};
+  impl_->acceptor.emplace(impl_->io);
+  impl_->acceptor->open(endpoint.protocol(), ec);
+  if (!ec)
+    impl_->acceptor->set_option(net::socket_base::reuse_address(true), ec);
+  if (!ec)
+    impl_->acceptor->bind(endpoint, ec);
+  if (!ec)
+    impl_->acceptor->listen(net::socket_base::max_listen_connections, ec);
+  if (ec) {
+    std::string hint = ec == net::error::address_in_use
+                           ? "; another program listens there: stop it or set web.port / --web-port"
+                           : "";
+    return failure{ec::network_error,
+                   "cannot listen for HTTP on " + where + ": " + ec.message() + hint};
+  }
+  impl_->port = impl_->acceptor->local_endpoint().port();
+  impl_->accept();
+  for (int i = 0; i < std::max(1, s.threads); ++i)
+    impl_->threads.emplace_back([this] { impl_->io.run(); });
+  log::info(component, "serving HTTP on " + s.bind + ":" + std::to_string(impl_->port));
+  return std::nullopt;
+}
+
+void http_server::stop() {
+  if (impl_->threads.empty())
+    return;
+  net::post(impl_->io, [this] {
+    beast::error_code ignored;
+    if (impl_->acceptor)
+      impl_->acceptor->close(ignored);
+  });
+  impl_->io.stop();
+  for (auto& t : impl_->threads)
+    t.join();
+  impl_->threads.clear();
+}
+
+std::uint16_t http_server::port() const {
+  return impl_->port;
+}
+
+} // namespace dcmstreams::web

@@ -1,0 +1,520 @@
+// The dcmstreams web UI: one page, no framework, no CDN. Pages are drawn
+// from the JSON API (/api/v1/, docs/http.md) and redrawn when the live event
+// feed (/api/v1/events) says something changed, so nothing polls.
+"use strict";
+
+const main = document.getElementById("main");
+let me = { name: "", role: "viewer" };
+let currentPage = null; // { name, refresh(event) }
+
+// -- helpers -------------------------------------------------------------------
+
+function esc(text) {
+  return String(text ?? "").replace(/[&<>"']/g, (c) =>
+    ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
+}
+
+function toast(message, isError) {
+  const t = document.getElementById("toast");
+  t.textContent = message;
+  t.style.background = isError ? "#8d2a2a" : "#222";
+  t.classList.add("show");
+  clearTimeout(toast.timer);
+  toast.timer = setTimeout(() => t.classList.remove("show"), 4000);
+}
+
+class ApiError extends Error {
+  constructor(status, body) {
+    super(body.error || "HTTP " + status);
+    this.status = status;
+    this.body = body;
+  }
+}
+
+async function api(method, path, body) {
+  const options = { method, headers: {} };
+  if (body !== undefined) {
+    options.body = typeof body === "string" ? body : JSON.stringify(body);
+    options.headers["Content-Type"] = "application/json";
+  }
+  const response = await fetch("/api/v1/" + path, options);
+  const text = await response.text();
+  let json = {};
+  try { json = text ? JSON.parse(text) : {}; } catch (e) { json = { error: text }; }
+  if (response.status === 401) {
+    showLogin();
+    throw new ApiError(401, json);
+  }
+  if (!response.ok) throw new ApiError(response.status, json);
+  return json;
+}
+
+function when(iso) {
+  if (!iso) return "";
+  const d = new Date(iso);
+  return d.toLocaleString(undefined, { dateStyle: "short", timeStyle: "medium" });
+}
+
+function seconds(value) {
+  if (value === null || value === undefined || isNaN(value)) return "–";
+  if (value < 1) return (value * 1000).toFixed(0) + " ms";
+  if (value < 120) return value.toFixed(1) + " s";
+  return (value / 60).toFixed(1) + " min";
+}
+
+function duration(job) {
+  if (!job.started) return "";
+  const end = job.finished ? new Date(job.finished) : new Date();
+  return seconds((end - new Date(job.started)) / 1000);
+}
+
+function bytes(n) {
+  if (n < 1024) return n + " B";
+  const units = ["KB", "MB", "GB", "TB"];
+  let v = n / 1024, i = 0;
+  while (v >= 1024 && i < units.length - 1) { v /= 1024; i++; }
+  return v.toFixed(1) + " " + units[i];
+}
+
+function state(s) { return `<span class="state ${esc(s)}">${esc(s)}</span>`; }
+
+// Each page shown gets a new serial; redraws of a page that is gone are dropped.
+let pageSerial = 0;
+
+function debounce(fn, ms) {
+  const serial = pageSerial;
+  let timer = null;
+  return (...args) => {
+    clearTimeout(timer);
+    timer = setTimeout(() => {
+      if (serial !== pageSerial) return;
+      Promise.resolve(fn(...args)).catch((e) => { if (e.status !== 401) toast(e.message, true); });
+    }, ms);
+  };
+}
+
+const canChange = () => me.role === "admin";
+
+async function act(label, promise, after) {
+  try {
+    await promise;
+    toast(label);
+    if (after) after();
+  } catch (e) {
+    toast(e.message, true);
+  }
+}
+
+// -- login -----------------------------------------------------------------------
+
+function showLogin() {
+  const dialog = document.getElementById("login");
+  if (!dialog.open) dialog.showModal();
+}
+
+document.getElementById("login-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const name = document.getElementById("login-name").value;
+  const password = document.getElementById("login-password").value;
+  const error = document.getElementById("login-error");
+  const response = await fetch("/api/v1/login", {
+    method: "POST", headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ name, password }),
+  });
+  if (!response.ok) {
+    error.textContent = (await response.json()).error || "login failed";
+    return;
+  }
+  error.textContent = "";
+  document.getElementById("login").close();
+  await start();
+});
+
+async function showUser() {
+  me = await api("GET", "whoami");
+  const user = document.getElementById("user");
+  if (!me.login_required) { user.textContent = ""; return; }
+  user.innerHTML = `${esc(me.name)} (${esc(me.role)}) <a href="#" id="logout">log out</a>`;
+  document.getElementById("logout").onclick = async (e) => {
+    e.preventDefault();
+    await api("POST", "logout");
+    location.reload();
+  };
+}
+
+// -- live events -----------------------------------------------------------------
+
+let events = null;
+function connectEvents() {
+  if (events) events.close();
+  const live = document.getElementById("live");
+  events = new EventSource("/api/v1/events");
+  events.onopen = () => { live.textContent = "live"; live.classList.remove("off"); };
+  events.onerror = () => { live.textContent = "reconnecting"; live.classList.add("off"); };
+  for (const type of ["job", "send", "studies", "deleted"]) {
+    events.addEventListener(type, (message) => {
+      let data = {};
+      try { data = JSON.parse(message.data); } catch (e) { return; }
+      if (currentPage && currentPage.refresh) currentPage.refresh({ type, data });
+    });
+  }
+}
+
+// -- pages -------------------------------------------------------------------------
+
+async function streamsPage() {
+  main.innerHTML = `<h1>Streams</h1><p class="muted">Send a study by C-STORE to a stream's AE title;
+    the study is processed when it has arrived and the results are routed as routing.json says.</p>
+    <div class="cards" id="stream-cards"></div><div id="stream-problems"></div>`;
+  async function draw() {
+    const data = await api("GET", "streams");
+    document.getElementById("stream-cards").innerHTML = data.streams.map((s) => `
+      <div class="card" data-testid="stream" data-ae="${esc(s.ae_title)}">
+        <h3>${esc(s.title || s.name)} ${s.enabled ? "" : '<span class="muted">(disabled)</span>'}</h3>
+        <div>AE title <span class="ae">${esc(s.ae_title)}</span>
+          <span class="muted">· ${esc(s.kind)} · folder ${esc(s.name)}${s.version ? " · v" + esc(s.version) : ""}</span></div>
+        <p class="desc">${esc(s.description)}</p>
+        <div class="facts">
+          <span>queued <b data-testid="queued">${s.queued}</b></span>
+          <span>running <b>${s.running}</b>${s.running_jobs.length ? " (job " + s.running_jobs.map((id) => `<a href="#/jobs/${id}">${id}</a>`).join(", ") + ")" : ""}</span>
+          <span>mean run ${s.runs ? seconds(s.mean_s) : "–"}</span>
+          <span>ETA ${s.eta_s === null ? "–" : seconds(s.eta_s)}</span>
+        </div>
+        <div class="copy"><code>${esc(s.storescu)}</code>
+          <button class="secondary" data-copy="${esc(s.storescu)}" title="copy the command">copy</button></div>
+      </div>`).join("") || "<p>No streams are loaded.</p>";
+    document.getElementById("stream-problems").innerHTML = data.problems.length
+      ? `<h2>Streams that did not load</h2><ul class="problems">${data.problems.map((p) => `<li>${esc(p)}</li>`).join("")}</ul>` : "";
+    for (const b of document.querySelectorAll("[data-copy]"))
+      b.onclick = () => navigator.clipboard.writeText(b.dataset.copy).then(() => toast("copied"), () => toast("copy it by hand", true));
+  }
+  await draw();
+  return { refresh: debounce((e) => { if (e.type === "job") draw(); }, 300) };
+}
+
+const jobFilters = { stream: "", state: "", sender: "", q: "", from: "", to: "", offset: 0, limit: 50 };
+
+async function jobsPage() {
+  const streams = (await api("GET", "streams")).streams;
+  const options = (values, selected) => values.map((v) => `<option ${v === selected ? "selected" : ""} value="${esc(v)}">${esc(v || "all")}</option>`).join("");
+  main.innerHTML = `<h1>Jobs</h1>
+    <form class="filters" id="job-filters">
+      <label>Stream <select name="stream">${options(["", ...streams.map((s) => s.name)], jobFilters.stream)}</select></label>
+      <label>State <select name="state">${options(["", "queued", "running", "success", "failed", "cancelled", "skipped"], jobFilters.state)}</select></label>
+      <label>Sender <input name="sender" value="${esc(jobFilters.sender)}" placeholder="AE title or address"></label>
+      <label>Search <input name="q" id="job-search" value="${esc(jobFilters.q)}" placeholder="study UID, message, id…"></label>
+      <label>From <input name="from" type="date" value="${esc(jobFilters.from)}"></label>
+      <label>To <input name="to" type="date" value="${esc(jobFilters.to)}"></label>
+      <button type="submit">Filter</button>
+    </form>
+    <table><thead><tr><th>Id</th><th>Stream</th><th>State</th><th>Sender</th><th>Study</th>
+      <th>Instances</th><th>Received</th><th>Run time</th><th>Message</th></tr></thead>
+      <tbody id="job-rows"></tbody></table>
+    <div class="pager"><button class="secondary" id="newer">newer</button><span id="page-info"></span>
+      <button class="secondary" id="older">older</button></div>`;
+  async function draw() {
+    const q = new URLSearchParams();
+    for (const key of ["stream", "state", "sender", "q"]) if (jobFilters[key]) q.set(key, jobFilters[key]);
+    if (jobFilters.from) q.set("from", jobFilters.from);
+    if (jobFilters.to) {
+      const next = new Date(jobFilters.to);
+      next.setUTCDate(next.getUTCDate() + 1);
+      q.set("to", next.toISOString().slice(0, 10));
+    }
+    q.set("limit", jobFilters.limit);
+    q.set("offset", jobFilters.offset);
+    const page = await api("GET", "jobs?" + q);
+    document.getElementById("job-rows").innerHTML = page.jobs.map((j) => `
+      <tr class="clickable" data-job="${j.id}" data-testid="job-row">
+        <td><a href="#/jobs/${j.id}">${j.id}</a></td><td>${esc(j.stream)}</td>
+        <td data-testid="job-state">${state(j.state)}</td>
+        <td>${esc(j.calling_ae)}<br><span class="muted">${esc(j.peer)}</span></td>
+        <td class="mono">${esc(j.study_uid)}${j.series_uid ? "<br>series " + esc(j.series_uid) : ""}</td>
+        <td>${j.instances}</td><td>${when(j.received)}</td><td>${duration(j)}</td>
+        <td>${esc(j.message)}</td></tr>`).join("") || `<tr><td colspan="9" class="muted">No jobs match.</td></tr>`;
+    for (const row of document.querySelectorAll("[data-job]"))
+      row.onclick = () => { location.hash = "#/jobs/" + row.dataset.job; };
+    const last = Math.min(jobFilters.offset + page.jobs.length, page.total);
+    document.getElementById("page-info").textContent = page.total ? `${jobFilters.offset + 1}–${last} of ${page.total}` : "0 jobs";
+    document.getElementById("newer").disabled = jobFilters.offset === 0;
+    document.getElementById("older").disabled = last >= page.total;
+  }
+  document.getElementById("job-filters").onsubmit = (e) => {
+    e.preventDefault();
+    const form = new FormData(e.target);
+    for (const key of ["stream", "state", "sender", "q", "from", "to"]) jobFilters[key] = form.get(key) || "";
+    jobFilters.offset = 0;
+    draw().catch((err) => toast(err.message, true));
+  };
+  document.getElementById("newer").onclick = () => { jobFilters.offset = Math.max(0, jobFilters.offset - jobFilters.limit); draw(); };
+  document.getElementById("older").onclick = () => { jobFilters.offset += jobFilters.limit; draw(); };
+  await draw();
+  return { refresh: debounce((e) => { if (e.type === "job" || e.type === "deleted") draw(); }, 250) };
+}
+
+function measuresTable(result) {
+  // result.json of a stream: numbers at the top and per series are shown as
+  // a table; anything else as JSON.
+  const rows = [];
+  const add = (prefix, object) => {
+    for (const [key, value] of Object.entries(object)) {
+      if (typeof value === "number" || typeof value === "string" || typeof value === "boolean")
+        rows.push([prefix + key, value]);
+    }
+  };
+  add("", result);
+  if (Array.isArray(result.series))
+    result.series.forEach((s, i) => add(`series ${i + 1}: `, s));
+  if (!rows.length) return `<pre>${esc(JSON.stringify(result, null, 2))}</pre>`;
+  return `<table class="measures" data-testid="measures">${rows.map(([k, v]) => `<tr><td>${esc(k)}</td><td>${esc(typeof v === "number" ? +v.toPrecision(6) : v)}</td></tr>`).join("")}</table>`;
+}
+
+async function jobPage(id) {
+  main.innerHTML = `<h1>Job ${esc(id)}</h1><div id="job-detail"></div>
+    <h2>Processing log</h2><pre id="job-log" data-testid="job-log"></pre>`;
+  let logOffset = 0;
+  let job = null;
+  async function readLog() {
+    for (;;) {
+      const chunk = await api("GET", `jobs/${id}/log?offset=${logOffset}`);
+      if (chunk.text) {
+        const pre = document.getElementById("job-log");
+        if (!pre) return;
+        const atBottom = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
+        pre.textContent += chunk.text;
+        if (atBottom) pre.scrollTop = pre.scrollHeight;
+      }
+      logOffset = chunk.next_offset;
+      if (chunk.next_offset >= chunk.size) return;
+    }
+  }
+  async function draw() {
+    try {
+      job = await api("GET", "jobs/" + id);
+    } catch (e) {
+      document.getElementById("job-detail").innerHTML = `<p class="error">${esc(e.message)}</p>`;
+      return;
+    }
+    const active = job.state === "queued" || job.state === "running";
+    document.getElementById("job-detail").innerHTML = `
+      <div class="actions">
+        <a href="/api/v1/jobs/${job.id}/input.zip" download><button class="secondary" id="download-input">INPUT (${job.input_files} files)</button></a>
+        <a href="/api/v1/jobs/${job.id}/output.zip" download><button class="secondary" id="download-output">OUTPUT (${job.output_files} files)</button></a>
+        <button id="retry" ${!canChange() || active ? "disabled" : ""}>Run again</button>
+        <button id="cancel" class="secondary" ${!canChange() || !active ? "disabled" : ""}>Cancel</button>
+        <button id="delete" class="danger" ${!canChange() || active ? "disabled" : ""}>Delete</button>
+      </div>
+      <dl class="facts">
+        <dt>State</dt><dd data-testid="detail-state">${state(job.state)}</dd>
+        <dt>Stream</dt><dd>${esc(job.stream)} (called AE ${esc(job.called_ae)})</dd>
+        <dt>Sender</dt><dd>${esc(job.calling_ae)} at ${esc(job.peer)}</dd>
+        <dt>Study</dt><dd class="mono">${esc(job.study_uid)}</dd>
+        ${job.series_uid ? `<dt>Series</dt><dd class="mono">${esc(job.series_uid)}</dd>` : ""}
+        <dt>Instances</dt><dd>${job.instances} (${bytes(job.bytes)})</dd>
+        <dt>Received</dt><dd>${when(job.received)}</dd>
+        <dt>Completed</dt><dd>${when(job.completed)}</dd>
+        <dt>Started</dt><dd>${when(job.started)}</dd>
+        <dt>Finished</dt><dd>${when(job.finished)}</dd>
+        <dt>Run time</dt><dd>${duration(job)}</dd>
+        <dt>Outcome</dt><dd>${esc(job.message)}</dd>
+      </dl>
+      ${job.result ? `<h2>Measures (result.json)</h2>${measuresTable(job.result)}` : ""}
+      ${job.sends.length ? `<h2>Sends</h2>${sendsTable(job.sends)}` : ""}`;
+    document.getElementById("retry").onclick = () => act("job queued again", api("POST", `jobs/${id}/retry`), () => {
+      document.getElementById("job-log").textContent = ""; logOffset = 0; draw();
+    });
+    document.getElementById("cancel").onclick = () => act("job cancelled", api("POST", `jobs/${id}/cancel`), draw);
+    document.getElementById("delete").onclick = () => {
+      if (confirm(`Delete job ${id} with its INPUT and OUTPUT?`))
+        act("job deleted", api("DELETE", "jobs/" + id), () => { location.hash = "#/jobs"; });
+    };
+    bindSendButtons(draw);
+    await readLog();
+  }
+  await draw();
+  return {
+    refresh: debounce((e) => {
+      if ((e.type === "job" && String(e.data.id) === String(id)) ||
+          (e.type === "send" && String(e.data.job_id) === String(id))) draw();
+    }, 150),
+  };
+}
+
+function sendsTable(sends) {
+  return `<table><thead><tr><th>Send</th><th>Job</th><th>Destination</th><th>State</th><th>Files</th>
+    <th>Attempts</th><th>Created</th><th>Message</th><th></th></tr></thead><tbody>
+    ${sends.map((s) => `<tr data-testid="send-row">
+      <td>${s.id}</td><td><a href="#/jobs/${s.job_id}">${s.job_id}</a></td>
+      <td>${esc(s.destination)}<br><span class="muted">${esc(s.called_ae)}@${esc(s.host)}:${s.port}</span></td>
+      <td>${state(s.state)}</td><td>${s.files_sent} / ${s.files_total}${s.files_failed ? ` <span class="error">(${s.files_failed} refused)</span>` : ""}</td>
+      <td>${s.attempts}</td><td>${when(s.created)}</td><td>${esc(s.message)}</td>
+      <td>${s.state === "failed" ? `<button data-retry-send="${s.id}" ${canChange() ? "" : "disabled"}>Retry</button>` : ""}</td></tr>`).join("")}
+    </tbody></table>`;
+}
+
+function bindSendButtons(after) {
+  for (const b of document.querySelectorAll("[data-retry-send]"))
+    b.onclick = () => act("send queued again", api("POST", `sends/${b.dataset.retrySend}/retry`), after);
+}
+
+async function studiesPage() {
+  main.innerHTML = `<h1>Pending studies</h1><p class="muted">Studies still arriving. A study becomes a job
+    after its quiet period; "complete now" makes it one at once.</p><div id="studies"></div>`;
+  async function draw() {
+    const data = await api("GET", "studies");
+    document.getElementById("studies").innerHTML = data.studies.length ? `<table><thead><tr>
+      <th>Study</th><th>Stream</th><th>From</th><th>Instances</th><th>Size</th><th>First</th><th>Last arrival</th><th></th></tr></thead><tbody>
+      ${data.studies.map((s) => `<tr data-testid="study-row"><td class="mono">${esc(s.study_uid)}</td><td>${esc(s.stream)} (${esc(s.called_ae)})</td>
+        <td>${esc(s.calling_ae)} at ${esc(s.peer)}</td><td>${s.instances}</td><td>${bytes(s.bytes)}</td>
+        <td>${when(s.first_arrival)}</td><td>${when(s.last_arrival)}</td>
+        <td><button data-complete="${esc(s.study_uid)}" ${canChange() ? "" : "disabled"}>Complete now</button></td></tr>`).join("")}
+      </tbody></table>` : `<p class="muted">No study is arriving.</p>`;
+    for (const b of document.querySelectorAll("[data-complete]"))
+      b.onclick = () => act("study completed", api("POST", `studies/${b.dataset.complete}/complete`), draw);
+  }
+  await draw();
+  const timer = setInterval(() => { if (document.getElementById("studies")) draw(); else clearInterval(timer); }, 3000);
+  return { refresh: debounce((e) => { if (e.type === "studies" || e.type === "job") draw(); }, 200), leave: () => clearInterval(timer) };
+}
+
+async function sendsPage() {
+  main.innerHTML = `<h1>Sends</h1><p class="muted">Results routed out by C-STORE, newest first.
+    A failed send keeps its files; "Retry" sends the ones not yet stored.</p><div id="sends"></div>`;
+  async function draw() {
+    const data = await api("GET", "sends?limit=200");
+    document.getElementById("sends").innerHTML = data.sends.length ? sendsTable(data.sends) : `<p class="muted">Nothing was sent yet.</p>`;
+    bindSendButtons(draw);
+  }
+  await draw();
+  return { refresh: debounce((e) => { if (e.type === "send") draw(); }, 250) };
+}
+
+async function routingPage() {
+  main.innerHTML = `<h1>Routing</h1><p class="muted">routing.json: where the results of finished jobs
+    are sent (docs/routing.md). Saving checks the file first; a file with a mistake is not saved.</p>
+    <textarea id="routing-text" spellcheck="false" ${canChange() ? "" : "readonly"}></textarea>
+    <div class="actions"><button id="routing-save" ${canChange() ? "" : "disabled"}>Save</button>
+      <button class="secondary" id="routing-reload">Reload</button><span id="routing-status"></span></div>
+    <ul class="problems" id="routing-problems" data-testid="routing-problems"></ul>`;
+  const text = document.getElementById("routing-text");
+  const status = document.getElementById("routing-status");
+  const problems = document.getElementById("routing-problems");
+  async function load() {
+    const response = await fetch("/api/v1/routing");
+    if (response.status === 401) { showLogin(); return; }
+    text.value = await response.text();
+    problems.innerHTML = "";
+    status.textContent = "";
+  }
+  document.getElementById("routing-reload").onclick = load;
+  document.getElementById("routing-save").onclick = async () => {
+    problems.innerHTML = "";
+    try {
+      const saved = await api("PUT", "routing", text.value);
+      status.innerHTML = `<span class="ok" data-testid="routing-saved">saved: ${saved.rules} rules</span>`;
+    } catch (e) {
+      status.innerHTML = `<span class="error">not saved</span>`;
+      const list = (e.body && e.body.problems) || [{ message: e.message }];
+      problems.innerHTML = list.map((p) => `<li>${p.line ? `<span class="place">line ${p.line}, column ${p.column}</span>: ` : p.place ? `<span class="place">${esc(p.place)}</span>: ` : ""}${esc(p.message)}</li>`).join("");
+      const first = list.find((p) => p.line);
+      if (first) {
+        // Put the cursor where the syntax error is.
+        const lines = text.value.split("\n");
+        let index = 0;
+        for (let i = 0; i < first.line - 1 && i < lines.length; i++) index += lines[i].length + 1;
+        index += first.column - 1;
+        text.focus();
+        text.setSelectionRange(index, index + 1);
+      }
+    }
+  };
+  await load();
+  return {};
+}
+
+function drawChart(canvas, samples) {
+  const ctx = canvas.getContext("2d");
+  const w = (canvas.width = canvas.clientWidth * devicePixelRatio);
+  const h = (canvas.height = canvas.clientHeight * devicePixelRatio);
+  ctx.clearRect(0, 0, w, h);
+  const series = [["instances", "#1f77b4"], ["jobs", "#2e7d32"], ["sends", "#d35400"]];
+  const pad = 30 * devicePixelRatio;
+  const max = Math.max(1, ...samples.flatMap((s) => series.map(([k]) => s[k])));
+  ctx.strokeStyle = "#d8dee6";
+  ctx.fillStyle = "#5f6b7a";
+  ctx.font = `${11 * devicePixelRatio}px sans-serif`;
+  for (let i = 0; i <= 4; i++) {
+    const y = h - pad - ((h - 2 * pad) * i) / 4;
+    ctx.beginPath(); ctx.moveTo(pad, y); ctx.lineTo(w - 10, y); ctx.stroke();
+    ctx.fillText(String(Math.round((max * i) / 4)), 2, y + 4);
+  }
+  const n = Math.max(samples.length, 2);
+  for (const [key, colour] of series) {
+    ctx.strokeStyle = colour;
+    ctx.lineWidth = 2 * devicePixelRatio;
+    ctx.beginPath();
+    samples.forEach((s, i) => {
+      const x = pad + ((w - pad - 10) * i) / (n - 1);
+      const y = h - pad - ((h - 2 * pad) * s[key]) / max;
+      if (i === 0) ctx.moveTo(x, y); else ctx.lineTo(x, y);
+    });
+    ctx.stroke();
+  }
+}
+
+async function statusPage() {
+  main.innerHTML = `<h1>Node status</h1><dl class="facts" id="status-facts"></dl>
+    <h2>Throughput, last hour (per 10 s)</h2>
+    <div class="legend"><span style="--c:#1f77b4">instances received</span><span style="--c:#2e7d32">jobs finished</span><span style="--c:#d35400">sends finished</span></div>
+    <canvas class="chart" id="throughput"></canvas>
+    <p class="muted">Prometheus metrics: <a href="/metrics">/metrics</a>. Health: <a href="/healthz">/healthz</a>, <a href="/readyz">/readyz</a>.</p>`;
+  async function draw() {
+    const [s, t, ready] = await Promise.all([api("GET", "status"), api("GET", "throughput"),
+      fetch("/readyz").then((r) => r.json())]);
+    const used = s.disk.total_bytes - s.disk.free_bytes;
+    document.getElementById("status-facts").innerHTML = `
+      <dt>Version</dt><dd>${esc(s.version)}</dd>
+      <dt>Ready</dt><dd data-testid="ready">${ready.ready ? '<span class="ok">yes</span>' : `<span class="error">no: ${esc(ready.problems.join("; "))}</span>`}</dd>
+      <dt>Node AE title</dt><dd>${esc(s.ae_title)}</dd>
+      <dt>DICOM</dt><dd>${esc(s.dicom.bind)}:${s.dicom.port}</dd>
+      <dt>Up since</dt><dd>${when(s.started)} (${seconds(s.uptime_s)})</dd>
+      <dt>Data</dt><dd>${esc(s.data_dir)}: ${bytes(s.disk.free_bytes)} free of ${bytes(s.disk.total_bytes)} (${s.disk.total_bytes ? ((100 * used) / s.disk.total_bytes).toFixed(0) : 0}% used; reserve ${bytes(s.disk.reserve_bytes)})</dd>
+      <dt>Streams</dt><dd>${s.streams}</dd>
+      <dt>Jobs</dt><dd>${s.queued} queued, ${s.running} running</dd>
+      <dt>Pending studies</dt><dd>${s.pending_studies}</dd>`;
+    drawChart(document.getElementById("throughput"), t.samples);
+  }
+  await draw();
+  const timer = setInterval(() => { if (document.getElementById("throughput")) draw(); else clearInterval(timer); }, 10000);
+  return { refresh: debounce(() => draw(), 1000), leave: () => clearInterval(timer) };
+}
+
+// -- routing between pages ---------------------------------------------------------
+
+async function show() {
+  if (currentPage && currentPage.leave) currentPage.leave();
+  currentPage = null;
+  pageSerial++;
+  const hash = location.hash || "#/streams";
+  const [, name, id] = hash.split("/");
+  for (const a of document.querySelectorAll("nav a")) a.classList.toggle("active", a.dataset.page === name);
+  const pages = { streams: streamsPage, jobs: jobsPage, studies: studiesPage, sends: sendsPage, routing: routingPage, status: statusPage };
+  try {
+    currentPage = name === "jobs" && id ? await jobPage(id) : await (pages[name] || streamsPage)();
+  } catch (e) {
+    if (e.status !== 401) main.innerHTML = `<p class="error">${esc(e.message)}</p>`;
+  }
+}
+
+async function start() {
+  try {
+    await showUser();
+  } catch (e) {
+    return; // the login dialog is open
+  }
+  connectEvents();
+  await show();
+}
+
+window.addEventListener("hashchange", show);
+start();
