@@ -17,14 +17,8 @@ int check(int argc, char** argv) {
                          "Validates the node configuration, every stream folder and the routing\n"
                          "file. Exits 1 and names each problem if anything is wrong.",
                          cli::config_options()};
-  if (auto problem = args.parse(argc, argv, 2)) {
-    std::cerr << problem->message << "\n";
-    return 2;
-  }
-  if (args.wants_help()) {
-    std::cout << args.help();
-    return 0;
-  }
+  if (auto exit_code = args.parse_or_help(argc, argv))
+    return *exit_code;
   auto config = cli::load_config(args);
   if (!config) {
     std::cerr << config.error().message << "\n";

@@ -1,6 +1,7 @@
 #include "main/cli.hpp"
 
 #include <algorithm>
+#include <iostream>
 #include <sstream>
 
 namespace dcmstreams::cli {
@@ -9,6 +10,18 @@ command_line::command_line(std::string command, std::string usage, std::string s
                            std::vector<option_spec> options)
     : command_(std::move(command)), usage_(std::move(usage)), summary_(std::move(summary)),
       options_(std::move(options)) {}
+
+std::optional<int> command_line::parse_or_help(int argc, char** argv) {
+  if (auto problem = parse(argc, argv, 2)) {
+    std::cerr << problem->message << "\n";
+    return 2;
+  }
+  if (wants_help()) {
+    std::cout << help();
+    return 0;
+  }
+  return std::nullopt;
+}
 
 status command_line::parse(int argc, char** argv, int first) {
   for (int i = first; i < argc; ++i) {

@@ -25,6 +25,9 @@ public:
 
   /// Parses argv[first..argc); positional arguments are kept in order.
   status parse(int argc, char** argv, int first);
+  /// Parses the arguments after the command; prints the problem (exit code 2)
+  /// or, for --help, the help (exit code 0). Nothing: go on.
+  std::optional<int> parse_or_help(int argc, char** argv);
 
   bool has(const std::string& name) const { return values_.count(name) > 0; }
   std::optional<std::string> value(const std::string& name) const;

@@ -45,14 +45,8 @@ int passwd(int argc, char** argv) {
       "prints its argon2id hash; with --name, the whole entry for web.users.",
       {{"name", "NAME", "user name: print a web.users entry instead of the bare hash"},
        {"role", "ROLE", "admin (may change things) or viewer (may look); default viewer"}}};
-  if (auto problem = args.parse(argc, argv, 2)) {
-    std::cerr << problem->message << "\n";
-    return 2;
-  }
-  if (args.wants_help()) {
-    std::cout << args.help();
-    return 0;
-  }
+  if (auto exit_code = args.parse_or_help(argc, argv))
+    return *exit_code;
   auto role = args.value("role").value_or("viewer");
   if (role != "admin" && role != "viewer") {
     std::cerr << args.error("--role must be admin or viewer, not " + role) << "\n";

@@ -21,14 +21,8 @@ int send(int argc, char** argv) {
        {"aec", "AET", "called AE title (default: ANY-SCP)"},
        {"associations", "N", "parallel associations (default: 1)"},
        {"timeout", "S", "ACSE and DIMSE timeout in seconds (default: 30)"}}};
-  if (auto problem = args.parse(argc, argv, 2)) {
-    std::cerr << problem->message << "\n";
-    return 2;
-  }
-  if (args.wants_help()) {
-    std::cout << args.help();
-    return 0;
-  }
+  if (auto exit_code = args.parse_or_help(argc, argv))
+    return *exit_code;
   if (args.positional().size() < 3) {
     std::cerr << args.error("needs HOST PORT and at least one PATH") << "\n";
     return 2;

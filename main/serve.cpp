@@ -44,14 +44,8 @@ int serve(int argc, char** argv) {
   cli::command_line args{"serve", "[options]",
                          "Receives studies by C-STORE; the called AE title picks the stream.",
                          options};
-  if (auto problem = args.parse(argc, argv, 2)) {
-    std::cerr << problem->message << "\n";
-    return 2;
-  }
-  if (args.wants_help()) {
-    std::cout << args.help();
-    return 0;
-  }
+  if (auto exit_code = args.parse_or_help(argc, argv))
+    return *exit_code;
   if (!args.positional().empty()) {
     std::cerr << args.error("unexpected argument '" + args.positional().front() + "'") << "\n";
     return 2;

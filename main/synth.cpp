@@ -24,14 +24,8 @@ int synth(int argc, char** argv) {
        {"modality", "CT|MR", "modality (default: CT)"},
        {"transfer-syntax", "NAME",
         "one of " + synth_transfer_syntax_names() + " (default: explicit-le)"}}};
-  if (auto problem = args.parse(argc, argv, 2)) {
-    std::cerr << problem->message << "\n";
-    return 2;
-  }
-  if (args.wants_help()) {
-    std::cout << args.help();
-    return 0;
-  }
+  if (auto exit_code = args.parse_or_help(argc, argv))
+    return *exit_code;
   synth_options options;
   if (auto out = args.value("out"))
     options.out = *out;

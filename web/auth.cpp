@@ -66,7 +66,10 @@ bool verify_password(const std::string& password, const std::string& hash) {
   return crypto_pwhash_str_verify(hash.c_str(), password.c_str(), password.size()) == 0;
 }
 
-authenticator::authenticator(std::vector<user_config> users) : users_(std::move(users)) {}
+authenticator::authenticator(std::vector<user_config> users) : users_(std::move(users)) {
+  init_sodium();
+  randombytes_buf(basic_cache_key_, sizeof basic_cache_key_);
+}
 
 std::optional<user_session> authenticator::check(const std::string& name,
                                                  const std::string& password) {
@@ -87,15 +90,39 @@ std::optional<user_session> authenticator::identify(const http_request& request)
       return it->second.user;
   }
   auto header = request.headers.find("authorization");
-  if (header != request.headers.end() && header->second.rfind("Basic ", 0) == 0) {
-    auto decoded = base64_decode(header->second.substr(6));
-    if (decoded) {
-      auto colon = decoded->find(':');
-      if (colon != std::string::npos)
-        return check(decoded->substr(0, colon), decoded->substr(colon + 1));
-    }
+  if (header == request.headers.end() || header->second.rfind("Basic ", 0) != 0)
+    return std::nullopt;
+  // Checking an argon2id hash costs tens of milliseconds and 64 MiB on
+  // purpose; scrapers and scripts send the same credentials with every
+  // request, so a success is remembered for a while under a keyed digest
+  // of the header (the credentials themselves are not kept).
+  init_sodium();
+  unsigned char digest[crypto_generichash_BYTES];
+  crypto_generichash(digest, sizeof digest,
+                     reinterpret_cast<const unsigned char*>(header->second.data()),
+                     header->second.size(), basic_cache_key_, sizeof basic_cache_key_);
+  std::string key(reinterpret_cast<const char*>(digest), sizeof digest);
+  auto now = std::chrono::steady_clock::now();
+  {
+    std::lock_guard<std::mutex> guard{mutex_};
+    auto it = basic_cache_.find(key);
+    if (it != basic_cache_.end() && it->second.expires > now)
+      return it->second.user;
   }
-  return std::nullopt;
+  auto decoded = base64_decode(header->second.substr(6));
+  if (!decoded)
+    return std::nullopt;
+  auto colon = decoded->find(':');
+  if (colon == std::string::npos)
+    return std::nullopt;
+  auto user = check(decoded->substr(0, colon), decoded->substr(colon + 1));
+  if (user) {
+    std::lock_guard<std::mutex> guard{mutex_};
+    if (basic_cache_.size() > 1000)
+      basic_cache_.clear();
+    basic_cache_[key] = {*user, now + basic_cache_lifetime};
+  }
+  return user;
 }
 
 std::optional<std::string> authenticator::log_in(const std::string& name,

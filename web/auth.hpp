@@ -48,6 +48,10 @@ private:
     std::chrono::steady_clock::time_point expires;
   };
   std::map<std::string, session_entry> sessions_;
+  // Basic credentials that were right, by keyed digest of the header.
+  std::map<std::string, session_entry> basic_cache_;
+  unsigned char basic_cache_key_[32];
+  static constexpr std::chrono::minutes basic_cache_lifetime{5};
 };
 
 /// Whether `bind` only listens on this machine (127.0.0.0/8 or ::1).
