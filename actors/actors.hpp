@@ -46,6 +46,7 @@ using queued_atom = caf::atom_constant<caf::atom("queued")>;
 using recover_atom = caf::atom_constant<caf::atom("recover")>;
 using reload_atom = caf::atom_constant<caf::atom("reload")>;
 using route_atom = caf::atom_constant<caf::atom("route")>;
+using scrub_atom = caf::atom_constant<caf::atom("scrub")>;
 using send_atom = caf::atom_constant<caf::atom("send")>;
 using sends_atom = caf::atom_constant<caf::atom("sends")>;
 using retry_atom = caf::atom_constant<caf::atom("retry")>;
@@ -86,6 +87,20 @@ struct send_detail {
   send_task task;
   std::vector<send_file> files;
 };
+
+/// What one pass of the scrubber deleted (or, dry-run, would delete).
+struct scrub_report {
+  std::vector<std::int64_t> jobs;
+  std::uint64_t freed_bytes = 0;
+  double used_pct_before = 0;
+  double used_pct_after = 0;
+  bool dry_run = false;
+};
+
+template <class Inspector> typename Inspector::result_type inspect(Inspector& f, scrub_report& x) {
+  return f(caf::meta::type_name("scrub_report"), x.jobs, x.freed_bytes, x.used_pct_before,
+           x.used_pct_after, x.dry_run);
+}
 
 template <class Inspector> typename Inspector::result_type inspect(Inspector& f, send_file& x) {
   return f(caf::meta::type_name("send_file"), x.path, x.state, x.status, x.message);
@@ -241,6 +256,16 @@ using assembler_actor = caf::typed_actor<
     caf::replies_to<get_atom, pending_atom>::with<std::vector<pending_study>>,
     /// Timer: checks whether a group's quiet period has passed.
     caf::reacts_to<tick_atom, study_key>>;
+
+/// Keeps the data disk from filling: above storage.scrub_high_pct it deletes
+/// the oldest finished jobs until below scrub_low_pct, and jobs older than
+/// retention_days; never queued or running jobs, pending studies or results
+/// not yet sent. Runs detached (it removes folders).
+using scrubber_actor = caf::typed_actor<
+    /// Timer: one pass, then the next in storage.scrub_interval_s.
+    caf::reacts_to<tick_atom>,
+    /// One pass now; replies with what it deleted.
+    caf::replies_to<scrub_atom>::with<scrub_report>>;
 
 /// Watches the streams folder and publishes a new registry when it changes.
 using registry_actor = caf::typed_actor<

@@ -2,6 +2,7 @@
 
 #include "pipeline/files.hpp"
 #include "pipeline/log.hpp"
+#include "pipeline/scrub.hpp"
 
 namespace dcmstreams {
 
@@ -82,29 +83,15 @@ job_store_actor::behavior_type job_store(job_store_actor::stateful_pointer<job_s
       },
       [self](delete_atom, std::int64_t id) -> caf::result<job_record> {
         auto& st = self->state;
-        auto found = st.db->find_job(id);
-        if (!found)
-          return make_error(found.error());
-        if (!*found)
-          return make_error(ec::not_found, "no job " + std::to_string(id));
-        auto job = **found;
-        if (job.state == job_state::queued || job.state == job_state::running)
-          return make_error(ec::conflict, "job " + std::to_string(id) + " is " +
-                                              to_string(job.state) + "; cancel it first");
-        // The row goes first: a folder without a row is found and removed by
-        // the next delete attempt, a row without a folder would show a job
-        // whose files are gone.
-        if (auto problem = st.db->delete_job(id))
-          return make_error(*problem);
-        std::error_code error;
-        std::filesystem::remove_all(st.layout->job_dir(id), error);
-        if (error)
-          log::warning("jobs", "job " + std::to_string(id) + " is deleted but its folder " +
-                                   st.layout->job_dir(id).string() +
-                                   " could not be removed: " + error.message());
+        auto removed = remove_finished_job(*st.db, *st.layout, id);
+        if (!removed)
+          return make_error(removed.error());
+        // The study's instances stay in store/ while another job links them,
+        // and for a minute after they were written (a job may be linking them).
+        remove_unneeded_store_files(*st.layout, removed->job.study_uid);
         if (st.events)
           st.events->publish("deleted", "{\"id\":" + std::to_string(id) + "}");
-        return job;
+        return removed->job;
       },
       [self](get_atom, sends_atom, std::int64_t job_id) -> caf::result<std::vector<send_task>> {
         auto sends = self->state.db->sends_of_job(job_id);

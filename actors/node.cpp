@@ -5,6 +5,7 @@
 #include "actors/job_store.hpp"
 #include "actors/registry_watcher.hpp"
 #include "actors/router.hpp"
+#include "actors/scrubber.hpp"
 #include "pipeline/log.hpp"
 
 namespace dcmstreams {
@@ -88,13 +89,16 @@ result<node_actors> spawn_node(caf::actor_system& system, const node_config& con
   actors.watcher =
       system.spawn<caf::detached>(registry_watcher, config.streams_dir, actors.registry,
                                   seconds(streams_poll_interval_s), &metrics);
+  actors.scrubber =
+      system.spawn<caf::detached>(scrubber, config.data_dir, config.storage, &metrics, events);
   return actors;
 }
 
 void stop_node(caf::actor_system& system, node_actors& actors) {
   caf::scoped_actor self{system};
   for (auto handle :
-       {caf::actor_cast<caf::actor>(actors.watcher), caf::actor_cast<caf::actor>(actors.assembler),
+       {caf::actor_cast<caf::actor>(actors.scrubber), caf::actor_cast<caf::actor>(actors.watcher),
+        caf::actor_cast<caf::actor>(actors.assembler),
         caf::actor_cast<caf::actor>(actors.job_manager), caf::actor_cast<caf::actor>(actors.router),
         caf::actor_cast<caf::actor>(actors.job_store)}) {
     if (!handle)

@@ -21,6 +21,7 @@ struct node_actors {
   job_manager_actor job_manager;
   assembler_actor assembler;
   registry_actor watcher;
+  scrubber_actor scrubber;
 };
 
 /// Loads the streams, spawns the job store, recovers what a stopped node left

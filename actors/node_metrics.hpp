@@ -27,7 +27,12 @@ struct node_metrics {
   metrics::family<metrics::histogram>& kernel_duration;  // {kernel}
   metrics::family<metrics::counter>& sends_total;        // {destination,result}
   metrics::family<metrics::counter>& send_retries;       // {destination}
-  metrics::family<metrics::counter>& routing_reloads;    // {result}
+  metrics::family<metrics::gauge>& send_queue_depth;     // {destination}
+  metrics::family<metrics::counter>& actor_restarts;     // {actor}
+  metrics::family<metrics::counter>& watchdog_restarts;
+  metrics::family<metrics::counter>& scrubbed_jobs;   // {reason}
+  metrics::family<metrics::counter>& scrubbed_bytes;  // {reason}
+  metrics::family<metrics::counter>& routing_reloads; // {result}
   metrics::family<metrics::gauge>& streams_loaded;
   metrics::family<metrics::counter>& stream_reloads; // {result}
   metrics::family<metrics::gauge>& disk_free;

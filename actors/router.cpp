@@ -186,8 +186,10 @@ void run_send(sender_pointer self, std::int64_t id) {
   if (task.state == "done" || task.state == "failed") {
     log::info(component, "send " + std::to_string(id) + " of job " + std::to_string(task.job_id) +
                              " to " + task.destination + " " + task.state + ": " + task.message);
-    if (metrics)
+    if (metrics) {
       metrics->sends_total.with({task.destination, task.state}).increment();
+      metrics->send_queue_depth.with({task.destination}).decrement();
+    }
   }
 }
 
@@ -271,6 +273,9 @@ sender_actor sender_for(router_pointer self, const send_task& task) {
 
 void dispatch(router_pointer self, const send_task& task) {
   auto target = sender_for(self, task);
+  // Until its sender finishes it (done or failed), the send waits in the queue.
+  if (self->state.metrics)
+    self->state.metrics->send_queue_depth.with({task.destination}).increment();
   auto wait = task.next_attempt - now_ms();
   if (task.state == "retrying" && wait > 0)
     self->delayed_send(target, std::chrono::milliseconds(wait), send_atom::value, task.id);

@@ -17,9 +17,9 @@
 namespace dcmstreams::net {
 
 struct spare_file {
-  int fd = -1;                 // open for writing, empty
-  std::filesystem::path path;  // in the folder the pool fills
-  int error = 0;               // errno if no file could be created
+  int fd = -1;                // open for writing, empty
+  std::filesystem::path path; // in the folder the pool fills
+  int error = 0;              // errno if no file could be created
 };
 
 class spare_file_pool {

@@ -30,8 +30,9 @@ std::optional<DcmTagKey> tag_of(const std::string& name) {
 std::optional<std::string> check_attribute_name(const std::string& name) {
   if (tag_of(name))
     return std::nullopt;
-  return "\"" + name + "\" is neither a DICOM keyword (such as \"Modality\") nor a tag (such as "
-                       "\"0008,0060\")";
+  return "\"" + name +
+         "\" is neither a DICOM keyword (such as \"Modality\") nor a tag (such as "
+         "\"0008,0060\")";
 }
 
 result<std::map<std::string, std::string>> read_attributes(const std::filesystem::path& file,
@@ -66,8 +67,8 @@ result<attribute_filter> attribute_filter::compile(std::vector<attribute_match> 
       filter.compiled_.push_back(std::make_shared<const std::regex>(
           term.pattern, std::regex::ECMAScript | std::regex::icase));
     } catch (const std::regex_error& e) {
-      return failure{ec::invalid_config, "\"" + term.pattern +
-                                             "\" is not a valid regular expression: " + e.what()};
+      return failure{ec::invalid_config,
+                     "\"" + term.pattern + "\" is not a valid regular expression: " + e.what()};
     }
   }
   filter.terms_ = std::move(matches);

@@ -27,8 +27,8 @@ std::optional<std::string> check_attribute_name(const std::string& name);
 
 /// Values of the named attributes in a file, as strings (multiple values
 /// joined with '\'); an absent attribute has no entry.
-result<std::map<std::string, std::string>> read_attributes(
-    const std::filesystem::path& file, const std::vector<std::string>& names);
+result<std::map<std::string, std::string>> read_attributes(const std::filesystem::path& file,
+                                                           const std::vector<std::string>& names);
 
 /// A filter with its regexes compiled once.
 class attribute_filter {

@@ -129,8 +129,8 @@ void read_completion(json::object_reader& reader, completion_config& completion)
 }
 
 void read_storage(json::object_reader& reader, storage_config& storage) {
-  reader.reject_unknown_keys(
-      {"sync", "reserve_free_mb", "scrub_high_pct", "scrub_low_pct", "retention_days"});
+  reader.reject_unknown_keys({"sync", "reserve_free_mb", "scrub_high_pct", "scrub_low_pct",
+                              "retention_days", "scrub_dry_run", "scrub_interval_s"});
   if (auto sync = reader.get_string("sync")) {
     if (*sync == "instance")
       storage.sync = sync_mode::instance;
@@ -161,6 +161,14 @@ void read_storage(json::object_reader& reader, storage_config& storage) {
       reader.sink().add(reader.path_of("retention_days"), "must be 0 (keep) or more days");
     else
       storage.retention_days = *days;
+  }
+  if (auto dry = reader.get_flag("scrub_dry_run"))
+    storage.scrub_dry_run = *dry;
+  if (auto interval = reader.get_number("scrub_interval_s")) {
+    if (*interval <= 0)
+      reader.sink().add(reader.path_of("scrub_interval_s"), "must be more than 0 seconds");
+    else
+      storage.scrub_interval_s = *interval;
   }
 }
 

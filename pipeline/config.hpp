@@ -54,7 +54,9 @@ struct storage_config {
   std::uint64_t reserve_free_mb = 1024;
   double scrub_high_pct = 90.0;
   double scrub_low_pct = 80.0;
-  double retention_days = 0.0; // 0 keeps finished jobs until disk pressure
+  double retention_days = 0.0;  // 0 keeps finished jobs until disk pressure
+  bool scrub_dry_run = false;   // log what the scrubber would delete, delete nothing
+  double scrub_interval_s = 60; // how often the scrubber looks
 };
 
 struct destination_config {

@@ -363,6 +363,24 @@ result<job_page> database::list_jobs(const job_filter& filter) {
   return page;
 }
 
+result<std::vector<job_record>> database::scrub_candidates(epoch_ms finished_before,
+                                                           std::int64_t limit) {
+  // Finished, routed (or never to be routed), and every send of it done: a
+  // failed send's files wait for a retry and are not the scrubber's to take.
+  std::string sql = std::string("SELECT ") + job_columns +
+                    " FROM jobs WHERE state IN ('success', 'failed', 'cancelled', 'skipped')"
+                    " AND (routed_ms > 0 OR state IN ('cancelled', 'skipped'))"
+                    " AND COALESCE(NULLIF(finished_ms, 0), completed_ms) < ?"
+                    " AND NOT EXISTS (SELECT 1 FROM sends WHERE sends.job_id = jobs.id"
+                    " AND sends.state <> 'done')"
+                    " ORDER BY COALESCE(NULLIF(finished_ms, 0), completed_ms), id LIMIT ?";
+  statement s{db_, sql.c_str()};
+  s.bind(1, finished_before);
+  s.bind(2, limit);
+  return collect_rows<job_record>(s, read_job, "cannot list jobs to scrub",
+                                  [this](const std::string& w) { return sqlite_failure(w); });
+}
+
 result<std::vector<send_task>> database::sends_of_job(std::int64_t job_id) {
   std::string sql =
       std::string("SELECT ") + send_columns + " FROM sends WHERE job_id=? ORDER BY id";

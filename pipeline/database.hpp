@@ -89,6 +89,9 @@ public:
   status mark_routed(std::int64_t id, epoch_ms when);
   /// A page of jobs matching `filter`, newest first, with the total count.
   result<job_page> list_jobs(const job_filter& filter);
+  /// Finished jobs the scrubber may delete, finished before `finished_before`,
+  /// oldest first: routed, and every send of its results done.
+  result<std::vector<job_record>> scrub_candidates(epoch_ms finished_before, std::int64_t limit);
   /// Sends of one job, oldest first.
   result<std::vector<send_task>> sends_of_job(std::int64_t job_id);
   /// Finished jobs (success or failed) whose results were not yet routed.

@@ -36,7 +36,7 @@ struct stored_instance {
   std::string path; // final file in incoming/
   std::uint64_t bytes = 0;
   std::uint64_t inode = 0; // of the stored file, to tell it from a later copy
-  bool replaced = false; // an earlier copy with this SOP Instance UID was replaced
+  bool replaced = false;   // an earlier copy with this SOP Instance UID was replaced
 };
 
 /// Why an association ended, for metrics and logs.

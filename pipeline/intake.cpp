@@ -195,8 +195,8 @@ status intake::move_to_store(const std::string& called_ae, const std::string& st
     if (inode_of(incoming) != inode || inode == 0)
       continue;
     if (::rename(incoming.c_str(), (store_study / name).c_str()) != 0 && errno != ENOENT)
-      return failure{ec::io_error, incoming.string() + ": cannot move into the store: " +
-                                       errno_text(errno)};
+      return failure{ec::io_error,
+                     incoming.string() + ": cannot move into the store: " + errno_text(errno)};
   }
   if (durable_) {
     if (auto problem = sync_directory(store_study))

@@ -50,8 +50,8 @@ test_node::test_node(const fs::path& root, node_options options)
                  "  \"web\": {\"port\": " + std::to_string(web_port_) + options.web_json + "},\n" +
                  "  \"completion\": {\"quiet_period_s\": " + quiet + "},\n" +
                  "  \"storage\": {\"sync\": \"" + options.sync +
-                 "\", \"reserve_free_mb\": " + std::to_string(options.reserve_free_mb) + "},\n" +
-                 "  \"routing_file\": \"routing.json\"" +
+                 "\", \"reserve_free_mb\": " + std::to_string(options.reserve_free_mb) +
+                 options.storage_json + "},\n" + "  \"routing_file\": \"routing.json\"" +
                  (options.extra_config.empty() ? "" : ",\n  " + options.extra_config) + "\n}\n");
   if (!options.routing_json.empty())
     write_routing(options.routing_json);

@@ -31,6 +31,7 @@ struct node_options {
   std::string routing_json; // written to <root>/routing.json when set
   std::string extra_config; // more members of dcmstreams.json: "\"sending\": {...}"
   std::string web_json;     // more members of "web": ", \"users\": [...]"
+  std::string storage_json; // more members of "storage": ", \"retention_days\": 1"
 };
 
 class test_node {

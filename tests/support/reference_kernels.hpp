@@ -44,7 +44,8 @@ inline volume gaussian(const volume& in, double sigma_mm) {
         for (long k = -rz; k <= rz; ++k)
           for (long j = -ry; j <= ry; ++j)
             for (long i = -rx; i <= rx; ++i)
-              sum += w[2][static_cast<std::size_t>(k + rz)] * w[1][static_cast<std::size_t>(j + ry)] *
+              sum += w[2][static_cast<std::size_t>(k + rz)] *
+                     w[1][static_cast<std::size_t>(j + ry)] *
                      w[0][static_cast<std::size_t>(i + rx)] *
                      in.at(static_cast<std::size_t>(clamp_index(static_cast<long>(x) + i, in.nx)),
                            static_cast<std::size_t>(clamp_index(static_cast<long>(y) + j, in.ny)),

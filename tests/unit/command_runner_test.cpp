@@ -60,15 +60,14 @@ TEST(command_runner, the_timeout_stops_the_whole_process_group) {
   fixtures::temp_dir dir;
   cancel_token cancel;
   // A child that ignores TERM, and a grandchild in the background.
-  auto outcome =
-      run_command(shell(dir, "sleep 30 & echo $! > grandchild.pid; trap '' TERM; sleep 30", 0.5),
-                  cancel);
+  auto outcome = run_command(
+      shell(dir, "sleep 30 & echo $! > grandchild.pid; trap '' TERM; sleep 30", 0.5), cancel);
   EXPECT_TRUE(outcome.timed_out);
   EXPECT_LT(outcome.seconds, 5);
   EXPECT_NE(outcome.message.find("after the 0.5 s timeout"), std::string::npos) << outcome.message;
   auto grandchild = std::stoi(fixtures::read_file(dir / "grandchild.pid"));
-  EXPECT_TRUE(fixtures::eventually([&] { return ::kill(grandchild, 0) != 0; },
-                                   std::chrono::seconds(5)))
+  EXPECT_TRUE(
+      fixtures::eventually([&] { return ::kill(grandchild, 0) != 0; }, std::chrono::seconds(5)))
       << "the background process was left running";
 }
 
@@ -112,12 +111,14 @@ TEST(job_runner, a_program_writes_proc_json_or_gets_one) {
             "[{\"success\":\"failed\",\"message\":\"exit status 4\"}]\n");
 
   // The program's own verdict stands.
-  plan.command = {"/bin/sh", "-c",
-                  "echo '[{\"success\": \"partial\", \"message\": \"2 of 3 series\"}]' > proc.json"};
+  plan.command = {
+      "/bin/sh", "-c",
+      "echo '[{\"success\": \"partial\", \"message\": \"2 of 3 series\"}]' > proc.json"};
   outcome = run_job(layout, job, plan, cancel);
   EXPECT_EQ(outcome.state, job_state::failed);
   EXPECT_EQ(outcome.message, "2 of 3 series");
-  EXPECT_NE(fixtures::read_file(layout.job_dir(7) / "proc.json").find("partial"), std::string::npos);
+  EXPECT_NE(fixtures::read_file(layout.job_dir(7) / "proc.json").find("partial"),
+            std::string::npos);
   auto log = fixtures::read_file(layout.job_dir(7) / "processing.log");
   EXPECT_NE(log.find("job 7 of stream s starts"), std::string::npos) << log;
 }

@@ -82,8 +82,8 @@ TEST(deidentify, removes_every_profile_attribute_in_the_pydicom_test_files) {
                       << ") should be removed";
         break;
       case 'Z':
-        EXPECT_TRUE(value.empty()) << file << ": (" << std::hex << tag.first << ","
-                                   << tag.second << ") should be empty";
+        EXPECT_TRUE(value.empty())
+            << file << ": (" << std::hex << tag.first << "," << tag.second << ") should be empty";
         break;
       case 'D':
       case 'U':

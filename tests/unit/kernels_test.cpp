@@ -93,7 +93,7 @@ TEST(kernels, window_follows_the_linear_voi_function) {
   EXPECT_EQ(out.bits_stored, 8);
   for (std::size_t i = 0; i < in.size(); ++i) {
     double x = in.voxels[i] - 1024.0;
-    double expected = x <= 40 - 0.5 - 199.5   ? 0
+    double expected = x <= 40 - 0.5 - 199.5  ? 0
                       : x > 40 - 0.5 + 199.5 ? 255
                                              : ((x - 39.5) / 399 + 0.5) * 255;
     EXPECT_EQ(out.voxels[i], std::lround(expected)) << x;
@@ -160,7 +160,8 @@ TEST(kernels, statistics_match_a_plain_loop) {
 TEST(kernels, parameters_are_checked_with_their_place) {
   for (auto [json, expected] : std::vector<std::pair<std::string, std::string>>{
            {R"({"kernel": "gaussian", "sigma_mm": -1})", "step.sigma_mm: must be a number above 0"},
-           {R"({"kernel": "gaussian", "sigma": 1})", "step.sigma: unknown key; did you mean \"sigma_mm\"?"},
+           {R"({"kernel": "gaussian", "sigma": 1})",
+            "step.sigma: unknown key; did you mean \"sigma_mm\"?"},
            {R"({"kernel": "threshold"})", "needs \"lower\", \"upper\" or both"},
            {R"({"kernel": "threshold", "lower": 5, "upper": 1})", "must not be above \"upper\""},
            {R"({"kernel": "resample", "spacing_mm": 1, "factor": 2})", "exactly one of"},

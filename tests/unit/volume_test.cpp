@@ -62,7 +62,8 @@ std::vector<fs::path> oblique_series(const fs::path& dir, const std::vector<int>
     DcmFileFormat file;
     auto& ds = *file.getDataset();
     ds.putAndInsertString(DCM_SOPClassUID, UID_MRImageStorage);
-    ds.putAndInsertString(DCM_SOPInstanceUID, dcmGenerateUniqueIdentifier(uid, SITE_INSTANCE_UID_ROOT));
+    ds.putAndInsertString(DCM_SOPInstanceUID,
+                          dcmGenerateUniqueIdentifier(uid, SITE_INSTANCE_UID_ROOT));
     ds.putAndInsertString(DCM_StudyInstanceUID, study.c_str());
     ds.putAndInsertString(DCM_SeriesInstanceUID, series.c_str());
     ds.putAndInsertString(DCM_Modality, "MR");
@@ -201,7 +202,8 @@ TEST(derived_series, has_new_uids_same_study_references_and_geometry) {
   item->findAndGetOFString(DCM_ReferencedSOPInstanceUID, referenced);
   EXPECT_TRUE(referenced == source.sop_instance_uids[0].c_str() ||
               referenced == source.sop_instance_uids[1].c_str());
-  ASSERT_TRUE(ff.getDataset()->findAndGetSequenceItem(DCM_ReferencedSeriesSequence, item, 0).good());
+  ASSERT_TRUE(
+      ff.getDataset()->findAndGetSequenceItem(DCM_ReferencedSeriesSequence, item, 0).good());
   OFString series;
   item->findAndGetOFString(DCM_SeriesInstanceUID, series);
   EXPECT_EQ(std::string(series.c_str()), source.series_uid);
@@ -232,8 +234,8 @@ TEST(derived_series, every_kernel_output_passes_dciodvfy) {
       auto written = write_derived_series(request);
       ASSERT_TRUE(written) << name;
       auto checked = fixtures::run({"dciodvfy", written->front().string()});
-      EXPECT_EQ(checked.output.find("Error"), std::string::npos)
-          << modality << " " << name << "\n" << checked.output;
+      EXPECT_EQ(checked.output.find("Error"), std::string::npos) << modality << " " << name << "\n"
+                                                                 << checked.output;
     }
   }
 }

@@ -1,0 +1,33 @@
+#pragma once
+// The scrubber (actors.hpp): deletes finished jobs when the data disk fills
+// and when they pass their retention. Its own database connection; the job
+// store's rules for deleting a job (pipeline/scrub.hpp).
+
+#include "actors/actors.hpp"
+#include "actors/events.hpp"
+#include "actors/node_metrics.hpp"
+#include "pipeline/config.hpp"
+#include "pipeline/database.hpp"
+#include "pipeline/store.hpp"
+
+#include <functional>
+#include <memory>
+
+namespace dcmstreams {
+
+struct scrubber_state {
+  std::unique_ptr<database> db;
+  std::unique_ptr<store_layout> layout;
+  storage_config settings;
+  node_metrics* metrics = nullptr;
+  event_hub* events = nullptr;
+  /// Percent of the data disk in use (tests replace it).
+  std::function<double()> used_pct;
+  static inline const char* name = "scrubber";
+};
+
+scrubber_actor::behavior_type scrubber(scrubber_actor::stateful_pointer<scrubber_state> self,
+                                       std::filesystem::path data_dir, storage_config settings,
+                                       node_metrics* metrics, event_hub* events);
+
+} // namespace dcmstreams

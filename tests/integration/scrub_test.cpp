@@ -1,0 +1,150 @@
+// The scrubber on a small file system of its own (tmpfs mounted by the test):
+// above the high-water mark the oldest finished jobs go until the disk is
+// below the low mark; pending studies, running jobs and unsent results stay.
+
+#include "tests/support/http_client.hpp"
+#include "tests/support/node.hpp"
+#include "tests/support/process.hpp"
+
+#include <gtest/gtest.h>
+
+#include <sys/mount.h>
+
+using namespace dcmstreams;
+using namespace dcmstreams::fixtures;
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+
+namespace {
+
+/// A tmpfs of `megabytes` at `where` for the life of the object.
+class small_disk {
+public:
+  small_disk(const fs::path& where, int megabytes) : where_(where) {
+    fs::create_directories(where);
+    auto options = "size=" + std::to_string(megabytes) + "m";
+    mounted_ = ::mount("tmpfs", where.c_str(), "tmpfs", 0, options.c_str()) == 0;
+  }
+  ~small_disk() {
+    if (mounted_)
+      ::umount2(where_.c_str(), MNT_DETACH);
+  }
+  bool mounted() const { return mounted_; }
+
+private:
+  fs::path where_;
+  bool mounted_ = false;
+};
+
+void send_study(const test_node& node, const fs::path& dir, const std::string& ae, int instances,
+                int rows) {
+  auto made = run({dcmstreams_binary().string(), "synth", "--out", dir.string(), "--series", "1",
+                   "--instances", std::to_string(instances), "--rows", std::to_string(rows),
+                   "--cols", std::to_string(rows)});
+  ASSERT_EQ(made.exit_code, 0) << made.output;
+  auto sent = run(
+      {"storescu", "-aec", ae, "+sd", "+r", "127.0.0.1", std::to_string(node.port()), dir.string()},
+      60s, {{"TCP_NODELAY", "1"}});
+  ASSERT_EQ(sent.exit_code, 0) << sent.output;
+}
+
+bool contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
+std::size_t count_files(const fs::path& dir) {
+  std::size_t n = 0;
+  if (fs::exists(dir))
+    for (auto& e : fs::recursive_directory_iterator(dir))
+      n += e.is_regular_file();
+  return n;
+}
+
+const char* copy_command = R"("command": ["/bin/sh", "-c", "cp -r \"$0\"/. \"$1\""])";
+
+} // namespace
+
+TEST(scrub, a_full_disk_loses_its_oldest_finished_jobs_and_nothing_else) {
+  temp_dir root, scratch;
+  small_disk disk{root / "data", 24};
+  if (!disk.mounted())
+    GTEST_SKIP() << "mounting a tmpfs needs root (CAP_SYS_ADMIN); CI runs as root";
+  node_options options;
+  options.quiet_period_s = 0.3;
+  options.storage_json = R"(, "scrub_high_pct": 50, "scrub_low_pct": 30, "scrub_interval_s": 0.3)";
+  test_node node{root.path(), options};
+  write_stream(node.streams_dir(), "copy", "COPYAE", copy_command);
+  write_stream(node.streams_dir(), "hold", "HOLDAE",
+               R"("command": ["/bin/true"], "quiet_period_s": 3600)");
+  write_stream(node.streams_dir(), "slow", "SLOWAE", R"("command": ["/bin/sh", "-c", "sleep 60"])");
+  node.start();
+
+  // A study still arriving and a job still running are never the scrubber's.
+  send_study(node, scratch / "held", "HOLDAE", 4, 256);
+  send_study(node, scratch / "slow", "SLOWAE", 4, 256);
+  // Each copy job holds its study twice (store and OUTPUT): about 4 MiB.
+  for (int i = 0; i < 3; ++i) {
+    send_study(node, scratch / ("study" + std::to_string(i)), "COPYAE", 16, 256);
+    ASSERT_TRUE(eventually(
+        [&] {
+          return contains(http_get(node.web_port(), "/api/v1/jobs?state=success").body,
+                          "\"total\":" + std::to_string(i + 1));
+        },
+        30s))
+        << node.log();
+  }
+  // Above 50 %: the two oldest copy jobs go, which takes the disk below 30 %.
+  std::string jobs;
+  ASSERT_TRUE(eventually(
+      [&] {
+        jobs = http_get(node.web_port(), "/api/v1/jobs?state=success").body;
+        return contains(jobs, "\"total\":1");
+      },
+      20s))
+      << jobs << node.log();
+  EXPECT_TRUE(contains(node.log(), "above 50.0%: deleting the oldest finished jobs")) << node.log();
+  auto metrics = http_get(node.web_port(), "/metrics").body;
+  EXPECT_TRUE(contains(metrics, "dcmstreams_scrubbed_jobs_total{reason=\"disk\"} 2")) << metrics;
+  // The newest copy job, the running job and the pending study are all there.
+  EXPECT_TRUE(contains(jobs, "{\"id\":4,\"stream\":\"copy\"")) << jobs;
+  EXPECT_TRUE(contains(http_get(node.web_port(), "/api/v1/jobs?state=running").body,
+                       "\"stream\":\"slow\""));
+  EXPECT_EQ(count_files(root / "data" / "incoming" / "HOLDAE"), 4u);
+  auto studies = http_get(node.web_port(), "/api/v1/studies").body;
+  EXPECT_TRUE(contains(studies, "\"instances\":4")) << studies;
+  // The deleted jobs' instances left the store too: only the kept jobs' remain.
+  EXPECT_EQ(count_files(root / "data" / "store"), 16u + 4u);
+}
+
+TEST(scrub, jobs_past_their_retention_go_and_a_dry_run_only_says_so) {
+  temp_dir root, scratch;
+  node_options options;
+  options.quiet_period_s = 0.3;
+  // 0.00002 days is 1.7 s.
+  options.storage_json = R"(, "retention_days": 0.00002, "scrub_interval_s": 0.3)";
+  test_node node{root.path(), options};
+  write_stream(node.streams_dir(), "copy", "COPYAE", copy_command);
+  node.start();
+  send_study(node, scratch / "study", "COPYAE", 3, 32);
+  ASSERT_TRUE(node.wait_for_finished_jobs(1, 30s)) << node.log();
+  ASSERT_TRUE(
+      eventually([&] { return http_get(node.web_port(), "/api/v1/jobs/1").status == 404; }, 20s))
+      << node.log();
+  EXPECT_FALSE(fs::exists(root / "data" / "jobs" / "1"));
+  EXPECT_TRUE(contains(node.log(), "deleted job 1 of stream copy")) << node.log();
+  EXPECT_TRUE(contains(http_get(node.web_port(), "/metrics").body,
+                       "dcmstreams_scrubbed_jobs_total{reason=\"age\"} 1"));
+
+  temp_dir dry_root;
+  options.storage_json = R"(, "retention_days": 0.00002, "scrub_interval_s": 0.3, )"
+                         R"("scrub_dry_run": true)";
+  test_node dry{dry_root.path(), options};
+  write_stream(dry.streams_dir(), "copy", "COPYAE", copy_command);
+  dry.start();
+  send_study(dry, scratch / "study", "COPYAE", 3, 32);
+  ASSERT_TRUE(dry.wait_for_finished_jobs(1, 30s)) << dry.log();
+  ASSERT_TRUE(eventually([&] { return contains(dry.log(), "dry run: would delete job 1"); }, 20s))
+      << dry.log();
+  EXPECT_EQ(http_get(dry.web_port(), "/api/v1/jobs/1").status, 200);
+  EXPECT_EQ(count_files(dry_root / "data" / "jobs" / "1" / "OUTPUT"), 3u);
+}
