@@ -26,6 +26,11 @@ caf::error make_error(ec code, std::string message);
 caf::error make_error(const failure& problem);
 /// The sentence of an error from make_error, or CAF's rendering of others.
 std::string describe(const caf::error& error);
+
+/// Test hook: makes `actor` stop with an error as a crash would. The exit
+/// comes from the actor itself: one from a linked actor would first undo the
+/// link, and exit_reason::kill is fatal for linked actors too.
+void crash_for_test(const caf::strong_actor_ptr& actor, const std::string& why);
 /// Our code inside a caf::error, or ec::unspecified.
 ec code_of(const caf::error& error);
 
@@ -39,6 +44,7 @@ using delete_atom = caf::atom_constant<caf::atom("delete")>;
 using finished_atom = caf::atom_constant<caf::atom("finished")>;
 using get_atom = caf::atom_constant<caf::atom("get")>;
 using job_atom = caf::atom_constant<caf::atom("job")>;
+using kill_atom = caf::atom_constant<caf::atom("kill")>;
 using jobs_atom = caf::atom_constant<caf::atom("jobs")>;
 using pending_atom = caf::atom_constant<caf::atom("pending")>;
 using ping_atom = caf::atom_constant<caf::atom("ping")>;
@@ -87,6 +93,12 @@ struct send_detail {
   send_task task;
   std::vector<send_file> files;
 };
+
+/// Converts seconds (fractions allowed, as the configuration has them) to
+/// CAF's timespan, for timers.
+inline caf::timespan seconds(double value) {
+  return std::chrono::duration_cast<caf::timespan>(std::chrono::duration<double>(value));
+}
 
 /// What one pass of the scrubber deleted (or, dry-run, would delete).
 struct scrub_report {
@@ -232,12 +244,22 @@ using stream_mailbox_actor = caf::typed_actor<
     /// Cancels a queued or running job of this stream; replies whether it was found.
     caf::replies_to<cancel_atom, std::int64_t>::with<bool>,
     /// The stream's queue, running jobs and run times.
-    caf::replies_to<get_atom, stats_atom>::with<stream_stats>>;
+    caf::replies_to<get_atom, stats_atom>::with<stream_stats>,
+    /// Timer after a restart: takes the stream's queued jobs back from the
+    /// job store and starts running again.
+    caf::reacts_to<recover_atom>>;
 
-/// Owns the stream mailboxes: routes new jobs to them, cancels and re-runs.
+/// Owns and supervises the stream mailboxes: routes new jobs to them, cancels
+/// and re-runs, and restarts a mailbox that died (with back-off).
 using job_manager_actor = caf::typed_actor<
     /// New jobs (queued or skipped) to run.
     caf::reacts_to<job_atom, std::vector<job_record>>,
+    /// A run ended (from the job's runner): passed to the stream's mailbox,
+    /// which may have been restarted since the run began.
+    caf::reacts_to<finished_atom, job_record, job_outcome>,
+    /// Test hook (DCMSTREAMS_TEST_HOOKS=1): kills the stream's mailbox as a
+    /// crash would; replies whether there was one.
+    caf::replies_to<kill_atom, std::string>::with<bool>,
     /// Cancels a queued or running job; replies whether it was found.
     caf::replies_to<cancel_atom, std::int64_t>::with<bool>,
     /// Queues a finished job again from a clean OUTPUT/; replies with the job.
@@ -266,6 +288,12 @@ using scrubber_actor = caf::typed_actor<
     caf::reacts_to<tick_atom>,
     /// One pass now; replies with what it deleted.
     caf::replies_to<scrub_atom>::with<scrub_report>>;
+
+/// Sends C-ECHO to the node's own listener on an interval and restarts the
+/// listener when it stops answering. Runs detached (the echo blocks).
+using watchdog_actor = caf::typed_actor<
+    /// Timer: one probe, then the next after the interval.
+    caf::reacts_to<tick_atom>>;
 
 /// Watches the streams folder and publishes a new registry when it changes.
 using registry_actor = caf::typed_actor<

@@ -6,13 +6,6 @@ namespace dcmstreams {
 
 namespace {
 constexpr const char* component = "assembler";
-}
-
-caf::timespan seconds(double value) {
-  return std::chrono::duration_cast<caf::timespan>(std::chrono::duration<double>(value));
-}
-
-namespace {
 
 using self_pointer = assembler_actor::stateful_pointer<assembler_state>;
 

@@ -40,7 +40,4 @@ assembler_actor::behavior_type assembler(assembler_actor::stateful_pointer<assem
                                          std::shared_ptr<streams::shared_registry> registry,
                                          node_metrics* metrics, event_hub* events);
 
-/// Converts seconds (fractions allowed) to CAF's timespan.
-caf::timespan seconds(double value);
-
 } // namespace dcmstreams

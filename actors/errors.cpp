@@ -21,6 +21,14 @@ ec code_of(const caf::error& error) {
   return static_cast<ec>(error.code());
 }
 
+void crash_for_test(const caf::strong_actor_ptr& actor, const std::string& why) {
+  if (actor)
+    actor->enqueue(
+        nullptr, caf::make_message_id(),
+        caf::make_message(caf::exit_msg{actor->address(), make_error(ec::unspecified, why)}),
+        nullptr);
+}
+
 std::string describe(const caf::error& error) {
   if (!error)
     return "no error";

@@ -2,6 +2,7 @@
 
 #include "pipeline/log.hpp"
 
+#include <algorithm>
 #include <cmath>
 
 namespace dcmstreams {
@@ -15,7 +16,8 @@ using mailbox_pointer = stream_mailbox_actor::stateful_pointer<stream_mailbox_st
 void update_gauges(mailbox_pointer self) {
   if (auto* m = self->state.metrics) {
     m->queue_depth.with({self->state.stream}).set(static_cast<double>(self->state.queue.size()));
-    m->jobs_running.with({self->state.stream}).set(static_cast<double>(self->state.running.size()));
+    m->jobs_running.with({self->state.stream})
+        .set(static_cast<double>(self->state.running->size()));
   }
 }
 
@@ -39,7 +41,8 @@ void start_next(mailbox_pointer self) {
   auto snapshot = self->state.registry->get();
   auto* stream = snapshot->find_by_name(self->state.stream);
   std::size_t concurrency = stream ? static_cast<std::size_t>(stream->concurrency) : 1;
-  while (!self->state.queue.empty() && self->state.running.size() < concurrency) {
+  while (!self->state.paused && !self->state.queue.empty() &&
+         self->state.running->size() < concurrency) {
     auto job = std::move(self->state.queue.front());
     self->state.queue.pop_front();
     if (!stream || !stream->enabled) {
@@ -55,16 +58,16 @@ void start_next(mailbox_pointer self) {
     job.message.clear();
     record(self, job);
     auto cancel = std::make_shared<cancel_token>();
-    self->state.running[job.id] = {job, cancel};
+    (*self->state.running)[job.id] = {job, cancel};
     log::info(component, "job " + std::to_string(job.id) + " of stream " + job.stream +
                              " starts (" + std::to_string(job.instances) + " instances)");
     auto plan = plan_for(*stream);
     store_layout layout{self->state.data_dir};
-    auto mailbox = stream_mailbox_actor{self};
+    auto manager = self->state.manager;
     // The run blocks (a process, kernels, whole-study I/O): its own thread.
     self->system().spawn<caf::detached>([=](caf::blocking_actor* runner) {
       auto outcome = run_job(layout, job, plan, *cancel);
-      runner->send(mailbox, finished_atom::value, job, outcome);
+      runner->send(manager, finished_atom::value, job, outcome);
     });
   }
   update_gauges(self);
@@ -82,27 +85,74 @@ job_plan plan_for(const streams::stream_definition& stream) {
   return plan;
 }
 
-stream_mailbox_actor::behavior_type
-stream_mailbox(mailbox_pointer self, std::string stream, job_store_actor job_store,
-               router_actor router, std::shared_ptr<streams::shared_registry> registry,
-               std::filesystem::path data_dir, node_metrics* metrics, stream_stats history) {
+namespace {
+
+bool is_known(mailbox_pointer self, std::int64_t id) {
   auto& st = self->state;
-  st.stream = std::move(stream);
-  st.job_store = std::move(job_store);
-  st.router = std::move(router);
-  st.registry = std::move(registry);
-  st.data_dir = std::move(data_dir);
-  st.metrics = metrics;
+  return st.running->count(id) > 0 ||
+         std::any_of(st.queue.begin(), st.queue.end(),
+                     [id](const job_record& queued) { return queued.id == id; });
+}
+
+/// After a restart: the stream's queued jobs from the database go first, in
+/// their order, then whatever arrived meanwhile; running jobs carry on.
+void resume(mailbox_pointer self, std::vector<job_record>& stored) {
+  auto& st = self->state;
+  std::deque<job_record> queue;
+  for (auto& job : stored)
+    if (job.stream == st.stream && job.state == job_state::queued && !is_known(self, job.id))
+      queue.push_back(std::move(job));
+  log::info(component, "the mailbox of stream " + st.stream +
+                           " is back: " + std::to_string(queue.size() + st.queue.size()) +
+                           " jobs queued, " + std::to_string(st.running->size()) + " running");
+  for (auto& job : st.queue)
+    queue.push_back(std::move(job));
+  st.queue = std::move(queue);
+  st.paused = false;
+  start_next(self);
+}
+
+} // namespace
+
+stream_mailbox_actor::behavior_type stream_mailbox(mailbox_pointer self,
+                                                   mailbox_settings settings) {
+  auto& st = self->state;
+  st.stream = std::move(settings.stream);
+  st.job_store = std::move(settings.job_store);
+  st.router = std::move(settings.router);
+  st.manager = std::move(settings.manager);
+  st.registry = std::move(settings.registry);
+  st.data_dir = std::move(settings.data_dir);
+  st.metrics = settings.metrics;
+  st.running = settings.running ? settings.running : std::make_shared<running_jobs>();
+  auto& history = settings.history;
   st.runs = history.runs;
   st.mean_s = history.mean_s;
   st.m2 = history.std_s * history.std_s * static_cast<double>(history.runs);
+  if (settings.resume_after_s >= 0) {
+    st.paused = true;
+    self->delayed_send(self, seconds(settings.resume_after_s), recover_atom::value);
+  }
   return {
       [self](job_atom, job_record& job) {
+        if (is_known(self, job.id))
+          return;
         self->state.queue.push_back(std::move(job));
         start_next(self);
       },
+      [self](recover_atom) {
+        self->request(self->state.job_store, caf::infinite, get_atom::value, queued_atom::value)
+            .then([self](std::vector<job_record>& stored) { resume(self, stored); },
+                  [self](caf::error& e) {
+                    log::error(component, "the mailbox of stream " + self->state.stream +
+                                              " cannot read its queue back: " + describe(e) +
+                                              "; it runs what it gets from now on");
+                    std::vector<job_record> none;
+                    resume(self, none);
+                  });
+      },
       [self](finished_atom, job_record& job, const job_outcome& outcome) {
-        self->state.running.erase(job.id);
+        self->state.running->erase(job.id);
         job.state = outcome.state;
         job.finished = now_ms();
         job.message = outcome.message;
@@ -141,8 +191,8 @@ stream_mailbox(mailbox_pointer self, std::string stream, job_store_actor job_sto
           update_gauges(self);
           return true;
         }
-        auto running = self->state.running.find(id);
-        if (running == self->state.running.end())
+        auto running = self->state.running->find(id);
+        if (running == self->state.running->end())
           return false;
         log::info(component, "cancelling running job " + std::to_string(id));
         running->second.cancel->cancel();
@@ -153,8 +203,8 @@ stream_mailbox(mailbox_pointer self, std::string stream, job_store_actor job_sto
         stream_stats stats;
         stats.stream = st.stream;
         stats.queued = st.queue.size();
-        stats.running = st.running.size();
-        for (auto& [id, run] : st.running)
+        stats.running = st.running->size();
+        for (auto& [id, run] : *st.running)
           stats.running_jobs.push_back(id);
         stats.runs = st.runs;
         stats.mean_s = st.mean_s;
@@ -168,19 +218,63 @@ namespace {
 
 using manager_pointer = job_manager_actor::stateful_pointer<job_manager_state>;
 
-stream_mailbox_actor mailbox_for(manager_pointer self, const std::string& stream) {
-  auto& boxes = self->state.mailboxes;
-  auto it = boxes.find(stream);
-  if (it != boxes.end())
-    return it->second;
-  stream_stats history;
-  if (auto h = self->state.history.find(stream); h != self->state.history.end())
-    history = h->second;
-  auto box = self->spawn<caf::linked>(stream_mailbox, stream, self->state.job_store,
-                                      self->state.router, self->state.registry,
-                                      self->state.data_dir, self->state.metrics, history);
-  boxes.emplace(stream, box);
+// Restarts within this window make the next one wait longer.
+constexpr epoch_ms restart_window_ms = 10 * 60 * 1000;
+constexpr double first_restart_delay_s = 0.5;
+constexpr double longest_restart_delay_s = 30;
+
+stream_mailbox_actor spawn_mailbox(manager_pointer self, const std::string& stream,
+                                   double resume_after_s) {
+  auto& st = self->state;
+  mailbox_settings settings;
+  settings.stream = stream;
+  settings.job_store = st.job_store;
+  settings.router = st.router;
+  settings.manager = job_manager_actor{self};
+  settings.registry = st.registry;
+  settings.data_dir = st.data_dir;
+  settings.metrics = st.metrics;
+  if (auto h = st.history.find(stream); h != st.history.end())
+    settings.history = h->second;
+  auto& running = st.running[stream];
+  if (!running)
+    running = std::make_shared<running_jobs>();
+  settings.running = running;
+  settings.resume_after_s = resume_after_s;
+  // Linked: a mailbox that dies tells the manager (exit handler below), and
+  // all of them stop with the manager.
+  auto box = self->spawn<caf::linked>(stream_mailbox, std::move(settings));
+  st.mailboxes[stream] = box;
   return box;
+}
+
+stream_mailbox_actor mailbox_for(manager_pointer self, const std::string& stream) {
+  auto it = self->state.mailboxes.find(stream);
+  return it != self->state.mailboxes.end() ? it->second : spawn_mailbox(self, stream, -1);
+}
+
+/// A mailbox died: a new one takes over its stream after a back-off that
+/// doubles with each restart in the last ten minutes.
+void restart_mailbox(manager_pointer self, const std::string& stream, const caf::error& reason) {
+  auto& st = self->state;
+  st.mailboxes.erase(stream);
+  auto& recent = st.restarts[stream];
+  auto now = now_ms();
+  recent.erase(std::remove_if(recent.begin(), recent.end(),
+                              [now](epoch_ms at) { return now - at > restart_window_ms; }),
+               recent.end());
+  recent.push_back(now);
+  double delay = std::min(longest_restart_delay_s,
+                          first_restart_delay_s * std::pow(2.0, double(recent.size() - 1)));
+  char delay_text[16];
+  std::snprintf(delay_text, sizeof delay_text, "%.1f", delay);
+  log::error(component, "the mailbox of stream " + stream + " stopped (" + describe(reason) +
+                            "); a new one takes its queue from the database in " + delay_text +
+                            " s (restart " + std::to_string(recent.size()) +
+                            " in ten minutes); running jobs go on");
+  if (auto* m = st.metrics)
+    m->actor_restarts.with({"stream_mailbox:" + stream}).increment();
+  spawn_mailbox(self, stream, delay);
 }
 
 } // namespace
@@ -197,6 +291,16 @@ job_manager_actor::behavior_type job_manager(manager_pointer self, job_store_act
   self->state.metrics = metrics;
   for (auto& h : history)
     self->state.history[h.stream] = h;
+  self->set_exit_handler([self](caf::exit_msg& msg) {
+    for (auto& [stream, box] : self->state.mailboxes)
+      if (caf::actor_cast<caf::actor_addr>(box) == msg.source) {
+        if (msg.reason) // a mailbox never stops on its own
+          restart_mailbox(self, std::string{stream}, msg.reason);
+        return;
+      }
+    // Not from a mailbox: the node stops (or a link of the manager died).
+    self->quit(msg.reason);
+  });
   return {
       [self](job_atom, std::vector<job_record>& jobs) {
         for (auto& job : jobs) {
@@ -209,6 +313,18 @@ job_manager_actor::behavior_type job_manager(manager_pointer self, job_store_act
           }
           self->send(mailbox_for(self, job.stream), job_atom::value, std::move(job));
         }
+      },
+      [self](finished_atom, job_record& job, job_outcome& outcome) {
+        self->send(mailbox_for(self, job.stream), finished_atom::value, std::move(job),
+                   std::move(outcome));
+      },
+      [self](kill_atom, const std::string& stream) {
+        auto it = self->state.mailboxes.find(stream);
+        if (it == self->state.mailboxes.end())
+          return false;
+        log::warning(component, "test hook: killing the mailbox of stream " + stream);
+        crash_for_test(caf::actor_cast<caf::strong_actor_ptr>(it->second), "killed by a test hook");
+        return true;
       },
       [self](cancel_atom, std::int64_t id) -> caf::result<bool> {
         auto promise = self->make_response_promise<bool>();

@@ -2,7 +2,10 @@
 // Running jobs: one mailbox actor per stream keeps that stream's FIFO and
 // runs `concurrency` jobs at a time, each on a detached runner (blocking
 // work: processes, kernels, whole-study I/O); the job manager owns the
-// mailboxes and finds a job's mailbox for cancel and re-run.
+// mailboxes, finds a job's mailbox for cancel and re-run, and restarts a
+// mailbox that dies. What a restarted mailbox needs survives it: its queue
+// is in the database, its running jobs in a map the manager keeps, and
+// runners report to the manager, never to the mailbox that started them.
 
 #include "actors/actors.hpp"
 #include "actors/node_metrics.hpp"
@@ -20,10 +23,16 @@ struct running_job {
   std::shared_ptr<cancel_token> cancel;
 };
 
+/// The jobs of one stream that are running now, by id. Owned by the manager;
+/// only the stream's current mailbox touches it.
+using running_jobs = std::map<std::int64_t, running_job>;
+
 struct stream_mailbox_state {
   std::string stream;
   std::deque<job_record> queue;
-  std::map<std::int64_t, running_job> running;
+  std::shared_ptr<running_jobs> running;
+  // After a restart nothing starts until the queue is back from the database.
+  bool paused = false;
   // Successful run times (Welford's running mean and variance).
   std::uint64_t runs = 0;
   double mean_s = 0;
@@ -33,17 +42,34 @@ struct stream_mailbox_state {
   std::shared_ptr<streams::shared_registry> registry;
   std::filesystem::path data_dir;
   node_metrics* metrics = nullptr;
+  job_manager_actor manager; // where runners report
   static inline const char* name = "stream-mailbox";
+};
+
+/// What a stream mailbox starts with.
+struct mailbox_settings {
+  std::string stream;
+  job_store_actor job_store;
+  router_actor router;
+  job_manager_actor manager;
+  std::shared_ptr<streams::shared_registry> registry;
+  std::filesystem::path data_dir;
+  node_metrics* metrics = nullptr;
+  stream_stats history;
+  std::shared_ptr<running_jobs> running;
+  /// Negative for a new mailbox; after a restart, the seconds to wait before
+  /// taking the stream's queued jobs back from the database (back-off).
+  double resume_after_s = -1;
 };
 
 stream_mailbox_actor::behavior_type
 stream_mailbox(stream_mailbox_actor::stateful_pointer<stream_mailbox_state> self,
-               std::string stream, job_store_actor job_store, router_actor router,
-               std::shared_ptr<streams::shared_registry> registry, std::filesystem::path data_dir,
-               node_metrics* metrics, stream_stats history);
+               mailbox_settings settings);
 
 struct job_manager_state {
   std::map<std::string, stream_mailbox_actor> mailboxes;
+  std::map<std::string, std::shared_ptr<running_jobs>> running;
+  std::map<std::string, std::vector<epoch_ms>> restarts; // recent ones, for the back-off
   std::map<std::string, stream_stats> history;
   job_store_actor job_store;
   router_actor router;

@@ -5,8 +5,11 @@ namespace dcmstreams {
 association_verdict listener_bridge::admit(const association_request& request) {
   auto snapshot = registry_->get();
   auto* stream = snapshot->find_by_ae(request.called_ae);
-  return stream && stream->enabled ? association_verdict::accept
-                                   : association_verdict::unknown_called_ae;
+  if (stream && stream->enabled)
+    return association_verdict::accept;
+  return !own_ae_title_.empty() && request.called_ae == own_ae_title_
+             ? association_verdict::verification_only
+             : association_verdict::unknown_called_ae;
 }
 
 void listener_bridge::association_rejected(const association_request&, ec reason) {

@@ -14,9 +14,12 @@ namespace dcmstreams {
 
 class listener_bridge : public ingest_sink {
 public:
+  /// `own_ae_title` (the node's) takes C-ECHO only, as the watchdog and
+  /// anyone checking the node need.
   listener_bridge(std::shared_ptr<streams::shared_registry> registry, assembler_actor assembler,
-                  node_metrics& metrics)
-      : registry_(std::move(registry)), assembler_(std::move(assembler)), metrics_(metrics) {}
+                  node_metrics& metrics, std::string own_ae_title = {})
+      : registry_(std::move(registry)), assembler_(std::move(assembler)), metrics_(metrics),
+        own_ae_title_(std::move(own_ae_title)) {}
 
   association_verdict admit(const association_request& request) override;
   void association_rejected(const association_request& request, ec reason) override;
@@ -30,6 +33,7 @@ private:
   std::shared_ptr<streams::shared_registry> registry_;
   assembler_actor assembler_;
   node_metrics& metrics_;
+  std::string own_ae_title_;
 };
 
 } // namespace dcmstreams

@@ -95,12 +95,17 @@ result<node_actors> spawn_node(caf::actor_system& system, const node_config& con
 }
 
 void stop_node(caf::actor_system& system, node_actors& actors) {
+  stop_actors(system, {caf::actor_cast<caf::actor>(actors.scrubber),
+                       caf::actor_cast<caf::actor>(actors.watcher),
+                       caf::actor_cast<caf::actor>(actors.assembler),
+                       caf::actor_cast<caf::actor>(actors.job_manager),
+                       caf::actor_cast<caf::actor>(actors.router),
+                       caf::actor_cast<caf::actor>(actors.job_store)});
+}
+
+void stop_actors(caf::actor_system& system, const std::vector<caf::actor>& actors) {
   caf::scoped_actor self{system};
-  for (auto handle :
-       {caf::actor_cast<caf::actor>(actors.scrubber), caf::actor_cast<caf::actor>(actors.watcher),
-        caf::actor_cast<caf::actor>(actors.assembler),
-        caf::actor_cast<caf::actor>(actors.job_manager), caf::actor_cast<caf::actor>(actors.router),
-        caf::actor_cast<caf::actor>(actors.job_store)}) {
+  for (auto& handle : actors) {
     if (!handle)
       continue;
     self->monitor(handle);

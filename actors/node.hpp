@@ -35,4 +35,7 @@ result<node_actors> spawn_node(caf::actor_system& system, const node_config& con
 /// Sends every long-lived actor an exit and waits until they are gone.
 void stop_node(caf::actor_system& system, node_actors& actors);
 
+/// Sends each actor an exit and waits until it is gone, in this order.
+void stop_actors(caf::actor_system& system, const std::vector<caf::actor>& actors);
+
 } // namespace dcmstreams

@@ -1,6 +1,5 @@
 #include "actors/router.hpp"
 
-#include "actors/assembler.hpp"
 #include "pipeline/attribute_filter.hpp"
 #include "pipeline/files.hpp"
 #include "pipeline/job_runner.hpp"

@@ -1,6 +1,5 @@
 #include "actors/scrubber.hpp"
 
-#include "actors/assembler.hpp"
 #include "pipeline/log.hpp"
 #include "pipeline/scrub.hpp"
 

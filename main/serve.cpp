@@ -3,11 +3,13 @@
 #include "actors/listener_bridge.hpp"
 #include "actors/node.hpp"
 #include "actors/node_metrics.hpp"
+#include "actors/watchdog.hpp"
 #include "build_info.hpp"
 #include "main/commands.hpp"
 #include "main/node_config_loader.hpp"
 #include "metrics/process_metrics.hpp"
 #include "net/dicom_listener.hpp"
+#include "net/echo_scu.hpp"
 #include "net/storage_scu.hpp"
 #include "pipeline/codecs.hpp"
 #include "pipeline/database.hpp"
@@ -20,9 +22,13 @@
 
 #include <caf/all.hpp>
 
+#include <atomic>
 #include <csignal>
 #include <iostream>
+#include <map>
 #include <thread>
+
+#include <unistd.h>
 
 namespace dcmstreams::commands {
 
@@ -33,6 +39,25 @@ constexpr const char* component = "serve";
 int fail(const std::string& message) {
   log::error(component, message);
   return 1;
+}
+
+/// Spawns the listener watchdog, or nothing when dicom.watchdog_interval_s is 0.
+watchdog_actor spawn_watchdog(caf::actor_system& system, const node_config& config,
+                              net::dicom_listener& listener, node_metrics& metrics) {
+  if (config.dicom.watchdog_interval_s <= 0)
+    return {};
+  watchdog_settings settings;
+  settings.interval_s = config.dicom.watchdog_interval_s;
+  settings.metrics = &metrics;
+  auto host = config.dicom.bind == "0.0.0.0" ? std::string{"127.0.0.1"} : config.dicom.bind;
+  int timeout_s = std::min(config.dicom.acse_timeout_s, 10);
+  settings.probe = [&listener, host, timeout_s, ae = config.ae_title] {
+    auto answer = net::echo(host, listener.port(), ae, ae, timeout_s);
+    // A rejection (busy, caller not allowed) is an answer: the listener works.
+    return answer.answer == net::echo_answer::silent ? answer.message : std::string{};
+  };
+  settings.restart = [&listener] { return listener.restart(); };
+  return system.spawn<caf::detached>(watchdog, std::move(settings));
 }
 
 } // namespace
@@ -112,8 +137,29 @@ int serve(int argc, char** argv) {
   auto actors = spawn_node(system, *config, db, metrics, client, &events);
   if (!actors)
     return fail(actors.error().message);
+  // Stream mailboxes are restarted by the job manager; if one of these dies,
+  // the node stops with exit status 1 and systemd starts it again
+  // (Restart=always), its state back from the database and data folder.
+  std::atomic<bool> an_actor_died{false};
+  std::map<std::string, caf::actor> core_actors{
+      {"job_store", caf::actor_cast<caf::actor>(actors->job_store)},
+      {"router", caf::actor_cast<caf::actor>(actors->router)},
+      {"job_manager", caf::actor_cast<caf::actor>(actors->job_manager)},
+      {"assembler", caf::actor_cast<caf::actor>(actors->assembler)},
+      {"scrubber", caf::actor_cast<caf::actor>(actors->scrubber)},
+      {"streams_watcher", caf::actor_cast<caf::actor>(actors->watcher)}};
+  for (auto& [name, handle] : core_actors)
+    handle->attach_functor([name = name, &an_actor_died](const caf::error& reason) {
+      if (!reason || reason == caf::make_error(caf::exit_reason::user_shutdown))
+        return;
+      log::error(component, "the " + name + " actor stopped (" + describe(reason) +
+                                "); stopping the node so that it is started again with its "
+                                "state from the database (systemd: Restart=always)");
+      an_actor_died = true;
+      ::kill(::getpid(), SIGTERM);
+    });
 
-  listener_bridge bridge{actors->registry, actors->assembler, metrics};
+  listener_bridge bridge{actors->registry, actors->assembler, metrics, config->ae_title};
   net::listener_config listener_settings;
   listener_settings.dicom = config->dicom;
   listener_settings.data_dir = config->data_dir;
@@ -137,7 +183,21 @@ int serve(int argc, char** argv) {
                            [&listener] {
                              return listener.port() ? std::string{}
                                                     : std::string{"the DICOM listener is down"};
-                           }};
+                           },
+                           nullptr};
+  // Faults for the supervision tests; never set in production.
+  if (auto* hooks = std::getenv("DCMSTREAMS_TEST_HOOKS"); hooks && std::string{hooks} == "1") {
+    log::warning(component, "test hooks are on (DCMSTREAMS_TEST_HOOKS=1): POST /api/v1/test/...");
+    backend.wedge_listener = [&listener] { listener.wedge_for_test(); };
+    backend.crash_actor = [&core_actors](const std::string& name) {
+      auto found = core_actors.find(name);
+      if (found == core_actors.end())
+        return false;
+      crash_for_test(caf::actor_cast<caf::strong_actor_ptr>(found->second),
+                     "killed by a test hook");
+      return true;
+    };
+  }
   web::api_service api{system, api_settings, backend};
   web::server_settings web_settings;
   web_settings.bind = config->web.bind;
@@ -153,6 +213,7 @@ int serve(int argc, char** argv) {
     stop_node(system, *actors);
     return fail(problem->message);
   }
+  auto watchdog = spawn_watchdog(system, *config, listener, metrics);
   log::info(component, "ready: send studies to an AE title of a stream on port " +
                            std::to_string(listener.port()) + "; web UI on http://" +
                            config->web.bind + ":" + std::to_string(web_server.port()) + "/");
@@ -160,12 +221,13 @@ int serve(int argc, char** argv) {
   int received = 0;
   sigwait(&stop_signals, &received);
   log::info(component, std::string("stopping on ") + (received == SIGINT ? "SIGINT" : "SIGTERM"));
+  stop_actors(system, {caf::actor_cast<caf::actor>(watchdog)});
   web_server.stop();
   api.stop();
   listener.stop();
   stop_node(system, *actors);
   log::info(component, "stopped");
-  return 0;
+  return an_actor_died ? 1 : 0;
 }
 
 } // namespace dcmstreams::commands

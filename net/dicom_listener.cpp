@@ -143,6 +143,7 @@ private:
   std::string known_dir_; // the last study folder known to exist
   std::vector<std::string> unsynced_files_;
   std::set<std::string> unsynced_dirs_;
+  bool verification_only_ = false; // called the node's own AE title
 };
 
 void association::run() {
@@ -159,7 +160,9 @@ void association::run() {
     listener_.sink_.association_rejected(request_, ec::caller_not_allowed);
     return;
   }
-  if (listener_.sink_.admit(request_) != association_verdict::accept) {
+  auto verdict = listener_.sink_.admit(request_);
+  verification_only_ = verdict == association_verdict::verification_only;
+  if (verdict == association_verdict::unknown_called_ae) {
     log::warning(component, "refused association " + describe() + ": called AE title \"" +
                                 request_.called_ae +
                                 "\" not recognized (no enabled stream has it)");
@@ -200,7 +203,7 @@ bool association::negotiate() {
     if (ASC_getPresentationContext(assoc_->params, i, &context).bad())
       continue;
     bool verification = std::strcmp(context.abstractSyntax, UID_VerificationSOPClass) == 0;
-    if (!verification && !is_storage_sop_class(context.abstractSyntax)) {
+    if (!verification && (verification_only_ || !is_storage_sop_class(context.abstractSyntax))) {
       ASC_refusePresentationContext(assoc_->params, context.presentationContextID,
                                     ASC_P_ABSTRACTSYNTAXNOTSUPPORTED);
       continue;
@@ -575,6 +578,15 @@ void dicom_listener::stop() {
   log::info(component, "stopped listening for DICOM");
 }
 
+status dicom_listener::restart() {
+  std::lock_guard<std::mutex> guard{restart_mutex_};
+  stop();
+  if (auto port = bound_port_.load())
+    config_.dicom.port = port;
+  wedged_ = false;
+  return start();
+}
+
 void dicom_listener::reap_finished_workers() {
   std::lock_guard<std::mutex> guard{workers_mutex_};
   for (auto it = workers_.begin(); it != workers_.end();) {
@@ -643,10 +655,16 @@ void dicom_listener::refuse_busy(int fd, const std::string& peer, std::uint16_t 
 void dicom_listener::accept_loop() {
   for (;;) {
     pollfd fds[2] = {{listen_fd_, POLLIN, 0}, {wake_pipe_[0], POLLIN, 0}};
-    int ready = ::poll(fds, 2, 1000);
+    int ready = ::poll(fds, 2, wedged_ ? 100 : 1000);
     reap_finished_workers();
     if (stopping_)
       return;
+    if (wedged_) {
+      // Connections wait unanswered in the backlog; poll wakes at once for
+      // them, so sleep instead of spinning.
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      continue;
+    }
     if (ready <= 0 || !(fds[0].revents & POLLIN))
       continue;
     sockaddr_storage from{};

@@ -45,6 +45,11 @@ public:
   /// Stops accepting, aborts running associations at their next message and
   /// joins every thread. Idempotent.
   void stop();
+  /// Stops and starts again on the port it had (for the watchdog). Pending
+  /// associations are aborted; their peers send again.
+  status restart();
+  /// Test hook: the accept thread stops accepting, as a hung listener would.
+  void wedge_for_test() { wedged_ = true; }
 
   std::uint16_t port() const { return bound_port_; }
   std::size_t active_associations() const { return active_.load(); }
@@ -64,13 +69,15 @@ private:
   store_layout layout_;
   int listen_fd_ = -1;
   int wake_pipe_[2] = {-1, -1};
-  std::uint16_t bound_port_ = 0;
+  std::atomic<std::uint16_t> bound_port_{0};
   void* network_ = nullptr; // T_ASC_Network*, kept opaque to keep DCMTK out of this header
   std::thread accept_thread_;
   std::mutex workers_mutex_;
   std::list<worker> workers_;
   std::atomic<std::size_t> active_{0};
   std::atomic<bool> stopping_{false};
+  std::atomic<bool> wedged_{false};
+  std::mutex restart_mutex_;
   std::unique_ptr<spare_file_pool> spare_files_;
 
   friend class association;

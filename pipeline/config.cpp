@@ -54,7 +54,8 @@ void read_ae_title(json::object_reader& reader, std::string_view key, std::strin
 
 void read_dicom(json::object_reader& reader, dicom_config& dicom) {
   reader.reject_unknown_keys({"port", "bind", "max_associations", "allowed_callers",
-                              "acse_timeout_s", "dimse_timeout_s", "max_pdu"});
+                              "acse_timeout_s", "dimse_timeout_s", "max_pdu",
+                              "watchdog_interval_s"});
   read_port(reader, "port", dicom.port);
   if (auto bind = reader.get_string("bind"))
     dicom.bind = *bind;
@@ -73,6 +74,13 @@ void read_dicom(json::object_reader& reader, dicom_config& dicom) {
   // DICOM allows 4096 up to 2^32-1; DCMTK receives at most 131072 per PDU.
   if (auto pdu = reader.get_integer("max_pdu", 4096, 131072))
     dicom.max_pdu = static_cast<std::uint32_t>(*pdu);
+  if (auto interval = reader.get_number("watchdog_interval_s")) {
+    if (*interval < 0)
+      reader.sink().add(reader.path_of("watchdog_interval_s"),
+                        "must be 0 (no watchdog) or more seconds");
+    else
+      dicom.watchdog_interval_s = *interval;
+  }
 }
 
 void read_web(json::object_reader& reader, web_config& web) {

@@ -30,6 +30,8 @@ struct dicom_config {
   int acse_timeout_s = 30;
   int dimse_timeout_s = 60;
   std::uint32_t max_pdu = 131072;
+  /// How often the watchdog sends C-ECHO to the listener; 0 turns it off.
+  double watchdog_interval_s = 30;
 };
 
 struct user_config {

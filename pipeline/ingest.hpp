@@ -21,6 +21,7 @@ struct association_request {
 enum class association_verdict {
   accept,
   unknown_called_ae, // no enabled stream has the called AE title
+  verification_only, // the node's own AE title: C-ECHO only, nothing is stored
 };
 
 struct stored_instance {

@@ -431,6 +431,8 @@ struct api_service::impl : std::enable_shared_from_this<api_service::impl> {
   void route_job(const http_request& request, std::int64_t id, const std::string& rest,
                  const responder& respond);
   void route_legacy(const http_request& request, const std::string& name, const responder& respond);
+  void route_test_hook(const http_request& request, const std::string& hook,
+                       const responder& respond);
 
   void get_status(const responder& respond);
   void get_streams(const http_request& request, const responder& respond);
@@ -599,6 +601,8 @@ void api_service::impl::route_api(const http_request& request, const std::string
               answer_error(respond));
     });
   }
+  if (backend.wedge_listener && path.rfind("test/", 0) == 0)
+    return route_test_hook(request, path.substr(5), respond);
   static const std::regex complete_route{R"(^studies/(.+)/complete$)"};
   if (method == "POST" && std::regex_match(path, match, complete_route)) {
     auto uid = match[1].str();
@@ -687,6 +691,39 @@ void api_service::impl::route_api(const http_request& request, const std::string
   }
   respond(error_response(method == "GET" ? 404 : 405,
                          "no " + method + " /api/v1/" + path + "; see docs/http.md"));
+}
+
+// Faults the supervision tests inject into a running node.
+void api_service::impl::route_test_hook(const http_request& request, const std::string& hook,
+                                        const responder& respond) {
+  if (request.method != "POST")
+    return respond(error_response(405, "test hooks take POST"));
+  if (hook == "wedge-listener") {
+    backend.wedge_listener();
+    return respond(json_response(R"({"wedged":true})"));
+  }
+  static const std::string crash_prefix = "kill-actor/";
+  if (hook.rfind(crash_prefix, 0) == 0 && backend.crash_actor) {
+    auto name = hook.substr(crash_prefix.size());
+    if (!backend.crash_actor(name))
+      return respond(error_response(404, "no actor " + name));
+    return respond(json_response(R"({"killed":true})"));
+  }
+  static const std::string kill_prefix = "kill-mailbox/";
+  if (hook.rfind(kill_prefix, 0) == 0) {
+    auto stream = hook.substr(kill_prefix.size());
+    return ask([this, stream, respond](caf::event_based_actor* self) {
+      self->request(backend.job_manager, actor_timeout, kill_atom::value, stream)
+          .then(
+              [respond, stream](bool killed) {
+                if (!killed)
+                  return respond(error_response(404, "stream " + stream + " has no mailbox"));
+                respond(json_response(R"({"killed":true})"));
+              },
+              answer_error(respond));
+    });
+  }
+  respond(error_response(404, "no test hook " + hook));
 }
 
 void api_service::impl::route_job(const http_request& request, std::int64_t id,

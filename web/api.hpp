@@ -34,6 +34,11 @@ struct api_backend {
   node_metrics* counters = nullptr; // sampled for /api/v1/throughput; may be null
   /// What /readyz checks beyond the database and disk: "" when ready, else why not.
   std::function<std::string()> listener_problem;
+  /// Test hooks, served under /api/v1/test/ only when set (serve sets them
+  /// when DCMSTREAMS_TEST_HOOKS=1): makes the DICOM listener stop answering;
+  /// makes a long-lived actor (by name) stop as a crash would.
+  std::function<void()> wedge_listener;
+  std::function<bool(const std::string&)> crash_actor;
 };
 
 struct api_settings {

@@ -18,10 +18,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-bool contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
-
 fs::path synth_study(const fs::path& out, int instances) {
   auto made = run({dcmstreams_binary().string(), "synth", "--out", out.string(), "--series", "1",
                    "--instances", std::to_string(instances), "--rows", "32", "--cols", "32"});

@@ -36,22 +36,6 @@ private:
   bool mounted_ = false;
 };
 
-void send_study(const test_node& node, const fs::path& dir, const std::string& ae, int instances,
-                int rows) {
-  auto made = run({dcmstreams_binary().string(), "synth", "--out", dir.string(), "--series", "1",
-                   "--instances", std::to_string(instances), "--rows", std::to_string(rows),
-                   "--cols", std::to_string(rows)});
-  ASSERT_EQ(made.exit_code, 0) << made.output;
-  auto sent = run(
-      {"storescu", "-aec", ae, "+sd", "+r", "127.0.0.1", std::to_string(node.port()), dir.string()},
-      60s, {{"TCP_NODELAY", "1"}});
-  ASSERT_EQ(sent.exit_code, 0) << sent.output;
-}
-
-bool contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
-
 std::size_t count_files(const fs::path& dir) {
   std::size_t n = 0;
   if (fs::exists(dir))
@@ -80,11 +64,11 @@ TEST(scrub, a_full_disk_loses_its_oldest_finished_jobs_and_nothing_else) {
   node.start();
 
   // A study still arriving and a job still running are never the scrubber's.
-  send_study(node, scratch / "held", "HOLDAE", 4, 256);
-  send_study(node, scratch / "slow", "SLOWAE", 4, 256);
+  send_synthetic_study(node, scratch / "held", "HOLDAE", 4, 256);
+  send_synthetic_study(node, scratch / "slow", "SLOWAE", 4, 256);
   // Each copy job holds its study twice (store and OUTPUT): about 4 MiB.
   for (int i = 0; i < 3; ++i) {
-    send_study(node, scratch / ("study" + std::to_string(i)), "COPYAE", 16, 256);
+    send_synthetic_study(node, scratch / ("study" + std::to_string(i)), "COPYAE", 16, 256);
     ASSERT_TRUE(eventually(
         [&] {
           return contains(http_get(node.web_port(), "/api/v1/jobs?state=success").body,
@@ -125,13 +109,12 @@ TEST(scrub, jobs_past_their_retention_go_and_a_dry_run_only_says_so) {
   test_node node{root.path(), options};
   write_stream(node.streams_dir(), "copy", "COPYAE", copy_command);
   node.start();
-  send_study(node, scratch / "study", "COPYAE", 3, 32);
+  send_synthetic_study(node, scratch / "study", "COPYAE", 3, 32);
   ASSERT_TRUE(node.wait_for_finished_jobs(1, 30s)) << node.log();
-  ASSERT_TRUE(
-      eventually([&] { return http_get(node.web_port(), "/api/v1/jobs/1").status == 404; }, 20s))
-      << node.log();
+  // The row goes first, then the folder, then the log line says so.
+  ASSERT_TRUE(node.wait_for_log("deleted job 1 of stream copy", 20s)) << node.log();
+  EXPECT_EQ(http_get(node.web_port(), "/api/v1/jobs/1").status, 404);
   EXPECT_FALSE(fs::exists(root / "data" / "jobs" / "1"));
-  EXPECT_TRUE(contains(node.log(), "deleted job 1 of stream copy")) << node.log();
   EXPECT_TRUE(contains(http_get(node.web_port(), "/metrics").body,
                        "dcmstreams_scrubbed_jobs_total{reason=\"age\"} 1"));
 
@@ -141,7 +124,7 @@ TEST(scrub, jobs_past_their_retention_go_and_a_dry_run_only_says_so) {
   test_node dry{dry_root.path(), options};
   write_stream(dry.streams_dir(), "copy", "COPYAE", copy_command);
   dry.start();
-  send_study(dry, scratch / "study", "COPYAE", 3, 32);
+  send_synthetic_study(dry, scratch / "study", "COPYAE", 3, 32);
   ASSERT_TRUE(dry.wait_for_finished_jobs(1, 30s)) << dry.log();
   ASSERT_TRUE(eventually([&] { return contains(dry.log(), "dry run: would delete job 1"); }, 20s))
       << dry.log();

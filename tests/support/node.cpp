@@ -3,6 +3,8 @@
 #include "pipeline/dicom_file.hpp"
 #include "pipeline/json.hpp"
 
+#include <gtest/gtest.h>
+
 #include <algorithm>
 #include <csignal>
 #include <stdexcept>
@@ -46,15 +48,17 @@ test_node::test_node(const fs::path& root, node_options options)
              "  \"dicom\": {\"port\": " +
                  std::to_string(port_) + ", \"bind\": \"127.0.0.1\", " +
                  "\"max_associations\": " + std::to_string(options.max_associations) +
-                 ", \"allowed_callers\": " + options.allowed_callers_json + "},\n" +
-                 "  \"web\": {\"port\": " + std::to_string(web_port_) + options.web_json + "},\n" +
-                 "  \"completion\": {\"quiet_period_s\": " + quiet + "},\n" +
+                 ", \"allowed_callers\": " + options.allowed_callers_json + options.dicom_json +
+                 "},\n" + "  \"web\": {\"port\": " + std::to_string(web_port_) + options.web_json +
+                 "},\n" + "  \"completion\": {\"quiet_period_s\": " + quiet + "},\n" +
                  "  \"storage\": {\"sync\": \"" + options.sync +
                  "\", \"reserve_free_mb\": " + std::to_string(options.reserve_free_mb) +
                  options.storage_json + "},\n" + "  \"routing_file\": \"routing.json\"" +
                  (options.extra_config.empty() ? "" : ",\n  " + options.extra_config) + "\n}\n");
   if (!options.routing_json.empty())
     write_routing(options.routing_json);
+  if (options.test_hooks)
+    environment_["DCMSTREAMS_TEST_HOOKS"] = "1";
 }
 
 void test_node::write_routing(const std::string& json) {
@@ -71,7 +75,7 @@ test_node::~test_node() {
 void test_node::start() {
   process_ = std::make_unique<process>(
       process_options{{dcmstreams_binary().string(), "serve", "--config", config_file_.string()},
-                      {{"TCP_NODELAY", "1"}},
+                      environment_,
                       root_,
                       log_file_});
   // "ready" is logged once per start; count them to wait for this start's.
@@ -189,6 +193,18 @@ std::vector<fs::path> files_under(const fs::path& dir) {
       files.push_back(it->path());
   std::sort(files.begin(), files.end());
   return files;
+}
+
+void send_synthetic_study(const test_node& node, const fs::path& dir, const std::string& called_ae,
+                          int instances, int rows) {
+  auto made = run({dcmstreams_binary().string(), "synth", "--out", dir.string(), "--series", "1",
+                   "--instances", std::to_string(instances), "--rows", std::to_string(rows),
+                   "--cols", std::to_string(rows)});
+  ASSERT_EQ(made.exit_code, 0) << made.output;
+  auto sent = run({"storescu", "-aec", called_ae, "+sd", "+r", "127.0.0.1",
+                   std::to_string(node.port()), dir.string()},
+                  std::chrono::seconds(60), {{"TCP_NODELAY", "1"}});
+  ASSERT_EQ(sent.exit_code, 0) << sent.output;
 }
 
 } // namespace dcmstreams::fixtures

@@ -32,6 +32,8 @@ struct node_options {
   std::string extra_config; // more members of dcmstreams.json: "\"sending\": {...}"
   std::string web_json;     // more members of "web": ", \"users\": [...]"
   std::string storage_json; // more members of "storage": ", \"retention_days\": 1"
+  std::string dicom_json;   // more members of "dicom": ", \"watchdog_interval_s\": 1"
+  bool test_hooks = false;  // DCMSTREAMS_TEST_HOOKS=1: /api/v1/test/... fault injection
 };
 
 class test_node {
@@ -80,8 +82,14 @@ private:
   std::filesystem::path log_file_;
   std::uint16_t port_;
   std::uint16_t web_port_;
+  std::map<std::string, std::string> environment_{{"TCP_NODELAY", "1"}};
   std::unique_ptr<process> process_;
 };
+
+/// Makes a one-series study with `dcmstreams synth` in `dir` and sends it to
+/// `called_ae` of `node` with storescu; fails the test if either fails.
+void send_synthetic_study(const test_node& node, const std::filesystem::path& dir,
+                          const std::string& called_ae, int instances = 2, int rows = 16);
 
 /// The data set bytes of a DICOM file: everything after its file meta
 /// information (found through (0002,0000) File Meta Information Group Length).

@@ -54,6 +54,10 @@ run_result run(std::vector<std::string> argv,
 /// A TCP port on 127.0.0.1 that nobody listens on right now.
 std::uint16_t free_port();
 
+inline bool contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
 /// Polls `condition` every 50 ms until it holds or `timeout` passes.
 template <class Condition> bool eventually(Condition condition, std::chrono::milliseconds timeout) {
   auto deadline = std::chrono::steady_clock::now() + timeout;

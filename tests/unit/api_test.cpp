@@ -199,10 +199,6 @@ struct api_fixture : ::testing::Test {
   int uploads = 0;
 };
 
-bool contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
-
 TEST_F(api_fixture, health_readiness_status_and_streams) {
   start();
   auto health = call("GET", "/healthz");
