@@ -6,9 +6,13 @@ import os
 import socket
 import subprocess
 import time
+import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = dict(os.environ, TCP_NODELAY="1")
+# DICOM without disk, one process per association like the node's threads:
+# the receiver the node's MB/s is compared with.
+CEILING = "storescp --fork --ignore"
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -41,10 +45,57 @@ def count_files(folder):
     return sum(len(files) for _, _, files in os.walk(folder))
 
 
+def wait_for_http(url, timeout=30):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer")
+
+
+def write_orthanc_config(work, dicom_port, http_port):
+    """An Orthanc 1.10 configuration on loopback ports, storing under `work`."""
+    config = os.path.join(work, "orthanc.json")
+    with open(config, "w") as f:
+        json.dump({"Name": "bench", "StorageDirectory": os.path.join(work, "orthanc-db"),
+                   "IndexDirectory": os.path.join(work, "orthanc-db"), "DicomAet": "ORTHANC",
+                   "DicomPort": dicom_port, "HttpPort": http_port, "RemoteAccessAllowed": False,
+                   "AuthenticationEnabled": False, "Plugins": [], "MetricsEnabled": True,
+                   "StableAge": 1, "LogLevel": "default"}, f)
+    return config
+
+
+class orthanc_receiver:
+    name = "Orthanc"
+
+    def start(self, work):
+        self.port, self.http = free_port(), free_port()
+        config = write_orthanc_config(work, self.port, self.http)
+        self.log = open(os.path.join(work, "orthanc.log"), "w")
+        self.proc = subprocess.Popen(["Orthanc", config], env=ENV, stdout=self.log,
+                                     stderr=self.log)
+        self.aec = "ORTHANC"
+        wait_for_http(f"http://127.0.0.1:{self.http}/system")
+
+    def stored(self):
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.http}/statistics") as r:
+            return json.load(r)["CountInstances"]
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait()
+        self.log.close()
+
+
 class storescp_receiver:
-    def __init__(self, fork=False):
+    def __init__(self, fork=False, ignore=False):
         self.fork = fork
-        self.name = "storescp --fork" if fork else "storescp"
+        self.ignore = ignore
+        self.name = "storescp" + (" --fork" if fork else "") + (" --ignore" if ignore else "")
 
     def start(self, work):
         self.out = os.path.join(work, "storescp-out")
@@ -53,13 +104,17 @@ class storescp_receiver:
         args = ["storescp", "-od", self.out, str(self.port)]
         if self.fork:
             args.insert(1, "--fork")
+        if self.ignore:
+            # Receives every data set and answers success, writes nothing:
+            # the DICOM-without-disk ceiling.
+            args.insert(1, "--ignore")
         self.proc = subprocess.Popen(args, env=ENV, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
         self.aec = "ANY-SCP"
         wait_for_echo(self.port, self.aec)
 
     def stored(self):
-        return count_files(self.out)
+        return None if self.ignore else count_files(self.out)
 
     def stop(self):
         self.proc.terminate()

@@ -22,19 +22,7 @@ import threading
 import time
 import urllib.request
 
-from common import ENV, ROOT, free_port, synth, wait_for_echo
-
-
-def wait_for_http(url, timeout=30):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"{url} did not answer")
+from common import ENV, ROOT, free_port, synth, wait_for_echo, wait_for_http, write_orthanc_config
 
 
 def start_dcmstreams(binary, work):
@@ -60,13 +48,7 @@ def start_dcmstreams(binary, work):
 
 def start_orthanc(work):
     dicom, web = free_port(), free_port()
-    config = os.path.join(work, "orthanc.json")
-    with open(config, "w") as f:
-        json.dump({"Name": "bench", "StorageDirectory": os.path.join(work, "orthanc-db"),
-                   "IndexDirectory": os.path.join(work, "orthanc-db"), "DicomAet": "ORTHANC",
-                   "DicomPort": dicom, "HttpPort": web, "RemoteAccessAllowed": False,
-                   "AuthenticationEnabled": False, "Plugins": [], "MetricsEnabled": True,
-                   "StableAge": 1, "LogLevel": "default"}, f)
+    config = write_orthanc_config(work, dicom, web)
     log = open(os.path.join(work, "orthanc.log"), "w")
     proc = subprocess.Popen(["Orthanc", config], env=ENV, stdout=log, stderr=log)
     base = f"http://127.0.0.1:{web}"

@@ -17,6 +17,8 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev libarchive-dev libsodium-dev
   # peers and data the tests and benchmarks use
   dcmtk orthanc prometheus python3-pydicom dicom3tools procps curl wrk
+  # charts of the benchmark report
+  gnuplot-nox
   # systemd-analyze checks packaging/dcmstreams.service
   systemd
   # browser tests of the web UI (playwright-core from npm drives Debian's chromium)
