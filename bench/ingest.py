@@ -57,7 +57,13 @@ def run_case(receiver, make_commands, expected, bytes_total):
         elapsed = time.perf_counter() - start
         time.sleep(0.2)  # let forked children be reaped before reading CPU time
         cpu = cpu_seconds(receiver.proc.pid) - cpu_before
+        # Orthanc's statistics may lag its last answer by a moment; the
+        # time is taken already.
         stored = receiver.stored()
+        deadline = time.time() + 10
+        while stored is not None and stored < expected and time.time() < deadline:
+            time.sleep(0.1)
+            stored = receiver.stored()
         receiver.stop()
     if (stored is not None and stored != expected) or any(s.returncode != 0 for s in senders):
         raise RuntimeError(f"{receiver.name}: stored {stored} of {expected}: "

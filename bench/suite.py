@@ -185,10 +185,12 @@ def scale(binary, work, counts):
 # -- the drivers ----------------------------------------------------------------
 
 
-def run_driver(part, build, out, quick):
+def run_driver(part, build, out, quick, runs):
     command = [sys.executable, os.path.join(HERE, f"{part}.py"), "--build", build, "--out", out]
     if quick:
         command.append("--quick")
+    if runs and part != "web":  # web.py measures one long wrk run per target
+        command += ["--runs", str(runs)]
     print(f"\n== {part}: {' '.join(command[1:])}", flush=True)
     subprocess.run(command, check=True, env=ENV)
     newest = sorted(glob.glob(os.path.join(out, f"*-{part}.json")), key=os.path.getmtime)[-1]
@@ -410,6 +412,8 @@ def main():
     parser.add_argument("--build", default=None,
                         help="use this build folder instead of building build-release")
     parser.add_argument("--out", default=os.path.join(ROOT, "bench", "results"))
+    parser.add_argument("--runs", type=int, default=None,
+                        help="runs per case (default: 3, --quick 1)")
     parser.add_argument("--check", metavar="REPORT", help="only check a written report")
     args = parser.parse_args()
     if args.check:
@@ -440,7 +444,8 @@ def main():
         parts_out = os.path.join(work, "parts")
         report["parts"], bodies = {}, {}
         for part in PARTS:
-            report["parts"][part], bodies[part] = run_driver(part, build, parts_out, args.quick)
+            report["parts"][part], bodies[part] = run_driver(part, build, parts_out, args.quick,
+                                                             args.runs)
         kernels_table = run_kernels(build, work, args.quick)
         print("\n== scale of cost", flush=True)
         report["scale"] = scale(binary, work, [500, 2000] if args.quick else [1000, 10000, 50000])
