@@ -86,9 +86,6 @@ job_store_actor::behavior_type job_store(job_store_actor::stateful_pointer<job_s
         auto removed = remove_finished_job(*st.db, *st.layout, id);
         if (!removed)
           return make_error(removed.error());
-        // The study's instances stay in store/ while another job links them,
-        // and for a minute after they were written (a job may be linking them).
-        remove_unneeded_store_files(*st.layout, removed->job.study_uid);
         if (st.events)
           st.events->publish("deleted", "{\"id\":" + std::to_string(id) + "}");
         return removed->job;

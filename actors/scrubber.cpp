@@ -36,7 +36,7 @@ bool scrub_job(self_pointer self, const job_record& job, const char* reason, scr
     log::warning(component, "cannot delete " + what + ": " + removed.error().message);
     return false;
   }
-  auto freed = removed->freed_bytes + remove_unneeded_store_files(*st.layout, job.study_uid);
+  auto freed = removed->freed_bytes;
   report.jobs.push_back(job.id);
   report.freed_bytes += freed;
   log::info(component, "deleted " + what + " (" + reason + "), " + std::to_string(freed / 1024) +

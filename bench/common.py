@@ -1,10 +1,14 @@
 """Helpers the benchmark drivers share: free ports, peers started fresh,
 CPU time of a process, synthetic studies."""
 
+import argparse
+import datetime
 import json
 import os
+import platform
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 
@@ -185,3 +189,41 @@ def split_study(files, parts, root):
     for i, path in enumerate(files):
         os.link(path, os.path.join(folders[i % parts], os.path.basename(path)))
     return folders
+
+
+def driver_arguments(name, doc, add_arguments=None, with_runs=True):
+    """The command line every driver shares (--quick, --runs, --build, --out
+    and its own additions); checks that the binary exists. `args.binary` is
+    the dcmstreams binary; `args.runs` defaults to 3 (1 with --quick)."""
+    parser = argparse.ArgumentParser(description=doc,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="small cases, one run each")
+    if with_runs:
+        parser.add_argument("--runs", type=int, default=None,
+                            help="runs per case (default 3, quick 1)")
+    parser.add_argument("--build", default=os.path.join(ROOT, "build"), help="build folder")
+    parser.add_argument("--out", default=os.path.join(ROOT, "bench", "results"),
+                        help="folder for the report")
+    if add_arguments:
+        add_arguments(parser)
+    args = parser.parse_args()
+    args.binary = os.path.join(args.build, "main", "dcmstreams")
+    if not os.access(args.binary, os.X_OK):
+        sys.exit(f"{name}: {args.binary} does not exist; run scripts/setup.sh first")
+    if with_runs:
+        args.runs = args.runs or (1 if args.quick else 3)
+    return args
+
+
+def write_report(out, kind, title, preamble, table, data):
+    """Writes <out>/<date>-<host>-<kind>.{json,md}; returns the path without suffix."""
+    stamp = datetime.datetime.now().strftime("%Y-%m-%d-%H%M")
+    os.makedirs(out, exist_ok=True)
+    base = os.path.join(out, f"{stamp}-{platform.node()}-{kind}")
+    with open(base + ".json", "w") as f:
+        json.dump(data, f, indent=2)
+    with open(base + ".md", "w") as f:
+        f.write(f"# {title} {stamp} on {platform.node()}\n\n{preamble}\n\n{table}\n")
+    print(f"\nwrote {base}.json and {base}.md")
+    return base
+

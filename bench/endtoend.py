@@ -8,17 +8,14 @@ writing the derived series), which the job records.
     bench/endtoend.py [--quick] [--runs N] [--build DIR] [--out DIR]
 """
 
-import argparse
 import datetime
 import json
 import os
-import platform
 import subprocess
-import sys
 import tempfile
 import time
 
-from common import (ENV, ROOT, free_port, median_and_spread, storescp_receiver, synth,
+from common import (ENV, driver_arguments, free_port, write_report, median_and_spread, storescp_receiver, synth,
                     wait_for_echo)
 
 QUIET_S = 1.0
@@ -76,17 +73,9 @@ def one_run(binary, study, expected, rows):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--runs", type=int, default=None)
-    parser.add_argument("--build", default=os.path.join(ROOT, "build"))
-    parser.add_argument("--out", default=os.path.join(ROOT, "bench", "results"))
-    args = parser.parse_args()
-    binary = os.path.join(args.build, "main", "dcmstreams")
-    if not os.access(binary, os.X_OK):
-        sys.exit(f"endtoend.py: {binary} does not exist; run scripts/setup.sh first")
-    runs = args.runs or (1 if args.quick else 3)
+    args = driver_arguments("endtoend.py", __doc__)
+    binary = args.binary
+    runs = args.runs
     count, rows = (50, 64) if args.quick else (200, 256)
     with tempfile.TemporaryDirectory(prefix="dcmstreams-e2e-data-") as data:
         files, _ = synth(binary, os.path.join(data, "study"), count, rows)
@@ -100,15 +89,9 @@ def main():
              f" {summary['job_run_s'][0]:.3f} s | {summary['overhead_s'][0]:.3f} s"
              f" ({summary['overhead_s'][1][0]:.3f}-{summary['overhead_s'][1][1]:.3f}) |")
     print(table)
-    stamp = datetime.datetime.now().strftime("%Y-%m-%d-%H%M")
-    os.makedirs(args.out, exist_ok=True)
-    base = os.path.join(args.out, f"{stamp}-{platform.node()}-endtoend")
-    with open(base + ".json", "w") as f:
-        json.dump({"quick": args.quick, "runs": samples, "summary": summary}, f, indent=2)
-    with open(base + ".md", "w") as f:
-        f.write(f"# End-to-end latency {stamp} on {platform.node()}\n\n"
-                f"Median of {runs} run(s); overhead = total - quiet period - job run.\n\n{table}\n")
-    print(f"\nwrote {base}.json and {base}.md")
+    write_report(args.out, "endtoend", "End-to-end latency",
+                 f"Median of {runs} run(s); overhead = total - quiet period - job run.", table,
+                 {"quick": args.quick, "runs": samples, "summary": summary})
 
 
 if __name__ == "__main__":

@@ -15,9 +15,6 @@ bench/results/<date>-<host>-ingest.{json,md}.
                     [--sizes 8KB,512KB,5MB] [--associations 1,4,8] [--clients storescu,send]
 """
 
-import argparse
-import datetime
-import json
 import os
 import platform
 import shutil
@@ -27,8 +24,8 @@ import sys
 import tempfile
 import time
 
-from common import (CEILING, ENV, ROOT, cpu_seconds, dcmstreams_receiver, orthanc_receiver, split_study,
-                    storescp_receiver, synth)
+from common import (CEILING, ENV, cpu_seconds, dcmstreams_receiver, driver_arguments,
+                    orthanc_receiver, split_study, storescp_receiver, synth, write_report)
 
 # Label -> rows (= cols) of a 16-bit single-frame image, and instances in a
 # full and a quick run.
@@ -115,24 +112,16 @@ def markdown(results, sizes, association_counts, clients, receivers):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="small studies, one run each")
-    parser.add_argument("--runs", type=int, default=None, help="runs per case (default 3, quick 1)")
-    parser.add_argument("--build", default=os.path.join(ROOT, "build"), help="build folder")
-    parser.add_argument("--out", default=os.path.join(ROOT, "bench", "results"),
-                        help="folder for the report")
-    parser.add_argument("--sizes", default=None, help="of " + ",".join(SIZES))
-    parser.add_argument("--associations", default=None, help="counts, such as 1,4,8")
-    parser.add_argument("--clients", default=None, help="storescu, send or both")
-    args = parser.parse_args()
-    binary = os.path.join(args.build, "main", "dcmstreams")
-    if not os.access(binary, os.X_OK):
-        sys.exit(f"ingest.py: {binary} does not exist; run scripts/setup.sh first")
+    def own_arguments(parser):
+        parser.add_argument("--sizes", default=None, help="of " + ",".join(SIZES))
+        parser.add_argument("--associations", default=None, help="counts, such as 1,4,8")
+        parser.add_argument("--clients", default=None, help="storescu, send or both")
+
+    args = driver_arguments("ingest.py", __doc__, own_arguments)
+    binary, runs = args.binary, args.runs
     for tool in ("storescu", "storescp", "echoscu", "Orthanc"):
         if not shutil.which(tool):
             sys.exit(f"ingest.py: {tool} is missing; run scripts/setup.sh (dcmtk, orthanc)")
-    runs = args.runs or (1 if args.quick else 3)
     sizes = (args.sizes or ("8KB,5MB" if args.quick else ",".join(SIZES))).split(",")
     for size in sizes:
         if size not in SIZES:
@@ -173,18 +162,12 @@ def main():
     print()
     print(table)
     machine = {"host": platform.node(), "cores": os.cpu_count(), "kernel": platform.release()}
-    stamp = datetime.datetime.now().strftime("%Y-%m-%d-%H%M")
-    os.makedirs(args.out, exist_ok=True)
-    base = os.path.join(args.out, f"{stamp}-{platform.node()}-ingest")
-    with open(base + ".json", "w") as f:
-        json.dump({"machine": machine, "quick": args.quick, "runs": runs, "sizes": sizes,
-                   "associations": association_counts, "clients": clients,
-                   "receivers": [r.name for r in receivers], "results": results}, f, indent=2)
-    with open(base + ".md", "w") as f:
-        f.write(f"# Ingest benchmark {stamp} on {platform.node()}\n\n"
-                f"{os.cpu_count()} cores, TCP_NODELAY=1, median of {runs} run(s), "
-                f"instances/s.\n\n{table}\n")
-    print(f"\nwrote {base}.json and {base}.md")
+    write_report(args.out, "ingest", "Ingest benchmark",
+                 f"{os.cpu_count()} cores, TCP_NODELAY=1, median of {runs} run(s), instances/s.",
+                 table,
+                 {"machine": machine, "quick": args.quick, "runs": runs, "sizes": sizes,
+                  "associations": association_counts, "clients": clients,
+                  "receivers": [r.name for r in receivers], "results": results})
 
 
 if __name__ == "__main__":

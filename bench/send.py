@@ -7,17 +7,13 @@ TCP_NODELAY=1. Prints instances/s, MB/s and the ratio of dcmstreams to each.
     bench/send.py [--quick] [--runs N] [--build DIR] [--out DIR]
 """
 
-import argparse
-import datetime
-import json
 import os
-import platform
 import subprocess
-import sys
 import tempfile
 import time
 
-from common import ENV, ROOT, median_and_spread, split_study, storescp_receiver, synth
+from common import (ENV, driver_arguments, median_and_spread, split_study,
+                    storescp_receiver, synth, write_report)
 
 
 def senders(binary):
@@ -36,17 +32,9 @@ def senders(binary):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--runs", type=int, default=None)
-    parser.add_argument("--build", default=os.path.join(ROOT, "build"))
-    parser.add_argument("--out", default=os.path.join(ROOT, "bench", "results"))
-    args = parser.parse_args()
-    binary = os.path.join(args.build, "main", "dcmstreams")
-    if not os.access(binary, os.X_OK):
-        sys.exit(f"send.py: {binary} does not exist; run scripts/setup.sh first")
-    runs = args.runs or (1 if args.quick else 3)
+    args = driver_arguments("send.py", __doc__)
+    binary = args.binary
+    runs = args.runs
     sizes = [("8 KB", 64, 100 if args.quick else 500), ("512 KB", 512, 20 if args.quick else 100)]
     receiver = storescp_receiver(fork=True)
     rows = []
@@ -77,15 +65,9 @@ def main():
                          f" {r['dcmstreams send'] / r['dcmsend']:.2f}x |")
     table = "\n".join(lines)
     print("\n" + table)
-    stamp = datetime.datetime.now().strftime("%Y-%m-%d-%H%M")
-    os.makedirs(args.out, exist_ok=True)
-    base = os.path.join(args.out, f"{stamp}-{platform.node()}-send")
-    with open(base + ".json", "w") as f:
-        json.dump({"quick": args.quick, "runs": runs, "results": rows}, f, indent=2)
-    with open(base + ".md", "w") as f:
-        f.write(f"# Send benchmark {stamp} on {platform.node()}\n\nReceiver: storescp --fork, "
-                f"fresh folder per run; median of {runs} run(s), instances/s.\n\n{table}\n")
-    print(f"\nwrote {base}.json and {base}.md")
+    write_report(args.out, "send", "Send benchmark",
+                 f"Receiver: storescp --fork, fresh folder per run; median of {runs} run(s), "
+                 "instances/s.", table, {"quick": args.quick, "runs": runs, "results": rows})
 
 
 def run_with(build, folders, receiver, expected, total):

@@ -9,20 +9,17 @@ requests/s of each, and the ratios.
     bench/web.py [--quick] [--build DIR] [--out DIR]
 """
 
-import argparse
-import datetime
 import json
 import os
-import platform
 import re
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 import urllib.request
 
-from common import ENV, ROOT, free_port, synth, wait_for_echo, wait_for_http, write_orthanc_config
+from common import (ENV, driver_arguments, free_port, synth, wait_for_echo, wait_for_http,
+                    write_orthanc_config, write_report)
 
 
 def start_dcmstreams(binary, work):
@@ -99,15 +96,8 @@ class background_ingest:
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--build", default=os.path.join(ROOT, "build"))
-    parser.add_argument("--out", default=os.path.join(ROOT, "bench", "results"))
-    args = parser.parse_args()
-    binary = os.path.join(args.build, "main", "dcmstreams")
-    if not os.access(binary, os.X_OK):
-        sys.exit(f"web.py: {binary} does not exist; run scripts/setup.sh first")
+    args = driver_arguments("web.py", __doc__, with_runs=False)
+    binary = args.binary
     studies = 50 if args.quick else 300
     seconds = 3 if args.quick else 15
     connections = 8
@@ -151,18 +141,12 @@ def main():
                      f" {o['p99_ms'] / d['p99_ms']:.2f}x |")
     table = "\n".join(lines)
     print("\n" + table)
-    stamp = datetime.datetime.now().strftime("%Y-%m-%d-%H%M")
-    os.makedirs(args.out, exist_ok=True)
-    base = os.path.join(args.out, f"{stamp}-{platform.node()}-web")
-    with open(base + ".json", "w") as f:
-        json.dump({"quick": args.quick, "studies": studies, "seconds": seconds,
-                   "connections": connections, "results": rows}, f, indent=2)
-    with open(base + ".md", "w") as f:
-        f.write(f"# Web API latency {stamp} on {platform.node()}\n\n"
-                f"wrk -t2 -c{connections} -d{seconds}s against each peer holding {studies} "
-                f"studies (jobs), while storescu sends a 100-instance 128x128 study to it in a "
-                f"loop.\n\n{table}\n")
-    print(f"\nwrote {base}.json and {base}.md")
+    write_report(args.out, "web", "Web API latency",
+                 f"wrk -t2 -c{connections} -d{seconds}s against each peer holding {studies} "
+                 f"studies (jobs), while storescu sends a 100-instance 128x128 study to it in a "
+                 f"loop.", table,
+                 {"quick": args.quick, "studies": studies, "seconds": seconds,
+                  "connections": connections, "results": rows})
 
 
 if __name__ == "__main__":

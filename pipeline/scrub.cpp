@@ -33,6 +33,31 @@ std::uint64_t bytes_only_here(const fs::path& dir) {
   return bytes;
 }
 
+/// Removes the instances of store/<study_uid>/ that no job folder links any
+/// more. Safe while studies arrive: intake links an instance into its job
+/// before it moves it into the store, so a needed store file never has a
+/// single link. Returns the bytes freed.
+std::uint64_t remove_unneeded_store_files(const store_layout& layout,
+                                          const std::string& study_uid) {
+  if (!valid_uid(study_uid))
+    return 0;
+  auto dir = layout.store_dir() / study_uid;
+  std::uint64_t freed = 0;
+  std::error_code error;
+  for (auto it = fs::directory_iterator(dir, error); !error && it != fs::directory_iterator();
+       it.increment(error)) {
+    struct stat info {};
+    if (::lstat(it->path().c_str(), &info) != 0 || !S_ISREG(info.st_mode) || info.st_nlink != 1)
+      continue;
+    std::error_code ignored;
+    if (fs::remove(it->path(), ignored))
+      freed += static_cast<std::uint64_t>(info.st_size);
+  }
+  std::error_code ignored;
+  fs::remove(dir, ignored); // only if empty
+  return freed;
+}
+
 } // namespace
 
 result<removed_job> remove_finished_job(database& db, const store_layout& layout, std::int64_t id) {
@@ -55,28 +80,8 @@ result<removed_job> remove_finished_job(database& db, const store_layout& layout
   if (error)
     log::warning("jobs", "job " + std::to_string(id) + " is deleted but its folder " +
                              dir.string() + " could not be removed: " + error.message());
+  removed.freed_bytes += remove_unneeded_store_files(layout, removed.job.study_uid);
   return removed;
-}
-
-std::uint64_t remove_unneeded_store_files(const store_layout& layout,
-                                          const std::string& study_uid) {
-  if (!valid_uid(study_uid))
-    return 0;
-  auto dir = layout.store_dir() / study_uid;
-  std::uint64_t freed = 0;
-  std::error_code error;
-  for (auto it = fs::directory_iterator(dir, error); !error && it != fs::directory_iterator();
-       it.increment(error)) {
-    struct stat info {};
-    if (::lstat(it->path().c_str(), &info) != 0 || !S_ISREG(info.st_mode) || info.st_nlink != 1)
-      continue;
-    std::error_code ignored;
-    if (fs::remove(it->path(), ignored))
-      freed += static_cast<std::uint64_t>(info.st_size);
-  }
-  std::error_code ignored;
-  fs::remove(dir, ignored); // only if empty
-  return freed;
 }
 
 } // namespace dcmstreams

@@ -17,19 +17,14 @@ double disk_used_pct(const std::filesystem::path& path);
 
 struct removed_job {
   job_record job;
-  std::uint64_t freed_bytes = 0; // files whose last link went with the job folder
+  std::uint64_t freed_bytes = 0; // files whose last link went with the job
 };
 
 /// Removes a finished job: its row first (a folder without a row is removed
 /// again next time; a row without a folder would show a job whose files are
-/// gone), then its folder. Fails for queued or running jobs (ec::conflict)
-/// and unknown ids (ec::not_found).
+/// gone), then its folder, then the instances of its study in store/ that no
+/// other job links. Fails for queued or running jobs (ec::conflict) and
+/// unknown ids (ec::not_found).
 result<removed_job> remove_finished_job(database& db, const store_layout& layout, std::int64_t id);
-
-/// Removes the instances of store/<study_uid>/ that no job folder links any
-/// more. Safe while studies arrive: intake links an instance into its job
-/// before it moves it into the store, so a needed store file never has a
-/// single link. Returns the bytes freed.
-std::uint64_t remove_unneeded_store_files(const store_layout& layout, const std::string& study_uid);
 
 } // namespace dcmstreams

@@ -21,15 +21,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-fs::path synth_study(const fs::path& out, int instances, int rows, int series = 1,
-                     const std::string& modality = "CT") {
-  auto made = run({dcmstreams_binary().string(), "synth", "--out", out.string(), "--series",
-                   std::to_string(series), "--instances", std::to_string(instances), "--rows",
-                   std::to_string(rows), "--cols", std::to_string(rows), "--modality", modality});
-  EXPECT_EQ(made.exit_code, 0) << made.output;
-  return out;
-}
-
 int send(const test_node& node, const std::string& ae, const fs::path& study) {
   return run({"storescu", "-aec", ae, "+sd", "+r", "127.0.0.1", std::to_string(node.port()),
               study.string()})
@@ -199,7 +190,7 @@ TEST(execution, accept_filters_skip_studies_and_group_by_series_splits_them) {
   write_stream(node.streams_dir(), "per-series", "PERSERIES",
                "\"command\": [\"/bin/true\"], \"group_by\": \"series\"");
   node.start();
-  ASSERT_EQ(send(node, "MRONLY", synth_study(scratch / "ct", 2, 16, 1, "CT")), 0);
+  ASSERT_EQ(send(node, "MRONLY", synth_study(scratch / "ct", 2, 16, 1, {"--modality", "CT"})), 0);
   ASSERT_EQ(send(node, "PERSERIES", synth_study(scratch / "three", 2, 16, 3)), 0);
   ASSERT_TRUE(node.wait_for_finished_jobs(4, 30s)) << node.log();
   std::map<std::string, std::vector<fs::path>> by_stream;

@@ -18,13 +18,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-fs::path synth_study(const fs::path& out, int instances) {
-  auto made = run({dcmstreams_binary().string(), "synth", "--out", out.string(), "--series", "1",
-                   "--instances", std::to_string(instances), "--rows", "32", "--cols", "32"});
-  EXPECT_EQ(made.exit_code, 0) << made.output;
-  return out;
-}
-
 /// Counts the local file headers of a ZIP ("PK\3\4").
 std::size_t zip_entry_count(const std::string& zip) {
   std::size_t n = 0, at = 0;
@@ -57,7 +50,7 @@ TEST(http, a_study_sent_by_storescu_is_watched_through_the_api_and_downloaded) {
   std::string feed;
   std::thread listener{[&] { feed = read_events(port, "/api/v1/events", 3, 30000); }};
   std::this_thread::sleep_for(300ms);
-  auto study = synth_study(scratch / "study", 6);
+  auto study = synth_study(scratch / "study", 6, 32);
   auto sent = run({"storescu", "-aec", "COPYAE", "+sd", "+r", "127.0.0.1",
                    std::to_string(node.port()), study.string()},
                   60s, {{"TCP_NODELAY", "1"}});

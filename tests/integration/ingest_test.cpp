@@ -65,14 +65,6 @@ private:
   std::unique_ptr<process> process_;
 };
 
-fs::path synth_study(const fs::path& out, int instances, int rows, int series = 1) {
-  auto made = run({dcmstreams_binary().string(), "synth", "--out", out.string(), "--series",
-                   std::to_string(series), "--instances", std::to_string(instances), "--rows",
-                   std::to_string(rows), "--cols", std::to_string(rows)});
-  EXPECT_EQ(made.exit_code, 0) << made.output;
-  return out;
-}
-
 class ingest : public ::testing::Test {
 protected:
   void SetUp() override { start_node({}); }

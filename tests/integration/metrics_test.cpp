@@ -26,16 +26,6 @@ double sample(const std::string& exposition, const std::string& series) {
   return std::stod(exposition.substr(at + series.size() + 2));
 }
 
-void send_study(const test_node& node, const fs::path& dir, const std::string& ae, int instances) {
-  auto made = run({dcmstreams_binary().string(), "synth", "--out", dir.string(), "--series", "1",
-                   "--instances", std::to_string(instances), "--rows", "32", "--cols", "32"});
-  ASSERT_EQ(made.exit_code, 0) << made.output;
-  auto sent = run(
-      {"storescu", "-aec", ae, "+sd", "+r", "127.0.0.1", std::to_string(node.port()), dir.string()},
-      60s, {{"TCP_NODELAY", "1"}});
-  ASSERT_EQ(sent.exit_code, 0) << sent.output;
-}
-
 } // namespace
 
 TEST(metrics, promtool_accepts_the_exposition_and_values_follow_a_study) {
@@ -51,7 +41,7 @@ TEST(metrics, promtool_accepts_the_exposition_and_values_follow_a_study) {
       run({"/bin/sh", "-c", "promtool check metrics < " + (scratch / "before.txt").string()});
   EXPECT_EQ(checked.exit_code, 0) << checked.output << before.body;
 
-  send_study(node, scratch / "study", "COPYAE", 7);
+  send_synthetic_study(node, scratch / "study", "COPYAE", 7, 32);
   ASSERT_TRUE(node.wait_for_finished_jobs(1, 30s)) << node.log();
   std::string after;
   ASSERT_TRUE(eventually(
@@ -76,7 +66,7 @@ TEST(metrics, a_prometheus_server_scrapes_the_node_and_counts_the_instances) {
   test_node node{root.path()};
   write_stream(node.streams_dir(), "copy", "COPYAE");
   node.start();
-  send_study(node, scratch / "study", "COPYAE", 5);
+  send_synthetic_study(node, scratch / "study", "COPYAE", 5, 32);
 
   auto prometheus_port = free_port();
   write_file(scratch / "prometheus.yml",

@@ -23,16 +23,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-fs::path synth_study(const fs::path& out, int instances, int rows, int series = 1,
-                     const std::string& syntax = "explicit-le") {
-  auto made =
-      run({dcmstreams_binary().string(), "synth", "--out", out.string(), "--series",
-           std::to_string(series), "--instances", std::to_string(instances), "--rows",
-           std::to_string(rows), "--cols", std::to_string(rows), "--transfer-syntax", syntax});
-  EXPECT_EQ(made.exit_code, 0) << made.output;
-  return out;
-}
-
 int send(const test_node& node, const std::string& ae, const fs::path& study) {
   return run({"dcmsend", "-aec", ae, "+sd", "+r", "127.0.0.1", std::to_string(node.port()),
               study.string()})
@@ -229,7 +219,9 @@ TEST(routing, compressed_inputs_are_decompressed_for_a_destination_that_wants_un
   test_node node{root.path(), options};
   write_stream(node.streams_dir(), "copy", "COPY");
   node.start();
-  ASSERT_EQ(send(node, "COPY", synth_study(scratch / "s", 4, 32, 1, "jpeg-ls")), 0);
+  ASSERT_EQ(
+      send(node, "COPY", synth_study(scratch / "s", 4, 32, 1, {"--transfer-syntax", "jpeg-ls"})),
+      0);
   ASSERT_TRUE(all_sends(node, 1, "done", 60s)) << node.log();
   auto job_input = test_node::input_files(node.job_dirs().at(0));
   ASSERT_EQ(transfer_syntax_of(job_input.at(0)), UID_JPEGLSLosslessTransferSyntax)

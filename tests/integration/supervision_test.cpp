@@ -86,9 +86,7 @@ TEST(supervision, the_watchdog_restarts_a_listener_that_stopped_answering) {
   // stores nothing.
   auto echoed = echo(node, "DCMSTREAMS");
   ASSERT_EQ(echoed.exit_code, 0) << echoed.output << node.log();
-  auto made = run({dcmstreams_binary().string(), "synth", "--out", (scratch / "own").string(),
-                   "--series", "1", "--instances", "1", "--rows", "16", "--cols", "16"});
-  ASSERT_EQ(made.exit_code, 0) << made.output;
+  synth_study(scratch / "own", 1, 16);
   auto refused = run({"storescu", "-aec", "DCMSTREAMS", "+sd", "+r", "127.0.0.1",
                       std::to_string(node.port()), (scratch / "own").string()},
                      20s, {{"TCP_NODELAY", "1"}});

@@ -195,12 +195,30 @@ std::vector<fs::path> files_under(const fs::path& dir) {
   return files;
 }
 
+fs::path synth_study(const fs::path& out, int instances, int rows, int series,
+                     const std::vector<std::string>& options) {
+  std::vector<std::string> argv{dcmstreams_binary().string(),
+                                "synth",
+                                "--out",
+                                out.string(),
+                                "--series",
+                                std::to_string(series),
+                                "--instances",
+                                std::to_string(instances),
+                                "--rows",
+                                std::to_string(rows),
+                                "--cols",
+                                std::to_string(rows)};
+  argv.insert(argv.end(), options.begin(), options.end());
+  auto made = run(argv);
+  EXPECT_EQ(made.exit_code, 0) << made.output;
+  return out;
+}
+
 void send_synthetic_study(const test_node& node, const fs::path& dir, const std::string& called_ae,
                           int instances, int rows) {
-  auto made = run({dcmstreams_binary().string(), "synth", "--out", dir.string(), "--series", "1",
-                   "--instances", std::to_string(instances), "--rows", std::to_string(rows),
-                   "--cols", std::to_string(rows)});
-  ASSERT_EQ(made.exit_code, 0) << made.output;
+  synth_study(dir, instances, rows);
+  ASSERT_FALSE(::testing::Test::HasFailure());
   auto sent = run({"storescu", "-aec", called_ae, "+sd", "+r", "127.0.0.1",
                    std::to_string(node.port()), dir.string()},
                   std::chrono::seconds(60), {{"TCP_NODELAY", "1"}});

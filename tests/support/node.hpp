@@ -86,6 +86,11 @@ private:
   std::unique_ptr<process> process_;
 };
 
+/// Writes one synthetic study with `dcmstreams synth` into `out` (more
+/// options such as {"--modality", "MR"}); fails the test if synth fails.
+std::filesystem::path synth_study(const std::filesystem::path& out, int instances, int rows,
+                                  int series = 1, const std::vector<std::string>& options = {});
+
 /// Makes a one-series study with `dcmstreams synth` in `dir` and sends it to
 /// `called_ae` of `node` with storescu; fails the test if either fails.
 void send_synthetic_study(const test_node& node, const std::filesystem::path& dir,

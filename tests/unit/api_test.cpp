@@ -172,9 +172,7 @@ struct api_fixture : ::testing::Test {
 
   std::string study_zip(int instances) {
     auto out = dir / ("synth-" + std::to_string(uploads++));
-    auto made = run({dcmstreams_binary().string(), "synth", "--out", out.string(), "--series", "1",
-                     "--instances", std::to_string(instances), "--rows", "16", "--cols", "16"});
-    EXPECT_EQ(made.exit_code, 0) << made.output;
+    synth_study(out, instances, 16);
     std::vector<std::pair<std::string, std::string>> entries;
     for (auto& e : fs::recursive_directory_iterator(out))
       if (e.is_regular_file())
