@@ -39,23 +39,25 @@ ec code_of(const caf::error& error);
 using arrived_atom = caf::atom_constant<caf::atom("arrived")>;
 using cancel_atom = caf::atom_constant<caf::atom("cancel")>;
 using complete_atom = caf::atom_constant<caf::atom("complete")>;
+using crash_atom = caf::atom_constant<caf::atom("crash")>;
 using create_atom = caf::atom_constant<caf::atom("create")>;
 using delete_atom = caf::atom_constant<caf::atom("delete")>;
 using finished_atom = caf::atom_constant<caf::atom("finished")>;
 using get_atom = caf::atom_constant<caf::atom("get")>;
 using job_atom = caf::atom_constant<caf::atom("job")>;
-using kill_atom = caf::atom_constant<caf::atom("kill")>;
 using jobs_atom = caf::atom_constant<caf::atom("jobs")>;
+using kill_atom = caf::atom_constant<caf::atom("kill")>;
 using pending_atom = caf::atom_constant<caf::atom("pending")>;
 using ping_atom = caf::atom_constant<caf::atom("ping")>;
 using queued_atom = caf::atom_constant<caf::atom("queued")>;
 using recover_atom = caf::atom_constant<caf::atom("recover")>;
 using reload_atom = caf::atom_constant<caf::atom("reload")>;
+using restart_atom = caf::atom_constant<caf::atom("restart")>;
+using retry_atom = caf::atom_constant<caf::atom("retry")>;
 using route_atom = caf::atom_constant<caf::atom("route")>;
 using scrub_atom = caf::atom_constant<caf::atom("scrub")>;
 using send_atom = caf::atom_constant<caf::atom("send")>;
 using sends_atom = caf::atom_constant<caf::atom("sends")>;
-using retry_atom = caf::atom_constant<caf::atom("retry")>;
 using stats_atom = caf::atom_constant<caf::atom("stats")>;
 using tick_atom = caf::atom_constant<caf::atom("tick")>;
 using update_atom = caf::atom_constant<caf::atom("update")>;
@@ -198,6 +200,9 @@ using job_store_actor = caf::typed_actor<
     caf::replies_to<create_atom, completed_study>::with<std::vector<job_record>>,
     /// Finishes or undoes interrupted job creations; lists pending instances.
     caf::replies_to<recover_atom>::with<recovery_report>,
+    /// The instances of studies still arriving, from incoming/ (for a
+    /// restarted assembler); leaves the files being received alone.
+    caf::replies_to<get_atom, pending_atom>::with<std::vector<recovered_instance>>,
     /// Records a job's new state and times (database row and info.json).
     caf::reacts_to<update_atom, job_record>,
     /// Jobs to run after a start: those that were running, then the queued, oldest first.
@@ -230,6 +235,12 @@ using router_actor = caf::typed_actor<
     caf::reacts_to<route_atom, job_record>,
     /// Timer: reloads routing.json when it changed.
     caf::reacts_to<tick_atom>,
+    /// Timer after a sender died: a new sender takes the unfinished sends
+    /// of that destination and way of sending (the key) from the database.
+    caf::reacts_to<recover_atom, std::string>,
+    /// Test hook (DCMSTREAMS_TEST_HOOKS=1): kills the senders to this
+    /// destination as a crash would; replies whether there was one.
+    caf::replies_to<kill_atom, std::string>::with<bool>,
     /// Sends a failed task again from its first unsent file; replies with it.
     caf::replies_to<retry_atom, std::int64_t>::with<send_task>,
     /// The newest send tasks, at most this many.

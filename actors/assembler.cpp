@@ -82,44 +82,71 @@ void complete(self_pointer self, const study_key& key, const char* why) {
           });
 }
 
+/// An instance joins its study's group; the first one opens the group.
+void add_instance(self_pointer self, const study_key& key, const arrived_instance& instance) {
+  auto [it, created] = self->state.groups.try_emplace(key);
+  auto& group = it->second;
+  auto now = self->clock().now();
+  if (created) {
+    group.first_arrival = now;
+    group.first_arrival_wall = now_ms();
+    group.quiet_period = seconds(self->state.defaults.quiet_period_s);
+    group.stream = key.called_ae;
+    if (self->state.registry) {
+      auto snapshot = self->state.registry->get();
+      if (auto* stream = snapshot->find_by_ae(key.called_ae)) {
+        group.stream = stream->folder_name;
+        if (stream->quiet_period_s)
+          group.quiet_period = seconds(*stream->quiet_period_s);
+      }
+    }
+    update_pending_gauge(self);
+    log::debug(component, "first instance of " + key.describe());
+  }
+  group.last_arrival = now;
+  group.last_arrival_wall = now_ms();
+  group.instances[instance.sop_uid] = instance;
+  if (!group.timer_pending)
+    schedule_check(self, key, group);
+}
+
+/// After a restart the pending studies are rebuilt from incoming/, where every
+/// acknowledged instance waits until its study completes. The same instance
+/// arriving again by message is the same entry (by SOP Instance UID).
+void rebuild_from_incoming(self_pointer self) {
+  self->request(self->state.job_store, caf::infinite, get_atom::value, pending_atom::value)
+      .then(
+          [self](std::vector<recovered_instance>& found) {
+            for (auto& pending : found)
+              add_instance(self, pending.key, pending.instance);
+            log::info(component, "restarted with " + std::to_string(self->state.groups.size()) +
+                                     " pending studies (" + std::to_string(found.size()) +
+                                     " instances in the incoming folder)");
+          },
+          [](caf::error& e) {
+            log::error(component,
+                       "cannot list the incoming folder after a restart: " + describe(e) +
+                           "; its studies complete when the node starts again");
+          });
+}
+
 } // namespace
 
 assembler_actor::behavior_type assembler(self_pointer self, job_store_actor job_store,
                                          job_manager_actor job_manager, completion_config defaults,
                                          std::shared_ptr<streams::shared_registry> registry,
-                                         node_metrics* metrics, event_hub* events) {
+                                         node_metrics* metrics, event_hub* events, bool restarted) {
   self->state.events = events;
   self->state.job_store = std::move(job_store);
   self->state.job_manager = std::move(job_manager);
   self->state.defaults = defaults;
   self->state.registry = std::move(registry);
   self->state.metrics = metrics;
+  if (restarted)
+    rebuild_from_incoming(self);
   return {
       [self](arrived_atom, const study_key& key, const arrived_instance& instance) {
-        auto [it, created] = self->state.groups.try_emplace(key);
-        auto& group = it->second;
-        auto now = self->clock().now();
-        if (created) {
-          group.first_arrival = now;
-          group.first_arrival_wall = now_ms();
-          group.quiet_period = seconds(self->state.defaults.quiet_period_s);
-          group.stream = key.called_ae;
-          if (self->state.registry) {
-            auto snapshot = self->state.registry->get();
-            if (auto* stream = snapshot->find_by_ae(key.called_ae)) {
-              group.stream = stream->folder_name;
-              if (stream->quiet_period_s)
-                group.quiet_period = seconds(*stream->quiet_period_s);
-            }
-          }
-          update_pending_gauge(self);
-          log::debug(component, "first instance of " + key.describe());
-        }
-        group.last_arrival = now;
-        group.last_arrival_wall = now_ms();
-        group.instances[instance.sop_uid] = instance;
-        if (!group.timer_pending)
-          schedule_check(self, key, group);
+        add_instance(self, key, instance);
       },
       [self](complete_atom, const std::string& study_uid) -> std::uint64_t {
         std::vector<study_key> matching;

@@ -1,5 +1,7 @@
 #pragma once
-// The assembler: groups instances into studies and completes them.
+// The assembler: groups instances into studies and completes them. Started
+// with `restarted` (by its supervisor), it rebuilds the pending studies from
+// the incoming folder.
 
 #include "actors/actors.hpp"
 #include "actors/events.hpp"
@@ -38,6 +40,6 @@ assembler_actor::behavior_type assembler(assembler_actor::stateful_pointer<assem
                                          job_store_actor job_store, job_manager_actor job_manager,
                                          completion_config defaults,
                                          std::shared_ptr<streams::shared_registry> registry,
-                                         node_metrics* metrics, event_hub* events);
+                                         node_metrics* metrics, event_hub* events, bool restarted);
 
 } // namespace dcmstreams

@@ -218,25 +218,20 @@ namespace {
 
 using manager_pointer = job_manager_actor::stateful_pointer<job_manager_state>;
 
-// Restarts within this window make the next one wait longer.
-constexpr epoch_ms restart_window_ms = 10 * 60 * 1000;
-constexpr double first_restart_delay_s = 0.5;
-constexpr double longest_restart_delay_s = 30;
-
 stream_mailbox_actor spawn_mailbox(manager_pointer self, const std::string& stream,
                                    double resume_after_s) {
   auto& st = self->state;
   mailbox_settings settings;
   settings.stream = stream;
-  settings.job_store = st.job_store;
-  settings.router = st.router;
-  settings.manager = job_manager_actor{self};
-  settings.registry = st.registry;
-  settings.data_dir = st.data_dir;
-  settings.metrics = st.metrics;
+  settings.job_store = st.settings.job_store;
+  settings.router = st.settings.router;
+  settings.manager = st.settings.reachable_as ? st.settings.reachable_as : job_manager_actor{self};
+  settings.registry = st.settings.registry;
+  settings.data_dir = st.settings.data_dir;
+  settings.metrics = st.settings.metrics;
   if (auto h = st.history.find(stream); h != st.history.end())
     settings.history = h->second;
-  auto& running = st.running[stream];
+  auto& running = (*st.settings.running)[stream];
   if (!running)
     running = std::make_shared<running_jobs>();
   settings.running = running;
@@ -250,47 +245,55 @@ stream_mailbox_actor spawn_mailbox(manager_pointer self, const std::string& stre
 
 stream_mailbox_actor mailbox_for(manager_pointer self, const std::string& stream) {
   auto it = self->state.mailboxes.find(stream);
-  return it != self->state.mailboxes.end() ? it->second : spawn_mailbox(self, stream, -1);
+  if (it != self->state.mailboxes.end())
+    return it->second;
+  // A restarted manager lost its mailboxes' queues: each new one reads its
+  // queue from the database before it starts anything.
+  return spawn_mailbox(self, stream, self->state.settings.restarted ? 0.0 : -1.0);
 }
 
-/// A mailbox died: a new one takes over its stream after a back-off that
-/// doubles with each restart in the last ten minutes.
+/// A mailbox died: a new one takes over its stream after a back-off
+/// (restart_backoff); a mailbox that keeps dying takes the manager down with
+/// it, for the manager's supervisor to restart.
 void restart_mailbox(manager_pointer self, const std::string& stream, const caf::error& reason) {
   auto& st = self->state;
   st.mailboxes.erase(stream);
-  auto& recent = st.restarts[stream];
-  auto now = now_ms();
-  recent.erase(std::remove_if(recent.begin(), recent.end(),
-                              [now](epoch_ms at) { return now - at > restart_window_ms; }),
-               recent.end());
-  recent.push_back(now);
-  double delay = std::min(longest_restart_delay_s,
-                          first_restart_delay_s * std::pow(2.0, double(recent.size() - 1)));
-  char delay_text[16];
-  std::snprintf(delay_text, sizeof delay_text, "%.1f", delay);
-  log::error(component, "the mailbox of stream " + stream + " stopped (" + describe(reason) +
-                            "); a new one takes its queue from the database in " + delay_text +
-                            " s (restart " + std::to_string(recent.size()) +
-                            " in ten minutes); running jobs go on");
-  if (auto* m = st.metrics)
-    m->actor_restarts.with({"stream_mailbox:" + stream}).increment();
-  spawn_mailbox(self, stream, delay);
+  death_notice notice{component, "the mailbox of stream " + stream, "stream_mailbox:" + stream,
+                      "running jobs go on; a new mailbox takes the queue from the database",
+                      "the job manager stops with it"};
+  auto delay = record_death(st.restarts[stream], notice, reason, st.settings.metrics);
+  if (!delay) {
+    self->quit(reason);
+    return;
+  }
+  spawn_mailbox(self, stream, *delay);
+}
+
+/// A restarted manager starts a mailbox for every stream with queued jobs in
+/// the database; each takes its queue from there.
+void resume_queued_streams(manager_pointer self) {
+  self->request(self->state.settings.job_store, caf::infinite, get_atom::value, queued_atom::value)
+      .then(
+          [self](std::vector<job_record>& stored) {
+            for (auto& job : stored)
+              mailbox_for(self, job.stream);
+            log::info(component, "the job manager is back; " +
+                                     std::to_string(self->state.mailboxes.size()) +
+                                     " streams have queued or running jobs");
+          },
+          [](caf::error& e) {
+            log::error(component, "the restarted job manager cannot read the queue: " +
+                                      describe(e) + "; queued jobs run when the node starts again");
+          });
 }
 
 } // namespace
 
-job_manager_actor::behavior_type job_manager(manager_pointer self, job_store_actor job_store,
-                                             router_actor router,
-                                             std::shared_ptr<streams::shared_registry> registry,
-                                             std::filesystem::path data_dir, node_metrics* metrics,
-                                             std::vector<stream_stats> history) {
-  self->state.job_store = std::move(job_store);
-  self->state.router = std::move(router);
-  self->state.registry = std::move(registry);
-  self->state.data_dir = std::move(data_dir);
-  self->state.metrics = metrics;
-  for (auto& h : history)
-    self->state.history[h.stream] = h;
+job_manager_actor::behavior_type job_manager(manager_pointer self, job_manager_settings settings) {
+  auto& st = self->state;
+  st.settings = std::move(settings);
+  for (auto& h : st.settings.history)
+    st.history[h.stream] = h;
   self->set_exit_handler([self](caf::exit_msg& msg) {
     for (auto& [stream, box] : self->state.mailboxes)
       if (caf::actor_cast<caf::actor_addr>(box) == msg.source) {
@@ -301,11 +304,13 @@ job_manager_actor::behavior_type job_manager(manager_pointer self, job_store_act
     // Not from a mailbox: the node stops (or a link of the manager died).
     self->quit(msg.reason);
   });
+  if (st.settings.restarted)
+    resume_queued_streams(self);
   return {
       [self](job_atom, std::vector<job_record>& jobs) {
         for (auto& job : jobs) {
           if (job.state == job_state::skipped) {
-            if (auto* m = self->state.metrics)
+            if (auto* m = self->state.settings.metrics)
               m->jobs_total.with({job.stream, "skipped"}).increment();
             log::info(component, "job " + std::to_string(job.id) + " of stream " + job.stream +
                                      " skipped: " + job.message);
@@ -328,7 +333,8 @@ job_manager_actor::behavior_type job_manager(manager_pointer self, job_store_act
       },
       [self](cancel_atom, std::int64_t id) -> caf::result<bool> {
         auto promise = self->make_response_promise<bool>();
-        self->request(self->state.job_store, caf::infinite, get_atom::value, job_atom::value, id)
+        self->request(self->state.settings.job_store, caf::infinite, get_atom::value,
+                      job_atom::value, id)
             .then(
                 [self, promise, id](job_record& job) mutable {
                   if (job.state != job_state::queued && job.state != job_state::running) {
@@ -345,7 +351,8 @@ job_manager_actor::behavior_type job_manager(manager_pointer self, job_store_act
       },
       [self](retry_atom, std::int64_t id) -> caf::result<job_record> {
         auto promise = self->make_response_promise<job_record>();
-        self->request(self->state.job_store, caf::infinite, get_atom::value, job_atom::value, id)
+        self->request(self->state.settings.job_store, caf::infinite, get_atom::value,
+                      job_atom::value, id)
             .then(
                 [self, promise](job_record& job) mutable {
                   if (!is_finished(job.state)) {
@@ -359,7 +366,7 @@ job_manager_actor::behavior_type job_manager(manager_pointer self, job_store_act
                   job.started = 0;
                   job.finished = 0;
                   job.message = "queued again on request";
-                  self->send(self->state.job_store, update_atom::value, job);
+                  self->send(self->state.settings.job_store, update_atom::value, job);
                   self->send(mailbox_for(self, job.stream), job_atom::value, job);
                   promise.deliver(job);
                 },
@@ -369,7 +376,7 @@ job_manager_actor::behavior_type job_manager(manager_pointer self, job_store_act
       [self](get_atom, stats_atom) -> caf::result<std::vector<stream_stats>> {
         // Every stream of the registry, plus streams that only have old jobs.
         auto promise = self->make_response_promise<std::vector<stream_stats>>();
-        auto snapshot = self->state.registry->get();
+        auto snapshot = self->state.settings.registry->get();
         for (auto& stream : snapshot->streams)
           mailbox_for(self, stream.folder_name);
         auto collected = std::make_shared<std::vector<stream_stats>>();

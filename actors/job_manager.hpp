@@ -6,9 +6,13 @@
 // mailbox that dies. What a restarted mailbox needs survives it: its queue
 // is in the database, its running jobs in a map the manager keeps, and
 // runners report to the manager, never to the mailbox that started them.
+// The manager itself is restarted by its supervisor (actors/supervisor.hpp):
+// the map of running jobs outlives it, and a restarted manager's mailboxes
+// take their queues back from the database before they start anything.
 
 #include "actors/actors.hpp"
 #include "actors/node_metrics.hpp"
+#include "actors/supervisor.hpp"
 #include "streams/registry.hpp"
 
 #include <deque>
@@ -26,6 +30,9 @@ struct running_job {
 /// The jobs of one stream that are running now, by id. Owned by the manager;
 /// only the stream's current mailbox touches it.
 using running_jobs = std::map<std::int64_t, running_job>;
+
+/// The running jobs of every stream, by stream folder name.
+using running_by_stream = std::map<std::string, std::shared_ptr<running_jobs>>;
 
 struct stream_mailbox_state {
   std::string stream;
@@ -66,24 +73,35 @@ stream_mailbox_actor::behavior_type
 stream_mailbox(stream_mailbox_actor::stateful_pointer<stream_mailbox_state> self,
                mailbox_settings settings);
 
-struct job_manager_state {
-  std::map<std::string, stream_mailbox_actor> mailboxes;
-  std::map<std::string, std::shared_ptr<running_jobs>> running;
-  std::map<std::string, std::vector<epoch_ms>> restarts; // recent ones, for the back-off
-  std::map<std::string, stream_stats> history;
+/// What the job manager starts with.
+struct job_manager_settings {
   job_store_actor job_store;
-  router_actor router;
+  router_actor router; // may be invalid (tests): results are then not routed
   std::shared_ptr<streams::shared_registry> registry;
   std::filesystem::path data_dir;
   node_metrics* metrics = nullptr;
+  std::vector<stream_stats> history; // run times so far, per stream
+  /// Outlives a restart of the manager, so that running jobs stay known.
+  std::shared_ptr<running_by_stream> running = std::make_shared<running_by_stream>();
+  /// Started again by its supervisor: every mailbox takes its queue from the
+  /// database before it starts a job, and streams with queued jobs get one now.
+  bool restarted = false;
+  /// Where runners report: the manager's supervisor, which outlives it.
+  /// Invalid: the manager itself.
+  job_manager_actor reachable_as;
+};
+
+struct job_manager_state {
+  std::map<std::string, stream_mailbox_actor> mailboxes;
+  std::map<std::string, restart_backoff> restarts;
+  job_manager_settings settings;
+  std::map<std::string, stream_stats> history;
   static inline const char* name = "job-manager";
 };
 
 job_manager_actor::behavior_type
-job_manager(job_manager_actor::stateful_pointer<job_manager_state> self, job_store_actor job_store,
-            router_actor router, std::shared_ptr<streams::shared_registry> registry,
-            std::filesystem::path data_dir, node_metrics* metrics,
-            std::vector<stream_stats> history);
+job_manager(job_manager_actor::stateful_pointer<job_manager_state> self,
+            job_manager_settings settings);
 
 /// What a stream's definition asks a job to do.
 job_plan plan_for(const streams::stream_definition& stream);

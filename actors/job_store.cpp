@@ -31,6 +31,13 @@ job_store_actor::behavior_type job_store(job_store_actor::stateful_pointer<job_s
         return *jobs;
       },
       [self](recover_atom) -> recovery_report { return self->state.jobs->recover(); },
+      [self](get_atom, pending_atom) {
+        std::vector<std::string> problems;
+        auto pending = self->state.jobs->pending_instances(problems);
+        for (auto& problem : problems)
+          log::warning("jobs", problem);
+        return pending;
+      },
       [self](update_atom, const job_record& job) {
         if (auto problem = self->state.db->update_job(job))
           log::error("jobs", problem->message);

@@ -6,6 +6,7 @@
 #include "actors/registry_watcher.hpp"
 #include "actors/router.hpp"
 #include "actors/scrubber.hpp"
+#include "actors/supervisor.hpp"
 #include "pipeline/log.hpp"
 
 namespace dcmstreams {
@@ -25,7 +26,13 @@ result<node_actors> spawn_node(caf::actor_system& system, const node_config& con
 
   store_layout layout{config.data_dir};
   bool durable = config.storage.sync != sync_mode::none;
-  actors.job_store = system.spawn<caf::detached>(job_store, std::move(db), layout, durable, events);
+  actors.job_store = spawn_supervised<job_store_actor>(
+      system, "job_store",
+      [db, layout, durable, events](caf::actor_system& sys, bool, const caf::actor&) {
+        return caf::actor_cast<caf::actor>(
+            sys.spawn<caf::detached>(job_store, db, layout, durable, events));
+      },
+      &metrics);
 
   recovery_report report;
   caf::error failed;
@@ -61,9 +68,31 @@ result<node_actors> spawn_node(caf::actor_system& system, const node_config& con
     return failure{ec::database_error, "cannot read the job queue: " + describe(failed)};
   routing_settings routing{config.ae_title, config.routing_file, config.data_dir,
                            config.sending,  config.destinations, events};
-  actors.router = system.spawn<caf::detached>(router, routing, &client, &metrics);
-  actors.job_manager = system.spawn(job_manager, actors.job_store, actors.router, actors.registry,
-                                    config.data_dir, &metrics, std::move(history));
+  actors.senders = std::make_shared<sender_pool>();
+  actors.router = spawn_supervised<router_actor>(
+      system, "router",
+      [routing, client = &client, metrics = &metrics,
+       senders = actors.senders](caf::actor_system& sys, bool, const caf::actor&) {
+        return caf::actor_cast<caf::actor>(
+            sys.spawn<caf::detached>(router, routing, client, metrics, senders));
+      },
+      &metrics);
+  job_manager_settings manager;
+  manager.job_store = actors.job_store;
+  manager.router = actors.router;
+  manager.registry = actors.registry;
+  manager.data_dir = config.data_dir;
+  manager.metrics = &metrics;
+  manager.history = std::move(history);
+  actors.job_manager = spawn_supervised<job_manager_actor>(
+      system, "job_manager",
+      [manager](caf::actor_system& sys, bool restarted, const caf::actor& supervisor) {
+        auto settings = manager;
+        settings.restarted = restarted;
+        settings.reachable_as = caf::actor_cast<job_manager_actor>(supervisor);
+        return caf::actor_cast<caf::actor>(sys.spawn(job_manager, std::move(settings)));
+      },
+      &metrics);
   for (auto& job : unfinished)
     if (job.state == job_state::running) {
       log::info(component, "job " + std::to_string(job.id) + " of stream " + job.stream +
@@ -77,8 +106,15 @@ result<node_actors> spawn_node(caf::actor_system& system, const node_config& con
     self->send(actors.job_manager, job_atom::value, std::move(unfinished));
   }
 
-  actors.assembler = system.spawn(assembler, actors.job_store, actors.job_manager,
-                                  config.completion, actors.registry, &metrics, events);
+  actors.assembler = spawn_supervised<assembler_actor>(
+      system, "assembler",
+      [store = actors.job_store, manager = actors.job_manager, completion = config.completion,
+       registry = actors.registry, metrics = &metrics,
+       events](caf::actor_system& sys, bool restarted, const caf::actor&) {
+        return caf::actor_cast<caf::actor>(
+            sys.spawn(assembler, store, manager, completion, registry, metrics, events, restarted));
+      },
+      &metrics);
   if (!report.pending.empty())
     log::info(component, "rebuilding pending studies from " +
                              std::to_string(report.pending.size()) +
@@ -86,11 +122,22 @@ result<node_actors> spawn_node(caf::actor_system& system, const node_config& con
   for (auto& pending : report.pending)
     caf::anon_send(actors.assembler, arrived_atom::value, pending.key, pending.instance);
 
-  actors.watcher =
-      system.spawn<caf::detached>(registry_watcher, config.streams_dir, actors.registry,
-                                  seconds(streams_poll_interval_s), &metrics);
-  actors.scrubber =
-      system.spawn<caf::detached>(scrubber, config.data_dir, config.storage, &metrics, events);
+  actors.watcher = spawn_supervised<registry_actor>(
+      system, "streams_watcher",
+      [dir = config.streams_dir, registry = actors.registry,
+       metrics = &metrics](caf::actor_system& sys, bool, const caf::actor&) {
+        return caf::actor_cast<caf::actor>(sys.spawn<caf::detached>(
+            registry_watcher, dir, registry, seconds(streams_poll_interval_s), metrics));
+      },
+      &metrics);
+  actors.scrubber = spawn_supervised<scrubber_actor>(
+      system, "scrubber",
+      [dir = config.data_dir, storage = config.storage, metrics = &metrics,
+       events](caf::actor_system& sys, bool, const caf::actor&) {
+        return caf::actor_cast<caf::actor>(
+            sys.spawn<caf::detached>(scrubber, dir, storage, metrics, events));
+      },
+      &metrics);
   return actors;
 }
 
@@ -101,6 +148,22 @@ void stop_node(caf::actor_system& system, node_actors& actors) {
                        caf::actor_cast<caf::actor>(actors.job_manager),
                        caf::actor_cast<caf::actor>(actors.router),
                        caf::actor_cast<caf::actor>(actors.job_store)});
+  // Senders are not linked to the router (they outlive its restarts).
+  if (actors.senders) {
+    std::vector<caf::actor> senders;
+    for (auto& [key, sender] : *actors.senders)
+      senders.push_back(caf::actor_cast<caf::actor>(sender));
+    stop_actors(system, senders);
+  }
+}
+
+std::map<std::string, caf::actor> node_actors::by_name() const {
+  return {{"job_store", caf::actor_cast<caf::actor>(job_store)},
+          {"router", caf::actor_cast<caf::actor>(router)},
+          {"job_manager", caf::actor_cast<caf::actor>(job_manager)},
+          {"assembler", caf::actor_cast<caf::actor>(assembler)},
+          {"scrubber", caf::actor_cast<caf::actor>(scrubber)},
+          {"streams_watcher", caf::actor_cast<caf::actor>(watcher)}};
 }
 
 void stop_actors(caf::actor_system& system, const std::vector<caf::actor>& actors) {

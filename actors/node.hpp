@@ -1,15 +1,19 @@
 #pragma once
 // Spawning and stopping the node's long-lived actors. Spawn functions read
-// the configuration; actors get plain typed arguments.
+// the configuration; actors get plain typed arguments. Each long-lived actor
+// runs under a supervisor (actors/supervisor.hpp): the handles here are the
+// supervisors' and stay valid when an actor is restarted.
 
 #include "actors/actors.hpp"
 #include "actors/events.hpp"
 #include "actors/node_metrics.hpp"
+#include "actors/router.hpp"
 #include "pipeline/config.hpp"
 #include "pipeline/database.hpp"
 #include "pipeline/storage_client.hpp"
 #include "streams/registry.hpp"
 
+#include <map>
 #include <memory>
 
 namespace dcmstreams {
@@ -22,6 +26,10 @@ struct node_actors {
   assembler_actor assembler;
   registry_actor watcher;
   scrubber_actor scrubber;
+  /// The router's senders, which outlive a router that dies.
+  std::shared_ptr<sender_pool> senders;
+  /// Every supervised actor by the name its restarts are counted under.
+  std::map<std::string, caf::actor> by_name() const;
 };
 
 /// Loads the streams, spawns the job store, recovers what a stopped node left
@@ -32,7 +40,8 @@ result<node_actors> spawn_node(caf::actor_system& system, const node_config& con
                                std::shared_ptr<database> db, node_metrics& metrics,
                                storage_client& client, event_hub* events = nullptr);
 
-/// Sends every long-lived actor an exit and waits until they are gone.
+/// Sends every long-lived actor an exit and waits until they are gone, the
+/// router's senders last.
 void stop_node(caf::actor_system& system, node_actors& actors);
 
 /// Sends each actor an exit and waits until it is gone, in this order.

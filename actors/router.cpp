@@ -255,31 +255,53 @@ void load_rules(router_pointer self) {
     st.metrics->routing_reloads.with({"ok"}).increment();
 }
 
+/// One sender per destination and way of sending.
+std::string sender_key(const send_task& task) {
+  return task.destination + "|" + task.host + ":" + std::to_string(task.port) + "|" +
+         task.called_ae + "|" + task.calling_ae + "|" + task.transfer_syntax + "|" +
+         std::to_string(task.associations);
+}
+
 sender_actor sender_for(router_pointer self, const send_task& task) {
-  // One sender per destination and way of sending.
-  auto key = task.destination + "|" + task.host + ":" + std::to_string(task.port) + "|" +
-             task.called_ae + "|" + task.calling_ae + "|" + task.transfer_syntax + "|" +
-             std::to_string(task.associations);
-  auto it = self->state.senders.find(key);
-  if (it != self->state.senders.end())
+  auto key = sender_key(task);
+  auto& pool = *self->state.senders;
+  auto it = pool.find(key);
+  if (it != pool.end())
     return it->second;
   auto spawned = self->system().spawn<caf::detached>(sender, task.destination, self->state.settings,
                                                      self->state.client, self->state.metrics);
-  self->link_to(spawned);
-  self->state.senders.emplace(key, spawned);
+  // Monitored, not linked: a sender outlives a router that dies.
+  self->monitor(spawned);
+  pool.emplace(key, spawned);
   return spawned;
 }
 
-void dispatch(router_pointer self, const send_task& task) {
+/// Hands a send to its sender. `queued`: it is already counted in the send
+/// queue gauge (its sender died before finishing it).
+void dispatch(router_pointer self, const send_task& task, bool queued = false) {
   auto target = sender_for(self, task);
   // Until its sender finishes it (done or failed), the send waits in the queue.
-  if (self->state.metrics)
+  if (self->state.metrics && !queued)
     self->state.metrics->send_queue_depth.with({task.destination}).increment();
   auto wait = task.next_attempt - now_ms();
   if (task.state == "retrying" && wait > 0)
     self->delayed_send(target, std::chrono::milliseconds(wait), send_atom::value, task.id);
   else
     self->send(target, send_atom::value, task.id);
+}
+
+/// A sender died: after a back-off a new one takes its unfinished sends from
+/// the database; one that keeps dying takes the router down with it.
+void sender_died(router_pointer self, const std::string& key, const caf::error& reason) {
+  auto destination = key.substr(0, key.find('|'));
+  death_notice notice{component, "the sender to " + destination, "sender:" + destination,
+                      "a new one takes its sends from the database", "the router stops with it"};
+  auto delay = record_death(self->state.sender_restarts[key], notice, reason, self->state.metrics);
+  if (!delay) {
+    self->quit(reason);
+    return;
+  }
+  self->delayed_send(self, seconds(*delay), recover_atom::value, key);
 }
 
 // The DICOM files a send takes: OUTPUT/ (recursively) or INPUT/, then `which`.
@@ -309,6 +331,13 @@ std::vector<std::string> files_for(const store_layout& layout, const job_record&
 
 void route(router_pointer self, const job_record& job) {
   auto& st = self->state;
+  // A restarted router routes what the database says is unrouted and may
+  // then get the same job by message: this run of it goes out once.
+  if (auto stored = st.db->find_job(job.id);
+      stored && *stored && (*stored)->routed >= job.finished && job.finished > 0) {
+    log::debug(component, "job " + std::to_string(job.id) + " is routed already");
+    return;
+  }
   store_layout layout{st.settings.data_dir};
   std::string outcome = to_string(job.state);
   if (auto written = read_proc_json(layout.job_dir(job.id) / "proc.json"))
@@ -357,8 +386,10 @@ void route(router_pointer self, const job_record& job) {
 } // namespace
 
 router_actor::behavior_type router(router_pointer self, routing_settings settings,
-                                   storage_client* client, node_metrics* metrics) {
+                                   storage_client* client, node_metrics* metrics,
+                                   std::shared_ptr<sender_pool> senders) {
   auto& st = self->state;
+  st.senders = senders ? std::move(senders) : std::make_shared<sender_pool>();
   st.settings = std::move(settings);
   st.client = client;
   st.metrics = metrics;
@@ -372,16 +403,44 @@ router_actor::behavior_type router(router_pointer self, routing_settings setting
           return make_error(ec::database_error, "routing is off: the database could not open");
         },
         [](get_atom, sends_atom, std::int64_t) { return std::vector<send_task>{}; },
+        [](recover_atom, const std::string&) {},
+        [](kill_atom, const std::string&) { return false; },
     };
   }
   st.db = std::move(*db);
   load_rules(self);
-  // What the last stop left: sends to resume, finished jobs not yet routed.
+  self->set_down_handler([self](caf::down_msg& msg) {
+    auto& pool = *self->state.senders;
+    for (auto it = pool.begin(); it != pool.end(); ++it)
+      if (caf::actor_cast<caf::actor_addr>(it->second) == msg.source) {
+        auto key = it->first;
+        pool.erase(it);
+        if (msg.reason) // a sender never stops on its own
+          sender_died(self, key, msg.reason);
+        return;
+      }
+  });
+  // Senders a previous router left are still at work on their sends.
+  for (auto& [key, kept] : *st.senders)
+    self->monitor(kept);
+  // What the last stop (or router) left: sends to resume, finished jobs not yet routed.
   if (auto unfinished = st.db->unfinished_sends()) {
-    if (!unfinished->empty())
-      log::info(component, "resuming " + std::to_string(unfinished->size()) + " sends");
+    // The queue gauge counts from the database: a router that died may have
+    // counted some of these, or none.
+    std::map<std::string, double> waiting;
     for (auto& task : *unfinished)
-      dispatch(self, task);
+      waiting[task.destination] += 1;
+    if (st.metrics)
+      for (auto& [destination, count] : waiting)
+        st.metrics->send_queue_depth.with({destination}).set(count);
+    std::size_t resumed = 0;
+    for (auto& task : *unfinished)
+      if (st.senders->count(sender_key(task)) == 0) {
+        dispatch(self, task, true);
+        ++resumed;
+      }
+    if (resumed > 0)
+      log::info(component, "resuming " + std::to_string(resumed) + " sends");
   }
   if (auto waiting = st.db->jobs_to_route())
     for (auto& job : *waiting)
@@ -389,6 +448,26 @@ router_actor::behavior_type router(router_pointer self, routing_settings setting
   self->delayed_send(self, seconds(routing_poll_interval_s), tick_atom::value);
   return {
       [self](route_atom, const job_record& job) { route(self, job); },
+      [self](kill_atom, const std::string& destination) {
+        bool found = false;
+        for (auto& [key, sender] : *self->state.senders)
+          if (key.substr(0, key.find('|')) == destination) {
+            log::warning(component, "test hook: killing the sender to " + destination);
+            crash_for_test(caf::actor_cast<caf::strong_actor_ptr>(sender), "killed by a test hook");
+            found = true;
+          }
+        return found;
+      },
+      [self](recover_atom, const std::string& key) {
+        auto unfinished = self->state.db->unfinished_sends();
+        if (!unfinished) {
+          log::error(component, unfinished.error().message);
+          return;
+        }
+        for (auto& task : *unfinished)
+          if (sender_key(task) == key)
+            dispatch(self, task, true);
+      },
       [self](tick_atom) {
         if (fingerprint(self->state.settings.routing_file) != self->state.fingerprint)
           load_rules(self);

@@ -1,11 +1,14 @@
 #pragma once
 // Routing: the router applies routing.json to each finished job and records a
 // send task per destination (SQLite, before anything is sent); one sender
-// per destination sends them with retries. See docs/routing.md.
+// per destination sends them with retries. See docs/routing.md. The router
+// watches its senders: one that dies is replaced after a back-off and its
+// unfinished sends go on from the database, file by file where they stopped.
 
 #include "actors/actors.hpp"
 #include "actors/events.hpp"
 #include "actors/node_metrics.hpp"
+#include "actors/supervisor.hpp"
 #include "pipeline/config.hpp"
 #include "pipeline/database.hpp"
 #include "pipeline/routing.hpp"
@@ -41,12 +44,18 @@ sender_actor::behavior_type sender(sender_actor::stateful_pointer<sender_state> 
                                    std::string destination, routing_settings settings,
                                    storage_client* client, node_metrics* metrics);
 
+/// The senders, by destination and way of sending. It outlives the router
+/// (its supervisor's factory keeps it): a restarted router finds the senders
+/// still at work on their sends instead of starting second ones.
+using sender_pool = std::map<std::string, sender_actor>;
+
 struct router_state {
   std::unique_ptr<database> db;
   routing_settings settings;
   std::optional<routing_table> table;
   std::string fingerprint; // of routing.json, to notice changes
-  std::map<std::string, sender_actor> senders;
+  std::shared_ptr<sender_pool> senders;
+  std::map<std::string, restart_backoff> sender_restarts;
   storage_client* client = nullptr;
   node_metrics* metrics = nullptr;
   static inline const char* name = "router";
@@ -54,7 +63,7 @@ struct router_state {
 
 router_actor::behavior_type router(router_actor::stateful_pointer<router_state> self,
                                    routing_settings settings, storage_client* client,
-                                   node_metrics* metrics);
+                                   node_metrics* metrics, std::shared_ptr<sender_pool> senders);
 
 /// The wait before attempt `attempt` + 1: exponential from `retry_initial_s`,
 /// capped at `retry_max_s`, with +-20 % jitter so that many sends to one

@@ -3,6 +3,7 @@
 #include "actors/listener_bridge.hpp"
 #include "actors/node.hpp"
 #include "actors/node_metrics.hpp"
+#include "actors/supervisor.hpp"
 #include "actors/watchdog.hpp"
 #include "build_info.hpp"
 #include "main/commands.hpp"
@@ -57,7 +58,12 @@ watchdog_actor spawn_watchdog(caf::actor_system& system, const node_config& conf
     return answer.answer == net::echo_answer::silent ? answer.message : std::string{};
   };
   settings.restart = [&listener] { return listener.restart(); };
-  return system.spawn<caf::detached>(watchdog, std::move(settings));
+  return spawn_supervised<watchdog_actor>(
+      system, "watchdog",
+      [settings](caf::actor_system& sys, bool, const caf::actor&) {
+        return caf::actor_cast<caf::actor>(sys.spawn<caf::detached>(watchdog, settings));
+      },
+      &metrics);
 }
 
 } // namespace
@@ -137,27 +143,25 @@ int serve(int argc, char** argv) {
   auto actors = spawn_node(system, *config, db, metrics, client, &events);
   if (!actors)
     return fail(actors.error().message);
-  // Stream mailboxes are restarted by the job manager; if one of these dies,
-  // the node stops with exit status 1 and systemd starts it again
+  // Supervisors restart their actors; one that gives up (an actor in a crash
+  // loop) stops the node with exit status 1, and systemd starts it again
   // (Restart=always), its state back from the database and data folder.
   std::atomic<bool> an_actor_died{false};
-  std::map<std::string, caf::actor> core_actors{
-      {"job_store", caf::actor_cast<caf::actor>(actors->job_store)},
-      {"router", caf::actor_cast<caf::actor>(actors->router)},
-      {"job_manager", caf::actor_cast<caf::actor>(actors->job_manager)},
-      {"assembler", caf::actor_cast<caf::actor>(actors->assembler)},
-      {"scrubber", caf::actor_cast<caf::actor>(actors->scrubber)},
-      {"streams_watcher", caf::actor_cast<caf::actor>(actors->watcher)}};
-  for (auto& [name, handle] : core_actors)
-    handle->attach_functor([name = name, &an_actor_died](const caf::error& reason) {
+  auto stop_when_given_up = [&an_actor_died](const std::string& name, const caf::actor& handle) {
+    handle->attach_functor([name, &an_actor_died](const caf::error& reason) {
       if (!reason || reason == caf::make_error(caf::exit_reason::user_shutdown))
         return;
-      log::error(component, "the " + name + " actor stopped (" + describe(reason) +
+      log::error(component, "the supervisor of the " + name + " actor gave up (" +
+                                describe(reason) +
                                 "); stopping the node so that it is started again with its "
                                 "state from the database (systemd: Restart=always)");
       an_actor_died = true;
       ::kill(::getpid(), SIGTERM);
     });
+  };
+  auto supervised = actors->by_name();
+  for (auto& [name, handle] : supervised)
+    stop_when_given_up(name, handle);
 
   listener_bridge bridge{actors->registry, actors->assembler, metrics, config->ae_title};
   net::listener_config listener_settings;
@@ -184,19 +188,13 @@ int serve(int argc, char** argv) {
                              return listener.port() ? std::string{}
                                                     : std::string{"the DICOM listener is down"};
                            },
-                           nullptr};
+                           {},
+                           {}};
   // Faults for the supervision tests; never set in production.
   if (auto* hooks = std::getenv("DCMSTREAMS_TEST_HOOKS"); hooks && std::string{hooks} == "1") {
     log::warning(component, "test hooks are on (DCMSTREAMS_TEST_HOOKS=1): POST /api/v1/test/...");
     backend.wedge_listener = [&listener] { listener.wedge_for_test(); };
-    backend.crash_actor = [&core_actors](const std::string& name) {
-      auto found = core_actors.find(name);
-      if (found == core_actors.end())
-        return false;
-      crash_for_test(caf::actor_cast<caf::strong_actor_ptr>(found->second),
-                     "killed by a test hook");
-      return true;
-    };
+    backend.crashable = supervised;
   }
   web::api_service api{system, api_settings, backend};
   web::server_settings web_settings;
@@ -214,6 +212,8 @@ int serve(int argc, char** argv) {
     return fail(problem->message);
   }
   auto watchdog = spawn_watchdog(system, *config, listener, metrics);
+  if (watchdog)
+    stop_when_given_up("watchdog", caf::actor_cast<caf::actor>(watchdog));
   log::info(component, "ready: send studies to an AE title of a stream on port " +
                            std::to_string(listener.port()) + "; web UI on http://" +
                            config->web.bind + ":" + std::to_string(web_server.port()) + "/");

@@ -34,6 +34,8 @@ const char* to_string(ec code) {
     return "unsupported";
   case ec::conflict:
     return "conflict";
+  case ec::unavailable:
+    return "unavailable";
   }
   return "unknown";
 }

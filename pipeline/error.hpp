@@ -28,6 +28,7 @@ enum class ec : std::uint8_t {
   peer_refused,       // a DICOM peer answered with a failure status
   unsupported,        // a transfer syntax or feature that is not available
   conflict,           // the request does not fit the current state (delete a running job)
+  unavailable,        // a part of the node is restarting or stopping: try again shortly
 };
 
 /// A short name for the code, as written in logs and JSON.

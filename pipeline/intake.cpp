@@ -261,14 +261,21 @@ recovery_report intake::recover() {
       ++report.removed_partial_files;
   }
 
-  // Instances of studies that had not completed.
+  report.pending = pending_instances(report.problems);
+  return report;
+}
+
+std::vector<recovered_instance>
+intake::pending_instances(std::vector<std::string>& problems) const {
+  std::vector<recovered_instance> pending;
+  std::error_code error;
   for (auto& ae_dir : fs::directory_iterator(layout_.incoming_dir(), error)) {
     if (!ae_dir.is_directory() || ae_dir.path() == layout_.receive_dir())
       continue;
     auto called_ae = ae_from_folder_name(ae_dir.path().filename().string());
     if (!called_ae) {
-      report.problems.push_back(ae_dir.path().string() +
-                                ": not a folder name the node writes; left alone");
+      problems.push_back(ae_dir.path().string() +
+                         ": not a folder name the node writes; left alone");
       continue;
     }
     std::error_code study_error;
@@ -282,7 +289,7 @@ recovery_report intake::recover() {
           continue;
         auto meta = read_file_meta(file.path());
         if (!meta) {
-          report.problems.push_back(meta.error().message);
+          problems.push_back(meta.error().message);
           continue;
         }
         recovered_instance found;
@@ -294,11 +301,11 @@ recovery_report intake::recover() {
         std::error_code size_error;
         found.instance.bytes = fs::file_size(file.path(), size_error);
         found.instance.inode = inode_of(file.path());
-        report.pending.push_back(std::move(found));
+        pending.push_back(std::move(found));
       }
     }
   }
-  return report;
+  return pending;
 }
 
 } // namespace dcmstreams

@@ -90,6 +90,10 @@ public:
   /// instances left in incoming/.
   recovery_report recover();
 
+  /// The instances of studies still arriving, from incoming/ (not the files
+  /// being received); files that cannot be read are named in `problems`.
+  std::vector<recovered_instance> pending_instances(std::vector<std::string>& problems) const;
+
 private:
   /// Steps 1 to 3 for one job of `instances`.
   result<job_record> create_job(const completed_study& study,

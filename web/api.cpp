@@ -61,6 +61,8 @@ unsigned http_status_of(ec code) {
   case ec::network_error:
   case ec::peer_refused:
     return 502;
+  case ec::unavailable:
+    return 503;
   default:
     return 500;
   }
@@ -693,6 +695,18 @@ void api_service::impl::route_api(const http_request& request, const std::string
                          "no " + method + " /api/v1/" + path + "; see docs/http.md"));
 }
 
+namespace {
+/// The answer to a test hook that kills an actor: `problem` when there was
+/// none to kill.
+auto killed_or(unsigned status, std::string problem, web::responder respond) {
+  return [status, problem = std::move(problem), respond = std::move(respond)](bool killed) {
+    if (!killed)
+      return respond(error_response(status, problem));
+    respond(json_response(R"({"killed":true})"));
+  };
+}
+} // namespace
+
 // Faults the supervision tests inject into a running node.
 void api_service::impl::route_test_hook(const http_request& request, const std::string& hook,
                                         const responder& respond) {
@@ -703,24 +717,33 @@ void api_service::impl::route_test_hook(const http_request& request, const std::
     return respond(json_response(R"({"wedged":true})"));
   }
   static const std::string crash_prefix = "kill-actor/";
-  if (hook.rfind(crash_prefix, 0) == 0 && backend.crash_actor) {
+  if (hook.rfind(crash_prefix, 0) == 0 && !backend.crashable.empty()) {
     auto name = hook.substr(crash_prefix.size());
-    if (!backend.crash_actor(name))
+    auto found = backend.crashable.find(name);
+    if (found == backend.crashable.end())
       return respond(error_response(404, "no actor " + name));
-    return respond(json_response(R"({"killed":true})"));
+    // Its supervisor crashes it; there is none to crash while it restarts.
+    return ask([supervisor = found->second, name, respond](caf::event_based_actor* self) {
+      self->request(supervisor, actor_timeout, crash_atom::value)
+          .then(killed_or(409, "the " + name + " actor is restarting", respond),
+                answer_error(respond));
+    });
+  }
+  static const std::string sender_prefix = "kill-sender/";
+  if (hook.rfind(sender_prefix, 0) == 0) {
+    auto destination = hook.substr(sender_prefix.size());
+    return ask([this, destination, respond](caf::event_based_actor* self) {
+      self->request(backend.router, actor_timeout, kill_atom::value, destination)
+          .then(killed_or(404, "no sender to " + destination, respond), answer_error(respond));
+    });
   }
   static const std::string kill_prefix = "kill-mailbox/";
   if (hook.rfind(kill_prefix, 0) == 0) {
     auto stream = hook.substr(kill_prefix.size());
     return ask([this, stream, respond](caf::event_based_actor* self) {
       self->request(backend.job_manager, actor_timeout, kill_atom::value, stream)
-          .then(
-              [respond, stream](bool killed) {
-                if (!killed)
-                  return respond(error_response(404, "stream " + stream + " has no mailbox"));
-                respond(json_response(R"({"killed":true})"));
-              },
-              answer_error(respond));
+          .then(killed_or(404, "stream " + stream + " has no mailbox", respond),
+                answer_error(respond));
     });
   }
   respond(error_response(404, "no test hook " + hook));

@@ -15,10 +15,10 @@
 
 #include <caf/all.hpp>
 
-#include <string>
-
 #include <functional>
+#include <map>
 #include <memory>
+#include <string>
 
 namespace dcmstreams::web {
 
@@ -36,9 +36,10 @@ struct api_backend {
   std::function<std::string()> listener_problem;
   /// Test hooks, served under /api/v1/test/ only when set (serve sets them
   /// when DCMSTREAMS_TEST_HOOKS=1): makes the DICOM listener stop answering;
-  /// makes a long-lived actor (by name) stop as a crash would.
+  /// makes a supervised actor (by the name its restarts are counted under)
+  /// stop as a crash would.
   std::function<void()> wedge_listener;
-  std::function<bool(const std::string&)> crash_actor;
+  std::map<std::string, caf::actor> crashable;
 };
 
 struct api_settings {

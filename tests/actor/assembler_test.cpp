@@ -33,8 +33,8 @@ struct fixture : test_coordinator_fixture<> {
     completion_config completion;
     completion.quiet_period_s = 15;
     completion.max_wait_s = 60;
-    assembler_handle =
-        sys.spawn(assembler, store, job_manager_actor{}, completion, registry, nullptr, nullptr);
+    assembler_handle = sys.spawn(assembler, store, job_manager_actor{}, completion, registry,
+                                 nullptr, nullptr, false);
     sched.run();
   }
 

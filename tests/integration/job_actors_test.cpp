@@ -29,8 +29,11 @@ struct job_actors : ::testing::Test {
     write_stream(streams, "slow", "SLOW", "\"command\": [\"./work.sh\"]");
     registry->set(std::make_shared<streams::registry_snapshot>(streams::load_registry(streams)));
     store = system.spawn<caf::detached>(job_store, db, layout, false, nullptr);
-    manager = system.spawn(job_manager, store, router_actor{}, registry, dir.path(), nullptr,
-                           std::vector<stream_stats>{});
+    job_manager_settings settings;
+    settings.job_store = store;
+    settings.registry = registry;
+    settings.data_dir = dir.path();
+    manager = system.spawn(job_manager, settings);
   }
 
   void TearDown() override {
