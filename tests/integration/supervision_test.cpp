@@ -28,41 +28,68 @@ run_result echo(const test_node& node, const std::string& called_ae) {
              20s, {{"TCP_NODELAY", "1"}});
 }
 
+/// Options of a node with the test hooks on.
+node_options hooked_options(double quiet_period_s = 0.2) {
+  node_options options;
+  options.quiet_period_s = quiet_period_s;
+  options.test_hooks = true;
+  return options;
+}
+
+/// A node with the test hooks whose stream "slow" (SLOWAE) takes a second
+/// per job and appends a line to runs.txt, outside the job, at each run.
+struct slow_stream_node {
+  slow_stream_node() {
+    write_stream(node.streams_dir(), "slow", "SLOWAE",
+                 R"("command": ["/bin/sh", "-c", "echo run >> )" + runs.string() +
+                     R"(; sleep 1; cp -r \"$0\"/. \"$1\""])");
+    node.start();
+  }
+
+  /// Four studies: job 1 runs, jobs 2-4 wait.
+  void queue_four_jobs() {
+    for (int i = 0; i < 4; ++i)
+      send_synthetic_study(node, scratch / ("study" + std::to_string(i)), "SLOWAE");
+    ASSERT_TRUE(node.wait_for_log("job 4 queued", 20s)) << node.log();
+    ASSERT_TRUE(node.wait_for_log("job 1 of stream slow starts", 20s)) << node.log();
+  }
+
+  /// `count` jobs finished, each a success that ran exactly once.
+  void expect_each_job_ran_once(std::size_t count) {
+    ASSERT_TRUE(node.wait_for_finished_jobs(count, 60s)) << node.log();
+    for (auto& dir : node.job_dirs())
+      EXPECT_EQ(test_node::job_info(dir, "state"), "success") << dir << node.log();
+    std::string expected;
+    for (std::size_t i = 0; i < count; ++i)
+      expected += "run\n";
+    EXPECT_EQ(read_file(runs), expected) << node.log();
+  }
+
+  temp_dir root, scratch;
+  fs::path runs = scratch / "runs.txt";
+  test_node node{root.path(), hooked_options()};
+};
+
 } // namespace
 
 TEST(supervision, a_killed_stream_mailbox_comes_back_and_every_job_runs_once) {
-  temp_dir root, scratch;
-  node_options options;
-  options.quiet_period_s = 0.2;
-  options.test_hooks = true;
-  test_node node{root.path(), options};
-  // Each run appends a line to a file outside the job: runs are counted.
-  auto runs = scratch / "runs.txt";
-  write_stream(node.streams_dir(), "slow", "SLOWAE",
-               R"("command": ["/bin/sh", "-c", "echo run >> )" + runs.string() +
-                   R"(; sleep 1; cp -r \"$0\"/. \"$1\""])");
-  node.start();
-  for (int i = 0; i < 4; ++i)
-    send_synthetic_study(node, scratch / ("study" + std::to_string(i)), "SLOWAE");
-  ASSERT_TRUE(node.wait_for_log("job 4 queued", 20s)) << node.log();
-  ASSERT_TRUE(node.wait_for_log("job 1 of stream slow starts", 20s)) << node.log();
+  slow_stream_node slow;
+  auto& node = slow.node;
+  slow.queue_four_jobs();
 
   // Killed while job 1 runs and jobs 2-4 wait.
   auto killed = http_request(node.web_port(), "POST", "/api/v1/test/kill-mailbox/slow");
   ASSERT_EQ(killed.status, 200) << killed.body;
   EXPECT_TRUE(node.wait_for_log("the mailbox of stream slow stopped", 10s)) << node.log();
-  ASSERT_TRUE(node.wait_for_finished_jobs(4, 60s)) << node.log();
-  for (auto& dir : node.job_dirs())
-    EXPECT_EQ(test_node::job_info(dir, "state"), "success") << dir << node.log();
-  EXPECT_EQ(read_file(runs), "run\nrun\nrun\nrun\n") << node.log();
+  slow.expect_each_job_ran_once(4);
   EXPECT_TRUE(contains(node.log(), "in 0.5 s (restart 1 in ten minutes)")) << node.log();
 
   // A second death in a row waits twice as long; the stream still works.
   killed = http_request(node.web_port(), "POST", "/api/v1/test/kill-mailbox/slow");
   ASSERT_EQ(killed.status, 200) << killed.body;
   EXPECT_TRUE(node.wait_for_log("in 1.0 s (restart 2 in ten minutes)", 10s)) << node.log();
-  send_synthetic_study(node, scratch / "after", "SLOWAE");
-  ASSERT_TRUE(node.wait_for_finished_jobs(5, 30s)) << node.log();
+  send_synthetic_study(node, slow.scratch / "after", "SLOWAE");
+  slow.expect_each_job_ran_once(5);
   auto metrics = http_get(node.web_port(), "/metrics").body;
   EXPECT_TRUE(contains(metrics, "dcmstreams_actor_restarts_total{actor=\"stream_mailbox:slow\"} 2"))
       << metrics;
@@ -80,9 +107,7 @@ TEST(supervision, test_hooks_are_off_unless_asked_for) {
 
 TEST(supervision, the_watchdog_restarts_a_listener_that_stopped_answering) {
   temp_dir root, scratch;
-  node_options options;
-  options.quiet_period_s = 0.2;
-  options.test_hooks = true;
+  auto options = hooked_options();
   options.dicom_json = R"(, "watchdog_interval_s": 1, "acse_timeout_s": 2)";
   test_node node{root.path(), options};
   write_stream(node.streams_dir(), "copy", "COPYAE",
@@ -145,9 +170,7 @@ std::string destination_at(std::uint16_t port) {
 TEST(supervision, every_supervised_actor_comes_back_and_the_node_goes_on) {
   temp_dir root, scratch;
   storescp_peer peer{scratch.path()};
-  node_options options;
-  options.quiet_period_s = 0.2;
-  options.test_hooks = true;
+  auto options = hooked_options();
   options.routing_json = R"({"routing": [{"name": "all", "AETitleIn": ".*",
     "send": [{"success": )" +
                          destination_at(peer.port()) + "}]}]}";
@@ -180,10 +203,7 @@ TEST(supervision, every_supervised_actor_comes_back_and_the_node_goes_on) {
 
 TEST(supervision, a_restarted_assembler_rebuilds_its_pending_studies_from_the_incoming_folder) {
   temp_dir root, scratch;
-  node_options options;
-  options.quiet_period_s = 3;
-  options.test_hooks = true;
-  test_node node{root.path(), options};
+  test_node node{root.path(), hooked_options(3)};
   write_stream(node.streams_dir(), "copy", "COPYAE", copy_command);
   node.start();
   send_synthetic_study(node, scratch / "study", "COPYAE", 3);
@@ -198,35 +218,19 @@ TEST(supervision, a_restarted_assembler_rebuilds_its_pending_studies_from_the_in
 }
 
 TEST(supervision, a_restarted_job_manager_loses_no_job_and_runs_none_twice) {
-  temp_dir root, scratch;
-  node_options options;
-  options.quiet_period_s = 0.2;
-  options.test_hooks = true;
-  test_node node{root.path(), options};
-  auto runs = scratch / "runs.txt";
-  write_stream(node.streams_dir(), "slow", "SLOWAE",
-               R"("command": ["/bin/sh", "-c", "echo run >> )" + runs.string() +
-                   R"(; sleep 1; cp -r \"$0\"/. \"$1\""])");
-  node.start();
-  for (int i = 0; i < 4; ++i)
-    send_synthetic_study(node, scratch / ("study" + std::to_string(i)), "SLOWAE");
-  ASSERT_TRUE(node.wait_for_log("job 4 queued", 20s)) << node.log();
-  ASSERT_TRUE(node.wait_for_log("job 1 of stream slow starts", 20s)) << node.log();
+  slow_stream_node slow;
+  auto& node = slow.node;
+  slow.queue_four_jobs();
   // Killed while job 1 runs and jobs 2-4 wait: their mailbox dies with it.
   ASSERT_TRUE(kill_actor(node, "job_manager"));
-  ASSERT_TRUE(node.wait_for_finished_jobs(4, 60s)) << node.log();
-  for (auto& dir : node.job_dirs())
-    EXPECT_EQ(test_node::job_info(dir, "state"), "success") << dir << node.log();
-  EXPECT_EQ(read_file(runs), "run\nrun\nrun\nrun\n") << node.log();
+  slow.expect_each_job_ran_once(4);
   EXPECT_TRUE(contains(node.log(), "the job manager is back")) << node.log();
 }
 
 TEST(supervision, a_restarted_sender_and_router_resume_a_waiting_send_and_deliver_it_once) {
   temp_dir root, scratch;
   auto port = free_port();
-  node_options options;
-  options.quiet_period_s = 0.2;
-  options.test_hooks = true;
+  auto options = hooked_options();
   options.extra_config =
       R"("sending": {"retry_initial_s": 0.5, "retry_factor": 2, "retry_max_s": 2, "max_attempts": 40})";
   options.routing_json = R"({"routing": [{"name": "all", "AETitleIn": ".*",
@@ -268,10 +272,7 @@ TEST(supervision, a_restarted_sender_and_router_resume_a_waiting_send_and_delive
 
 TEST(supervision, a_supervisor_gives_up_on_a_crash_loop_and_the_node_stops_for_systemd) {
   temp_dir root, scratch;
-  node_options options;
-  options.quiet_period_s = 0.2;
-  options.test_hooks = true;
-  test_node node{root.path(), options};
+  test_node node{root.path(), hooked_options()};
   write_stream(node.streams_dir(), "copy", "COPYAE", copy_command);
   node.start();
   // Five restarts in ten minutes (after 0.5, 1, 2, 4 and 8 s); the sixth death gives up.
