@@ -27,12 +27,7 @@ result<node_actors> spawn_node(caf::actor_system& system, const node_config& con
   store_layout layout{config.data_dir};
   bool durable = config.storage.sync != sync_mode::none;
   actors.job_store = spawn_supervised<job_store_actor>(
-      system, "job_store",
-      [db, layout, durable, events](caf::actor_system& sys, bool, const caf::actor&) {
-        return caf::actor_cast<caf::actor>(
-            sys.spawn<caf::detached>(job_store, db, layout, durable, events));
-      },
-      &metrics);
+      system, "job_store", detached_actor(job_store, db, layout, durable, events), &metrics);
 
   recovery_report report;
   caf::error failed;
@@ -70,12 +65,7 @@ result<node_actors> spawn_node(caf::actor_system& system, const node_config& con
                            config.sending,  config.destinations, events};
   actors.senders = std::make_shared<sender_pool>();
   actors.router = spawn_supervised<router_actor>(
-      system, "router",
-      [routing, client = &client, metrics = &metrics,
-       senders = actors.senders](caf::actor_system& sys, bool, const caf::actor&) {
-        return caf::actor_cast<caf::actor>(
-            sys.spawn<caf::detached>(router, routing, client, metrics, senders));
-      },
+      system, "router", detached_actor(router, routing, &client, &metrics, actors.senders),
       &metrics);
   job_manager_settings manager;
   manager.job_store = actors.job_store;
@@ -124,20 +114,12 @@ result<node_actors> spawn_node(caf::actor_system& system, const node_config& con
 
   actors.watcher = spawn_supervised<registry_actor>(
       system, "streams_watcher",
-      [dir = config.streams_dir, registry = actors.registry,
-       metrics = &metrics](caf::actor_system& sys, bool, const caf::actor&) {
-        return caf::actor_cast<caf::actor>(sys.spawn<caf::detached>(
-            registry_watcher, dir, registry, seconds(streams_poll_interval_s), metrics));
-      },
+      detached_actor(registry_watcher, config.streams_dir, actors.registry,
+                     seconds(streams_poll_interval_s), &metrics),
       &metrics);
   actors.scrubber = spawn_supervised<scrubber_actor>(
       system, "scrubber",
-      [dir = config.data_dir, storage = config.storage, metrics = &metrics,
-       events](caf::actor_system& sys, bool, const caf::actor&) {
-        return caf::actor_cast<caf::actor>(
-            sys.spawn<caf::detached>(scrubber, dir, storage, metrics, events));
-      },
-      &metrics);
+      detached_actor(scrubber, config.data_dir, config.storage, &metrics, events), &metrics);
   return actors;
 }
 

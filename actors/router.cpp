@@ -255,11 +255,16 @@ void load_rules(router_pointer self) {
     st.metrics->routing_reloads.with({"ok"}).increment();
 }
 
-/// One sender per destination and way of sending.
+/// One sender per destination and way of sending: the key starts with the
+/// destination's name.
 std::string sender_key(const send_task& task) {
   return task.destination + "|" + task.host + ":" + std::to_string(task.port) + "|" +
          task.called_ae + "|" + task.calling_ae + "|" + task.transfer_syntax + "|" +
          std::to_string(task.associations);
+}
+
+std::string destination_of(const std::string& sender_key) {
+  return sender_key.substr(0, sender_key.find('|'));
 }
 
 sender_actor sender_for(router_pointer self, const send_task& task) {
@@ -293,7 +298,7 @@ void dispatch(router_pointer self, const send_task& task, bool queued = false) {
 /// A sender died: after a back-off a new one takes its unfinished sends from
 /// the database; one that keeps dying takes the router down with it.
 void sender_died(router_pointer self, const std::string& key, const caf::error& reason) {
-  auto destination = key.substr(0, key.find('|'));
+  auto destination = destination_of(key);
   death_notice notice{component, "the sender to " + destination, "sender:" + destination,
                       "a new one takes its sends from the database", "the router stops with it"};
   auto delay = record_death(self->state.sender_restarts[key], notice, reason, self->state.metrics);
@@ -451,7 +456,7 @@ router_actor::behavior_type router(router_pointer self, routing_settings setting
       [self](kill_atom, const std::string& destination) {
         bool found = false;
         for (auto& [key, sender] : *self->state.senders)
-          if (key.substr(0, key.find('|')) == destination) {
+          if (destination_of(key) == destination) {
             log::warning(component, "test hook: killing the sender to " + destination);
             crash_for_test(caf::actor_cast<caf::strong_actor_ptr>(sender), "killed by a test hook");
             found = true;

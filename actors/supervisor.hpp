@@ -65,6 +65,15 @@ std::optional<double> record_death(restart_backoff& backoff, const death_notice&
 using actor_factory =
     std::function<caf::actor(caf::actor_system&, bool restarted, const caf::actor& supervisor)>;
 
+/// The factory of a detached actor with nothing to rebuild on a restart:
+/// `behavior` is spawned with the same arguments each time.
+template <class Behavior, class... Args>
+actor_factory detached_actor(Behavior behavior, Args... args) {
+  return [=](caf::actor_system& system, bool, const caf::actor&) {
+    return caf::actor_cast<caf::actor>(system.spawn<caf::detached>(behavior, args...));
+  };
+}
+
 struct supervisor_state {
   std::string child_name; // the `actor` label of dcmstreams_actor_restarts_total
   actor_factory factory;

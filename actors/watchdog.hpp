@@ -1,7 +1,7 @@
 #pragma once
-// The listener watchdog: together with the supervision of the stream
-// mailboxes (actors/job_manager.hpp) and systemd's Restart=always it
-// replaces the old appliance's monit (docs/operations.md).
+// The listener watchdog: together with the supervisors of the long-lived
+// actors (actors/supervisor.hpp) and systemd's Restart=always it replaces
+// the old appliance's monit (docs/operations.md).
 
 #include "actors/actors.hpp"
 #include "actors/node_metrics.hpp"

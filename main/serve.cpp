@@ -26,7 +26,6 @@
 #include <atomic>
 #include <csignal>
 #include <iostream>
-#include <map>
 #include <thread>
 
 #include <unistd.h>
@@ -58,12 +57,8 @@ watchdog_actor spawn_watchdog(caf::actor_system& system, const node_config& conf
     return answer.answer == net::echo_answer::silent ? answer.message : std::string{};
   };
   settings.restart = [&listener] { return listener.restart(); };
-  return spawn_supervised<watchdog_actor>(
-      system, "watchdog",
-      [settings](caf::actor_system& sys, bool, const caf::actor&) {
-        return caf::actor_cast<caf::actor>(sys.spawn<caf::detached>(watchdog, settings));
-      },
-      &metrics);
+  return spawn_supervised<watchdog_actor>(system, "watchdog",
+                                          detached_actor(watchdog, std::move(settings)), &metrics);
 }
 
 } // namespace
