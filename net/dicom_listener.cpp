@@ -19,10 +19,12 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <set>
@@ -36,9 +38,19 @@ constexpr const char* component = "listener";
 // Files kept ready for incoming instances; enough for a burst on every core.
 constexpr std::size_t spare_file_count = 64;
 
+// An A-ASSOCIATE-RQ larger than this is refused unread (DCMTK's own limit,
+// dcmAssociatePDUSizeLimit, is the same).
+constexpr std::uint32_t max_association_request_bytes = 1 << 20;
+constexpr std::size_t pdu_header_bytes = 6;
+// Connections still sending their association request, beyond which the one
+// that has waited longest is dropped: bounded memory and descriptors whatever
+// a hostile network does.
+constexpr std::size_t max_negotiating_connections = 512;
+
 // dcmExternalSocketHandle is one process-wide variable that DCMTK reads when
 // an association is received; this lock makes "set it, receive, reset it" one
-// step for all listeners in the process.
+// step for all listeners in the process. It is only taken once the whole
+// A-ASSOCIATE-RQ waits in the socket's buffer, so DCMTK never blocks under it.
 std::mutex external_socket_mutex;
 
 T_ASC_Network* as_network(void* p) {
@@ -117,13 +129,33 @@ void release(T_ASC_Association*& assoc) {
   assoc = nullptr;
 }
 
+// A-ABORT PDU from the service provider (PS3.8 9.3.8), reason "invalid PDU
+// parameter value": what a peer gets for a request it must not send again.
+void send_provider_abort(int fd) {
+  static constexpr unsigned char pdu[] = {0x07, 0, 0, 0, 0, 4, 0, 0, 2, 6};
+  if (fd >= 0) [[maybe_unused]]
+    auto ignored = ::send(fd, pdu, sizeof pdu, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+// Aborts without waiting for the peer to close: DCMTK sends the A-ABORT and
+// then reads until the peer closes or its ARTIM timer runs out
+// (dicom.acse_timeout_s), which would hold the thread and the association
+// slot that long. With reading shut down, that read ends at once.
+// `fd` is the association's socket, which DCMTK owns until the association is
+// dropped.
+void abort_now(T_ASC_Association* assoc, int fd) {
+  ::shutdown(fd, SHUT_RD);
+  ASC_abortAssociation(assoc);
+}
+
 } // namespace
 
 // One association, on its own thread.
 class association {
 public:
-  association(dicom_listener& listener, T_ASC_Association* assoc, association_request request)
-      : listener_(listener), assoc_(assoc), request_(std::move(request)) {}
+  association(dicom_listener& listener, T_ASC_Association* assoc, int fd,
+              association_request request)
+      : listener_(listener), assoc_(assoc), fd_(fd), request_(std::move(request)) {}
 
   void run();
 
@@ -139,6 +171,7 @@ private:
 
   dicom_listener& listener_;
   T_ASC_Association* assoc_;
+  int fd_;
   association_request request_;
   std::string known_dir_; // the last study folder known to exist
   std::vector<std::string> unsynced_files_;
@@ -182,7 +215,7 @@ void association::run() {
     end = serve();
   } catch (const std::exception& e) {
     log::error(component, "association " + describe() + " failed: " + e.what());
-    ASC_abortAssociation(assoc_);
+    abort_now(assoc_, fd_);
   }
   listener_.sink_.association_ended(request_, end);
 }
@@ -241,14 +274,14 @@ association_end association::serve() {
     delete status_detail;
     if (cond == DIMSE_NODATAAVAILABLE) {
       if (listener_.stopping_) {
-        ASC_abortAssociation(assoc_);
+        abort_now(assoc_, fd_);
         return association_end::aborted_by_node;
       }
       if (++idle_seconds >= listener_.config_.dicom.dimse_timeout_s) {
         log::warning(component, "aborting the association from " + request_.calling_ae + "@" +
                                     request_.peer + ": idle for " + std::to_string(idle_seconds) +
                                     " s (dicom.dimse_timeout_s)");
-        ASC_abortAssociation(assoc_);
+        abort_now(assoc_, fd_);
         return association_end::aborted_by_node;
       }
       continue;
@@ -264,7 +297,7 @@ association_end association::serve() {
     if (cond.bad()) {
       log::warning(component, "association from " + request_.calling_ae + "@" + request_.peer +
                                   " failed while reading a command: " + cond.text());
-      ASC_abortAssociation(assoc_);
+      abort_now(assoc_, fd_);
       return association_end::failed;
     }
     switch (message.CommandField) {
@@ -279,13 +312,13 @@ association_end association::serve() {
       log::warning(component, "aborting the association from " + request_.peer +
                                   ": unsupported DIMSE command " +
                                   std::to_string(message.CommandField));
-      ASC_abortAssociation(assoc_);
+      abort_now(assoc_, fd_);
       return association_end::aborted_by_node;
     }
     if (cond.bad()) {
       log::warning(component, "association from " + request_.calling_ae + "@" + request_.peer +
                                   " failed: " + cond.text());
-      ASC_abortAssociation(assoc_);
+      abort_now(assoc_, fd_);
       return association_end::failed;
     }
   }
@@ -601,16 +634,10 @@ void dicom_listener::reap_finished_workers() {
 
 namespace {
 
-// Waits for the A-ASSOCIATE-RQ and lets DCMTK read it from `fd`.
+// Lets DCMTK read the A-ASSOCIATE-RQ that already waits, whole, in `fd`'s
+// buffer. A request DCMTK cannot parse gets an A-ABORT.
 T_ASC_Association* receive_request(T_ASC_Network* network, int fd, const listener_config& config,
                                    const std::string& peer) {
-  pollfd waiting{fd, POLLIN, 0};
-  if (::poll(&waiting, 1, config.dicom.acse_timeout_s * 1000) <= 0) {
-    log::warning(component, "closed a connection from " + peer +
-                                ": no association request within dicom.acse_timeout_s");
-    ::close(fd);
-    return nullptr;
-  }
   T_ASC_Association* assoc = nullptr;
   OFCondition cond;
   try {
@@ -624,7 +651,11 @@ T_ASC_Association* receive_request(T_ASC_Network* network, int fd, const listene
     cond = makeOFCondition(OFM_dcmnet, 1, OF_error, e.what());
   }
   if (cond.bad()) {
-    log::warning(component, "no association with " + peer + ": " + cond.text());
+    log::warning(component, "aborted the association request from " + peer +
+                                ", which cannot be parsed: " + cond.text());
+    // DCMTK keeps the socket open in a failed association and closes it
+    // when the association is dropped.
+    send_provider_abort(fd);
     if (assoc)
       release(assoc);
     else
@@ -632,6 +663,16 @@ T_ASC_Association* receive_request(T_ASC_Network* network, int fd, const listene
     return nullptr;
   }
   return assoc;
+}
+
+std::uint32_t big_endian_32(const unsigned char* p) {
+  return (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) | (std::uint32_t{p[2]} << 8) |
+         std::uint32_t{p[3]};
+}
+
+void set_receive_low_water_mark(int fd, std::size_t bytes) {
+  int value = static_cast<int>(bytes);
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &value, sizeof value);
 }
 
 } // namespace
@@ -652,55 +693,162 @@ void dicom_listener::refuse_busy(int fd, const std::string& peer, std::uint16_t 
   release(assoc);
 }
 
+dicom_listener::request_progress dicom_listener::check_request(negotiating_connection& c) {
+  unsigned char header[pdu_header_bytes];
+  auto n = ::recv(c.fd, header, sizeof header, MSG_PEEK | MSG_DONTWAIT);
+  if (n == 0) {
+    log::debug(component, "a connection from " + c.peer + " closed before its association request");
+    return request_progress::dropped;
+  }
+  if (n < 0)
+    return errno == EAGAIN || errno == EINTR ? request_progress::waiting
+                                             : request_progress::dropped;
+  if (static_cast<std::size_t>(n) < pdu_header_bytes) {
+    c.received = static_cast<std::size_t>(n);
+    set_receive_low_water_mark(c.fd, pdu_header_bytes);
+    return request_progress::waiting;
+  }
+  auto length = big_endian_32(header + 2);
+  if (header[0] != 0x01 || length > max_association_request_bytes) {
+    log::warning(
+        component,
+        "aborted a connection from " + c.peer + ": " +
+            (header[0] != 0x01
+                 ? "its first PDU (type " + std::to_string(header[0]) + ") is not an A-ASSOCIATE-RQ"
+                 : "its association request of " + std::to_string(length) +
+                       " bytes is larger than " + std::to_string(max_association_request_bytes)));
+    send_provider_abort(c.fd);
+    return request_progress::dropped;
+  }
+  std::size_t wanted = pdu_header_bytes + length;
+  int available = 0;
+  ::ioctl(c.fd, FIONREAD, &available);
+  if (static_cast<std::size_t>(available) >= wanted) {
+    // DCMTK waits for data with poll/select too: back to the default.
+    set_receive_low_water_mark(c.fd, 1);
+    return request_progress::complete;
+  }
+  // Poll wakes again only when the whole request is there (or the peer
+  // closes); the kernel grows the buffer to hold it.
+  set_receive_low_water_mark(c.fd, wanted);
+  c.received = static_cast<std::size_t>(available);
+  c.expected = wanted;
+  return request_progress::waiting;
+}
+
+void dicom_listener::start_association(negotiating_connection c) {
+  if (active_.load() >= static_cast<std::size_t>(config_.dicom.max_associations)) {
+    refuse_busy(c.fd, c.peer, c.peer_port);
+    return;
+  }
+  ++active_;
+  auto done = std::make_shared<std::atomic<bool>>(false);
+  std::thread thread([this, fd = c.fd, peer = c.peer, peer_port = c.peer_port, done] {
+    if (auto* assoc = receive_request(as_network(network_), fd, config_, peer)) {
+      association_request request{trim(assoc->params->DULparams.callingAPTitle),
+                                  trim(assoc->params->DULparams.calledAPTitle), peer, peer_port};
+      association handler{*this, assoc, fd, std::move(request)};
+      handler.run();
+      release(assoc);
+    }
+    --active_;
+    done->store(true);
+  });
+  std::lock_guard<std::mutex> guard{workers_mutex_};
+  workers_.push_back({std::move(thread), done});
+}
+
+void dicom_listener::accept_connection(std::vector<negotiating_connection>& negotiating) {
+  sockaddr_storage from{};
+  socklen_t length = sizeof from;
+  int fd = ::accept4(listen_fd_, reinterpret_cast<sockaddr*>(&from), &length, SOCK_CLOEXEC);
+  if (fd < 0)
+    return;
+  int one = 1;
+  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  char host[INET6_ADDRSTRLEN] = "?";
+  std::uint16_t peer_port = 0;
+  if (from.ss_family == AF_INET) {
+    auto* v4 = reinterpret_cast<sockaddr_in*>(&from);
+    inet_ntop(AF_INET, &v4->sin_addr, host, sizeof host);
+    peer_port = ntohs(v4->sin_port);
+  }
+  if (negotiating.size() >= max_negotiating_connections) {
+    auto& oldest = negotiating.front();
+    log::warning(component, "closed a connection from " + oldest.peer + ": " +
+                                std::to_string(max_negotiating_connections) +
+                                " connections are still sending their association requests, and "
+                                "this one has waited longest");
+    ::close(oldest.fd);
+    negotiating.erase(negotiating.begin());
+  }
+  set_receive_low_water_mark(fd, pdu_header_bytes);
+  negotiating.push_back(
+      {fd, host, peer_port,
+       std::chrono::steady_clock::now() + std::chrono::seconds(config_.dicom.acse_timeout_s), 0,
+       pdu_header_bytes});
+}
+
+// One thread accepts every connection and waits, in one poll, for each to
+// send its whole A-ASSOCIATE-RQ before any DICOM code reads from it: a peer
+// that is silent or trickles bytes holds nothing but its own descriptor and
+// is dropped when its own dicom.acse_timeout_s runs out.
 void dicom_listener::accept_loop() {
+  using clock = std::chrono::steady_clock;
+  std::vector<negotiating_connection> negotiating; // oldest first
+  std::vector<pollfd> fds;
+  auto close_all = [&] {
+    for (auto& c : negotiating)
+      ::close(c.fd);
+    negotiating.clear();
+  };
   for (;;) {
-    pollfd fds[2] = {{listen_fd_, POLLIN, 0}, {wake_pipe_[0], POLLIN, 0}};
-    int ready = ::poll(fds, 2, wedged_ ? 100 : 1000);
+    fds.assign({{listen_fd_, POLLIN, 0}, {wake_pipe_[0], POLLIN, 0}});
+    auto now = clock::now();
+    auto wait = std::chrono::milliseconds(wedged_ ? 100 : 1000);
+    for (auto& c : negotiating) {
+      fds.push_back({c.fd, POLLIN, 0});
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(c.deadline - now);
+      wait = std::clamp(left + std::chrono::milliseconds(1), std::chrono::milliseconds(0), wait);
+    }
+    int ready = ::poll(fds.data(), wedged_ ? 2 : fds.size(), static_cast<int>(wait.count()));
     reap_finished_workers();
-    if (stopping_)
+    if (stopping_) {
+      close_all();
       return;
+    }
     if (wedged_) {
       // Connections wait unanswered in the backlog; poll wakes at once for
       // them, so sleep instead of spinning.
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
       continue;
     }
-    if (ready <= 0 || !(fds[0].revents & POLLIN))
-      continue;
-    sockaddr_storage from{};
-    socklen_t length = sizeof from;
-    int fd = ::accept4(listen_fd_, reinterpret_cast<sockaddr*>(&from), &length, SOCK_CLOEXEC);
-    if (fd < 0)
-      continue;
-    int one = 1;
-    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    char host[INET6_ADDRSTRLEN] = "?";
-    std::uint16_t peer_port = 0;
-    if (from.ss_family == AF_INET) {
-      auto* v4 = reinterpret_cast<sockaddr_in*>(&from);
-      inet_ntop(AF_INET, &v4->sin_addr, host, sizeof host);
-      peer_port = ntohs(v4->sin_port);
-    }
-    std::string peer{host};
-    if (active_.load() >= static_cast<std::size_t>(config_.dicom.max_associations)) {
-      refuse_busy(fd, peer, peer_port);
-      continue;
-    }
-    ++active_;
-    auto done = std::make_shared<std::atomic<bool>>(false);
-    std::thread thread([this, fd, peer, peer_port, done] {
-      if (auto* assoc = receive_request(as_network(network_), fd, config_, peer)) {
-        association_request request{trim(assoc->params->DULparams.callingAPTitle),
-                                    trim(assoc->params->DULparams.calledAPTitle), peer, peer_port};
-        association handler{*this, assoc, std::move(request)};
-        handler.run();
-        release(assoc);
+    now = clock::now();
+    std::vector<negotiating_connection> still_negotiating;
+    still_negotiating.reserve(negotiating.size());
+    for (std::size_t i = 0; i < negotiating.size(); ++i) {
+      auto& c = negotiating[i];
+      auto progress = request_progress::waiting;
+      if (ready > 0 && fds[i + 2].revents != 0)
+        progress = check_request(c);
+      if (progress == request_progress::waiting && now >= c.deadline) {
+        log::warning(component, "closed a connection from " + c.peer +
+                                    ": no complete association request within " +
+                                    std::to_string(config_.dicom.acse_timeout_s) +
+                                    " s (dicom.acse_timeout_s; " + std::to_string(c.received) +
+                                    " of " + std::to_string(c.expected) + " bytes arrived)");
+        progress = request_progress::dropped;
       }
-      --active_;
-      done->store(true);
-    });
-    std::lock_guard<std::mutex> guard{workers_mutex_};
-    workers_.push_back({std::move(thread), done});
+      if (progress == request_progress::waiting)
+        still_negotiating.push_back(std::move(c));
+      else if (progress == request_progress::complete)
+        start_association(std::move(c));
+      else
+        ::close(c.fd);
+    }
+    negotiating.swap(still_negotiating);
+    if (ready > 0 && (fds[0].revents & POLLIN))
+      accept_connection(negotiating);
   }
 }
 

@@ -5,9 +5,10 @@
 // C-STORE data set to disk exactly as received, behind a file meta header,
 // durable before success is answered (DESIGN §6).
 //
-// Threads: one accept thread and one thread per association, bounded by
-// dicom.max_associations. Nothing here runs on CAF's scheduler; events go to
-// the ingest_sink.
+// Threads: one accept thread, which also waits for every connection's
+// association request in one poll (a slow or silent peer blocks no one), and
+// one thread per association, bounded by dicom.max_associations. Nothing here runs on CAF's
+// scheduler; events go to the ingest_sink.
 
 #include "net/spare_files.hpp"
 #include "pipeline/config.hpp"
@@ -16,12 +17,15 @@
 #include "pipeline/store.hpp"
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <list>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <thread>
+#include <vector>
 
 namespace dcmstreams::net {
 
@@ -59,8 +63,21 @@ private:
     std::thread thread;
     std::shared_ptr<std::atomic<bool>> done;
   };
+  /// An accepted connection whose A-ASSOCIATE-RQ has not fully arrived.
+  struct negotiating_connection {
+    int fd = -1;
+    std::string peer;
+    std::uint16_t peer_port = 0;
+    std::chrono::steady_clock::time_point deadline;
+    std::size_t received = 0; // bytes of the request buffered so far
+    std::size_t expected = 0; // bytes of the whole request, once its header is known
+  };
+  enum class request_progress { waiting, complete, dropped };
 
   void accept_loop();
+  void accept_connection(std::vector<negotiating_connection>& negotiating);
+  request_progress check_request(negotiating_connection& c);
+  void start_association(negotiating_connection c);
   void reap_finished_workers();
   void refuse_busy(int fd, const std::string& peer, std::uint16_t peer_port);
 

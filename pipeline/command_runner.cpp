@@ -42,6 +42,161 @@ int pidfd_open(pid_t pid) {
   return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
 }
 
+// The keeper's own children, read from /proc without allocating (the keeper
+// is a fork of a threaded process and may only make system calls). Returns
+// how many were found; -1 if the kernel does not list them.
+int list_children(pid_t* children, int capacity) {
+  char path[64] = "/proc/self/task/";
+  // The keeper has one thread, whose id is its pid.
+  pid_t self = ::getpid();
+  char digits[16];
+  int n = 0;
+  do {
+    digits[n++] = static_cast<char>('0' + self % 10);
+    self /= 10;
+  } while (self > 0);
+  std::size_t at = std::strlen(path);
+  while (n > 0)
+    path[at++] = digits[--n];
+  std::memcpy(path + at, "/children", 10);
+  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return -1;
+  char text[4096];
+  ssize_t length = ::read(fd, text, sizeof text - 1);
+  ::close(fd);
+  int count = 0;
+  pid_t value = 0;
+  bool in_number = false;
+  for (ssize_t i = 0; i < length && count < capacity; ++i) {
+    if (text[i] >= '0' && text[i] <= '9') {
+      value = value * 10 + (text[i] - '0');
+      in_number = true;
+    } else if (in_number) {
+      children[count++] = value;
+      value = 0;
+      in_number = false;
+    }
+  }
+  return count;
+}
+
+// Kills every process that descends from the keeper, however it tried to
+// leave: the keeper is a subreaper, so orphans (double forks, setsid
+// daemons) become its children and are found on the next pass.
+void kill_descendants(pid_t group) {
+  for (;;) {
+    pid_t children[256];
+    int count = list_children(children, 256);
+    if (count < 0) {
+      // No child list in this kernel: the job's process group is what we can reach.
+      ::kill(-group, SIGKILL);
+      return;
+    }
+    // Waiting for exactly these lets the orphans they leave, now the
+    // keeper's children, be killed on the next pass rather than waited for.
+    for (int i = 0; i < count; ++i)
+      ::kill(children[i], SIGKILL);
+    for (int i = 0; i < count; ++i)
+      ::waitpid(children[i], nullptr, 0);
+    if (count == 0) {
+      pid_t reaped;
+      while ((reaped = ::waitpid(-1, nullptr, WNOHANG)) > 0) {
+      }
+      if (reaped < 0 && errno == ECHILD)
+        return;
+      ::usleep(1000); // a child that is exiting, not yet listed nor reapable
+    }
+  }
+}
+
+// The keeper: the node's direct child, leader of the job's process group and
+// a subreaper. It starts the program and waits. When the node dies, even by
+// kill -9, the kernel sends the keeper SIGHUP (parent-death signal) and it
+// kills every process of the job, so that nothing writes into the OUTPUT of
+// the job's next run. When the program ends, whatever it left running ends
+// too, and the keeper exits as the program did. Only system calls from here.
+[[noreturn]] void run_keeper(pid_t node, char** argv, char** envp, int log, int exec_error_fd,
+                             const char* working_dir) {
+  ::setpgid(0, 0);
+  ::prctl(PR_SET_CHILD_SUBREAPER, 1);
+  ::prctl(PR_SET_PDEATHSIG, SIGHUP);
+  ::prctl(PR_SET_DUMPABLE, 0); // no core file when it re-raises a crash signal
+  if (::getppid() != node)
+    ::_exit(127);
+  sigset_t waited;
+  sigemptyset(&waited);
+  sigaddset(&waited, SIGCHLD);
+  sigaddset(&waited, SIGHUP);
+  sigaddset(&waited, SIGTERM); // a cancel signals the group: meant for the program
+  sigaddset(&waited, SIGINT);
+  ::sigprocmask(SIG_SETMASK, &waited, nullptr);
+
+  pid_t program = ::fork();
+  if (program < 0) {
+    int error = errno;
+    [[maybe_unused]] auto ignored = ::write(exec_error_fd, &error, sizeof error);
+    ::_exit(127);
+  }
+  if (program == 0) {
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    // The node's descriptors (listening sockets, the database, DICOM
+    // connections) must not reach the program; marked close-on-exec, they go
+    // at exec, and the exec pipe still reports a failed exec.
+    ::close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    int devnull = ::open("/dev/null", O_RDONLY);
+    int error = 0;
+    if (devnull < 0 || ::dup2(devnull, 0) < 0 || ::dup2(log, 1) < 0 || ::dup2(log, 2) < 0)
+      error = errno;
+    else if (::chdir(working_dir) != 0)
+      error = errno;
+    if (error == 0) {
+      ::execvpe(argv[0], argv, envp);
+      error = errno;
+    }
+    [[maybe_unused]] auto ignored = ::write(exec_error_fd, &error, sizeof error);
+    ::_exit(127);
+  }
+  // The node reads end-of-file from the exec pipe once the program has
+  // exec'd (close-on-exec) and the keeper holds no copy of it.
+  ::close_range(0, ~0U, 0);
+
+  int program_status = 0;
+  bool program_ended = false;
+  while (!program_ended) {
+    siginfo_t info{};
+    if (::sigwaitinfo(&waited, &info) < 0)
+      continue;
+    if (info.si_signo == SIGHUP) {
+      kill_descendants(::getpid());
+      ::_exit(128 + SIGHUP);
+    }
+    if (info.si_signo != SIGCHLD)
+      continue;
+    int status = 0;
+    pid_t reaped;
+    while ((reaped = ::waitpid(-1, &status, WNOHANG)) > 0)
+      if (reaped == program) {
+        program_status = status;
+        program_ended = true;
+      }
+  }
+  kill_descendants(::getpid());
+  if (WIFEXITED(program_status))
+    ::_exit(WEXITSTATUS(program_status));
+  int sig = WTERMSIG(program_status);
+  ::signal(sig, SIG_DFL);
+  sigset_t only;
+  sigemptyset(&only);
+  sigaddset(&only, sig);
+  ::sigprocmask(SIG_UNBLOCK, &only, nullptr);
+  ::kill(::getpid(), sig);
+  ::_exit(128 + sig);
+}
+
 } // namespace
 
 command_outcome run_command(const command_spec& spec, cancel_token& cancel) {
@@ -80,6 +235,7 @@ command_outcome run_command(const command_spec& spec, cancel_token& cancel) {
     envp.push_back(const_cast<char*>(e.c_str()));
   envp.push_back(nullptr);
 
+  pid_t node = ::getpid();
   pid_t pid = ::fork();
   if (pid < 0) {
     ::close(log);
@@ -88,34 +244,8 @@ command_outcome run_command(const command_spec& spec, cancel_token& cancel) {
     outcome.message = "cannot fork: " + errno_text(errno);
     return outcome;
   }
-  if (pid == 0) {
-    ::setpgid(0, 0);
-    // If the node dies (kill -9), the program dies with it: after a restart
-    // the job runs again, and two runs must not write one OUTPUT/.
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (::getppid() == 1)
-      ::_exit(127);
-    sigset_t none;
-    sigemptyset(&none);
-    ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    // The node's descriptors (listening sockets, the database, DICOM
-    // connections) must not reach the program: a grandchild that outlives a
-    // killed node would keep its ports bound. Marked close-on-exec, they go
-    // at exec; the exec pipe still reports a failed exec.
-    ::close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
-    int devnull = ::open("/dev/null", O_RDONLY);
-    int error = 0;
-    if (devnull < 0 || ::dup2(devnull, 0) < 0 || ::dup2(log, 1) < 0 || ::dup2(log, 2) < 0)
-      error = errno;
-    else if (::chdir(spec.working_dir.c_str()) != 0)
-      error = errno;
-    if (error == 0) {
-      ::execvpe(argv[0], argv.data(), envp.data());
-      error = errno;
-    }
-    [[maybe_unused]] auto ignored = ::write(exec_pipe[1], &error, sizeof error);
-    ::_exit(127);
-  }
+  if (pid == 0)
+    run_keeper(node, argv.data(), envp.data(), log, exec_pipe[1], spec.working_dir.c_str());
   ::setpgid(pid, pid); // also in the parent, so the group exists before any signal
   ::close(exec_pipe[1]);
   ::close(log);

@@ -2,7 +2,9 @@
 // Runs a stream's external program the way the old appliance ran work.sh:
 // `argv... INPUT OUTPUT` in the job folder, output appended to
 // processing.log, in a process group of its own so that a timeout or a
-// cancel stops everything it started.
+// cancel stops everything it started. A keeper process between the node and
+// the program kills every process of the job when the program ends or when
+// the node dies (even by kill -9), so no leftover writes into a later run.
 
 #include <atomic>
 #include <chrono>

@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 using namespace dcmstreams;
 using namespace dcmstreams::fixtures;
@@ -180,6 +181,66 @@ TEST(execution, kill_9_with_jobs_queued_and_running_completes_each_exactly_once)
     EXPECT_EQ(count, 1) << "job " << job << " finished more than once";
   for (auto& job : node.job_dirs())
     EXPECT_EQ(test_node::job_info(job, "state"), "success");
+}
+
+TEST(execution, kill_9_mid_job_kills_the_programs_children_and_the_rerun_starts_from_empty_output) {
+  temp_dir root, scratch;
+  node_options options;
+  options.quiet_period_s = 0.3;
+  test_node node{root.path(), options};
+  // The first run leaves three kinds of children behind: one in its process
+  // group, one in a session of its own (setsid), and a double fork. Each
+  // records its pid and writes into OUTPUT after 6 s. The second run ends.
+  auto pids = scratch / "pids";
+  auto script = node.streams_dir() / "spawner" / "work.sh";
+  write_file(script, "#!/bin/sh\n"
+                     "if [ -e " +
+                         (scratch / "first-run").string() +
+                         " ]; then\n"
+                         "  echo second > \"$2/second.txt\"; exit 0\n"
+                         "fi\n"
+                         "touch " +
+                         (scratch / "first-run").string() +
+                         "\n"
+                         "sh -c 'echo $$ >> " +
+                         pids.string() +
+                         "; sleep 6; echo x > \"$0/late-group-$$.txt\"' \"$2\" &\n"
+                         "setsid sh -c 'echo $$ >> " +
+                         pids.string() +
+                         "; sleep 6; echo x > \"$0/late-session-$$.txt\"' \"$2\" &\n"
+                         "(sh -c 'echo $$ >> " +
+                         pids.string() +
+                         "; sleep 6; echo x > \"$0/late-daemon-$$.txt\"' \"$2\" &) \n"
+                         "sleep 60\n");
+  fs::permissions(script, fs::perms::owner_all | fs::perms::group_read | fs::perms::others_read);
+  write_stream(node.streams_dir(), "spawner", "SPAWNER", "\"command\": [\"./work.sh\"]");
+  node.start();
+  ASSERT_EQ(send(node, "SPAWNER", synth_study(scratch / "study", 2, 16)), 0);
+  auto children = [&] {
+    std::vector<int> found;
+    std::istringstream in{fs::exists(pids) ? read_file(pids) : ""};
+    for (int pid; in >> pid;)
+      found.push_back(pid);
+    return found;
+  };
+  ASSERT_TRUE(eventually([&] { return children().size() == 3; }, 20s)) << node.log();
+
+  node.kill();
+  // Every process of the job dies with the node.
+  for (int pid : children())
+    EXPECT_TRUE(eventually([&] { return !fs::exists("/proc/" + std::to_string(pid)); }, 2s))
+        << "process " << pid << " of the killed node's job is still alive";
+  node.start();
+  ASSERT_TRUE(node.wait_for_finished_jobs(1, 30s)) << node.log();
+  auto jobs = node.job_dirs();
+  ASSERT_EQ(jobs.size(), 1u);
+  EXPECT_EQ(test_node::job_info(jobs[0], "state"), "success");
+  // Past the moment the first run's children would have written.
+  std::this_thread::sleep_for(7s);
+  std::vector<std::string> output;
+  for (auto& file : files_under(jobs[0] / "OUTPUT"))
+    output.push_back(file.filename().string());
+  EXPECT_EQ(output, std::vector<std::string>{"second.txt"});
 }
 
 TEST(execution, accept_filters_skip_studies_and_group_by_series_splits_them) {

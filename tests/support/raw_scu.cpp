@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -65,17 +66,6 @@ void put_item(std::string& out, std::uint8_t type, const std::string& value) {
   out += value;
 }
 
-bool write_all(int fd, const std::string& data) {
-  std::size_t sent = 0;
-  while (sent < data.size()) {
-    auto n = ::send(fd, data.data() + sent, data.size() - sent, MSG_NOSIGNAL);
-    if (n <= 0)
-      return false;
-    sent += static_cast<std::size_t>(n);
-  }
-  return true;
-}
-
 bool read_exact(int fd, std::string& out, std::size_t count) {
   out.resize(count);
   std::size_t got = 0;
@@ -136,17 +126,19 @@ std::string command_set(std::uint16_t field, std::uint16_t message_id, const std
 
 } // namespace
 
-std::optional<raw_association> raw_association::open(const std::string& host, std::uint16_t port,
-                                                     const std::string& calling_ae,
-                                                     const std::string& called_ae,
-                                                     const std::vector<proposed_context>& contexts,
-                                                     std::string* why) {
-  auto fail = [&](const std::string& reason) -> std::optional<raw_association> {
-    if (why)
-      *why = reason;
-    return std::nullopt;
-  };
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+bool send_all(int fd, const std::string& data) {
+  std::size_t sent = 0;
+  while (sent < data.size()) {
+    auto n = ::send(fd, data.data() + sent, data.size() - sent, MSG_NOSIGNAL);
+    if (n <= 0)
+      return false;
+    sent += static_cast<std::size_t>(n);
+  }
+  return true;
+}
+
+int connect_tcp(const std::string& host, std::uint16_t port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   int one = 1;
   ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   sockaddr_in address{};
@@ -155,10 +147,14 @@ std::optional<raw_association> raw_association::open(const std::string& host, st
   inet_pton(AF_INET, host.c_str(), &address.sin_addr);
   if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) {
     ::close(fd);
-    return fail("connect failed");
+    return -1;
   }
-  raw_association assoc{fd};
+  return fd;
+}
 
+std::string association_request_pdu(const std::string& calling_ae, const std::string& called_ae,
+                                    const std::vector<proposed_context>& contexts,
+                                    const std::string& implementation_uid) {
   std::string body;
   put_be16(body, 1);
   put_be16(body, 0);
@@ -174,21 +170,51 @@ std::optional<raw_association> raw_association::open(const std::string& host, st
     put_item(item, 0x30, context.abstract_syntax);
     put_item(item, 0x40, context.transfer_syntax);
     put_item(body, 0x20, item);
-    assoc.context_ids_.push_back(id);
-    assoc.accepted_.push_back(false);
     id = static_cast<std::uint8_t>(id + 2);
   }
   std::string user;
   std::string max_length;
   put_be32(max_length, 65536);
   put_item(user, 0x51, max_length);
-  put_item(user, 0x52, "1.2.3.4.5.6.7.8.9");
+  put_item(user, 0x52, implementation_uid);
   put_item(body, 0x50, user);
   std::string pdu;
   put_u8(pdu, 0x01);
   put_u8(pdu, 0);
   put_be32(pdu, static_cast<std::uint32_t>(body.size()));
-  if (!write_all(fd, pdu + body))
+  return pdu + body;
+}
+
+std::optional<std::uint8_t> next_pdu_type(int fd, std::chrono::milliseconds timeout) {
+  pollfd waiting{fd, POLLIN, 0};
+  if (::poll(&waiting, 1, static_cast<int>(timeout.count())) <= 0)
+    return std::nullopt;
+  std::uint8_t type = 0;
+  std::string body;
+  if (!read_pdu(fd, type, body))
+    return std::uint8_t{0};
+  return type;
+}
+
+std::optional<raw_association> raw_association::open(const std::string& host, std::uint16_t port,
+                                                     const std::string& calling_ae,
+                                                     const std::string& called_ae,
+                                                     const std::vector<proposed_context>& contexts,
+                                                     std::string* why) {
+  auto fail = [&](const std::string& reason) -> std::optional<raw_association> {
+    if (why)
+      *why = reason;
+    return std::nullopt;
+  };
+  int fd = connect_tcp(host, port);
+  if (fd < 0)
+    return fail("connect failed");
+  raw_association assoc{fd};
+  for (std::size_t i = 0; i < contexts.size(); ++i) {
+    assoc.context_ids_.push_back(static_cast<std::uint8_t>(1 + 2 * i));
+    assoc.accepted_.push_back(false);
+  }
+  if (!send_all(fd, association_request_pdu(calling_ae, called_ae, contexts)))
     return fail("sending the association request failed");
 
   std::uint8_t type = 0;
@@ -257,7 +283,7 @@ bool raw_association::send_pdv(std::uint8_t context_id, bool command, const std:
     put_u8(pdu, context_id);
     put_u8(pdu, static_cast<std::uint8_t>((command ? 1 : 0) | (last ? 2 : 0)));
     pdu.append(data, offset, size);
-    if (!write_all(fd_, pdu))
+    if (!send_all(fd_, pdu))
       return false;
     offset += size;
   } while (offset < data.size());
@@ -317,7 +343,7 @@ bool raw_association::release() {
   put_u8(pdu, 0);
   put_be32(pdu, 4);
   put_be32(pdu, 0);
-  if (!write_all(fd_, pdu))
+  if (!send_all(fd_, pdu))
     return false;
   std::uint8_t type = 0;
   std::string body;
@@ -333,7 +359,7 @@ void raw_association::abort() {
   put_u8(pdu, 0);
   put_be32(pdu, 4);
   put_be32(pdu, 0);
-  write_all(fd_, pdu);
+  send_all(fd_, pdu);
   ::close(fd_);
   fd_ = -1;
 }

@@ -3,6 +3,7 @@
 // sends any bytes as a data set (malformed, truncated, crafted), which DCMTK's
 // own senders refuse to do because they parse first.
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -14,6 +15,20 @@ struct proposed_context {
   std::string abstract_syntax;
   std::string transfer_syntax;
 };
+
+/// A TCP connection to host:port with TCP_NODELAY set; -1 if it failed.
+int connect_tcp(const std::string& host, std::uint16_t port);
+/// Writes all of `data`; false if the connection broke.
+bool send_all(int fd, const std::string& data);
+/// The bytes of an A-ASSOCIATE-RQ PDU. `implementation_uid` may be longer than
+/// the 64 bytes PS3.8 allows, to craft a malformed request.
+std::string association_request_pdu(const std::string& calling_ae, const std::string& called_ae,
+                                    const std::vector<proposed_context>& contexts,
+                                    const std::string& implementation_uid = "1.2.3.4.5.6.7.8.9");
+/// The type of the next PDU the peer sends (0x03 A-ASSOCIATE-RJ, 0x07
+/// A-ABORT ...); 0 if the peer closed the connection first; nothing if it
+/// sent nothing within `timeout`.
+std::optional<std::uint8_t> next_pdu_type(int fd, std::chrono::milliseconds timeout);
 
 class raw_association {
 public:
@@ -37,6 +52,9 @@ public:
   std::optional<std::uint16_t> echo(std::size_t index);
   bool release();
   void abort();
+  /// Sends `bytes` as they are (crafted PDUs).
+  bool send_raw(const std::string& bytes) { return send_all(fd_, bytes); }
+  int fd() const { return fd_; }
 
 private:
   explicit raw_association(int fd) : fd_(fd) {}
