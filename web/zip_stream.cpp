@@ -5,14 +5,42 @@
 #include <archive.h>
 #include <archive_entry.h>
 
+#include <fcntl.h>
+#include <linux/openat2.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <algorithm>
-#include <fstream>
+#include <cerrno>
 
 namespace dcmstreams::web {
 
 namespace fs = std::filesystem;
+
+namespace {
+
+// Opens `relative` below the folder `root_fd` for reading, refusing any
+// symbolic link on the way and any path that leaves the folder, even one
+// swapped in after the folder was listed. -1 if refused or gone.
+int open_beneath(int root_fd, const std::string& relative) {
+  open_how how{};
+  how.flags = O_RDONLY | O_CLOEXEC | O_NOFOLLOW;
+  how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+  return static_cast<int>(::syscall(SYS_openat2, root_fd, relative.c_str(), &how, sizeof how));
+}
+
+// An entry name a ZIP tool extracts inside its target folder.
+bool safe_entry_name(const std::string& name) {
+  if (name.empty() || name.front() == '/' || name.find('\\') != std::string::npos)
+    return false;
+  for (auto& part : fs::path(name))
+    if (part == ".." || part == ".")
+      return false;
+  return true;
+}
+
+} // namespace
 
 zip_stream::zip_stream(fs::path root, std::string prefix)
     : root_(std::move(root)), prefix_(std::move(prefix)) {
@@ -66,13 +94,19 @@ bool zip_stream::push(std::string block) {
 }
 
 void zip_stream::produce() {
-  std::vector<fs::path> files;
+  // Regular files only, by their own type: a symbolic link (to /etc/passwd,
+  // to a folder outside) is neither followed nor listed. Directory links are
+  // not descended into either (the iterator's default).
+  std::vector<std::string> files; // relative to root_
   std::error_code error;
   for (auto it = fs::recursive_directory_iterator(root_, error);
-       !error && it != fs::recursive_directory_iterator(); it.increment(error))
-    if (it->is_regular_file())
-      files.push_back(it->path());
+       !error && it != fs::recursive_directory_iterator(); it.increment(error)) {
+    std::error_code type_error;
+    if (it->symlink_status(type_error).type() == fs::file_type::regular)
+      files.push_back(it->path().lexically_relative(root_).generic_string());
+  }
   std::sort(files.begin(), files.end());
+  int root_fd = ::open(root_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
   archive* zip = archive_write_new();
   archive_write_set_format_zip(zip);
@@ -90,27 +124,43 @@ void zip_stream::produce() {
   for (auto& file : files) {
     if (!ok)
       break;
-    std::ifstream in{file, std::ios::binary};
-    if (!in)
-      continue; // deleted meanwhile
+    auto name = prefix_ + "/" + file;
+    if (!safe_entry_name(name)) {
+      log::warning("web", "left " + file + " out of a download of " + root_.string() +
+                              ": its name would extract outside the archive's folder");
+      continue;
+    }
+    int fd = root_fd < 0 ? -1 : open_beneath(root_fd, file);
+    struct stat info {};
+    if (fd < 0 || ::fstat(fd, &info) != 0 || !S_ISREG(info.st_mode)) {
+      if (fd >= 0)
+        ::close(fd);
+      continue; // deleted meanwhile, or swapped for a link
+    }
     archive_entry* entry = archive_entry_new();
-    auto name = prefix_ + "/" + fs::relative(file, root_).generic_string();
     archive_entry_set_pathname(entry, name.c_str());
-    archive_entry_set_size(entry, static_cast<la_int64_t>(fs::file_size(file, error)));
+    archive_entry_set_size(entry, static_cast<la_int64_t>(info.st_size));
     archive_entry_set_filetype(entry, AE_IFREG);
     archive_entry_set_perm(entry, 0644);
-    struct stat info {};
-    if (::stat(file.c_str(), &info) == 0)
-      archive_entry_set_mtime(entry, info.st_mtime, 0);
+    archive_entry_set_mtime(entry, info.st_mtime, 0);
     ok = archive_write_header(zip, entry) == ARCHIVE_OK;
     archive_entry_free(entry);
-    while (ok && in) {
-      in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
-      auto got = in.gcount();
-      if (got > 0 && archive_write_data(zip, buffer.data(), static_cast<size_t>(got)) < 0)
+    // The size in the header is what was there when the file was opened.
+    auto left = static_cast<std::uint64_t>(info.st_size);
+    while (ok && left > 0) {
+      auto got = ::read(fd, buffer.data(), std::min<std::uint64_t>(buffer.size(), left));
+      if (got < 0 && errno == EINTR)
+        continue;
+      if (got <= 0)
+        break;
+      left -= static_cast<std::uint64_t>(got);
+      if (archive_write_data(zip, buffer.data(), static_cast<size_t>(got)) < 0)
         ok = false;
     }
+    ::close(fd);
   }
+  if (root_fd >= 0)
+    ::close(root_fd);
   if (ok && archive_write_close(zip) != ARCHIVE_OK)
     ok = false;
   if (!ok && !cancelled_)

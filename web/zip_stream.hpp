@@ -16,7 +16,8 @@ namespace dcmstreams::web {
 
 class zip_stream : public body_stream {
 public:
-  /// Every regular file under `root`, named `prefix/<path below root>`.
+  /// Every regular file under `root`, named `prefix/<path below root>`. Symbolic
+  /// links are never followed, and no entry name leaves the archive's folder.
   zip_stream(std::filesystem::path root, std::string prefix);
   ~zip_stream() override;
 

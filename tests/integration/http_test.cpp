@@ -8,6 +8,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <regex>
 #include <thread>
 
@@ -28,7 +29,55 @@ std::size_t zip_entry_count(const std::string& zip) {
   return n;
 }
 
+/// The names of a ZIP's entries, from its local file headers.
+std::vector<std::string> zip_entry_names(const std::string& zip) {
+  std::vector<std::string> names;
+  std::size_t at = 0;
+  auto le16 = [&](std::size_t offset) {
+    return static_cast<std::size_t>(static_cast<unsigned char>(zip[offset]) |
+                                    (static_cast<unsigned char>(zip[offset + 1]) << 8));
+  };
+  while ((at = zip.find(std::string("PK\x03\x04", 4), at)) != std::string::npos &&
+         at + 30 <= zip.size()) {
+    names.push_back(zip.substr(at + 30, le16(at + 26)));
+    at += 30;
+  }
+  return names;
+}
+
 } // namespace
+
+TEST(http, downloads_never_follow_symbolic_links_out_of_the_job_folder) {
+  temp_dir root, scratch;
+  test_node node{root.path()};
+  write_stream(node.streams_dir(), "copy", "COPYAE",
+               R"("command": ["/bin/sh", "-c", "cp -r \"$0\"/. \"$1\""])");
+  node.start();
+  send_synthetic_study(node, scratch / "study", "COPYAE", 2);
+  ASSERT_TRUE(node.wait_for_finished_jobs(1, 30s)) << node.log();
+  // What a job program (or anyone who can write there) might leave in OUTPUT.
+  auto output = node.data_dir() / "jobs" / "1" / "OUTPUT";
+  fs::create_symlink("/etc/passwd", output / "passwd");
+  fs::create_directory_symlink("/etc", output / "etc");
+  fs::create_symlink("../info.json", output / "info.json");
+  fs::create_directories(output / "sub");
+  fs::create_symlink("../../../../..", output / "sub" / "up");
+  write_file(output / "sub" / "real.txt", "kept");
+
+  auto zip = http_get(node.web_port(), "/api/v1/jobs/1/output.zip");
+  ASSERT_EQ(zip.status, 200);
+  auto names = zip_entry_names(zip.body);
+  std::sort(names.begin(), names.end());
+  ASSERT_EQ(names.size(), 3u) << ::testing::PrintToString(names);
+  EXPECT_EQ(names.back(), "job-1-OUTPUT/sub/real.txt");
+  for (auto& name : names) {
+    EXPECT_FALSE(contains(name, "..")) << name;
+    EXPECT_NE(name.front(), '/') << name;
+  }
+  EXPECT_FALSE(contains(zip.body, "root:x:0:0")) << "/etc/passwd is in the download";
+  EXPECT_FALSE(contains(zip.body, "AETitleCalled")) << "the job's info.json is in the download";
+  EXPECT_TRUE(contains(zip.body, "kept"));
+}
 
 TEST(http, a_study_sent_by_storescu_is_watched_through_the_api_and_downloaded) {
   temp_dir root, scratch;
