@@ -84,10 +84,12 @@ void read_dicom(json::object_reader& reader, dicom_config& dicom) {
 }
 
 void read_web(json::object_reader& reader, web_config& web) {
-  reader.reject_unknown_keys({"port", "bind", "users"});
+  reader.reject_unknown_keys({"port", "bind", "users", "hostnames"});
   read_port(reader, "port", web.port);
   if (auto bind = reader.get_string("bind"))
     web.bind = *bind;
+  if (auto hostnames = reader.get_string_list("hostnames"))
+    web.hostnames = *hostnames;
   if (auto users = reader.get_array("users")) {
     std::size_t index = 0;
     for (auto element : *users) {

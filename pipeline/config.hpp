@@ -44,6 +44,9 @@ struct web_config {
   std::uint16_t port = 2813;
   std::string bind = "127.0.0.1";
   std::vector<user_config> users;
+  /// Names users type to reach the node (besides addresses and loopback
+  /// names); a request with any other Host is refused (DNS rebinding).
+  std::vector<std::string> hostnames;
 };
 
 struct completion_config {

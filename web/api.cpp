@@ -5,11 +5,13 @@
 #include "pipeline/log.hpp"
 #include "pipeline/routing.hpp"
 #include "pipeline/store.hpp"
+#include "web/request_guard.hpp"
 #include "web/ui_assets.hpp"
 #include "web/upload.hpp"
 #include "web/zip_stream.hpp"
 
 #include <sys/statvfs.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
@@ -416,9 +418,17 @@ struct api_service::impl : std::enable_shared_from_this<api_service::impl> {
   store_layout layout;
   throughput_history history;
 
+  request_guard_settings guard;
+
   impl(caf::actor_system& sys, api_settings s, api_backend b)
       : system(sys), settings(std::move(s)), backend(std::move(b)), auth(settings.config.web.users),
-        layout(settings.config.data_dir), history(backend.counters) {}
+        layout(settings.config.data_dir), history(backend.counters) {
+    guard.hostnames = settings.config.web.hostnames;
+    char name[256] = {};
+    if (::gethostname(name, sizeof name - 1) == 0 && name[0] != '\0')
+      guard.hostnames.emplace_back(name);
+    guard.hostnames.push_back(settings.config.web.bind);
+  }
 
   /// Runs `work` inside the dispatcher actor.
   void ask(std::function<void(caf::event_based_actor*)> work) {
@@ -460,6 +470,8 @@ void api_service::impl::handle(http_request request, responder respond) {
     return respond(json_response(R"({"status":"ok"})"));
   if (path == "/readyz")
     return ready(respond);
+  if (auto refused = guard_request(request, guard))
+    return respond(std::move(*refused));
   if (path == "/api/v1/login" && request.method == "POST")
     return log_in(request, respond);
   // The UI's files are public: the page itself asks for a login.
@@ -486,9 +498,7 @@ void api_service::impl::handle(http_request request, responder respond) {
     }
     user = *who;
   }
-  bool changes = request.method != "GET" && request.method != "HEAD";
-  bool legacy_change = path == "/code/php/deleteStudy.php" || path == "/code/php/processZip.php";
-  if ((changes || legacy_change) && user.role != "admin" && path != "/api/v1/logout")
+  if (changes_state(request) && user.role != "admin" && path != "/api/v1/logout")
     return respond(error_response(403, "user " + user.name + " (" + user.role +
                                            ") may look but not change; ask an admin"));
   if (path == "/metrics") {

@@ -138,6 +138,61 @@ TEST(http, a_study_sent_by_storescu_is_watched_through_the_api_and_downloaded) {
       << metrics;
 }
 
+TEST(http, cross_site_requests_and_foreign_host_names_are_refused) {
+  temp_dir root, scratch;
+  test_node node{root.path()};
+  write_stream(node.streams_dir(), "copy", "COPYAE",
+               R"("command": ["/bin/sh", "-c", "cp -r \"$0\"/. \"$1\""])");
+  node.start();
+  send_synthetic_study(node, scratch / "study", "COPYAE", 2);
+  ASSERT_TRUE(node.wait_for_finished_jobs(1, 30s)) << node.log();
+  auto port = node.web_port();
+  auto own = "127.0.0.1:" + std::to_string(port);
+  auto job_exists = [&] { return http_get(port, "/api/v1/jobs/1").status == 200; };
+
+  // A page on another site makes the browser send these; none may act.
+  auto deleted = http_get(port, "/code/php/deleteStudy.php?scratchdir=1",
+                          {{"Referer", "http://evil.example/page.html"}});
+  EXPECT_EQ(deleted.status, 403) << deleted.body;
+  // With referrers switched off, the browser still says Sec-Fetch-Site.
+  deleted =
+      http_get(port, "/code/php/deleteStudy.php?scratchdir=1", {{"Sec-Fetch-Site", "cross-site"}});
+  EXPECT_EQ(deleted.status, 403) << deleted.body;
+  auto retried =
+      http_request(port, "POST", "/api/v1/jobs/1/retry", "", {{"Origin", "http://evil.example"}});
+  EXPECT_EQ(retried.status, 403) << retried.body;
+  EXPECT_TRUE(contains(retried.body, "http://evil.example")) << retried.body;
+  auto uploaded = http_request(
+      port, "POST", "/code/php/processZip.php", "--x--\r\n",
+      {{"Origin", "http://evil.example"}, {"Content-Type", "multipart/form-data; boundary=x"}});
+  EXPECT_EQ(uploaded.status, 403) << uploaded.body;
+  EXPECT_EQ(http_request(port, "POST", "/api/v1/jobs/1/retry", "", {{"Origin", "null"}}).status,
+            403);
+  EXPECT_TRUE(job_exists());
+
+  // DNS rebinding: a foreign name that resolves to this machine.
+  for (std::string host : {std::string("evil.example"), "evil.example:" + std::to_string(port)}) {
+    auto rebound = http_get(port, "/api/v1/jobs", {{"Host", host}});
+    EXPECT_EQ(rebound.status, 421) << host << ": " << rebound.body;
+    EXPECT_TRUE(contains(rebound.body, "web.hostnames")) << rebound.body;
+  }
+  EXPECT_EQ(http_get(port, "/", {{"Host", "evil.example"}}).status, 421);
+
+  // The node's own pages, loopback names and programs without a browser go on.
+  EXPECT_EQ(http_get(port, "/api/v1/jobs", {{"Host", "localhost:" + std::to_string(port)}}).status,
+            200);
+  auto same_origin = http_request(port, "POST", "/api/v1/jobs/1/retry", "",
+                                  {{"Host", own}, {"Origin", "http://" + own}});
+  EXPECT_LT(same_origin.status, 300) << same_origin.body;
+  ASSERT_TRUE(node.wait_for_finished_jobs(1, 30s));
+  ASSERT_TRUE(eventually(
+      [&] { return contains(http_get(port, "/api/v1/jobs/1").body, "\"state\":\"success\""); },
+      30s));
+  auto by_mb = http_get(port, "/code/php/deleteStudy.php?scratchdir=1");
+  EXPECT_EQ(by_mb.status, 200) << by_mb.body;
+  EXPECT_FALSE(job_exists());
+}
+
 TEST(http, oversized_bodies_get_413_and_the_server_keeps_serving) {
   temp_dir root;
   test_node node{root.path()};

@@ -39,8 +39,10 @@ void send_all(int fd, const std::string& data) {
 std::string request_text(const std::string& method, const std::string& target,
                          const std::string& body,
                          const std::map<std::string, std::string>& headers) {
-  std::string text =
-      method + " " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n";
+  std::string text = method + " " + target + " HTTP/1.1\r\nConnection: close\r\n";
+  // A test may send another Host (as a rebinding page would).
+  if (!headers.count("Host"))
+    text += "Host: 127.0.0.1\r\n";
   for (auto& [name, value] : headers)
     text += name + ": " + value + "\r\n";
   if (!body.empty() || method == "POST" || method == "PUT")

@@ -86,6 +86,7 @@ struct api_fixture : ::testing::Test {
     config.storage.reserve_free_mb = 1;
     config.storage.sync = sync_mode::none;
     config.web.users = std::move(users);
+    config.web.hostnames = {"node.example"};
     write_stream(config.streams_dir, "copy", "COPYAE",
                  "\"command\": [\"/bin/sh\", \"-c\", \"echo copying; cp -r \\\"$0\\\"/. "
                  "\\\"$1\\\"\"]");
