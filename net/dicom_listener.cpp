@@ -445,7 +445,8 @@ OFCondition association::store(T_DIMSE_C_StoreRQ& request, T_ASC_PresentationCon
   }
 
   bool durable = config.sync == sync_mode::instance;
-  auto dir = layout.incoming_study_dir(request_.called_ae, header->study_uid);
+  auto dir = layout.incoming_study_dir(request_.called_ae, request_.calling_ae, request_.peer,
+                                       header->study_uid);
   if (dir.native() != known_dir_) {
     if (auto problem = create_directories(dir, durable)) {
       ::unlink(temporary.c_str());

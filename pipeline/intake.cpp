@@ -99,7 +99,7 @@ result<std::vector<job_record>> intake::create_jobs(const completed_study& study
   std::vector<std::pair<std::string, std::uint64_t>> files;
   for (auto& instance : study.instances)
     files.emplace_back(fs::path(instance.path).filename().string(), instance.inode);
-  if (auto problem = move_to_store(study.key.called_ae, study.key.study_uid, files))
+  if (auto problem = move_to_store(study.key, files))
     return *problem;
   for (auto& job : jobs)
     if (auto problem = db_.update_job(job))
@@ -182,10 +182,11 @@ result<job_record> intake::create_job(const completed_study& study,
   return job;
 }
 
-status intake::move_to_store(const std::string& called_ae, const std::string& study_uid,
+status intake::move_to_store(const study_key& key,
                              const std::vector<std::pair<std::string, std::uint64_t>>& files) {
-  auto incoming_study = layout_.incoming_study_dir(called_ae, study_uid);
-  auto store_study = layout_.store_dir() / study_uid;
+  auto incoming_study =
+      layout_.incoming_study_dir(key.called_ae, key.calling_ae, key.peer, key.study_uid);
+  auto store_study = layout_.store_dir() / key.study_uid;
   if (auto problem = create_directories(store_study, durable_))
     return problem;
   for (auto& [name, inode] : files) {
@@ -207,6 +208,7 @@ status intake::move_to_store(const std::string& called_ae, const std::string& st
   }
   remove_if_empty(incoming_study);
   remove_if_empty(incoming_study.parent_path());
+  remove_if_empty(incoming_study.parent_path().parent_path());
   return std::nullopt;
 }
 
@@ -220,7 +222,7 @@ status intake::finish_recovered(job_record& job) {
     ++job.instances;
     job.bytes += static_cast<std::int64_t>(entry.file_size(error));
   }
-  if (auto problem = move_to_store(job.called_ae, job.study_uid, files))
+  if (auto problem = move_to_store({job.called_ae, job.calling_ae, job.peer, job.study_uid}, files))
     return problem;
   // An empty INPUT/ with info.json is a study the stream accepted nothing of.
   job.state = files.empty() ? job_state::skipped : job_state::queued;
@@ -265,6 +267,52 @@ recovery_report intake::recover() {
   return report;
 }
 
+namespace {
+
+// The instances in one incoming study folder, grouped by the sender that
+// their file meta headers record. A file outside its sender's folder (left by
+// a version before per-sender folders) is moved there first.
+void collect_pending_study(const store_layout& layout, const std::string& called_ae,
+                           const fs::path& study_dir, std::vector<recovered_instance>& pending,
+                           std::vector<std::string>& problems) {
+  auto study_uid = study_dir.filename().string();
+  std::error_code file_error;
+  for (auto& file : fs::directory_iterator(study_dir, file_error)) {
+    if (file.path().extension() != ".dcm")
+      continue;
+    auto meta = read_file_meta(file.path());
+    if (!meta) {
+      problems.push_back(meta.error().message);
+      continue;
+    }
+    recovered_instance found;
+    auto calling_ae = meta->sending_ae.empty() ? meta->source_ae : meta->sending_ae;
+    found.key = study_key{called_ae, calling_ae,
+                          host_of_presentation_address(meta->sending_address), study_uid};
+    found.instance.sop_uid = file.path().stem().string();
+    auto path = layout.incoming_instance(called_ae, calling_ae, found.key.peer, study_uid,
+                                         found.instance.sop_uid);
+    if (path != file.path()) {
+      if (auto problem = create_directories(path.parent_path(), true)) {
+        problems.push_back(problem->message);
+        continue;
+      }
+      if (::rename(file.path().c_str(), path.c_str()) != 0) {
+        problems.push_back(file.path().string() + ": cannot move into its sender's folder " +
+                           path.parent_path().string() + ": " + errno_text(errno));
+        continue;
+      }
+    }
+    found.instance.path = path.string();
+    std::error_code size_error;
+    found.instance.bytes = fs::file_size(path, size_error);
+    found.instance.inode = inode_of(path);
+    pending.push_back(std::move(found));
+  }
+}
+
+} // namespace
+
 std::vector<recovered_instance>
 intake::pending_instances(std::vector<std::string>& problems) const {
   std::vector<recovered_instance> pending;
@@ -278,31 +326,22 @@ intake::pending_instances(std::vector<std::string>& problems) const {
                          ": not a folder name the node writes; left alone");
       continue;
     }
-    std::error_code study_error;
-    for (auto& study_dir : fs::directory_iterator(ae_dir.path(), study_error)) {
-      auto study_uid = study_dir.path().filename().string();
-      if (!study_dir.is_directory() || !valid_uid(study_uid))
+    // incoming/<called AE>/<calling AE>@<peer>/<study>/; a version before
+    // per-sender folders left incoming/<called AE>/<study>/, read the same way
+    // (each file's meta header names its sender).
+    std::error_code sender_error;
+    for (auto& child : fs::directory_iterator(ae_dir.path(), sender_error)) {
+      if (!child.is_directory())
         continue;
-      std::error_code file_error;
-      for (auto& file : fs::directory_iterator(study_dir.path(), file_error)) {
-        if (file.path().extension() != ".dcm")
-          continue;
-        auto meta = read_file_meta(file.path());
-        if (!meta) {
-          problems.push_back(meta.error().message);
-          continue;
-        }
-        recovered_instance found;
-        auto calling_ae = meta->sending_ae.empty() ? meta->source_ae : meta->sending_ae;
-        found.key = study_key{*called_ae, calling_ae,
-                              host_of_presentation_address(meta->sending_address), study_uid};
-        found.instance.sop_uid = file.path().stem().string();
-        found.instance.path = file.path().string();
-        std::error_code size_error;
-        found.instance.bytes = fs::file_size(file.path(), size_error);
-        found.instance.inode = inode_of(file.path());
-        pending.push_back(std::move(found));
+      auto name = child.path().filename().string();
+      if (valid_uid(name)) {
+        collect_pending_study(layout_, *called_ae, child.path(), pending, problems);
+        continue;
       }
+      std::error_code study_error;
+      for (auto& study_dir : fs::directory_iterator(child.path(), study_error))
+        if (study_dir.is_directory() && valid_uid(study_dir.path().filename().string()))
+          collect_pending_study(layout_, *called_ae, study_dir.path(), pending, problems);
     }
   }
   return pending;

@@ -102,7 +102,7 @@ private:
                                 const std::string& note);
   /// Step 4 for incoming files (file name, inode as it arrived); each moves
   /// only if it still is that file, so a newer copy stays pending.
-  status move_to_store(const std::string& called_ae, const std::string& study_uid,
+  status move_to_store(const study_key& key,
                        const std::vector<std::pair<std::string, std::uint64_t>>& files);
   /// Steps 4 and 5 for a recovered job, from its INPUT/ listing.
   status finish_recovered(job_record& job);

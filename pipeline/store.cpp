@@ -20,12 +20,14 @@ bool valid_uid(std::string_view uid) {
   return true;
 }
 
-std::string folder_name_for_ae(std::string_view ae_title) {
+namespace {
+
+std::string encode_folder_name(std::string_view text, std::string_view also_kept) {
   static const char* hex = "0123456789ABCDEF";
   std::string out;
-  for (char c : ae_title) {
+  for (char c : text) {
     auto byte = static_cast<unsigned char>(c);
-    if (std::isalnum(byte) || c == '-' || c == '_') {
+    if (std::isalnum(byte) || c == '-' || c == '_' || also_kept.find(c) != std::string_view::npos) {
       out += c;
     } else {
       out += '%';
@@ -34,6 +36,17 @@ std::string folder_name_for_ae(std::string_view ae_title) {
     }
   }
   return out;
+}
+
+} // namespace
+
+std::string folder_name_for_ae(std::string_view ae_title) {
+  return encode_folder_name(ae_title, "");
+}
+
+std::string sender_folder_name(std::string_view calling_ae, std::string_view peer) {
+  // '@' is always encoded in either part, so the first '@' separates them.
+  return encode_folder_name(calling_ae, "") + "@" + encode_folder_name(peer, ".:");
 }
 
 std::optional<std::string> ae_from_folder_name(std::string_view name) {
@@ -55,14 +68,20 @@ std::optional<std::string> ae_from_folder_name(std::string_view name) {
 }
 
 std::filesystem::path store_layout::incoming_study_dir(std::string_view called_ae,
+                                                       std::string_view calling_ae,
+                                                       std::string_view peer,
                                                        std::string_view study_uid) const {
-  return incoming_dir() / folder_name_for_ae(called_ae) / std::string(study_uid);
+  return incoming_dir() / folder_name_for_ae(called_ae) / sender_folder_name(calling_ae, peer) /
+         std::string(study_uid);
 }
 
 std::filesystem::path store_layout::incoming_instance(std::string_view called_ae,
+                                                      std::string_view calling_ae,
+                                                      std::string_view peer,
                                                       std::string_view study_uid,
                                                       std::string_view sop_uid) const {
-  return incoming_study_dir(called_ae, study_uid) / (std::string(sop_uid) + ".dcm");
+  return incoming_study_dir(called_ae, calling_ae, peer, study_uid) /
+         (std::string(sop_uid) + ".dcm");
 }
 
 std::filesystem::path store_layout::stored_instance(std::string_view study_uid,

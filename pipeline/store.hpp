@@ -1,8 +1,9 @@
 #pragma once
 // Where things live in the data folder (DESIGN §5, §6):
 //
-//   <data>/incoming/<called AE>/<StudyInstanceUID>/<SOPInstanceUID>.dcm
-//       instances of studies still arriving (the truth for pending studies)
+//   <data>/incoming/<called AE>/<calling AE>@<peer>/<StudyInstanceUID>/<SOPInstanceUID>.dcm
+//       instances of studies still arriving (the truth for pending studies),
+//       one folder per sender: two senders' copies of an instance never mix
 //   <data>/incoming/.tmp/            files being received, never final
 //   <data>/store/<StudyInstanceUID>/<SOPInstanceUID>.dcm
 //       the latest copy of every instance of completed studies
@@ -27,6 +28,9 @@ bool valid_uid(std::string_view uid);
 std::string folder_name_for_ae(std::string_view ae_title);
 /// The reverse of folder_name_for_ae; nothing if `name` is not such a name.
 std::optional<std::string> ae_from_folder_name(std::string_view name);
+/// The folder of one sender under incoming/<called AE>/: "<calling AE>@<peer>",
+/// both encoded as folder_name_for_ae does (the peer keeps its dots and colons).
+std::string sender_folder_name(std::string_view calling_ae, std::string_view peer);
 
 class store_layout {
 public:
@@ -39,10 +43,12 @@ public:
   std::filesystem::path jobs_dir() const { return data_ / "jobs"; }
   std::filesystem::path database_file() const { return data_ / "dcmstreams.db"; }
 
-  /// Requires valid UIDs (see valid_uid); callers check them first.
-  std::filesystem::path incoming_study_dir(std::string_view called_ae,
-                                           std::string_view study_uid) const;
-  std::filesystem::path incoming_instance(std::string_view called_ae, std::string_view study_uid,
+  /// One sender's instances of one study, as (called AE, calling AE, peer,
+  /// study) groups them. Requires valid UIDs (see valid_uid); callers check them first.
+  std::filesystem::path incoming_study_dir(std::string_view called_ae, std::string_view calling_ae,
+                                           std::string_view peer, std::string_view study_uid) const;
+  std::filesystem::path incoming_instance(std::string_view called_ae, std::string_view calling_ae,
+                                          std::string_view peer, std::string_view study_uid,
                                           std::string_view sop_uid) const;
   std::filesystem::path stored_instance(std::string_view study_uid, std::string_view sop_uid) const;
   std::filesystem::path job_dir(std::int64_t job_id) const;

@@ -106,8 +106,8 @@ result<unpacked_upload> unpack_upload(const void* bytes, std::size_t size,
     data_set.remove_prefix(*offset);
     std::string file = meta;
     file.append(data_set);
-    auto path =
-        layout.incoming_instance(source.called_ae, header->study_uid, header->sop_instance_uid);
+    auto path = layout.incoming_instance(source.called_ae, source.calling_ae, source.peer,
+                                         header->study_uid, header->sop_instance_uid);
     if (auto problem = create_directories(path.parent_path(), durable))
       return *problem;
     if (auto problem = write_file_atomically(path, file, durable))

@@ -48,7 +48,8 @@ struct fixture : test_coordinator_fixture<> {
 
   // Writes an instance file into incoming/ as the listener would and tells the assembler.
   void arrive(const study_key& key, const std::string& sop) {
-    auto path = layout->incoming_instance(key.called_ae, key.study_uid, sop);
+    auto path =
+        layout->incoming_instance(key.called_ae, key.calling_ae, key.peer, key.study_uid, sop);
     fs::create_directories(path.parent_path());
     std::ofstream{path} << "instance " << sop;
     self->send(assembler_handle, arrived_atom::value, key,

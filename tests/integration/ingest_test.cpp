@@ -285,6 +285,42 @@ TEST_F(ingest, the_same_instance_sent_again_replaces_the_earlier_copy) {
   EXPECT_TRUE(node->wait_for_log("the new copy replaces the earlier one", 1s));
 }
 
+TEST_F(ingest, two_senders_of_the_same_uids_each_get_a_job_with_exactly_what_they_sent) {
+  // The same Study and SOP Instance UIDs, different patients: two modalities
+  // that reuse UIDs, or one study anonymised two ways.
+  auto study = synth_study(scratch / "a", 1, 16);
+  auto file_a = files_under(study).front();
+  auto file_b = scratch / "b" / file_a.filename();
+  fs::create_directories(file_b.parent_path());
+  fs::copy_file(file_a, file_b);
+  ASSERT_EQ(run({"dcmodify", "-nb", "-m", "(0010,0010)=SENDER^A", file_a.string()}).exit_code, 0);
+  ASSERT_EQ(run({"dcmodify", "-nb", "-m", "(0010,0010)=SENDER^B", file_b.string()}).exit_code, 0);
+  auto sent_a =
+      run({"storescu", "-aet", "SENDER_A", "-aec", "TESTAE", "127.0.0.1", port(), file_a.string()});
+  ASSERT_EQ(sent_a.exit_code, 0) << sent_a.output;
+  auto sent_b =
+      run({"dcmsend", "-aet", "SENDER_B", "-aec", "TESTAE", "127.0.0.1", port(), file_b.string()});
+  ASSERT_EQ(sent_b.exit_code, 0) << sent_b.output;
+
+  auto jobs = wait_for_jobs(2);
+  ASSERT_EQ(jobs.size(), 2u) << node->log();
+  std::map<std::string, fs::path> input_by_caller;
+  for (auto& job : jobs) {
+    auto input = test_node::input_files(job);
+    ASSERT_EQ(input.size(), 1u) << job;
+    input_by_caller[test_node::job_info(job, "AETitleCaller")] = input.front();
+  }
+  ASSERT_EQ(input_by_caller.size(), 2u);
+  for (auto& [caller, file] : input_by_caller) {
+    auto sent = caller == "SENDER_A" ? file_a : file_b;
+    EXPECT_TRUE(dataset_bytes(file) == dataset_bytes(sent))
+        << caller << "'s job holds another sender's data set";
+  }
+  EXPECT_FALSE(fs::equivalent(input_by_caller["SENDER_A"], input_by_caller["SENDER_B"]))
+      << "both jobs link one file";
+  EXPECT_TRUE(node->incoming_files().empty());
+}
+
 TEST_F(ingest, our_own_sender_with_four_associations_delivers_everything) {
   auto study = synth_study(scratch / "study", 100, 32, 2);
   auto sent = run({dcmstreams_binary().string(), "send", "--aec", "TESTAE", "--associations", "4",

@@ -39,7 +39,8 @@ incoming_study receive(const store_layout& layout, const fs::path& scratch, int 
   study.key = {"SMOOTH", "STORESCU", "127.0.0.1", written->study_uids.front()};
   for (auto& file : written->files) {
     auto sop = fixtures::sop_instance_uid(file);
-    auto path = layout.incoming_instance(study.key.called_ae, study.key.study_uid, sop);
+    auto path = layout.incoming_instance(study.key.called_ae, study.key.calling_ae, study.key.peer,
+                                         study.key.study_uid, sop);
     auto content = encode_file_meta({"1.2.840.10008.5.1.4.1.1.2", sop, "1.2.840.10008.1.2.1",
                                      "STORESCU", "SMOOTH", "dicom://127.0.0.1:5000"}) +
                    fixtures::dataset_bytes(file);
@@ -83,7 +84,8 @@ TEST_F(intake_fixture, a_completed_study_becomes_a_queued_job_with_linked_input)
     EXPECT_EQ(inode(linked), inode(stored)) << "INPUT is a hard link into the store";
     EXPECT_FALSE(fs::exists(instance.path)) << "incoming/ is emptied";
   }
-  EXPECT_FALSE(fs::exists(layout.incoming_study_dir("SMOOTH", study.key.study_uid)));
+  EXPECT_FALSE(fs::exists(
+      layout.incoming_study_dir("SMOOTH", "STORESCU", "127.0.0.1", study.key.study_uid)));
   auto info = fixtures::read_file(layout.job_dir(job->id) / "info.json");
   for (auto key : {"\"CallerIP\": \"127.0.0.1\"", "\"AETitleCalled\": \"SMOOTH\"",
                    "\"AETitleCaller\": \"STORESCU\"", "\"received\": \"1970-01-01T00:00:01.234Z\"",
@@ -156,7 +158,8 @@ TEST_F(intake_fixture, group_by_series_makes_one_job_per_series) {
   study.key = {"SMOOTH", "STORESCU", "127.0.0.1", written->study_uids.front()};
   for (auto& file : written->files) {
     auto sop = fixtures::sop_instance_uid(file);
-    auto path = layout.incoming_instance("SMOOTH", study.key.study_uid, sop);
+    auto path =
+        layout.incoming_instance("SMOOTH", "STORESCU", "127.0.0.1", study.key.study_uid, sop);
     fs::create_directories(path.parent_path());
     fs::copy_file(file, path);
     study.instances.push_back({sop, path.string(), fs::file_size(path), inode(path)});
@@ -213,6 +216,7 @@ TEST_F(intake_fixture, recovery_finishes_a_creation_cut_off_after_info_json) {
   half.stream = "smooth";
   half.called_ae = study.key.called_ae;
   half.calling_ae = study.key.calling_ae;
+  half.peer = study.key.peer;
   half.study_uid = study.key.study_uid;
   auto id = db->insert_job(half);
   ASSERT_TRUE(id);
@@ -228,4 +232,28 @@ TEST_F(intake_fixture, recovery_finishes_a_creation_cut_off_after_info_json) {
   EXPECT_TRUE(report.pending.empty()) << "the instances belong to the job";
   for (auto& instance : study.instances)
     EXPECT_TRUE(fs::exists(layout.stored_instance(study.key.study_uid, instance.sop_uid)));
+}
+
+TEST_F(intake_fixture, recovery_moves_pending_files_of_the_layout_without_sender_folders) {
+  auto study = receive(layout, scratch.path(), 2);
+  // Where a version before per-sender folders kept them.
+  auto old_dir = layout.incoming_dir() / "SMOOTH" / study.key.study_uid;
+  fs::create_directories(old_dir);
+  for (auto& instance : study.instances)
+    fs::rename(instance.path, old_dir / (instance.sop_uid + ".dcm"));
+  intake jobs{layout, *db, false};
+  auto report = jobs.recover();
+  EXPECT_TRUE(report.problems.empty()) << report.problems.front();
+  ASSERT_EQ(report.pending.size(), 2u);
+  for (auto& found : report.pending) {
+    EXPECT_EQ(found.key.calling_ae, "STORESCU");
+    EXPECT_EQ(found.key.peer, "127.0.0.1");
+    EXPECT_EQ(found.instance.path,
+              layout
+                  .incoming_instance("SMOOTH", "STORESCU", "127.0.0.1", study.key.study_uid,
+                                     found.instance.sop_uid)
+                  .string());
+    EXPECT_TRUE(fs::exists(found.instance.path));
+  }
+  EXPECT_TRUE(fs::is_empty(old_dir));
 }

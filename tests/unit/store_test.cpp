@@ -33,8 +33,10 @@ TEST(store, ae_titles_become_safe_folder_names_and_back) {
 
 TEST(store, layout_builds_the_documented_paths) {
   store_layout layout{"/srv/data"};
-  EXPECT_EQ(layout.incoming_instance("CT 1", "1.2.3", "1.2.3.4"),
-            "/srv/data/incoming/CT%201/1.2.3/1.2.3.4.dcm");
+  EXPECT_EQ(layout.incoming_instance("CT 1", "MY@SCU", "10.0.0.7", "1.2.3", "1.2.3.4"),
+            "/srv/data/incoming/CT%201/MY%40SCU@10.0.0.7/1.2.3/1.2.3.4.dcm");
+  EXPECT_EQ(sender_folder_name("A", "::1"), "A@::1");
+  EXPECT_EQ(sender_folder_name("", "../x"), "@..%2Fx");
   EXPECT_EQ(layout.stored_instance("1.2.3", "1.2.3.4"), "/srv/data/store/1.2.3/1.2.3.4.dcm");
   EXPECT_EQ(layout.job_dir(42), "/srv/data/jobs/42");
   EXPECT_EQ(layout.receive_dir(), "/srv/data/incoming/.tmp");
