@@ -1,15 +1,21 @@
 #include "net/storage_scu.hpp"
 
 #include "pipeline/codecs.hpp"
+#include "pipeline/dicom_file.hpp"
 #include "pipeline/log.hpp"
 
 #include <dcmtk/config/osconfig.h>
+#include <dcmtk/dcmdata/dccodec.h>
+#include <dcmtk/dcmdata/dcuid.h>
+#include <dcmtk/dcmdata/dcxfer.h>
 #include <dcmtk/dcmnet/diutil.h>
-#include <dcmtk/dcmnet/dstorscu.h>
+#include <dcmtk/dcmnet/scu.h>
 
 #include <algorithm>
 #include <chrono>
 #include <mutex>
+#include <optional>
+#include <set>
 #include <thread>
 #include <unordered_map>
 #include <unordered_set>
@@ -24,138 +30,230 @@ bool is_warning(Uint16 status) {
   return status == 0x0001 || (status & 0xf000) == 0xb000;
 }
 
-// Records what happened to every file of one association's share.
-class reporting_scu : public DcmStorageSCU {
-public:
-  reporting_scu(std::vector<file_outcome>& outcomes, const file_outcome_handler& on_file)
-      : outcomes_(outcomes), on_file_(on_file) {}
-
-protected:
-  void notifySOPInstanceSent(const TransferEntry& entry) override {
-    file_outcome outcome;
-    outcome.path = entry.Filename.getCharPointer();
-    outcome.sent = entry.RequestSent;
-    outcome.dimse_status = entry.ResponseStatusCode;
-    if (!entry.RequestSent)
-      outcome.message = "not sent: the peer accepted no presentation context for " +
-                        std::string(dcmFindNameOfUID(entry.SOPClassUID.c_str(), "this SOP class")) +
-                        " in " + entry.TransferSyntaxUID.c_str();
-    else if (entry.ResponseStatusCode != 0 && !is_warning(entry.ResponseStatusCode))
-      outcome.message = "refused with status 0x" + hex(entry.ResponseStatusCode);
-    else if (is_warning(entry.ResponseStatusCode))
-      outcome.message = "stored with warning status 0x" + hex(entry.ResponseStatusCode);
-    if (on_file_)
-      on_file_(outcome);
-    outcomes_.push_back(std::move(outcome));
-  }
-
-private:
-  static std::string hex(Uint16 value) {
-    char buffer[8];
-    std::snprintf(buffer, sizeof buffer, "%04X", value);
-    return buffer;
-  }
-  std::vector<file_outcome>& outcomes_;
-  const file_outcome_handler& on_file_;
-};
-
 struct worker_result {
   std::vector<file_outcome> outcomes;
   std::uint64_t bytes = 0;
   int associations = 0;
 };
 
+std::string hex_status(Uint16 value) {
+  char buffer[8];
+  std::snprintf(buffer, sizeof buffer, "%04X", value);
+  return buffer;
+}
+
+std::string name_of_uid(const std::string& uid) {
+  return dcmFindNameOfUID(uid.c_str(), uid.c_str());
+}
+
+std::string name_of_syntax(const std::string& uid) {
+  DcmXfer xfer{uid.c_str()};
+  return xfer.getXfer() == EXS_Unknown ? uid : std::string(xfer.getXferName());
+}
+
+const char* const explicit_le = UID_LittleEndianExplicitTransferSyntax;
+const char* const implicit_le = UID_LittleEndianImplicitTransferSyntax;
+
+bool is_uncompressed(const std::string& syntax) {
+  return syntax == explicit_le || syntax == implicit_le ||
+         syntax == UID_BigEndianExplicitTransferSyntax;
+}
+
+// A file to send, as its meta header describes it.
+struct outgoing_file {
+  fs::path path;
+  std::string sop_class;
+  std::string transfer_syntax;
+  bool decodable = false; // this DCMTK can turn it into an uncompressed syntax
+  std::uint64_t bytes = 0;
+};
+
+using context_set = std::set<std::pair<std::string, std::vector<std::string>>>;
+
+// The presentation contexts a file needs: its own transfer syntax, alone, so
+// that a peer that accepts it must take it (given a list, peers often pick
+// the uncompressed syntax); and, as a separate context, the uncompressed
+// syntaxes when the file can be decoded into them. A file this DCMTK cannot
+// decode (JPEG 2000, MPEG, HEVC) is offered only as it is.
+std::vector<std::vector<std::string>> contexts_for(const outgoing_file& file) {
+  if (is_uncompressed(file.transfer_syntax)) {
+    std::vector<std::string> syntaxes{file.transfer_syntax};
+    for (const char* other : {explicit_le, implicit_le})
+      if (file.transfer_syntax != other)
+        syntaxes.emplace_back(other);
+    return {syntaxes};
+  }
+  if (file.decodable)
+    return {{file.transfer_syntax}, {explicit_le, implicit_le}};
+  return {{file.transfer_syntax}};
+}
+
+// Sends one association's share of the files, reporting every file once.
+class share_sender {
+public:
+  share_sender(const send_options& options, const file_outcome_handler& on_file, worker_result& out)
+      : options_(options), on_file_(on_file), out_(out) {}
+
+  void send(const std::vector<fs::path>& share) {
+    std::vector<outgoing_file> files;
+    for (auto& path : share)
+      if (auto file = describe(path))
+        files.push_back(std::move(*file));
+    // Each round negotiates the contexts of as many files as 128 contexts
+    // allow (PS3.8's limit per association) and sends them.
+    std::size_t next = 0;
+    while (next < files.size()) {
+      context_set contexts;
+      std::size_t end = next;
+      for (; end < files.size(); ++end) {
+        auto wanted = contexts;
+        for (auto& syntaxes : contexts_for(files[end]))
+          wanted.insert({files[end].sop_class, syntaxes});
+        if (wanted.size() > 128 && end > next)
+          break;
+        contexts.swap(wanted);
+      }
+      if (!send_round(files, next, end, contexts))
+        return;
+      next = end;
+    }
+  }
+
+private:
+  void report(file_outcome outcome) {
+    if (on_file_)
+      on_file_(outcome);
+    out_.outcomes.push_back(std::move(outcome));
+  }
+
+  std::optional<outgoing_file> describe(const fs::path& path) {
+    auto meta = read_file_meta(path);
+    if (!meta || meta->sop_class_uid.empty() || meta->transfer_syntax_uid.empty()) {
+      report({path.string(), 0, false,
+              "not a DICOM file that can be sent: " +
+                  (meta ? std::string("its meta header has no SOP class or transfer syntax")
+                        : meta.error().message)});
+      return std::nullopt;
+    }
+    outgoing_file file;
+    file.path = path;
+    file.sop_class = meta->sop_class_uid;
+    file.transfer_syntax = meta->transfer_syntax_uid;
+    DcmXfer xfer{file.transfer_syntax.c_str()};
+    file.decodable = xfer.getXfer() != EXS_Unknown &&
+                     (!xfer.isEncapsulated() ||
+                      DcmCodecList::canChangeCoding(xfer.getXfer(), EXS_LittleEndianExplicit));
+    std::error_code error;
+    file.bytes = fs::file_size(path, error);
+    return file;
+  }
+
+  std::string peer() const {
+    return options_.called_ae + "@" + options_.host + ":" + std::to_string(options_.port);
+  }
+
+  void configure(DcmSCU& scu) const {
+    scu.setAETitle(options_.calling_ae.c_str());
+    scu.setPeerHostName(options_.host.c_str());
+    scu.setPeerPort(options_.port);
+    scu.setPeerAETitle(options_.called_ae.c_str());
+    scu.setMaxReceivePDULength(options_.max_pdu);
+    scu.setACSETimeout(static_cast<Uint32>(options_.acse_timeout_s));
+    scu.setDIMSEBlockingMode(DIMSE_NONBLOCKING);
+    scu.setDIMSETimeout(static_cast<Uint32>(options_.dimse_timeout_s));
+    scu.setConnectionTimeout(options_.acse_timeout_s);
+    // Decodes a file for an uncompressed context when its own was refused.
+    scu.setDatasetConversionMode(OFTrue);
+  }
+
+  T_ASC_PresentationContextID context_for(DcmSCU& scu, const outgoing_file& file) const {
+    auto context =
+        scu.findPresentationContextID(file.sop_class.c_str(), file.transfer_syntax.c_str());
+    if (context == 0 && file.decodable)
+      for (const char* fallback : {explicit_le, implicit_le})
+        if (context == 0)
+          context = scu.findPresentationContextID(file.sop_class.c_str(), fallback);
+    return context;
+  }
+
+  // Sends files [first, end) on one association; false when nothing more
+  // can be sent to this peer (every remaining file then has its outcome).
+  bool send_round(const std::vector<outgoing_file>& files, std::size_t first, std::size_t end,
+                  const context_set& contexts) {
+    auto fail_from = [&](std::size_t from, const std::string& why) {
+      for (std::size_t i = from; i < files.size(); ++i)
+        report({files[i].path.string(), 0, false, why});
+    };
+    DcmSCU scu;
+    configure(scu);
+    for (auto& [sop_class, syntaxes] : contexts) {
+      OFList<OFString> list;
+      for (auto& syntax : syntaxes)
+        list.push_back(syntax.c_str());
+      scu.addPresentationContext(sop_class.c_str(), list);
+    }
+    OFCondition cond = scu.initNetwork();
+    if (cond.bad()) {
+      fail_from(first, std::string("cannot start DICOM networking: ") + cond.text());
+      return false;
+    }
+    ++out_.associations;
+    cond = scu.negotiateAssociation();
+    bool none_accepted = cond == NET_EC_NoAcceptablePresentationContexts;
+    if (cond.bad() && !none_accepted) {
+      fail_from(first, "association with " + peer() + " failed: " + cond.text());
+      return false;
+    }
+    for (std::size_t i = first; i < end; ++i) {
+      auto& file = files[i];
+      auto context = none_accepted ? T_ASC_PresentationContextID{0} : context_for(scu, file);
+      if (context == 0) {
+        std::string why = "not sent: " + peer() + " accepted no presentation context for " +
+                          name_of_uid(file.sop_class) + " in " +
+                          name_of_syntax(file.transfer_syntax);
+        if (!file.decodable)
+          why += ", and this node cannot decode " + name_of_syntax(file.transfer_syntax) +
+                 " to offer it in another transfer syntax";
+        report({file.path.string(), 0, false, why});
+        continue;
+      }
+      Uint16 status = 0;
+      OFCondition sent;
+      try {
+        sent = scu.sendSTORERequest(context, file.path.c_str(), nullptr, status);
+      } catch (const std::exception& e) {
+        sent = makeOFCondition(OFM_dcmnet, 3, OF_error, e.what());
+      }
+      if (sent.bad()) {
+        if (!scu.isConnected()) {
+          fail_from(i, "the association with " + peer() + " broke: " + sent.text());
+          return false;
+        }
+        report({file.path.string(), 0, false, std::string("not sent: ") + sent.text()});
+        continue;
+      }
+      file_outcome outcome{file.path.string(), status, true, {}};
+      if (is_warning(status))
+        outcome.message = "stored with warning status 0x" + hex_status(status);
+      else if (status != 0)
+        outcome.message = "refused with status 0x" + hex_status(status);
+      if (status == 0 || is_warning(status))
+        out_.bytes += file.bytes;
+      report(std::move(outcome));
+    }
+    if (!none_accepted)
+      scu.releaseAssociation();
+    return true;
+  }
+
+  const send_options& options_;
+  const file_outcome_handler& on_file_;
+  worker_result& out_;
+};
+
 void send_share(const std::vector<fs::path>& share, const send_options& options,
                 const file_outcome_handler& on_file, worker_result& out) {
-  reporting_scu scu{out.outcomes, on_file};
-  // Outcomes found here, before DCMTK sends anything, are reported too.
-  auto fail = [&](file_outcome outcome) {
-    if (on_file)
-      on_file(outcome);
-    out.outcomes.push_back(std::move(outcome));
-  };
-  scu.setAETitle(options.calling_ae.c_str());
-  scu.setPeerHostName(options.host.c_str());
-  scu.setPeerPort(options.port);
-  scu.setPeerAETitle(options.called_ae.c_str());
-  scu.setMaxReceivePDULength(options.max_pdu);
-  scu.setACSETimeout(static_cast<Uint32>(options.acse_timeout_s));
-  scu.setDIMSEBlockingMode(DIMSE_NONBLOCKING);
-  scu.setDIMSETimeout(static_cast<Uint32>(options.dimse_timeout_s));
-  scu.setConnectionTimeout(options.acse_timeout_s);
-  scu.setDecompressionMode(DcmStorageSCU::DM_losslessOnly);
-  // Without this DcmSCU refuses to change a data set's transfer syntax on
-  // the way out, and decompression never happens.
-  scu.setDatasetConversionMode(OFTrue);
-  scu.setHaltOnUnsuccessfulStoreMode(OFFalse);
-  scu.setHaltOnInvalidFileMode(OFFalse);
-  // Propose the default transfer syntax beside each compressed one, as the
-  // standard asks: a peer that takes only uncompressed data then gets the
-  // instance decompressed (lossless codecs; lossy ones are sent as they are).
-  scu.setAllowIllegalProposalMode(OFFalse);
-
-  std::unordered_map<std::string, std::uint64_t> sizes;
-  for (auto& file : share) {
-    OFCondition cond;
-    try {
-      cond = scu.addDicomFile(file.c_str(), ERM_fileOnly, OFFalse);
-    } catch (const std::exception& e) {
-      cond = makeOFCondition(OFM_dcmnet, 2, OF_error, e.what());
-    }
-    if (cond.bad()) {
-      fail({file.string(), 0, false,
-            std::string("not a DICOM file that can be sent: ") + cond.text()});
-      continue;
-    }
-    std::error_code error;
-    sizes.emplace(file.string(), fs::file_size(file, error));
-  }
-  if (scu.getNumberOfSOPInstances() == 0)
-    return;
-  // Each round negotiates the contexts the next files need (at most 128 per
-  // association) and sends what they allow. A round that sends nothing
-  // cannot repeat more often than there are files.
-  OFCondition cond;
-  for (std::size_t round = 0; round <= sizes.size(); ++round) {
-    cond = scu.addPresentationContexts();
-    if (cond == NET_EC_NoPresentationContextsDefined)
-      break;
-    if (cond.bad())
-      break;
-    cond = scu.initNetwork();
-    if (cond.bad()) {
-      for (auto& [path, size] : sizes)
-        fail({path, 0, false, std::string("network: ") + cond.text()});
-      return;
-    }
-    ++out.associations;
-    cond = scu.negotiateAssociation();
-    if (cond.bad()) {
-      std::string why = cond == NET_EC_NoAcceptablePresentationContexts
-                            ? "the peer accepted none of the proposed presentation contexts"
-                            : std::string("association with ") + options.called_ae + "@" +
-                                  options.host + ":" + std::to_string(options.port) +
-                                  " failed: " + cond.text();
-      if (cond != NET_EC_NoAcceptablePresentationContexts) {
-        // Nothing more can be sent: every remaining file failed for this reason.
-        std::unordered_set<std::string> done;
-        for (auto& o : out.outcomes)
-          done.insert(o.path);
-        for (auto& [path, size] : sizes)
-          if (!done.count(path))
-            fail({path, 0, false, why});
-        return;
-      }
-      continue;
-    }
-    cond = scu.sendSOPInstances();
-    if (cond.bad())
-      log::warning("send", std::string("sending stopped: ") + cond.text());
-    scu.releaseAssociation();
-  }
-  for (auto& o : out.outcomes)
-    if (o.sent && (o.dimse_status == 0 || is_warning(o.dimse_status)))
-      out.bytes += sizes[o.path];
+  share_sender{options, on_file, out}.send(share);
 }
 
 } // namespace

@@ -1,9 +1,13 @@
 #pragma once
-// A storage SCU (C-STORE sender) with N parallel associations. Each file is
-// proposed in its own transfer syntax, with uncompressed fallbacks so that a
-// peer refusing a compressed syntax gets the instance decompressed (JPEG,
-// JPEG-LS, RLE), as dcmsend does. Used by `dcmstreams send` and by the
-// senders of the routing issue.
+// A storage SCU (C-STORE sender) with N parallel associations, on DCMTK's
+// DcmSCU. Each file is proposed in its own transfer syntax, alone in its
+// presentation context, so a peer that accepts that syntax receives the file
+// as it is (a configured destination syntax really arrives). A compressed file
+// this DCMTK can decode (JPEG, JPEG-LS, RLE) also gets a separate context with
+// the uncompressed syntaxes, used only when its own was refused; one it cannot
+// decode (JPEG 2000, MPEG, HEVC) is sent as it is or, if refused, fails with a
+// reason that says so. Every file gets an outcome with a reason. Used by
+// `dcmstreams send` and by the routing senders.
 
 #include "pipeline/error.hpp"
 #include "pipeline/storage_client.hpp"
@@ -16,7 +20,7 @@
 
 namespace dcmstreams::net {
 
-/// The storage_client the node uses: DCMTK's DcmStorageSCU underneath.
+/// The storage_client the node uses: DCMTK's DcmSCU underneath.
 class dcmtk_storage_client : public storage_client {
 public:
   result<send_report> send(const std::vector<std::filesystem::path>& files,

@@ -255,6 +255,97 @@ TEST(routing, a_destination_with_a_transfer_syntax_receives_compressed_files) {
   EXPECT_EQ(sends_of(node)[0].destination, "archive");
 }
 
+TEST(routing, jpeg_2000_is_forwarded_as_received_and_a_peer_that_refuses_it_gets_a_clear_reason) {
+  temp_dir root, scratch;
+  orthanc_peer pacs{scratch.path(), "PACS"};
+  storescp_peer plain{scratch.path()}; // uncompressed syntaxes only
+  node_options options;
+  options.extra_config = R"("sending": {"retry_initial_s": 0.2, "max_attempts": 2})";
+  options.routing_json = R"({"routing": [{"RouteDirectory": "INPUT", "send": [{".*": )" +
+                         destination("PACS", pacs.dicom_port()) + R"(}, {".*": )" +
+                         destination("PLAIN", plain.port()) + R"(}]}]})";
+  test_node node{root.path(), options};
+  write_stream(node.streams_dir(), "copy", "COPY");
+  node.start();
+  // DCMTK 3.6.7 has no JPEG 2000 codec: the node can store and forward it,
+  // never decode it.
+  auto j2k = pydicom_test_files() / "MR_small_jp2klossless.dcm";
+  ASSERT_EQ(send(node, "COPY", j2k), 0);
+  ASSERT_TRUE(eventually([&] { return sends_of(node).size() == 2; }, 30s)) << node.log();
+  ASSERT_TRUE(eventually(
+      [&] {
+        auto tasks = sends_of(node);
+        return std::all_of(tasks.begin(), tasks.end(), [](const send_task& t) {
+          return t.state == "done" || t.state == "failed";
+        });
+      },
+      60s))
+      << node.log();
+  for (auto& task : sends_of(node)) {
+    if (task.called_ae == "PACS") {
+      EXPECT_EQ(task.state, "done") << task.message;
+    } else {
+      EXPECT_EQ(task.state, "failed");
+      EXPECT_TRUE(contains(task.message, "accepted no presentation context for MRImageStorage "
+                                         "in JPEG 2000"))
+          << task.message;
+      EXPECT_TRUE(contains(task.message, "cannot decode JPEG 2000")) << task.message;
+    }
+  }
+  auto stored = pacs.instances();
+  ASSERT_EQ(stored.size(), 1u);
+  EXPECT_EQ(pacs.get("/instances/" + stored[0] + "/metadata/TransferSyntax"),
+            UID_JPEG2000LosslessOnlyTransferSyntax);
+  EXPECT_TRUE(plain.files().empty());
+  EXPECT_TRUE(contains(node.log(), "cannot decode JPEG 2000")) << node.log();
+}
+
+TEST(routing, a_destinations_transfer_syntax_is_what_orthanc_and_storescp_receive) {
+  temp_dir root, scratch;
+  orthanc_peer pacs{scratch.path(), "PACS"};
+  storescp_peer any{scratch.path(), {"+xa"}};
+  node_options options;
+  auto destination_json = [](const std::string& ae, std::uint16_t port) {
+    return R"({"host": "127.0.0.1", "port": )" + std::to_string(port) + R"(, "ae_title": ")" + ae +
+           R"(", "transfer_syntax": "jpeg-ls"})";
+  };
+  options.extra_config = R"("destinations": {"pacs": )" +
+                         destination_json("PACS", pacs.dicom_port()) + R"(, "scp": )" +
+                         destination_json("ANY", any.port()) + "}";
+  options.routing_json =
+      R"({"routing": [{"RouteDirectory": "INPUT", "send": [{".*": "pacs"}, {".*": "scp"}]}]})";
+  test_node node{root.path(), options};
+  write_stream(node.streams_dir(), "copy", "COPY");
+  node.start();
+  ASSERT_EQ(send(node, "COPY", synth_study(scratch / "s", 3, 32)), 0);
+  ASSERT_TRUE(all_sends(node, 2, "done", 60s)) << node.log();
+  auto stored = pacs.instances();
+  ASSERT_EQ(stored.size(), 3u);
+  for (auto& id : stored)
+    EXPECT_EQ(pacs.get("/instances/" + id + "/metadata/TransferSyntax"),
+              UID_JPEGLSLosslessTransferSyntax);
+  ASSERT_EQ(any.files().size(), 3u);
+  for (auto& file : any.files())
+    EXPECT_EQ(transfer_syntax_of(file), UID_JPEGLSLosslessTransferSyntax) << file;
+}
+
+TEST(routing, a_send_that_cannot_connect_says_why) {
+  temp_dir root, scratch;
+  node_options options;
+  options.extra_config = R"("sending": {"retry_initial_s": 0.2, "max_attempts": 2})";
+  options.routing_json = R"({"routing": [{"RouteDirectory": "INPUT", "send": [{".*": )" +
+                         destination("NOBODY", free_port()) + R"(}]}]})";
+  test_node node{root.path(), options};
+  write_stream(node.streams_dir(), "copy", "COPY");
+  node.start();
+  ASSERT_EQ(send(node, "COPY", synth_study(scratch / "s", 2, 16)), 0);
+  ASSERT_TRUE(all_sends(node, 1, "failed", 60s)) << node.log();
+  auto message = sends_of(node)[0].message;
+  EXPECT_TRUE(contains(message, "association with NOBODY@127.0.0.1:")) << message;
+  EXPECT_TRUE(contains(message, "failed: ")) << message;
+  EXPECT_FALSE(contains(node.log(), "unsent ()")) << node.log();
+}
+
 TEST(routing, a_changed_file_applies_and_a_broken_one_keeps_the_last_good_rules) {
   temp_dir root, scratch;
   storescp_peer first{scratch.path()}, second{scratch.path()};
