@@ -377,7 +377,8 @@ void deidentify(DcmItem& dataset, uid_mapper& uids) {
   apply(dataset, uids);
   dataset.putAndInsertString(DCM_PatientIdentityRemoved, "YES");
   dataset.putAndInsertString(DCM_DeidentificationMethod,
-                             "DICOM PS3.15 Basic Application Confidentiality Profile (dcmstreams)");
+                             // LO: at most 64 characters.
+                             "PS3.15 Basic Application Confidentiality Profile (dcmstreams)");
   DcmItem* code = nullptr;
   if (dataset.findOrCreateSequenceItem(DCM_DeidentificationMethodCodeSequence, code, 0).good() &&
       code) {

@@ -1,4 +1,5 @@
 #include "pipeline/deidentify.hpp"
+#include "pipeline/synth.hpp"
 
 #include "tests/support/node.hpp"
 #include "tests/support/process.hpp"
@@ -117,4 +118,19 @@ TEST(deidentify, uids_are_mapped_consistently_across_files) {
             fixtures::sop_instance_uid(pd / "MR_small.dcm"));
   auto dump = fixtures::run({"dcmdump", (out / "a.dcm").string()});
   EXPECT_NE(dump.output.find("(0012,0062) CS [YES]"), std::string::npos) << dump.output;
+}
+
+TEST(deidentify, a_de_identified_synthetic_instance_passes_dciodvfy) {
+  fixtures::temp_dir dir;
+  synth_options options;
+  options.out = dir / "in";
+  options.series = 1;
+  options.instances = 1;
+  options.rows = options.cols = 32;
+  auto written = synthesize(options);
+  ASSERT_TRUE(written);
+  uid_mapper uids;
+  ASSERT_FALSE(deidentify_file(written->files[0], dir / "out.dcm", uids));
+  auto checked = fixtures::run({"dciodvfy", (dir / "out.dcm").string()});
+  EXPECT_EQ(checked.output.find("Error"), std::string::npos) << checked.output;
 }
