@@ -25,6 +25,7 @@ constexpr const char* component = "web";
 
 class session : public std::enable_shared_from_this<session> {
 public:
+  static constexpr std::uint32_t header_limit = 8192; // request line and header fields
   session(tcp::socket socket, const server_settings& settings, const http_handler& handler)
       : stream_(std::move(socket)), settings_(settings), handler_(handler) {}
 
@@ -36,6 +37,7 @@ public:
 private:
   void read_header() {
     header_parser_.emplace();
+    header_parser_->header_limit(header_limit);
     header_parser_->body_limit(settings_.body_limit);
     stream_.expires_after(std::chrono::seconds(settings_.read_timeout_s));
     http::async_read_header(stream_, buffer_, *header_parser_,
@@ -46,6 +48,8 @@ private:
     // A Content-Length above the limit is refused as soon as the header is read.
     if (ec == http::error::body_limit)
       return refuse_large_body();
+    if (ec == http::error::header_limit)
+      return refuse_large_header();
     if (ec)
       return close(ec);
     auto& header = header_parser_->get();
@@ -93,6 +97,19 @@ private:
     request.remote = endpoint.address().to_string();
     keep_alive_ = message.keep_alive();
     return request;
+  }
+
+  // The parser stops at its header limit (8 KB); which part was too large
+  // decides the status: the request line (414) or the header fields (431).
+  void refuse_large_header() {
+    auto buffered = beast::buffers_to_string(buffer_.data());
+    auto limit = std::to_string(header_limit) + " bytes";
+    if (buffered.find("\r\n") == std::string::npos)
+      return respond_now(error_response(414, "the request target (URL) is longer than " + limit),
+                         false);
+    respond_now(
+        error_response(431, "the request's header fields are larger than " + limit + " in all"),
+        false);
   }
 
   void refuse_large_body() {

@@ -203,6 +203,19 @@ TEST(http, oversized_bodies_get_413_and_the_server_keeps_serving) {
   EXPECT_TRUE(contains(big.body, "larger than 1048576 bytes")) << big.body;
   EXPECT_EQ(http_get(node.web_port(), "/healthz").status, 200);
   EXPECT_FALSE(fs::exists(root.path() / "routing.json"));
+
+  // Oversized request heads get an answer, not a closed connection.
+  auto long_url = http_get(node.web_port(), "/api/v1/jobs?q=" + std::string(200 << 10, 'x'));
+  EXPECT_EQ(long_url.status, 414) << long_url.body;
+  EXPECT_TRUE(contains(long_url.body, "longer than 8192 bytes")) << long_url.body;
+  auto big_header = http_get(node.web_port(), "/healthz", {{"X-Big", std::string(9000, 'x')}});
+  EXPECT_EQ(big_header.status, 431) << big_header.body;
+  std::map<std::string, std::string> many;
+  for (int i = 0; i < 3000; ++i)
+    many["X-Header-" + std::to_string(i)] = "1";
+  auto many_headers = http_get(node.web_port(), "/healthz", many);
+  EXPECT_EQ(many_headers.status, 431) << many_headers.body;
+  EXPECT_EQ(http_get(node.web_port(), "/healthz").status, 200);
 }
 
 TEST(http, a_node_reachable_from_other_machines_needs_users) {
