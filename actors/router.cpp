@@ -75,7 +75,10 @@ void run_send(sender_pointer self, std::int64_t id) {
   std::vector<fs::path> paths;
   std::map<std::string, std::string> original_of; // path sent -> path recorded
   std::vector<send_file> missing;
+  task.files_sent = 0;
   for (auto& file : *files) {
+    if (stored(file.state))
+      ++task.files_sent;
     if (stored(file.state) || file.state == "missing")
       continue;
     if (!fs::exists(file.path)) {
@@ -99,7 +102,8 @@ void run_send(sender_pointer self, std::int64_t id) {
     st.db->update_send_file(id, m);
 
   std::string last_problem;
-  std::mutex problem_mutex;
+  std::mutex problem_mutex; // guards last_problem, task's progress and last_progress
+  std::chrono::steady_clock::time_point last_progress{}; // the first file shows at once
   if (!paths.empty()) {
     send_options options;
     options.host = task.host;
@@ -122,13 +126,22 @@ void run_send(sender_pointer self, std::int64_t id) {
       if (warning)
         log::warning(component,
                      progress.path + " stored at " + task.destination + " with " + outcome.message);
-      if (progress.state != "sent" && progress.state != "warning") {
-        std::lock_guard<std::mutex> guard{problem_mutex};
-        last_problem = outcome.message;
-      }
       // Recorded before the next file goes: a restart sends at most the
       // instances in flight again.
       st.db->update_send_file(id, progress);
+      std::lock_guard<std::mutex> guard{problem_mutex};
+      if (progress.state != "sent" && progress.state != "warning") {
+        last_problem = outcome.message;
+        return;
+      }
+      // The task's own count moves with the files, for the API and the UI's
+      // live feed; at most five updates a second.
+      ++task.files_sent;
+      auto now = std::chrono::steady_clock::now();
+      if (now - last_progress >= std::chrono::milliseconds(200)) {
+        last_progress = now;
+        save_send(st, task);
+      }
     };
     auto report = st.client->send(paths, options, on_file);
     if (!report)

@@ -4,6 +4,7 @@
 #include "pipeline/database.hpp"
 #include "pipeline/dicom_file.hpp"
 
+#include "tests/support/http_client.hpp"
 #include "tests/support/node.hpp"
 #include "tests/support/peers.hpp"
 #include "tests/support/process.hpp"
@@ -13,6 +14,7 @@
 
 #include <gtest/gtest.h>
 
+#include <regex>
 #include <set>
 #include <thread>
 
@@ -208,6 +210,35 @@ TEST(routing, kill_9_during_a_send_resumes_with_at_most_the_instance_in_flight_a
     ++at;
   }
   EXPECT_LE(again, 1u) << "only the instance in flight may be sent twice";
+}
+
+TEST(routing, a_sends_progress_is_live_while_its_files_are_stored) {
+  temp_dir root, destination_root, scratch;
+  test_node target{destination_root.path()};
+  write_stream(target.streams_dir(), "in", "TARGET");
+  target.start();
+  node_options options;
+  options.routing_json = R"({"routing": [{"RouteDirectory": "INPUT", "send": [{".*": )" +
+                         destination("TARGET", target.port()) + R"(}]}]})";
+  test_node node{root.path(), options};
+  write_stream(node.streams_dir(), "copy", "COPY");
+  node.start();
+  ASSERT_EQ(send(node, "COPY", synth_study(scratch / "s", 150, 512)), 0);
+  // While the send runs, the API shows files stored so far.
+  std::regex sending{R"("state":"sending".*"files_sent":([0-9]+))"};
+  int seen = 0;
+  EXPECT_TRUE(eventually(
+      [&] {
+        auto body = http_get(node.web_port(), "/api/v1/sends").body;
+        std::smatch match;
+        if (std::regex_search(body, match, sending))
+          seen = std::stoi(match[1].str());
+        return seen > 0 && seen < 150;
+      },
+      60s))
+      << "files_sent stayed " << seen << " during the send";
+  ASSERT_TRUE(all_sends(node, 1, "done", 120s)) << node.log();
+  EXPECT_EQ(sends_of(node)[0].files_sent, 150);
 }
 
 TEST(routing, compressed_inputs_are_decompressed_for_a_destination_that_wants_uncompressed) {
