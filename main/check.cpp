@@ -25,9 +25,15 @@ int check(int argc, char** argv) {
     return 1;
   }
   int problems = 0;
-  std::cout << "config: "
-            << (config->source.empty() ? std::string("built-in defaults") : config->source.string())
-            << ": ok\n";
+  auto refusals = cli::serve_refusals(*config);
+  for (auto& refusal : refusals)
+    std::cerr << refusal << "\n";
+  problems += static_cast<int>(refusals.size());
+  if (refusals.empty())
+    std::cout << "config: "
+              << (config->source.empty() ? std::string("built-in defaults")
+                                         : config->source.string())
+              << ": ok\n";
 
   auto streams = streams::load_registry(config->streams_dir);
   for (auto& stream : streams.streams) {

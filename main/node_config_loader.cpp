@@ -1,5 +1,7 @@
 #include "main/node_config_loader.hpp"
 
+#include "web/auth.hpp"
+
 #include <filesystem>
 
 namespace dcmstreams::cli {
@@ -60,6 +62,21 @@ result<node_config> load_config(const command_line& args) {
   for (auto* dir : {&config.data_dir, &config.streams_dir, &config.routing_file})
     *dir = std::filesystem::absolute(*dir).lexically_normal();
   return config;
+}
+
+std::vector<std::string> serve_refusals(const node_config& config) {
+  std::vector<std::string> refusals;
+  // A node reachable from other machines must not let anyone change it.
+  if (!web::is_loopback(config.web.bind) && config.web.users.empty())
+    refusals.push_back("web.bind is " + config.web.bind +
+                       ", reachable from other machines, but web.users is empty: add users with "
+                       "roles (password hashes from `dcmstreams passwd`) or bind to 127.0.0.1");
+  std::error_code error;
+  if (std::filesystem::exists(config.data_dir, error) &&
+      !std::filesystem::is_directory(config.data_dir, error))
+    refusals.push_back("data_dir " + config.data_dir.string() +
+                       " is a file, not a folder: point data_dir (or --data) at a folder");
+  return refusals;
 }
 
 } // namespace dcmstreams::cli

@@ -15,4 +15,9 @@ std::vector<option_spec> override_options();
 
 result<node_config> load_config(const command_line& args);
 
+/// What makes `serve` refuse a configuration that parses: a web UI reachable
+/// from other machines without users, a data folder that is a file. `check`
+/// reports the same, in the same words.
+std::vector<std::string> serve_refusals(const node_config& config);
+
 } // namespace dcmstreams::cli

@@ -96,11 +96,8 @@ int serve(int argc, char** argv) {
   sigaddset(&stop_signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
-  // A node reachable from other machines must not let anyone change it.
-  if (!web::is_loopback(config->web.bind) && config->web.users.empty())
-    return fail("web.bind is " + config->web.bind +
-                ", reachable from other machines, but web.users is empty: add users with roles "
-                "(password hashes from `dcmstreams passwd`) or bind to 127.0.0.1");
+  if (auto refusals = cli::serve_refusals(*config); !refusals.empty())
+    return fail(refusals.front());
   log::info(component, std::string("dcmstreams ") + build_info::version + " starting; data in " +
                            config->data_dir.string() + ", streams in " +
                            config->streams_dir.string());

@@ -5,6 +5,8 @@
 #include "pipeline/json.hpp"
 #include "pipeline/log.hpp"
 
+#include <arpa/inet.h>
+
 #include <algorithm>
 #include <cctype>
 
@@ -33,6 +35,33 @@ std::optional<std::string> check_ae_title(std::string_view title) {
       return "an AE title may hold only printable ASCII characters without backslash";
   if (std::all_of(title.begin(), title.end(), [](char c) { return c == ' '; }))
     return "an AE title must not be only spaces";
+  return std::nullopt;
+}
+
+std::optional<std::string> check_host(std::string_view host) {
+  if (host.empty())
+    return std::string("is empty: give the destination's address or DNS name");
+  std::string text{host};
+  unsigned char address[16];
+  if (inet_pton(AF_INET, text.c_str(), address) == 1 ||
+      inet_pton(AF_INET6, text.c_str(), address) == 1)
+    return std::nullopt;
+  auto bad = std::string("\"") + text + "\" is neither an IP address nor a DNS name";
+  if (host.size() > 253)
+    return bad;
+  std::size_t start = 0;
+  while (start <= host.size()) {
+    auto end = host.find('.', start);
+    auto label = host.substr(start, end == std::string_view::npos ? end : end - start);
+    if (label.empty() || label.size() > 63 || label.front() == '-' || label.back() == '-')
+      return bad;
+    for (char c : label)
+      if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-')
+        return bad;
+    if (end == std::string_view::npos)
+      break;
+    start = end + 1;
+  }
   return std::nullopt;
 }
 
@@ -109,6 +138,10 @@ void read_web(json::object_reader& reader, web_config& web) {
         reader.sink().add(path, "needs a \"name\"");
       if (!hash || hash->empty())
         reader.sink().add(path, "needs a \"password_hash\" (create one with `dcmstreams passwd`)");
+      else if (hash->rfind("$argon2id$", 0) != 0 && hash->rfind("$argon2i$", 0) != 0)
+        reader.sink().add(path + ".password_hash",
+                          "is not an argon2 hash, so no password matches it; make one with "
+                          "`dcmstreams passwd`");
       if (!role || (*role != "admin" && *role != "viewer"))
         reader.sink().add(path + ".role", "must be \"admin\" or \"viewer\"");
       if (name && hash && role) {
@@ -223,9 +256,11 @@ void read_destinations(json::object_reader& reader, simdjson::dom::object destin
         {"host", "port", "ae_title", "calling_ae_title", "associations", "transfer_syntax"});
     destination_config destination;
     destination.name = name;
-    if (auto host = d.get_string("host"))
+    if (auto host = d.get_string("host")) {
+      if (auto problem = check_host(*host))
+        reader.sink().add(path + ".host", *problem);
       destination.host = *host;
-    else if (!d.has("host"))
+    } else if (!d.has("host"))
       reader.sink().add(path, "needs a \"host\"");
     if (!d.has("port"))
       reader.sink().add(path, "needs a \"port\"");

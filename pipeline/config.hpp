@@ -110,4 +110,8 @@ result<node_config> load_node_config(const std::filesystem::path& path);
 /// not only spaces. Returns what is wrong, or nothing.
 std::optional<std::string> check_ae_title(std::string_view title);
 
+/// Checks a host to connect to: an IPv4 or IPv6 address, or a DNS name
+/// (labels of letters, digits and hyphens). Returns what is wrong, or nothing.
+std::optional<std::string> check_host(std::string_view host);
+
 } // namespace dcmstreams

@@ -92,9 +92,12 @@ read_destination(simdjson::dom::element element, const std::string& path, json::
   json::object_reader reader{object, path, problems};
   reader.reject_unknown_keys({"IP", "PORT", "AETitleSender", "AETitleTo", "which", "break"});
   auto before = problems.messages.size();
-  if (auto ip = reader.get_string("IP"))
+  if (auto ip = reader.get_string("IP")) {
+    if (*ip != "$me" && *ip != "$caller")
+      if (auto problem = check_host(*ip))
+        problems.add(path + ".IP", *problem + " (or \"$me\", \"$caller\")");
     destination.host = *ip;
-  else if (!reader.has("IP"))
+  } else if (!reader.has("IP"))
     problems.add(path, "needs \"IP\", the host to send to");
   if (auto port = reader.get("PORT")) {
     auto text = string_or_number(*port);

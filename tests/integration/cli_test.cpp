@@ -69,6 +69,47 @@ TEST(cli, check_names_file_key_and_fix) {
   EXPECT_NE(out.find("2 problems"), std::string::npos) << out;
 }
 
+TEST(cli, check_refuses_what_serve_refuses_and_what_cannot_work) {
+  temp_dir dir;
+  write_stream(dir / "streams", "good", "GOOD");
+  write_file(dir / "a-file", "not a folder");
+  struct bad_config {
+    std::string json;
+    std::string message;
+  };
+  std::vector<bad_config> cases{
+      {R"({"web": {"bind": "0.0.0.0"}})", "but web.users is empty"},
+      {R"({"web": {"users": [{"name": "ada", "password_hash": "plaintext", "role": "admin"}]}})",
+       "web.users[0].password_hash: is not an argon2 hash"},
+      {R"({"data_dir": ")" + (dir / "a-file").string() + R"("})", "is a file, not a folder"},
+      {R"({"destinations": {"pacs": {"host": "", "port": 104, "ae_title": "PACS"}}})",
+       "destinations.pacs.host: is empty"},
+      {R"({"destinations": {"pacs": {"host": "not a host!", "port": 104, "ae_title": "PACS"}}})",
+       "\"not a host!\" is neither an IP address nor a DNS name"},
+  };
+  for (auto& bad : cases) {
+    write_file(dir / "dcmstreams.json", bad.json);
+    auto checked = run({binary(), "check", "--config", (dir / "dcmstreams.json").string(),
+                        "--streams", (dir / "streams").string()});
+    EXPECT_EQ(checked.exit_code, 1) << bad.json << "\n" << checked.output;
+    EXPECT_TRUE(contains(checked.output, bad.message)) << bad.json << "\n" << checked.output;
+    auto served = run({binary(), "serve", "--config", (dir / "dcmstreams.json").string(),
+                       "--streams", (dir / "streams").string(), "--dicom-port",
+                       std::to_string(free_port()), "--web-port", std::to_string(free_port())},
+                      30s);
+    EXPECT_NE(served.exit_code, 0) << bad.json;
+    EXPECT_TRUE(contains(served.output, bad.message)) << bad.json << "\n" << served.output;
+  }
+  // Inline routing destinations are held to the same rule.
+  write_file(dir / "routing.json", R"({"routing": [{"send": [{".*": {"IP": "", "PORT": 104,
+    "AETitleTo": "PACS"}}, {".*": {"IP": "$caller", "PORT": 104, "AETitleTo": "BACK"}}]}]})");
+  auto checked = run({binary(), "check", "--streams", (dir / "streams").string(), "--routing",
+                      (dir / "routing.json").string()});
+  EXPECT_EQ(checked.exit_code, 1);
+  EXPECT_TRUE(contains(checked.output, "routing[0].send[0].\".*\".IP: is empty")) << checked.output;
+  EXPECT_FALSE(contains(checked.output, "send[1]")) << "$caller is a valid IP\n" << checked.output;
+}
+
 TEST(cli, check_reports_a_broken_config_with_its_place) {
   temp_dir dir;
   write_file(dir / "dcmstreams.json", "{\n  \"dicom\": {\"port\": \"104\"}\n}\n");
