@@ -22,7 +22,8 @@ result<node_actors> spawn_node(caf::actor_system& system, const node_config& con
                                storage_client& client, event_hub* events) {
   node_actors actors;
   actors.registry = std::make_shared<streams::shared_registry>();
-  load_and_publish(config.streams_dir, *actors.registry, &metrics);
+  actors.readiness = std::make_shared<readiness_board>();
+  load_and_publish(config.streams_dir, *actors.registry, &metrics, actors.readiness.get());
 
   store_layout layout{config.data_dir};
   bool durable = config.storage.sync != sync_mode::none;
@@ -61,8 +62,9 @@ result<node_actors> spawn_node(caf::actor_system& system, const node_config& con
                [&](caf::error& e) { failed = std::move(e); });
   if (failed)
     return failure{ec::database_error, "cannot read the job queue: " + describe(failed)};
-  routing_settings routing{config.ae_title, config.routing_file, config.data_dir,
-                           config.sending,  config.destinations, events};
+  routing_settings routing{config.ae_title,        config.routing_file,      config.data_dir,
+                           config.sending,         config.destinations,      events,
+                           actors.readiness.get(), config.routing_file_named};
   actors.senders = std::make_shared<sender_pool>();
   actors.router = spawn_supervised<router_actor>(
       system, "router", detached_actor(router, routing, &client, &metrics, actors.senders),
@@ -115,7 +117,7 @@ result<node_actors> spawn_node(caf::actor_system& system, const node_config& con
   actors.watcher = spawn_supervised<registry_actor>(
       system, "streams_watcher",
       detached_actor(registry_watcher, config.streams_dir, actors.registry,
-                     seconds(streams_poll_interval_s), &metrics),
+                     seconds(streams_poll_interval_s), &metrics, actors.readiness.get()),
       &metrics);
   actors.scrubber = spawn_supervised<scrubber_actor>(
       system, "scrubber",

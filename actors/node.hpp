@@ -10,6 +10,7 @@
 #include "actors/router.hpp"
 #include "pipeline/config.hpp"
 #include "pipeline/database.hpp"
+#include "pipeline/readiness.hpp"
 #include "pipeline/storage_client.hpp"
 #include "streams/registry.hpp"
 
@@ -20,6 +21,8 @@ namespace dcmstreams {
 
 struct node_actors {
   std::shared_ptr<streams::shared_registry> registry;
+  /// Problems of the streams folder and the routing file, for /readyz.
+  std::shared_ptr<readiness_board> readiness;
   job_store_actor job_store;
   router_actor router;
   job_manager_actor job_manager;

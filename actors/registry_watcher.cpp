@@ -19,9 +19,23 @@ std::string summary(const streams::stream_definition& s) {
 } // namespace
 
 void load_and_publish(const std::filesystem::path& streams_dir, streams::shared_registry& shared,
-                      node_metrics* metrics) {
+                      node_metrics* metrics, readiness_board* readiness) {
   auto previous = shared.get();
   auto next = std::make_shared<streams::registry_snapshot>(streams::load_registry(streams_dir));
+  // A broken edit must not take a working stream off the air: its AE title
+  // would be refused until someone notices.
+  for (auto& name : next->unusable) {
+    auto* before = previous->find_by_name(name);
+    if (!before || next->find_by_ae(before->ae_title))
+      continue;
+    next->streams.push_back(*before);
+    next->problems.push_back("stream " + name + " keeps its last good definition (AE title " +
+                             before->ae_title + ") until its info.json is fixed");
+  }
+  if (next->streams.empty())
+    next->problems.push_back("no stream is loaded from " + streams_dir.string() +
+                             ", so every association is refused; add stream folders there or "
+                             "pass --streams DIR");
   for (auto& stream : next->streams) {
     auto* before = previous->find_by_name(stream.folder_name);
     if (!before)
@@ -37,6 +51,8 @@ void load_and_publish(const std::filesystem::path& streams_dir, streams::shared_
                                stream.ae_title + " is no longer accepted");
   for (auto& problem : next->problems)
     log::error(component, problem);
+  if (readiness)
+    readiness->set("streams", next->problems);
   if (metrics) {
     metrics->streams_loaded.with({}).set(static_cast<double>(next->streams.size()));
     metrics->stream_reloads.with({next->problems.empty() ? "ok" : "with_problems"}).increment();
@@ -48,11 +64,12 @@ registry_actor::behavior_type
 registry_watcher(registry_actor::stateful_pointer<registry_watcher_state> self,
                  std::filesystem::path streams_dir,
                  std::shared_ptr<streams::shared_registry> shared, caf::timespan interval,
-                 node_metrics* metrics) {
+                 node_metrics* metrics, readiness_board* readiness) {
   self->state.streams_dir = std::move(streams_dir);
   self->state.shared = std::move(shared);
   self->state.interval = interval;
   self->state.metrics = metrics;
+  self->state.readiness = readiness;
   self->state.fingerprint = streams::registry_fingerprint(self->state.streams_dir);
   self->delayed_send(self, interval, tick_atom::value);
   return {
@@ -61,13 +78,15 @@ registry_watcher(registry_actor::stateful_pointer<registry_watcher_state> self,
         if (now != self->state.fingerprint) {
           self->state.fingerprint = now;
           log::info(component, "the streams folder changed; reloading");
-          load_and_publish(self->state.streams_dir, *self->state.shared, self->state.metrics);
+          load_and_publish(self->state.streams_dir, *self->state.shared, self->state.metrics,
+                           self->state.readiness);
         }
         self->delayed_send(self, self->state.interval, tick_atom::value);
       },
       [self](reload_atom) -> std::uint64_t {
         self->state.fingerprint = streams::registry_fingerprint(self->state.streams_dir);
-        load_and_publish(self->state.streams_dir, *self->state.shared, self->state.metrics);
+        load_and_publish(self->state.streams_dir, *self->state.shared, self->state.metrics,
+                         self->state.readiness);
         return self->state.shared->get()->streams.size();
       },
   };

@@ -5,6 +5,7 @@
 
 #include "actors/actors.hpp"
 #include "actors/node_metrics.hpp"
+#include "pipeline/readiness.hpp"
 #include "streams/registry.hpp"
 
 #include <filesystem>
@@ -18,6 +19,7 @@ struct registry_watcher_state {
   std::shared_ptr<streams::shared_registry> shared;
   caf::timespan interval{};
   node_metrics* metrics = nullptr;
+  readiness_board* readiness = nullptr;
   static inline const char* name = "registry-watcher";
 };
 
@@ -25,11 +27,13 @@ registry_actor::behavior_type
 registry_watcher(registry_actor::stateful_pointer<registry_watcher_state> self,
                  std::filesystem::path streams_dir,
                  std::shared_ptr<streams::shared_registry> shared, caf::timespan interval,
-                 node_metrics* metrics);
+                 node_metrics* metrics, readiness_board* readiness);
 
 /// Loads the streams folder, logs what loaded and what was skipped (compared
-/// with `previous`, if any), and publishes the result.
+/// with the published registry), and publishes the result. A stream whose
+/// info.json became unusable keeps its last good definition until the file
+/// is fixed. Every problem is also a readiness problem ("streams").
 void load_and_publish(const std::filesystem::path& streams_dir, streams::shared_registry& shared,
-                      node_metrics* metrics);
+                      node_metrics* metrics, readiness_board* readiness);
 
 } // namespace dcmstreams

@@ -245,22 +245,31 @@ std::string fingerprint(const fs::path& file) {
 void load_rules(router_pointer self) {
   auto& st = self->state;
   st.fingerprint = fingerprint(st.settings.routing_file);
+  auto report = [&](std::vector<std::string> problems) {
+    if (st.settings.readiness)
+      st.settings.readiness->set("routing", std::move(problems));
+  };
   if (st.fingerprint == "absent") {
-    if (st.table)
-      log::info(component, st.settings.routing_file.string() +
-                               " is gone: results stay in OUTPUT until it is back");
+    auto missing = st.settings.routing_file.string() +
+                   " does not exist: results stay in each job's OUTPUT until it is there";
+    if (st.table || st.settings.routing_file_named)
+      log::warning(component, missing);
+    report(st.settings.routing_file_named ? std::vector<std::string>{missing}
+                                          : std::vector<std::string>{});
     st.table = routing_table{};
     return;
   }
   auto loaded = load_routing(st.settings.routing_file, st.settings.destinations);
   if (!loaded) {
-    log::error(component, loaded.error().message);
-    log::error(component, st.table ? "keeping the last good routing rules"
-                                   : "no routing rules until the file is fixed");
+    auto kept = st.table ? "keeping the last good routing rules until it is fixed"
+                         : "no routing rules until it is fixed";
+    log::error(component, loaded.error().message + "\n  -> " + kept);
+    report({loaded.error().message + "\n  -> " + kept});
     if (st.metrics)
       st.metrics->routing_reloads.with({"invalid"}).increment();
     return;
   }
+  report({});
   log::info(component, "loaded " + std::to_string(loaded->rules.size()) + " routing rules from " +
                            st.settings.routing_file.string());
   st.table = std::move(*loaded);

@@ -11,6 +11,7 @@
 #include "actors/supervisor.hpp"
 #include "pipeline/config.hpp"
 #include "pipeline/database.hpp"
+#include "pipeline/readiness.hpp"
 #include "pipeline/routing.hpp"
 #include "pipeline/storage_client.hpp"
 
@@ -29,6 +30,10 @@ struct routing_settings {
   sending_config sending;
   std::map<std::string, destination_config> destinations;
   event_hub* events = nullptr; // gets a "send" event at each change of a send; may be null
+  /// Gets the routing file's problems ("routing"); may be null.
+  readiness_board* readiness = nullptr;
+  /// The routing file was named by --routing: its absence is a problem.
+  bool routing_file_named = false;
 };
 
 struct sender_state {

@@ -39,8 +39,10 @@ result<node_config> load_config(const command_line& args) {
   }
   if (auto dir = args.value("streams"))
     config.streams_dir = *dir;
-  if (auto file = args.value("routing"))
+  if (auto file = args.value("routing")) {
     config.routing_file = *file;
+    config.routing_file_named = true;
+  }
   if (auto dir = args.value("data"))
     config.data_dir = *dir;
   auto port = args.integer("dicom-port", config.dicom.port, 1, 65535);

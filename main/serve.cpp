@@ -182,6 +182,7 @@ int serve(int argc, char** argv) {
                            },
                            {},
                            {}};
+  backend.readiness = actors->readiness;
   // Faults for the supervision tests; never set in production.
   if (auto* hooks = std::getenv("DCMSTREAMS_TEST_HOOKS"); hooks && std::string{hooks} == "1") {
     log::warning(component, "test hooks are on (DCMSTREAMS_TEST_HOOKS=1): POST /api/v1/test/...");

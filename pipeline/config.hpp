@@ -92,6 +92,7 @@ struct node_config {
   std::filesystem::path data_dir = "data";
   std::filesystem::path streams_dir = "streams/library";
   std::filesystem::path routing_file = "routing.json";
+  bool routing_file_named = false; // by --routing: its absence is then a problem
   completion_config completion;
   storage_config storage;
   sending_config sending;

@@ -52,9 +52,11 @@ registry_snapshot load_registry(const fs::path& streams_dir) {
     auto stream = load_stream(folder);
     if (stream)
       loaded.push_back(std::move(*stream));
-    else
+    else {
       snapshot.problems.push_back(stream.error().message + "\n  -> stream " +
                                   folder.filename().string() + " skipped");
+      snapshot.unusable.push_back(folder.filename().string());
+    }
   }
   // One AE title must lead to one stream; an ambiguous title reaches neither.
   std::map<std::string, std::vector<const stream_definition*>> by_title;

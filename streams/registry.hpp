@@ -17,6 +17,7 @@ struct registry_snapshot {
   std::filesystem::path streams_dir;
   std::vector<stream_definition> streams; // loaded, enabled or not, by folder name
   std::vector<std::string> problems;      // streams skipped, each with its reasons
+  std::vector<std::string> unusable;      // folders whose info.json failed to load
 
   /// The stream with this AE title (enabled or not), or null.
   const stream_definition* find_by_ae(std::string_view ae_title) const;

@@ -828,6 +828,11 @@ void api_service::impl::get_status(const responder& respond) {
                         out.key("port").value(static_cast<std::int64_t>(config.dicom.port));
                         out.end_object();
                         out.key("data_dir").value(config.data_dir.string());
+                        out.key("problems").begin_array();
+                        if (backend.readiness)
+                          for (auto& problem : backend.readiness->problems())
+                            out.value(problem);
+                        out.end_array();
                         out.key("disk").begin_object();
                         out.key("free_bytes").value(disk.free);
                         out.key("total_bytes").value(disk.total);
@@ -1005,6 +1010,9 @@ void api_service::impl::ready(const responder& respond) {
     if (!problem.empty())
       problems.push_back(problem);
   }
+  if (backend.readiness)
+    for (auto& problem : backend.readiness->problems())
+      problems.push_back(problem);
   auto disk = disk_of(settings.config.data_dir);
   auto reserve = settings.config.storage.reserve_free_mb * 1024 * 1024;
   if (disk.free < reserve)

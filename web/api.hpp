@@ -9,6 +9,7 @@
 #include "actors/node_metrics.hpp"
 #include "metrics/registry.hpp"
 #include "pipeline/config.hpp"
+#include "pipeline/readiness.hpp"
 #include "streams/registry.hpp"
 #include "web/auth.hpp"
 #include "web/http.hpp"
@@ -34,6 +35,8 @@ struct api_backend {
   node_metrics* counters = nullptr; // sampled for /api/v1/throughput; may be null
   /// What /readyz checks beyond the database and disk: "" when ready, else why not.
   std::function<std::string()> listener_problem;
+  /// Problems of the streams folder and the routing file; may be null.
+  std::shared_ptr<readiness_board> readiness;
   /// Test hooks, served under /api/v1/test/ only when set (serve sets them
   /// when DCMSTREAMS_TEST_HOOKS=1): makes the DICOM listener stop answering;
   /// makes a supervised actor (by the name its restarts are counted under)

@@ -474,7 +474,7 @@ async function statusPage() {
     const used = s.disk.total_bytes - s.disk.free_bytes;
     document.getElementById("status-facts").innerHTML = `
       <dt>Version</dt><dd>${esc(s.version)}</dd>
-      <dt>Ready</dt><dd data-testid="ready">${ready.ready ? '<span class="ok">yes</span>' : `<span class="error">no: ${esc(ready.problems.join("; "))}</span>`}</dd>
+      <dt>Ready</dt><dd data-testid="ready">${ready.ready ? '<span class="ok">yes</span>' : `<span class="error">no</span><ul class="problems">${ready.problems.map((p) => `<li>${esc(p)}</li>`).join("")}</ul>`}</dd>
       <dt>Node AE title</dt><dd>${esc(s.ae_title)}</dd>
       <dt>DICOM</dt><dd>${esc(s.dicom.bind)}:${s.dicom.port}</dd>
       <dt>Up since</dt><dd>${when(s.started)} (${seconds(s.uptime_s)})</dd>
