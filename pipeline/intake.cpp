@@ -38,7 +38,26 @@ std::uint64_t inode_of(const fs::path& p) {
 
 } // namespace
 
+void intake::discard_abandoned_creations() {
+  auto creating = db_.jobs_in_state(job_state::creating);
+  if (!creating)
+    return;
+  for (auto& job : *creating) {
+    auto dir = layout_.job_dir(job.id);
+    if (fs::exists(dir / "info.json"))
+      continue; // complete but for its last steps: recovery at the next start finishes it
+    std::error_code ignored;
+    fs::remove_all(dir, ignored);
+    if (!db_.delete_job(job.id))
+      log::info("intake", "removed job " + std::to_string(job.id) +
+                              ", whose creation failed earlier and could not be undone then");
+  }
+}
+
 result<std::vector<job_record>> intake::create_jobs(const completed_study& study) {
+  // A creation that failed on a full disk may not have been able to remove its
+  // row then: it must not linger as a ghost beside the job that follows.
+  discard_abandoned_creations();
   // Which instances the stream takes, and in which job.
   auto filter = attribute_filter::compile(study.accept);
   if (!filter)

@@ -257,3 +257,29 @@ TEST_F(intake_fixture, recovery_moves_pending_files_of_the_layout_without_sender
   }
   EXPECT_TRUE(fs::is_empty(old_dir));
 }
+
+TEST_F(intake_fixture, a_creation_that_could_not_be_undone_leaves_no_ghost_beside_the_next_job) {
+  auto study = receive(layout, scratch.path(), 2);
+  // What a creation leaves when the disk filled up under it and even the
+  // undo could not write to the database: a `creating` row, a folder, no info.json.
+  job_record ghost;
+  ghost.stream = "smooth";
+  ghost.state = job_state::creating;
+  ghost.called_ae = study.key.called_ae;
+  ghost.study_uid = study.key.study_uid;
+  auto ghost_id = db->insert_job(ghost);
+  ASSERT_TRUE(ghost_id);
+  fs::create_directories(layout.job_dir(*ghost_id) / "INPUT");
+
+  intake jobs{layout, *db, false};
+  auto created = jobs.create_jobs({study.key, "smooth", study.instances, 0, {}, false});
+  ASSERT_TRUE(created) << created.error().message;
+  ASSERT_EQ(created->size(), 1u);
+  auto found = db->find_job(*ghost_id);
+  ASSERT_TRUE(found);
+  EXPECT_FALSE(*found) << "the ghost row is still listed";
+  EXPECT_FALSE(fs::exists(layout.job_dir(*ghost_id)));
+  auto creating = db->jobs_in_state(job_state::creating);
+  ASSERT_TRUE(creating);
+  EXPECT_TRUE(creating->empty());
+}
