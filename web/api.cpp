@@ -8,6 +8,7 @@
 #include "web/request_guard.hpp"
 #include "web/ui_assets.hpp"
 #include "web/upload.hpp"
+#include "web/work_pool.hpp"
 #include "web/zip_stream.hpp"
 
 #include <sys/statvfs.h>
@@ -419,6 +420,11 @@ struct api_service::impl : std::enable_shared_from_this<api_service::impl> {
   throughput_history history;
 
   request_guard_settings guard;
+  // Password checks (argon2id: ~50 ms and 64 MiB each): one thread, so that
+  // a flood of wrong passwords costs one core at most and never the I/O threads.
+  work_pool password_pool{"password check", 1, 32};
+  // Reading job folders and unpacking uploads: blocking file work.
+  work_pool file_pool{"job files", 2, 64};
 
   impl(caf::actor_system& sys, api_settings s, api_backend b)
       : system(sys), settings(std::move(s)), backend(std::move(b)), auth(settings.config.web.users),
@@ -438,6 +444,17 @@ struct api_service::impl : std::enable_shared_from_this<api_service::impl> {
   // -- the routes ---------------------------------------------------------------
 
   void handle(http_request request, responder respond);
+  /// The rest of handle, once the request's user is known.
+  void handle_as(const http_request& request, const user_session& user, const responder& respond);
+  http_response unauthorized(const std::string& path) const;
+  /// 429 while `client` must wait after wrong passwords.
+  std::optional<http_response> password_backoff(const std::string& client);
+  static http_response busy_checking_passwords();
+  static http_response busy_reading_files() {
+    auto response = error_response(503, "the node is busy reading job folders; try again soon");
+    response.headers.push_back({"Retry-After", "1"});
+    return response;
+  }
   void route_api(const http_request& request, const std::string& path, const user_session& user,
                  const responder& respond);
   void route_job(const http_request& request, std::int64_t id, const std::string& rest,
@@ -485,19 +502,58 @@ void api_service::impl::handle(http_request request, responder respond) {
     response.headers.push_back({"Cache-Control", "no-cache"});
     return respond(std::move(response));
   }
-  user_session user{"local", "admin"};
-  if (auth.required()) {
-    auto who = auth.identify(request);
-    if (!who) {
-      auto response = error_response(401, "log in first: POST /api/v1/login, or HTTP Basic");
-      // Programs (Prometheus, curl, the old mb client) answer a Basic challenge;
-      // the UI shows its own form instead of the browser's dialog.
-      if (path.rfind("/api/", 0) != 0)
-        response.headers.push_back({"WWW-Authenticate", "Basic realm=\"dcmstreams\""});
-      return respond(std::move(response));
-    }
-    user = *who;
-  }
+  auto who = auth.identify_quickly(request);
+  if (who.user)
+    return handle_as(request, *who.user, respond);
+  if (!who.check)
+    return respond(unauthorized(path));
+  // A password to check: slow on purpose, so on the password pool, and only
+  // for a client that has not just sent wrong ones.
+  if (auto refused = password_backoff(request.remote))
+    return respond(std::move(*refused));
+  // The pools are impl's last members, joined first when it goes: `this`
+  // outlives every piece of work they run.
+  bool queued =
+      password_pool.try_post([this, request, respond, check = std::move(*who.check)]() mutable {
+        auto user = auth.check_password(check, request.remote);
+        if (!user)
+          return respond(unauthorized(request.path));
+        handle_as(request, *user, respond);
+      });
+  if (!queued)
+    respond(busy_checking_passwords());
+}
+
+http_response api_service::impl::unauthorized(const std::string& path) const {
+  auto response = error_response(401, "log in first: POST /api/v1/login, or HTTP Basic");
+  // Programs (Prometheus, curl, the old mb client) answer a Basic challenge;
+  // the UI shows its own form instead of the browser's dialog.
+  if (path.rfind("/api/", 0) != 0)
+    response.headers.push_back({"WWW-Authenticate", "Basic realm=\"dcmstreams\""});
+  return response;
+}
+
+std::optional<http_response> api_service::impl::password_backoff(const std::string& client) {
+  auto wait = auth.backoff(client);
+  if (wait.count() == 0)
+    return std::nullopt;
+  auto seconds = std::to_string((wait.count() + 999) / 1000);
+  auto response = error_response(429, "too many wrong passwords from " + client + "; wait " +
+                                          seconds + " s before the next try");
+  response.headers.push_back({"Retry-After", seconds});
+  return response;
+}
+
+http_response api_service::impl::busy_checking_passwords() {
+  auto response =
+      error_response(503, "too many passwords are being checked at once; try again in a second");
+  response.headers.push_back({"Retry-After", "1"});
+  return response;
+}
+
+void api_service::impl::handle_as(const http_request& request, const user_session& user,
+                                  const responder& respond) {
+  const auto& path = request.path;
   if (changes_state(request) && user.role != "admin" && path != "/api/v1/logout")
     return respond(error_response(403, "user " + user.name + " (" + user.role +
                                            ") may look but not change; ask an admin"));
@@ -893,40 +949,44 @@ void api_service::impl::get_job(std::int64_t id, const responder& respond) {
                   .then(
                       [this, job, respond](std::vector<send_task>& sends) {
                         // The job's small files are read off the actor
-                        // threads, in a short-lived thread of their own.
-                        std::thread([this, job, sends = std::move(sends), respond] {
-                          auto dir = layout.job_dir(job.id);
-                          auto body = job_json(job);
-                          body.pop_back();
-                          json::writer extra;
-                          extra.begin_object();
-                          auto proc = read_small_file(dir / "proc.json");
-                          extra.key("outcome");
-                          if (proc.empty())
-                            extra.null();
-                          else
-                            raw_or_string(extra, proc);
-                          auto result_file = read_small_file(dir / "OUTPUT" / "result.json");
-                          extra.key("result");
-                          if (result_file.empty())
-                            extra.null();
-                          else
-                            raw_or_string(extra, result_file);
-                          std::error_code error;
-                          auto log_size = std::filesystem::file_size(dir / "processing.log", error);
-                          extra.key("log_bytes")
-                              .value(static_cast<std::uint64_t>(error ? 0 : log_size));
-                          extra.key("input_files")
-                              .value(static_cast<std::uint64_t>(count_files(dir / "INPUT")));
-                          extra.key("output_files")
-                              .value(static_cast<std::uint64_t>(count_files(dir / "OUTPUT")));
-                          extra.key("sends").begin_array();
-                          for (auto& s : sends)
-                            extra.raw(send_json(s));
-                          extra.end_array();
-                          extra.end_object();
-                          respond(json_response(body + "," + extra.str().substr(1)));
-                        }).detach();
+                        // threads, on the bounded file pool.
+                        bool queued =
+                            file_pool.try_post([this, job, sends = std::move(sends), respond] {
+                              auto dir = layout.job_dir(job.id);
+                              auto body = job_json(job);
+                              body.pop_back();
+                              json::writer extra;
+                              extra.begin_object();
+                              auto proc = read_small_file(dir / "proc.json");
+                              extra.key("outcome");
+                              if (proc.empty())
+                                extra.null();
+                              else
+                                raw_or_string(extra, proc);
+                              auto result_file = read_small_file(dir / "OUTPUT" / "result.json");
+                              extra.key("result");
+                              if (result_file.empty())
+                                extra.null();
+                              else
+                                raw_or_string(extra, result_file);
+                              std::error_code error;
+                              auto log_size =
+                                  std::filesystem::file_size(dir / "processing.log", error);
+                              extra.key("log_bytes")
+                                  .value(static_cast<std::uint64_t>(error ? 0 : log_size));
+                              extra.key("input_files")
+                                  .value(static_cast<std::uint64_t>(count_files(dir / "INPUT")));
+                              extra.key("output_files")
+                                  .value(static_cast<std::uint64_t>(count_files(dir / "OUTPUT")));
+                              extra.key("sends").begin_array();
+                              for (auto& s : sends)
+                                extra.raw(send_json(s));
+                              extra.end_array();
+                              extra.end_object();
+                              respond(json_response(body + "," + extra.str().substr(1)));
+                            });
+                        if (!queued)
+                          respond(busy_reading_files());
                       },
                       answer_error(respond));
             },
@@ -1073,9 +1133,9 @@ void api_service::impl::upload(const http_request& request, const std::string& c
     return respond(error_response(507, "the data disk is too full for this upload"));
   upload_source source{called_ae, calling_ae, request.remote};
   bool durable = settings.config.storage.sync != sync_mode::none;
-  // Unpacking writes every file durably: a thread of its own, then the
+  // Unpacking writes every file durably, on the bounded file pool; then the
   // assembler learns of the files and completes their studies at once.
-  std::thread([this, self = shared_from_this(), source, offset, length, body, durable, respond] {
+  bool queued = file_pool.try_post([this, source, offset, length, body, durable, respond] {
     auto unpacked = unpack_upload(body->bytes().data() + offset, length, settings.config.data_dir,
                                   source, durable);
     if (!unpacked)
@@ -1109,7 +1169,9 @@ void api_service::impl::upload(const http_request& request, const std::string& c
       out.end_object();
       respond(json_response(out.str(), 202));
     });
-  }).detach();
+  });
+  if (!queued)
+    respond(busy_reading_files());
 }
 
 void api_service::impl::log_in(const http_request& request, const responder& respond) {
@@ -1125,13 +1187,19 @@ void api_service::impl::log_in(const http_request& request, const responder& res
     password = std::string(text);
   if (!auth.required())
     return respond(json_response(R"({"name":"local","role":"admin"})"));
-  auto token = auth.log_in(name, password);
-  if (!token)
-    return respond(error_response(401, "wrong user name or password"));
-  http_response response = json_response("{\"name\":\"" + json::escape(name) + "\"}");
-  response.headers.push_back({"Set-Cookie", std::string(authenticator::cookie_name) + "=" + *token +
-                                                "; Path=/; HttpOnly; SameSite=Strict"});
-  respond(std::move(response));
+  if (auto refused = password_backoff(request.remote))
+    return respond(std::move(*refused));
+  bool queued = password_pool.try_post([this, name, password, client = request.remote, respond] {
+    auto token = auth.log_in(name, password, client);
+    if (!token)
+      return respond(error_response(401, "wrong user name or password"));
+    http_response response = json_response("{\"name\":\"" + json::escape(name) + "\"}");
+    response.headers.push_back({"Set-Cookie", std::string(authenticator::cookie_name) + "=" +
+                                                  *token + "; Path=/; HttpOnly; SameSite=Strict"});
+    respond(std::move(response));
+  });
+  if (!queued)
+    respond(busy_checking_passwords());
 }
 
 // -- the old appliance's endpoints (docs/http.md maps each field) --------------------

@@ -2,6 +2,7 @@
 
 #include <sodium.h>
 
+#include <algorithm>
 #include <mutex>
 
 namespace dcmstreams::web {
@@ -79,19 +80,19 @@ std::optional<user_session> authenticator::check(const std::string& name,
   return std::nullopt;
 }
 
-std::optional<user_session> authenticator::identify(const http_request& request) {
+authenticator::quick_identity authenticator::identify_quickly(const http_request& request) {
   if (!required())
-    return user_session{"local", "admin"};
+    return {user_session{"local", "admin"}, std::nullopt};
   auto token = cookie_value(request, cookie_name);
   if (!token.empty()) {
     std::lock_guard<std::mutex> guard{mutex_};
     auto it = sessions_.find(token);
     if (it != sessions_.end() && it->second.expires > std::chrono::steady_clock::now())
-      return it->second.user;
+      return {it->second.user, std::nullopt};
   }
   auto header = request.headers.find("authorization");
   if (header == request.headers.end() || header->second.rfind("Basic ", 0) != 0)
-    return std::nullopt;
+    return {};
   // Checking an argon2id hash costs tens of milliseconds and 64 MiB on
   // purpose; scrapers and scripts send the same credentials with every
   // request, so a success is remembered for a while under a keyed digest
@@ -102,32 +103,68 @@ std::optional<user_session> authenticator::identify(const http_request& request)
                      reinterpret_cast<const unsigned char*>(header->second.data()),
                      header->second.size(), basic_cache_key_, sizeof basic_cache_key_);
   std::string key(reinterpret_cast<const char*>(digest), sizeof digest);
-  auto now = std::chrono::steady_clock::now();
   {
     std::lock_guard<std::mutex> guard{mutex_};
     auto it = basic_cache_.find(key);
-    if (it != basic_cache_.end() && it->second.expires > now)
-      return it->second.user;
+    if (it != basic_cache_.end() && it->second.expires > std::chrono::steady_clock::now())
+      return {it->second.user, std::nullopt};
   }
   auto decoded = base64_decode(header->second.substr(6));
   if (!decoded)
-    return std::nullopt;
+    return {};
   auto colon = decoded->find(':');
   if (colon == std::string::npos)
-    return std::nullopt;
-  auto user = check(decoded->substr(0, colon), decoded->substr(colon + 1));
+    return {};
+  return {std::nullopt, password_check{decoded->substr(0, colon), decoded->substr(colon + 1), key}};
+}
+
+std::optional<user_session> authenticator::check_password(const password_check& check,
+                                                          const std::string& client) {
+  auto user = this->check(check.name, check.password);
+  note_result(client, user.has_value());
   if (user) {
     std::lock_guard<std::mutex> guard{mutex_};
     if (basic_cache_.size() > 1000)
       basic_cache_.clear();
-    basic_cache_[key] = {*user, now + basic_cache_lifetime};
+    basic_cache_[check.cache_key] = {*user,
+                                     std::chrono::steady_clock::now() + basic_cache_lifetime};
   }
   return user;
 }
 
+std::chrono::milliseconds authenticator::backoff(const std::string& client) {
+  std::lock_guard<std::mutex> guard{mutex_};
+  auto it = failures_.find(client);
+  if (it == failures_.end())
+    return std::chrono::milliseconds{0};
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+      it->second.blocked_until - std::chrono::steady_clock::now());
+  return std::max(left, std::chrono::milliseconds{0});
+}
+
+void authenticator::note_result(const std::string& client, bool succeeded) {
+  std::lock_guard<std::mutex> guard{mutex_};
+  if (succeeded) {
+    failures_.erase(client);
+    return;
+  }
+  // Bounded memory whatever the number of clients: forget everyone at once.
+  if (failures_.size() > 10000)
+    failures_.clear();
+  auto& entry = failures_[client];
+  ++entry.count;
+  if (entry.count >= 3) {
+    auto delay = std::chrono::milliseconds{250 << std::min(entry.count - 3, 7)};
+    entry.blocked_until =
+        std::chrono::steady_clock::now() + std::min(delay, std::chrono::milliseconds{30000});
+  }
+}
+
 std::optional<std::string> authenticator::log_in(const std::string& name,
-                                                 const std::string& password) {
+                                                 const std::string& password,
+                                                 const std::string& client) {
   auto user = check(name, password);
+  note_result(client, user.has_value());
   if (!user)
     return std::nullopt;
   init_sodium();

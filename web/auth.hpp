@@ -30,16 +30,39 @@ public:
   explicit authenticator(std::vector<user_config> users);
 
   bool required() const { return !users_.empty(); }
-  /// The user a request comes from: session cookie or Basic credentials.
-  std::optional<user_session> identify(const http_request& request);
-  /// Checks a name and password; on success a new session token.
-  std::optional<std::string> log_in(const std::string& name, const std::string& password);
+
+  /// Basic credentials that still need their (slow) password check.
+  struct password_check {
+    std::string name;
+    std::string password;
+    std::string cache_key; // keyed digest of the header, to remember a success
+  };
+  /// What can be known about a request without hashing: its user (session
+  /// cookie, or Basic credentials that were right a moment ago), or the
+  /// credentials to check, or neither (no or malformed credentials).
+  struct quick_identity {
+    std::optional<user_session> user;
+    std::optional<password_check> check;
+  };
+  quick_identity identify_quickly(const http_request& request);
+  /// The password check itself: tens of milliseconds and 64 MiB on purpose,
+  /// so never on an I/O thread. Counts a failure against `client`.
+  std::optional<user_session> check_password(const password_check& check,
+                                             const std::string& client);
+  /// Checks a name and password (slow, as check_password); on success a new
+  /// session token. Counts a failure against `client`.
+  std::optional<std::string> log_in(const std::string& name, const std::string& password,
+                                    const std::string& client);
   void log_out(const http_request& request);
+  /// How long `client` must wait before its next password is checked: after
+  /// three wrong ones in a row, 250 ms doubling to 30 s. Zero: go ahead.
+  std::chrono::milliseconds backoff(const std::string& client);
 
   static constexpr const char* cookie_name = "dcmstreams_session";
 
 private:
   std::optional<user_session> check(const std::string& name, const std::string& password);
+  void note_result(const std::string& client, bool succeeded);
 
   std::vector<user_config> users_;
   std::mutex mutex_;
@@ -51,6 +74,11 @@ private:
   // Basic credentials that were right, by keyed digest of the header.
   std::map<std::string, session_entry> basic_cache_;
   unsigned char basic_cache_key_[32];
+  struct client_failures {
+    int count = 0;
+    std::chrono::steady_clock::time_point blocked_until;
+  };
+  std::map<std::string, client_failures> failures_; // by client address
   static constexpr std::chrono::minutes basic_cache_lifetime{5};
 };
 

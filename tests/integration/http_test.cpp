@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <regex>
 #include <thread>
 
@@ -259,4 +260,50 @@ TEST(http, passwd_prints_a_hash_the_node_accepts) {
       run({"/bin/sh", "-c", "printf 'short\\n' | " + dcmstreams_binary().string() + " passwd"});
   EXPECT_EQ(short_one.exit_code, 1);
   EXPECT_TRUE(contains(short_one.output, "shorter than 8 characters")) << short_one.output;
+
+  // Guessing: after three wrong passwords a client waits, without a hash
+  // being computed, while health checks and other requests are answered.
+  std::atomic<bool> guessing{true};
+  std::atomic<int> wrong{0}, told_to_wait{0}, other{0};
+  std::vector<std::thread> guessers;
+  for (int i = 0; i < 8; ++i)
+    guessers.emplace_back([&, i] {
+      for (int n = 0; guessing; ++n) {
+        auto reply =
+            http_get(node.web_port(), "/api/v1/status",
+                     {{"Authorization", basic_auth("ada", "guess " + std::to_string(n * 8 + i))}});
+        if (reply.status == 401)
+          ++wrong;
+        else if (reply.status == 429 && !reply.headers["retry-after"].empty())
+          ++told_to_wait;
+        else
+          ++other;
+      }
+    });
+  int healthy = 0;
+  for (int i = 0; i < 20; ++i) {
+    healthy += http_get(node.web_port(), "/healthz").status == 200;
+    std::this_thread::sleep_for(50ms);
+  }
+  guessing = false;
+  for (auto& guesser : guessers)
+    guesser.join();
+  EXPECT_EQ(healthy, 20);
+  EXPECT_EQ(other, 0);
+  EXPECT_GE(wrong, 3);
+  EXPECT_GT(told_to_wait, 10 * wrong)
+      << wrong << " passwords checked, " << told_to_wait << " guesses told to wait";
+  auto waiting = http_get(node.web_port(), "/api/v1/status",
+                          {{"Authorization", basic_auth("ada", "guess again")}});
+  EXPECT_TRUE(waiting.status == 401 ||
+              contains(waiting.body, "too many wrong passwords from 127.0.0.1"))
+      << waiting.body;
+  // After the wait, the right password gets in and the slate is clean.
+  EXPECT_TRUE(eventually(
+      [&] {
+        return http_get(node.web_port(), "/api/v1/status",
+                        {{"Authorization", basic_auth("ada", "correct horse")}})
+                   .status == 200;
+      },
+      40s));
 }
