@@ -1136,8 +1136,9 @@ void api_service::impl::upload(const http_request& request, const std::string& c
   // Unpacking writes every file durably, on the bounded file pool; then the
   // assembler learns of the files and completes their studies at once.
   bool queued = file_pool.try_post([this, source, offset, length, body, durable, respond] {
-    auto unpacked = unpack_upload(body->bytes().data() + offset, length, settings.config.data_dir,
-                                  source, durable);
+    auto unpacked =
+        unpack_upload(body->bytes().data() + offset, length, settings.config.data_dir, source,
+                      durable, settings.config.storage.reserve_free_mb * 1024 * 1024);
     if (!unpacked)
       return respond(failure_response(unpacked.error()));
     for (auto& [key, instance] : unpacked->instances)

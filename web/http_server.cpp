@@ -38,7 +38,9 @@ private:
   void read_header() {
     header_parser_.emplace();
     header_parser_->header_limit(header_limit);
-    header_parser_->body_limit(settings_.body_limit);
+    // Which limit applies is known only once the target is read: the larger
+    // one here, the right one in on_header.
+    header_parser_->body_limit(std::max(settings_.body_limit, settings_.upload_limit));
     stream_.expires_after(std::chrono::seconds(settings_.read_timeout_s));
     http::async_read_header(stream_, buffer_, *header_parser_,
                             beast::bind_front_handler(&session::on_header, shared_from_this()));
@@ -76,7 +78,10 @@ private:
                        beast::bind_front_handler(&session::on_upload, shared_from_this()));
       return;
     }
+    if (auto length = header_parser_->content_length(); length && *length > settings_.body_limit)
+      return refuse_large_body();
     string_parser_.emplace(std::move(*header_parser_));
+    string_parser_->body_limit(settings_.body_limit);
     http::async_read(stream_, buffer_, *string_parser_,
                      beast::bind_front_handler(&session::on_body, shared_from_this()));
   }

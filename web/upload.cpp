@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
@@ -27,36 +28,64 @@ struct archive_closer {
   void operator()(archive* a) const { archive_read_free(a); }
 };
 
-result<std::string> read_entry(archive* a, const std::string& name) {
-  std::string content;
-  char block[1 << 16];
-  for (;;) {
-    auto n = archive_read_data(a, block, sizeof block);
-    if (n < 0)
-      return failure{ec::invalid_argument,
-                     "ZIP entry " + name + " cannot be read: " + archive_error_string(a)};
-    if (n == 0)
-      return content;
-    content.append(block, static_cast<std::size_t>(n));
+// A file descriptor closed when it goes out of scope.
+struct file_handle {
+  int fd = -1;
+  explicit file_handle(int f) : fd(f) {}
+  ~file_handle() {
+    if (fd >= 0)
+      ::close(fd);
   }
+  file_handle(const file_handle&) = delete;
+  file_handle& operator=(const file_handle&) = delete;
+};
+
+bool write_all(int fd, const char* data, std::size_t size) {
+  while (size > 0) {
+    auto n = ::write(fd, data, size);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      return false;
+    data += n;
+    size -= static_cast<std::size_t>(n);
+  }
+  return true;
 }
 
-/// Reads the UIDs of one entry through a scratch file (DCMTK parses files).
-result<instance_header> header_of(const std::string& content,
-                                  const std::filesystem::path& scratch) {
-  if (auto problem = write_file_atomically(scratch, content, false))
-    return *problem;
-  auto header = read_instance_header(scratch);
-  std::error_code ignored;
-  std::filesystem::remove(scratch, ignored);
-  return header;
+// Everything one upload wrote, removed unless the upload succeeds: a failed
+// upload (a full disk, a damaged archive) leaves nothing half-written and no
+// instance nobody was told about.
+class written_files {
+public:
+  ~written_files() {
+    if (kept_)
+      return;
+    std::error_code ignored;
+    for (auto& file : files_)
+      std::filesystem::remove(file, ignored);
+  }
+  void add(const std::filesystem::path& file) { files_.push_back(file); }
+  void keep() { kept_ = true; }
+
+private:
+  std::vector<std::filesystem::path> files_;
+  bool kept_ = false;
+};
+
+failure disk_full(const std::string& name, const std::filesystem::path& data_dir) {
+  return failure{ec::out_of_resources,
+                 "ZIP entry " + name + " does not fit on the data disk (" + data_dir.string() +
+                     ") above storage.reserve_free_mb; nothing of this upload was kept: free "
+                     "space or send a smaller archive"};
 }
 
 } // namespace
 
 result<unpacked_upload> unpack_upload(const void* bytes, std::size_t size,
                                       const std::filesystem::path& data_dir,
-                                      const upload_source& source, bool durable) {
+                                      const upload_source& source, bool durable,
+                                      std::uint64_t reserve_bytes) {
   std::unique_ptr<archive, archive_closer> reader{archive_read_new()};
   archive_read_support_format_zip(reader.get());
   if (archive_read_open_memory(reader.get(), bytes, size) != ARCHIVE_OK)
@@ -67,8 +96,15 @@ result<unpacked_upload> unpack_upload(const void* bytes, std::size_t size,
   static std::atomic<unsigned> sequence{0};
   auto scratch = layout.receive_dir() /
                  ("upload-" + std::to_string(::getpid()) + "-" + std::to_string(sequence++));
+  auto has_room = [&](std::uint64_t wanted) {
+    auto free = free_bytes(data_dir);
+    return !free || *free >= reserve_bytes + wanted;
+  };
+  written_files written;
+  written.add(scratch);
   unpacked_upload upload;
   std::set<study_key> studies;
+  std::vector<char> block(1 << 16);
   archive_entry* entry = nullptr;
   for (;;) {
     int next = archive_read_next_header(reader.get(), &entry);
@@ -80,17 +116,56 @@ result<unpacked_upload> unpack_upload(const void* bytes, std::size_t size,
     if (archive_entry_filetype(entry) != AE_IFREG)
       continue;
     std::string name = archive_entry_pathname(entry) ? archive_entry_pathname(entry) : "?";
-    auto content = read_entry(reader.get(), name);
-    if (!content)
-      return content.error();
-    auto offset = dataset_offset(*content);
+    // The entry's own (uncompressed) size decides, not the archive's: a few
+    // kilobytes of ZIP can hold gigabytes.
+    if (archive_entry_size_is_set(entry) &&
+        !has_room(2 * static_cast<std::uint64_t>(archive_entry_size(entry))))
+      return disk_full(name, data_dir);
+
+    // The entry goes to a scratch file block by block: memory stays flat
+    // whatever its size, and the free space is checked as it grows.
+    std::uint64_t entry_bytes = 0;
+    {
+      file_handle out{::open(scratch.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)};
+      if (out.fd < 0)
+        return failure{ec::io_error, scratch.string() + ": " + errno_text(errno)};
+      for (;;) {
+        auto n = archive_read_data(reader.get(), block.data(), block.size());
+        if (n < 0)
+          return failure{ec::invalid_argument, "ZIP entry " + name + " cannot be read: " +
+                                                   archive_error_string(reader.get())};
+        if (n == 0)
+          break;
+        entry_bytes += static_cast<std::uint64_t>(n);
+        if (entry_bytes % (std::uint64_t{16} << 20) < static_cast<std::uint64_t>(n) &&
+            !has_room(std::uint64_t{16} << 20))
+          return disk_full(name, data_dir);
+        if (!write_all(out.fd, block.data(), static_cast<std::size_t>(n)))
+          return errno == ENOSPC
+                     ? disk_full(name, data_dir)
+                     : failure{ec::io_error, scratch.string() + ": " + errno_text(errno)};
+      }
+    }
+    // Is it DICOM, and which instance? Only the start of the file is read.
+    std::string start(std::min<std::uint64_t>(entry_bytes, 1 << 16), '\0');
+    {
+      file_handle in{::open(scratch.c_str(), O_RDONLY | O_CLOEXEC)};
+      if (in.fd < 0 ||
+          ::pread(in.fd, start.data(), start.size(), 0) != static_cast<ssize_t>(start.size()))
+        return failure{ec::io_error, scratch.string() + ": cannot read it back"};
+    }
+    auto offset = dataset_offset(start);
     if (!offset) {
       upload.skipped.push_back(name + ": not a DICOM file (no DICM after the 128-byte preamble)");
       continue;
     }
-    auto header = header_of(*content, scratch);
+    auto header = read_instance_header(scratch);
     if (!header) {
-      upload.skipped.push_back(name + ": " + header.error().message);
+      auto why = header.error().message;
+      // The scratch file's name means nothing to whoever uploaded.
+      if (why.rfind(scratch.string() + ": ", 0) == 0)
+        why = why.substr(scratch.string().size() + 2);
+      upload.skipped.push_back(name + ": " + why);
       continue;
     }
     if (!valid_uid(header->study_uid) || !valid_uid(header->sop_instance_uid)) {
@@ -98,32 +173,63 @@ result<unpacked_upload> unpack_upload(const void* bytes, std::size_t size,
       continue;
     }
     // The same file meta the listener writes, so that recovery after a
-    // crash finds the upload's study key in it.
+    // crash finds the upload's study key in it; then the data set as it was.
     auto meta = encode_file_meta({header->sop_class_uid, header->sop_instance_uid,
                                   header->transfer_syntax_uid, source.calling_ae, source.called_ae,
                                   presentation_address(source.peer, 0)});
-    std::string_view data_set{*content};
-    data_set.remove_prefix(*offset);
-    std::string file = meta;
-    file.append(data_set);
     auto path = layout.incoming_instance(source.called_ae, source.calling_ae, source.peer,
                                          header->study_uid, header->sop_instance_uid);
     if (auto problem = create_directories(path.parent_path(), durable))
       return *problem;
-    if (auto problem = write_file_atomically(path, file, durable))
-      return *problem;
+    auto temporary = path;
+    temporary += ".upload";
+    written.add(temporary);
+    {
+      file_handle in{::open(scratch.c_str(), O_RDONLY | O_CLOEXEC)};
+      file_handle out{::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)};
+      if (in.fd < 0 || out.fd < 0)
+        return failure{ec::io_error, temporary.string() + ": " + errno_text(errno)};
+      if (!write_all(out.fd, meta.data(), meta.size()))
+        return errno == ENOSPC
+                   ? disk_full(name, data_dir)
+                   : failure{ec::io_error, temporary.string() + ": " + errno_text(errno)};
+      off_t from = static_cast<off_t>(*offset);
+      auto left = entry_bytes - *offset;
+      while (left > 0) {
+        auto n = ::copy_file_range(in.fd, &from, out.fd, nullptr, left, 0);
+        if (n < 0 && errno == EINTR)
+          continue;
+        if (n <= 0)
+          return errno == ENOSPC
+                     ? disk_full(name, data_dir)
+                     : failure{ec::io_error, temporary.string() + ": " + errno_text(errno)};
+        left -= static_cast<std::uint64_t>(n);
+      }
+      if (durable && ::fdatasync(out.fd) != 0)
+        return failure{ec::io_error, temporary.string() + ": " + errno_text(errno)};
+    }
+    if (::rename(temporary.c_str(), path.c_str()) != 0)
+      return failure{ec::io_error, path.string() + ": " + errno_text(errno)};
+    written.add(path);
+    if (durable)
+      if (auto problem = sync_directory(path.parent_path()))
+        return *problem;
     struct stat info {};
     ::stat(path.c_str(), &info);
     study_key key{source.called_ae, source.calling_ae, source.peer, header->study_uid};
     studies.insert(key);
     upload.instances.push_back(
-        {key, arrived_instance{header->sop_instance_uid, path.string(), file.size(), info.st_ino}});
+        {key, arrived_instance{header->sop_instance_uid, path.string(),
+                               static_cast<std::uint64_t>(info.st_size), info.st_ino}});
   }
+  std::error_code ignored;
+  std::filesystem::remove(scratch, ignored);
   if (upload.instances.empty())
     return failure{ec::invalid_argument,
                    "the ZIP archive holds no DICOM file" +
                        (upload.skipped.empty() ? std::string{}
                                                : " (first entry: " + upload.skipped.front() + ")")};
+  written.keep();
   upload.studies.assign(studies.begin(), studies.end());
   return upload;
 }

@@ -27,12 +27,16 @@ struct unpacked_upload {
   std::vector<std::string> skipped;                              // entries that were not DICOM, why
 };
 
-/// Unpacks the ZIP held in `bytes` (`size` of them) into incoming/. Fails
-/// when the archive cannot be read or holds no DICOM file at all; single
-/// entries that are not DICOM are listed in `skipped`.
+/// Unpacks the ZIP held in `bytes` (`size` of them) into incoming/, entry by
+/// entry through a scratch file, so memory stays flat whatever an entry's
+/// size. Fails when the archive cannot be read or holds no DICOM file at all,
+/// and with out_of_resources (507) when an entry would take the data disk
+/// below `reserve_bytes` free; a failed upload leaves none of its files.
+/// Single entries that are not DICOM are listed in `skipped`.
 result<unpacked_upload> unpack_upload(const void* bytes, std::size_t size,
                                       const std::filesystem::path& data_dir,
-                                      const upload_source& source, bool durable);
+                                      const upload_source& source, bool durable,
+                                      std::uint64_t reserve_bytes);
 
 /// The part of a multipart/form-data body (RFC 7578) with this field name:
 /// offset and length within `body`. Nothing if absent or the body is malformed.

@@ -156,6 +156,26 @@ test("an admin watches a study become a job live, reads its log and downloads it
   await page.context().close();
 });
 
+test("a ZIP of a study is uploaded from a stream card, with progress, and becomes a job", async () => {
+  const page = await logIn("ada", "admin-secret");
+  const study = synth("upload-study", 6);
+  const zip = path.join(work, "upload.zip");
+  execFileSync("python3", ["-c",
+    "import sys, os, zipfile\n" +
+    "with zipfile.ZipFile(sys.argv[1], 'w') as z:\n" +
+    "  for root, _, files in os.walk(sys.argv[2]):\n" +
+    "    for f in files: z.write(os.path.join(root, f), f)", zip, study]);
+  const before = (await (await page.request.get(base + "/api/v1/jobs")).json()).total;
+  const card = page.locator("[data-testid=stream][data-ae=STATS]");
+  await card.locator("[data-testid=upload-input]").setInputFiles(zip);
+  await waitFor("the upload's answer", async () =>
+    /6 instances in 1 studies stored/.test(await card.locator("[data-testid=upload-status]").innerText()));
+  await shot(page, "upload");
+  await waitFor("the uploaded study's job", async () =>
+    (await (await page.request.get(base + "/api/v1/jobs")).json()).total === before + 1);
+  await page.context().close();
+});
+
 test("a pending study is completed from the browser", async () => {
   const page = await logIn("ada", "admin-secret");
   storescu("HOLD", synth("held", 3));

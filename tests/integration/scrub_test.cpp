@@ -8,33 +8,12 @@
 
 #include <gtest/gtest.h>
 
-#include <sys/mount.h>
-
 using namespace dcmstreams;
 using namespace dcmstreams::fixtures;
 using namespace std::chrono_literals;
 namespace fs = std::filesystem;
 
 namespace {
-
-/// A tmpfs of `megabytes` at `where` for the life of the object.
-class small_disk {
-public:
-  small_disk(const fs::path& where, int megabytes) : where_(where) {
-    fs::create_directories(where);
-    auto options = "size=" + std::to_string(megabytes) + "m";
-    mounted_ = ::mount("tmpfs", where.c_str(), "tmpfs", 0, options.c_str()) == 0;
-  }
-  ~small_disk() {
-    if (mounted_)
-      ::umount2(where_.c_str(), MNT_DETACH);
-  }
-  bool mounted() const { return mounted_; }
-
-private:
-  fs::path where_;
-  bool mounted_ = false;
-};
 
 std::size_t count_files(const fs::path& dir) {
   std::size_t n = 0;

@@ -51,6 +51,8 @@ public:
   /// SIGKILL, as a crash would.
   void kill();
   bool running() { return process_ && process_->running(); }
+  /// The process id of the running node (for /proc readings).
+  pid_t pid() const { return process_ ? process_->pid() : -1; }
 
   std::uint16_t port() const { return port_; }
   /// The HTTP port (web UI and API) on 127.0.0.1.

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -168,6 +169,17 @@ void write_file(const fs::path& path, const std::string& content) {
   fs::create_directories(path.parent_path());
   std::ofstream out{path, std::ios::binary};
   out << content;
+}
+
+small_disk::small_disk(const std::filesystem::path& where, int megabytes) : where_(where) {
+  std::filesystem::create_directories(where);
+  auto options = "size=" + std::to_string(megabytes) + "m";
+  mounted_ = ::mount("tmpfs", where.c_str(), "tmpfs", 0, options.c_str()) == 0;
+}
+
+small_disk::~small_disk() {
+  if (mounted_)
+    ::umount2(where_.c_str(), MNT_DETACH);
 }
 
 } // namespace dcmstreams::fixtures

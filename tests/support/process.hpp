@@ -42,6 +42,21 @@ private:
   std::optional<int> status_;
 };
 
+/// A tmpfs of `megabytes` at `where` for the life of the object: a real
+/// full disk for tests. Mounting needs root (CI runs as root); check mounted().
+class small_disk {
+public:
+  small_disk(const std::filesystem::path& where, int megabytes);
+  ~small_disk();
+  small_disk(const small_disk&) = delete;
+  small_disk& operator=(const small_disk&) = delete;
+  bool mounted() const { return mounted_; }
+
+private:
+  std::filesystem::path where_;
+  bool mounted_ = false;
+};
+
 /// Runs a program to completion (with TCP_NODELAY=1) and returns exit code and output.
 struct run_result {
   int exit_code = -1;

@@ -162,6 +162,46 @@ function connectEvents() {
 
 // -- pages -------------------------------------------------------------------------
 
+// Sends a ZIP of DICOM files to a stream (POST /api/v1/upload), showing how
+// much has gone; the node answers once every file is stored.
+function uploadZip(input, file) {
+  const box = input.closest(".upload");
+  const bar = box.querySelector("progress");
+  const status = box.querySelector(".upload-status");
+  const request = new XMLHttpRequest();
+  request.open("POST", "/api/v1/upload?ae=" + encodeURIComponent(input.dataset.upload));
+  request.setRequestHeader("Content-Type", "application/zip");
+  bar.hidden = false;
+  bar.value = 0;
+  status.textContent = `sending ${file.name}…`;
+  request.upload.onprogress = (e) => {
+    if (e.lengthComputable) {
+      bar.value = e.loaded / e.total;
+      status.textContent = `${bytes(e.loaded)} of ${bytes(e.total)}`;
+    }
+  };
+  request.upload.onload = () => { status.textContent = "storing…"; };
+  request.onload = () => {
+    bar.hidden = true;
+    input.value = "";
+    let body = {};
+    try { body = JSON.parse(request.responseText); } catch (e) { /* not JSON */ }
+    if (request.status === 202) {
+      status.innerHTML = `<span class="ok">${body.instances} instances in ${body.studies.length} studies stored</span>` +
+        (body.skipped.length ? ` <span class="muted">(${body.skipped.length} entries skipped)</span>` : "");
+      toast(`${file.name}: ${body.instances} instances stored`);
+    } else {
+      status.innerHTML = `<span class="error">${esc(body.error || "HTTP " + request.status)}</span>`;
+      toast(body.error || "the upload failed", true);
+    }
+  };
+  request.onerror = () => {
+    bar.hidden = true;
+    status.innerHTML = '<span class="error">the connection broke; try again</span>';
+  };
+  request.send(file);
+}
+
 async function streamsPage() {
   main.innerHTML = `<h1>Streams</h1><p class="muted">Send a study by C-STORE to a stream's AE title;
     the study is processed when it has arrived and the results are routed as routing.json says.</p>
@@ -182,11 +222,16 @@ async function streamsPage() {
         </div>
         <div class="copy"><code>${esc(s.storescu)}</code>
           <button class="secondary" data-copy="${esc(s.storescu)}" title="copy the command">copy</button></div>
+        ${s.enabled ? `<div class="upload"><label class="button secondary">Upload ZIP…
+          <input type="file" accept=".zip,application/zip" data-upload="${esc(s.ae_title)}" data-testid="upload-input"></label>
+          <progress max="1" value="0" hidden></progress><span class="upload-status" data-testid="upload-status"></span></div>` : ""}
       </div>`).join("") || "<p>No streams are loaded.</p>";
     document.getElementById("stream-problems").innerHTML = data.problems.length
       ? `<h2>Streams that did not load</h2><ul class="problems">${data.problems.map((p) => `<li>${esc(p)}</li>`).join("")}</ul>` : "";
     for (const b of document.querySelectorAll("[data-copy]"))
       b.onclick = () => navigator.clipboard.writeText(b.dataset.copy).then(() => toast("copied"), () => toast("copy it by hand", true));
+    for (const input of document.querySelectorAll("[data-upload]"))
+      input.onchange = () => { if (input.files.length) uploadZip(input, input.files[0]); };
   }
   await draw();
   return { refresh: debounce((e) => { if (e.type === "job") draw(); }, 300) };
