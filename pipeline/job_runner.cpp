@@ -103,6 +103,8 @@ job_outcome run_kernels(const fs::path& dir, const job_record& job, const job_pl
     loaded = std::move(*read);
     for (auto& skipped : loaded.skipped)
       log.line("not an image volume, left out: " + skipped);
+    for (auto& unreadable : loaded.unreadable)
+      log.line("cannot be read, left out: " + unreadable);
     if (loaded.series.empty()) {
       outcome.message =
           "no image series to process among " + std::to_string(files.size()) + " instances";
@@ -225,6 +227,11 @@ job_outcome run_kernels(const fs::path& dir, const job_record& job, const job_pl
   outcome.state = job_state::success;
   outcome.message =
       std::to_string(written) + " instances written" + (has_stats ? " and result.json" : "");
+  if (!loaded.unreadable.empty())
+    outcome.message += "; " + std::to_string(loaded.unreadable.size()) +
+                       " input instances could not be read and were left out (see "
+                       "processing.log), the first: " +
+                       loaded.unreadable.front();
   (void)job;
   return outcome;
 }

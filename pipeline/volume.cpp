@@ -3,6 +3,7 @@
 #include "pipeline/codecs.hpp"
 
 #include <dcmtk/config/osconfig.h>
+#include <dcmtk/dcmdata/dccodec.h>
 #include <dcmtk/dcmdata/dcdeftag.h>
 #include <dcmtk/dcmdata/dcfilefo.h>
 #include <dcmtk/dcmdata/dcxfer.h>
@@ -123,17 +124,55 @@ result<std::optional<slice>> read_slice(const std::filesystem::path& path, std::
     E_TransferSyntax original = ds.getOriginalXfer();
     if (DcmXfer(original).isEncapsulated()) {
       register_dicom_codecs();
-      if (ds.chooseRepresentation(EXS_LittleEndianExplicit, nullptr).bad() ||
-          !ds.canWriteXfer(EXS_LittleEndianExplicit))
+      std::string syntax = DcmXfer(original).getXferName();
+      if (!DcmCodecList::canChangeCoding(original, EXS_LittleEndianExplicit))
         return failure{ec::unsupported, path.string() + ": cannot decode its pixel data in " +
-                                            DcmXfer(original).getXferName() +
-                                            " (no codec for it in this DCMTK)"};
+                                            syntax + " (no codec for it in this DCMTK)"};
+      OFCondition decoded = ds.chooseRepresentation(EXS_LittleEndianExplicit, nullptr);
+      if (decoded.bad() || !ds.canWriteXfer(EXS_LittleEndianExplicit)) {
+        Uint16 bits_stored = 0;
+        ds.findAndGetUint16(DCM_BitsStored, bits_stored);
+        DcmXfer xfer{original};
+        // Lossy JPEG (processes 1, 2 and 4) holds at most 12 bits per
+        // sample; some writers put 16-bit data in it anyway.
+        bool lossy_jpeg =
+            xfer.isLossy() && std::string(xfer.getXferID()).rfind("1.2.840.10008.1.2.4.5", 0) == 0;
+        std::string why = lossy_jpeg && bits_stored > 12
+                              ? "lossy JPEG holds at most 12 bits per sample, and this one has "
+                                "BitsStored " +
+                                    std::to_string(bits_stored) +
+                                    " (written by a tool that does not follow the standard)"
+                              : std::string("the codec refused it: ") + decoded.text();
+        return failure{ec::unsupported,
+                       path.string() + ": cannot decode its pixel data in " + syntax + ": " + why};
+      }
     }
     s.rows = rows;
     s.cols = cols;
     s.is_signed = representation == 1;
     std::size_t count = std::size_t{rows} * cols;
     s.raw.resize(count);
+    // Uncompressed pixel data must hold rows x columns samples; anything
+    // else is usually compressed data under an uncompressed label.
+    if (!DcmXfer(original).isEncapsulated()) {
+      DcmElement* pixels = nullptr;
+      std::size_t expected = count * (bits_allocated / 8);
+      if (ds.findAndGetElement(DCM_PixelData, pixels).good() && pixels &&
+          pixels->getLength() < expected) {
+        std::string start;
+        Uint8* bytes = nullptr;
+        if (pixels->getUint8Array(bytes).good() && bytes && pixels->getLength() >= 4 &&
+            bytes[0] == 0xff && bytes[1] == 0xd8)
+          start = "; it starts with a JPEG marker (FF D8): compressed data labelled as " +
+                  std::string(DcmXfer(original).getXferName());
+        return failure{ec::invalid_dataset,
+                       path.string() + ": its pixel data holds " +
+                           std::to_string(pixels->getLength()) + " bytes, not the " +
+                           std::to_string(expected) + " that " + std::to_string(rows) + " x " +
+                           std::to_string(cols) + " uncompressed " +
+                           std::to_string(bits_allocated) + "-bit samples take" + start};
+      }
+    }
     if (bits_allocated == 16) {
       const Uint16* data = nullptr;
       if (ds.findAndGetUint16Array(DCM_PixelData, data).bad() || !data)
@@ -258,11 +297,17 @@ result<series_volume> assemble(std::vector<slice> slices) {
 result<loaded_series> load_series(const std::vector<std::filesystem::path>& files) {
   loaded_series loaded;
   std::map<std::string, std::vector<slice>> by_series;
+  std::optional<failure> first_unreadable;
   for (auto& file : files) {
     std::string why;
     auto read = read_slice(file, why);
-    if (!read)
-      return read.error();
+    if (!read) {
+      // One bad instance must not cost the study: it is left out and named.
+      loaded.unreadable.push_back(read.error().message);
+      if (!first_unreadable)
+        first_unreadable = read.error();
+      continue;
+    }
     if (!*read) {
       loaded.skipped.push_back(file.string() + ": " + why);
       continue;
@@ -270,6 +315,8 @@ result<loaded_series> load_series(const std::vector<std::filesystem::path>& file
     auto s = std::move(**read);
     by_series[s.series_uid].push_back(std::move(s));
   }
+  if (by_series.empty() && first_unreadable)
+    return *first_unreadable; // nothing readable at all: say why
   for (auto& [uid, slices] : by_series) {
     auto assembled = assemble(std::move(slices));
     if (!assembled)

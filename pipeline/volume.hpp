@@ -60,10 +60,13 @@ struct series_volume {
 /// sorted along the slice normal by ImagePositionPatient (InstanceNumber
 /// without it), compressed pixel data decoded (JPEG, JPEG-LS, RLE). Files
 /// without pixel data are skipped and listed in `skipped`. A file that cannot
-/// be decoded (JPEG 2000 here) fails with its name and transfer syntax.
+/// be read or decoded (JPEG 2000 here, damaged pixel data) is left out and
+/// listed in `unreadable`, with its name and why; only when no file at all
+/// can be read does loading fail, with the first one's reason.
 struct loaded_series {
   std::vector<series_volume> series;
-  std::vector<std::string> skipped; // "<file>: <why>"
+  std::vector<std::string> skipped;    // "<file>: <why>": not image volumes
+  std::vector<std::string> unreadable; // "<file>: <why>": images that cannot be read
 };
 result<loaded_series> load_series(const std::vector<std::filesystem::path>& files);
 

@@ -853,6 +853,17 @@ void api_service::impl::route_job(const http_request& request, std::int64_t id,
               },
               answer_error(respond));
     });
+  // A job's resources and the methods each takes: another method is 405.
+  static const std::map<std::string, std::string> allowed{
+      {"", "GET, DELETE"},   {"/log", "GET"},    {"/output.zip", "GET"},
+      {"/input.zip", "GET"}, {"/retry", "POST"}, {"/cancel", "POST"}};
+  if (auto known = allowed.find(rest); known != allowed.end()) {
+    auto response =
+        error_response(405, method + " is not a method of /api/v1/jobs/" + std::to_string(id) +
+                                rest + "; it takes " + known->second);
+    response.headers.push_back({"Allow", known->second});
+    return respond(std::move(response));
+  }
   respond(error_response(404, "no " + method + " /api/v1/jobs/" + std::to_string(id) + rest));
 }
 

@@ -155,6 +155,40 @@ TEST(volume, jpeg_2000_fails_naming_the_file_and_its_transfer_syntax) {
   EXPECT_NE(loaded.error().message.find("JPEG 2000"), std::string::npos) << loaded.error().message;
 }
 
+TEST(volume, one_unreadable_instance_is_left_out_and_named_instead_of_failing_the_series) {
+  fixtures::temp_dir dir;
+  auto files = synth_files(dir / "ct", "CT");
+  // JPEG 2000, which this DCMTK cannot decode, among the good slices.
+  files.push_back(fixtures::pydicom_test_files() / "693_J2KI.dcm");
+  auto loaded = load_series(files);
+  ASSERT_TRUE(loaded) << loaded.error().message;
+  ASSERT_EQ(loaded->series.size(), 1u);
+  EXPECT_EQ(loaded->series[0].image.nz, 6u);
+  ASSERT_EQ(loaded->unreadable.size(), 1u);
+  EXPECT_TRUE(loaded->unreadable[0].find("693_J2KI.dcm: cannot decode its pixel data in JPEG "
+                                         "2000") != std::string::npos)
+      << loaded->unreadable[0];
+}
+
+TEST(volume, compressed_pixel_data_under_an_uncompressed_label_is_named_as_such) {
+  fixtures::temp_dir dir;
+  auto file = synth_files(dir / "ct", "CT", "explicit-le", 1).front();
+  DcmFileFormat format;
+  ASSERT_TRUE(format.loadFile(file.c_str()).good());
+  // A JPEG-LS code stream (SOI, SOF55) where 24 x 20 16-bit samples belong.
+  const Uint8 coded[] = {0xff, 0xd8, 0xff, 0xf7, 0x00, 0x0b, 0x10, 0x00, 0x18, 0x00, 0x14, 0x01};
+  ASSERT_TRUE(
+      format.getDataset()->putAndInsertUint8Array(DCM_PixelData, coded, sizeof coded).good());
+  ASSERT_TRUE(format.saveFile(file.c_str(), EXS_LittleEndianExplicit).good());
+  auto loaded = load_series({file});
+  ASSERT_FALSE(loaded);
+  auto& message = loaded.error().message;
+  EXPECT_TRUE(message.find("its pixel data holds 12 bytes, not the 960 that 24 x 20 uncompressed "
+                           "16-bit samples take") != std::string::npos)
+      << message;
+  EXPECT_TRUE(message.find("JPEG marker (FF D8)") != std::string::npos) << message;
+}
+
 TEST(volume, files_without_pixels_are_left_out_with_a_reason) {
   auto pd = fixtures::pydicom_test_files();
   auto loaded = load_series({pd / "CT_small.dcm", pd / "rtplan.dcm"});
