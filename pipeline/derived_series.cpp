@@ -11,15 +11,22 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <ctime>
 
 namespace dcmstreams {
 
 namespace {
 
+// A DS value: as many significant digits as its 16 characters hold, so a
+// derived slice keeps its source's geometry (-16.443114076738 stays so).
 std::string decimal(double value) {
   char buffer[32];
-  std::snprintf(buffer, sizeof buffer, "%.6g", value);
+  for (int digits = 15; digits >= 6; --digits) {
+    std::snprintf(buffer, sizeof buffer, "%.*g", digits, value);
+    if (std::strlen(buffer) <= 16)
+      break;
+  }
   std::string text = buffer;
   return text == "-0" ? "0" : text;
 }
@@ -247,34 +254,45 @@ result<std::vector<std::filesystem::path>> write_derived_series(const derived_se
                                    static_cast<unsigned long>(plane));
       }
 
-      // References back to the source images nearest to this slice.
+      // References back to every source image this slice was made from: those
+      // within its thickness (a MIP slab's slices), else the nearest one.
       double here = dot(position, image.slice_direction);
+      double half = std::max(image.slice_thickness, image.spacing[2]) / 2;
+      std::vector<std::size_t> sources;
       std::size_t nearest = 0;
       double best = 1e300;
       for (std::size_t s = 0; s < source.files.size(); ++s) {
         double there =
             dot(source.image.position(0, 0, static_cast<double>(s)), source.image.slice_direction);
-        if (std::abs(there - here) < best) {
-          best = std::abs(there - here);
+        double distance = std::abs(there - here);
+        if (distance < half - 1e-6)
+          sources.push_back(s);
+        if (distance < best) {
+          best = distance;
           nearest = s;
         }
       }
-      DcmItem* source_item = nullptr;
-      if (ds.findOrCreateSequenceItem(DCM_SourceImageSequence, source_item, -2).good()) {
-        source_item->putAndInsertString(DCM_ReferencedSOPClassUID, source.sop_class_uid.c_str());
-        source_item->putAndInsertString(DCM_ReferencedSOPInstanceUID,
-                                        source.sop_instance_uids[nearest].c_str());
-      }
+      if (sources.empty())
+        sources.push_back(nearest);
       DcmItem* series_item = nullptr;
-      if (ds.findOrCreateSequenceItem(DCM_ReferencedSeriesSequence, series_item, -2).good()) {
+      ds.findOrCreateSequenceItem(DCM_ReferencedSeriesSequence, series_item, -2);
+      if (series_item)
         series_item->putAndInsertString(DCM_SeriesInstanceUID, source.series_uid.c_str());
+      for (auto s : sources) {
+        DcmItem* source_item = nullptr;
+        if (ds.findOrCreateSequenceItem(DCM_SourceImageSequence, source_item, -2).good()) {
+          source_item->putAndInsertString(DCM_ReferencedSOPClassUID, source.sop_class_uid.c_str());
+          source_item->putAndInsertString(DCM_ReferencedSOPInstanceUID,
+                                          source.sop_instance_uids[s].c_str());
+        }
         DcmItem* instance_item = nullptr;
-        if (series_item->findOrCreateSequenceItem(DCM_ReferencedInstanceSequence, instance_item, -2)
+        if (series_item &&
+            series_item->findOrCreateSequenceItem(DCM_ReferencedInstanceSequence, instance_item, -2)
                 .good()) {
           instance_item->putAndInsertString(DCM_ReferencedSOPClassUID,
                                             source.sop_class_uid.c_str());
           instance_item->putAndInsertString(DCM_ReferencedSOPInstanceUID,
-                                            source.sop_instance_uids[nearest].c_str());
+                                            source.sop_instance_uids[s].c_str());
         }
       }
       if (r.deidentify_with)

@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <cmath>
 #include <random>
+#include <set>
 
 using namespace dcmstreams;
 namespace fs = std::filesystem;
@@ -231,11 +232,16 @@ TEST(derived_series, has_new_uids_same_study_references_and_geometry) {
   DcmFileFormat ff;
   ASSERT_TRUE(ff.loadFile(first.c_str()).good());
   DcmItem* item = nullptr;
-  ASSERT_TRUE(ff.getDataset()->findAndGetSequenceItem(DCM_SourceImageSequence, item, 0).good());
-  OFString referenced;
-  item->findAndGetOFString(DCM_ReferencedSOPInstanceUID, referenced);
-  EXPECT_TRUE(referenced == source.sop_instance_uids[0].c_str() ||
-              referenced == source.sop_instance_uids[1].c_str());
+  // The slab's two source slices are both referenced, once each.
+  std::set<std::string> referenced;
+  for (int i = 0; ff.getDataset()->findAndGetSequenceItem(DCM_SourceImageSequence, item, i).good();
+       ++i) {
+    OFString uid;
+    item->findAndGetOFString(DCM_ReferencedSOPInstanceUID, uid);
+    referenced.insert(uid.c_str());
+  }
+  EXPECT_EQ(referenced,
+            (std::set<std::string>{source.sop_instance_uids[0], source.sop_instance_uids[1]}));
   ASSERT_TRUE(
       ff.getDataset()->findAndGetSequenceItem(DCM_ReferencedSeriesSequence, item, 0).good());
   OFString series;
@@ -245,6 +251,33 @@ TEST(derived_series, has_new_uids_same_study_references_and_geometry) {
   auto reread = load_series(*written);
   ASSERT_TRUE(reread);
   EXPECT_EQ(reread->series[0].image.voxels, image.voxels);
+}
+
+TEST(derived_series, positions_keep_every_digit_a_decimal_string_holds) {
+  fixtures::temp_dir dir;
+  auto files = synth_files(dir / "in", "CT", "explicit-le", 2);
+  // Positions as scanners write them, each of the 16 characters a DS holds used.
+  const char* z[] = {"-16.443114076738", "-13.943114076738"};
+  for (std::size_t i = 0; i < files.size(); ++i) {
+    DcmFileFormat file;
+    ASSERT_TRUE(file.loadFile(files[i].c_str()).good());
+    file.getDataset()->putAndInsertString(
+        DCM_ImagePositionPatient,
+        (std::string("-120.12345678901\\-98.765432109876\\") + z[i]).c_str());
+    ASSERT_TRUE(file.saveFile(files[i].c_str(), EXS_LittleEndianExplicit).good());
+  }
+  auto loaded = load_series(files);
+  ASSERT_TRUE(loaded) << loaded.error().message;
+  derived_series_request request;
+  request.source = &loaded->series[0];
+  request.image = &loaded->series[0].image;
+  request.stream = "copy";
+  request.derivation = "copy";
+  request.out_dir = dir / "out";
+  auto written = write_derived_series(request);
+  ASSERT_TRUE(written) << written.error().message;
+  EXPECT_EQ(tag(written->front(), DCM_ImagePositionPatient),
+            "-120.12345678901\\-98.765432109876\\-16.443114076738");
 }
 
 TEST(derived_series, every_kernel_output_passes_dciodvfy) {
