@@ -329,14 +329,17 @@ private:
 
 } // namespace
 
-/// Totals of the node's counters every `interval`, for the last hour: what
-/// the UI's throughput chart draws.
+/// Counts of the node's counters per `interval`, for the last hour: what the
+/// UI's throughput chart draws. Kept in <data>/throughput.json as well, so a
+/// restart keeps the history (the counters themselves start again at zero).
 class throughput_history {
 public:
   static constexpr std::chrono::seconds interval{10};
   static constexpr std::size_t kept = 360;
 
-  explicit throughput_history(node_metrics* counters) : counters_(counters) {
+  throughput_history(node_metrics* counters, std::filesystem::path file)
+      : counters_(counters), file_(std::move(file)) {
+    load();
     if (counters_)
       sampler_ = std::thread([this] { run(); });
   }
@@ -356,23 +359,7 @@ public:
   /// count within the interval before `at`.
   std::string json() {
     std::lock_guard<std::mutex> guard{mutex_};
-    json::writer out;
-    out.begin_object();
-    out.key("interval_s").value(static_cast<std::int64_t>(interval.count()));
-    out.key("samples").begin_array();
-    for (std::size_t i = 1; i < samples_.size(); ++i) {
-      auto& before = samples_[i - 1];
-      auto& now = samples_[i];
-      out.begin_object();
-      out.key("at").value(iso8601(now.at));
-      out.key("instances").value(now.instances - before.instances);
-      out.key("jobs").value(now.jobs - before.jobs);
-      out.key("sends").value(now.sends - before.sends);
-      out.end_object();
-    }
-    out.end_array();
-    out.end_object();
-    return out.str();
+    return json_of(samples_);
   }
 
 private:
@@ -383,6 +370,25 @@ private:
     double sends = 0;
   };
 
+  static std::string json_of(const std::deque<sample>& samples) {
+    json::writer out;
+    out.begin_object();
+    out.key("interval_s").value(static_cast<std::int64_t>(interval.count()));
+    out.key("samples").begin_array();
+    for (auto& s : samples) {
+      out.begin_object();
+      out.key("at").value(iso8601(s.at));
+      out.key("at_ms").value(static_cast<std::int64_t>(s.at));
+      out.key("instances").value(s.instances);
+      out.key("jobs").value(s.jobs);
+      out.key("sends").value(s.sends);
+      out.end_object();
+    }
+    out.end_array();
+    out.end_object();
+    return out.str();
+  }
+
   static double total(const metrics::family<metrics::counter>& family) {
     double sum = 0;
     family.for_each(
@@ -390,19 +396,57 @@ private:
     return sum;
   }
 
+  // The samples of the last hour from before a restart.
+  void load() {
+    auto text = read_text_file(file_);
+    if (!text)
+      return;
+    auto doc = json::document::parse(*text, file_.string());
+    if (!doc)
+      return;
+    simdjson::dom::array list;
+    if (doc->root()["samples"].get(list) != simdjson::SUCCESS)
+      return;
+    auto oldest = now_ms() - static_cast<epoch_ms>(kept * interval.count() * 1000);
+    for (auto element : list) {
+      sample s;
+      std::int64_t at = 0;
+      if (element["at_ms"].get(at) != simdjson::SUCCESS || at < oldest)
+        continue;
+      s.at = at;
+      for (auto [key, value] : {std::pair{"instances", &s.instances}, std::pair{"jobs", &s.jobs},
+                                std::pair{"sends", &s.sends}})
+        if (element[key].get(*value) != simdjson::SUCCESS)
+          *value = 0;
+      samples_.push_back(s);
+    }
+  }
+
   void run() {
     std::unique_lock<std::mutex> lock{mutex_};
+    sample last{now_ms(), total(counters_->instances_received), total(counters_->jobs_total),
+                total(counters_->sends_total)};
     while (!stopping_) {
-      sample s{now_ms(), total(counters_->instances_received), total(counters_->jobs_total),
-               total(counters_->sends_total)};
-      samples_.push_back(s);
-      if (samples_.size() > kept + 1)
-        samples_.pop_front();
       wake_.wait_for(lock, interval, [this] { return stopping_; });
+      if (stopping_)
+        break;
+      sample now{now_ms(), total(counters_->instances_received), total(counters_->jobs_total),
+                 total(counters_->sends_total)};
+      samples_.push_back(
+          {now.at, now.instances - last.instances, now.jobs - last.jobs, now.sends - last.sends});
+      last = now;
+      if (samples_.size() > kept)
+        samples_.pop_front();
+      // Not synced: losing the last seconds of a chart in a crash is fine.
+      auto text = json_of(samples_);
+      lock.unlock();
+      write_file_atomically(file_, text, false);
+      lock.lock();
     }
   }
 
   node_metrics* counters_;
+  std::filesystem::path file_;
   std::mutex mutex_;
   std::condition_variable wake_;
   std::deque<sample> samples_;
@@ -428,7 +472,8 @@ struct api_service::impl : std::enable_shared_from_this<api_service::impl> {
 
   impl(caf::actor_system& sys, api_settings s, api_backend b)
       : system(sys), settings(std::move(s)), backend(std::move(b)), auth(settings.config.web.users),
-        layout(settings.config.data_dir), history(backend.counters) {
+        layout(settings.config.data_dir),
+        history(backend.counters, settings.config.data_dir / "throughput.json") {
     guard.hostnames = settings.config.web.hostnames;
     char name[256] = {};
     if (::gethostname(name, sizeof name - 1) == 0 && name[0] != '\0')

@@ -240,3 +240,28 @@ test("a viewer sees everything and may change nothing", async () => {
   await shot(page, "viewer");
   await page.context().close();
 });
+
+test("every page fits a 1400 px and a 760 px window without sideways scrolling", async () => {
+  const page = await logIn("ada", "admin-secret");
+  // Long values in the tables: a job of a sender with a long AE title.
+  storescu("STATS", synth("wide-study", 2));
+  await waitFor("a job to list", async () =>
+    (await (await page.request.get(base + "/api/v1/jobs")).json()).total > 0);
+  const pages = ["streams", "jobs", "jobs/1", "studies", "sends", "routing", "status"];
+  for (const width of [1400, 760]) {
+    await page.setViewportSize({ width, height: 900 });
+    for (const name of pages) {
+      await page.goto(`${base}/#/${name}`);
+      await page.waitForSelector("main h1");
+      await page.waitForTimeout(300); // let the page fill in its data
+      const overflow = await page.evaluate(() =>
+        document.documentElement.scrollWidth - document.documentElement.clientWidth);
+      assert.ok(overflow <= 0, `#/${name} at ${width} px is ${overflow} px wider than the window`);
+      await shot(page, `fit-${width}-${name.replace("/", "-")}`);
+    }
+  }
+  // A job that was deleted: a plain sentence, not an error.
+  await page.goto(`${base}/#/jobs/999999`);
+  await page.waitForSelector("[data-testid=job-gone]");
+  await page.context().close();
+});

@@ -432,3 +432,22 @@ TEST_F(api_fixture, users_log_in_and_viewers_may_not_change_anything) {
 }
 
 } // namespace
+
+TEST_F(api_fixture, the_throughput_history_of_the_last_hour_survives_a_restart) {
+  // What the node saved before it stopped: one sample a minute ago, one from
+  // two hours ago (older than the chart's hour: dropped).
+  auto minute_ago = now_ms() - 60'000;
+  auto hours_ago = now_ms() - 7'200'000;
+  fs::create_directories(dir / "data");
+  fixtures::write_file(dir / "data" / "throughput.json",
+                       R"({"interval_s":10,"samples":[{"at_ms":)" + std::to_string(hours_ago) +
+                           R"(,"instances":99,"jobs":9,"sends":9},{"at_ms":)" +
+                           std::to_string(minute_ago) + R"(,"instances":42,"jobs":3,"sends":1}]})");
+  start();
+  auto history = call("GET", "/api/v1/throughput");
+  EXPECT_EQ(history.status, 200u);
+  EXPECT_TRUE(contains(history.body, "\"at_ms\":" + std::to_string(minute_ago) +
+                                         ",\"instances\":42,\"jobs\":3,\"sends\":1"))
+      << history.body;
+  EXPECT_FALSE(contains(history.body, "\"instances\":99")) << history.body;
+}

@@ -218,7 +218,7 @@ async function streamsPage() {
           <span>queued <b data-testid="queued">${s.queued}</b></span>
           <span>running <b>${s.running}</b>${s.running_jobs.length ? " (job " + s.running_jobs.map((id) => `<a href="#/jobs/${id}">${id}</a>`).join(", ") + ")" : ""}</span>
           <span>mean run ${s.runs ? seconds(s.mean_s) : "–"}</span>
-          <span>ETA ${s.eta_s === null ? "–" : seconds(s.eta_s)}</span>
+          <span>ETA ${s.eta_s === null || s.queued + s.running === 0 ? "–" : seconds(s.eta_s)}</span>
         </div>
         <div class="copy"><code>${esc(s.storescu)}</code>
           <button class="secondary" data-copy="${esc(s.storescu)}" title="copy the command">copy</button></div>
@@ -337,7 +337,11 @@ async function jobPage(id) {
     try {
       job = await api("GET", "jobs/" + id);
     } catch (e) {
-      document.getElementById("job-detail").innerHTML = `<p class="error">${esc(e.message)}</p>`;
+      // A link from an older send or an old bookmark: say what happened to the job.
+      document.getElementById("job-detail").innerHTML = e.status === 404
+        ? `<p data-testid="job-gone">Job ${esc(id)} no longer exists: it was deleted (by a user or by
+            the scrubber). Its sends stay listed on the <a href="#/sends">Sends</a> page.</p>`
+        : `<p class="error">${esc(e.message)}</p>`;
       return;
     }
     const active = job.state === "queued" || job.state === "running";
@@ -477,31 +481,52 @@ async function routingPage() {
   return {};
 }
 
+// Whole-number ticks (1, 2 or 5 times a power of ten) covering `max`.
+function niceStep(max) {
+  const rough = Math.max(1, max / 4);
+  const power = Math.pow(10, Math.floor(Math.log10(rough)));
+  for (const m of [1, 2, 5, 10]) if (m * power >= rough) return m * power;
+  return 10 * power;
+}
+
 function drawChart(canvas, samples) {
   const ctx = canvas.getContext("2d");
-  const w = (canvas.width = canvas.clientWidth * devicePixelRatio);
-  const h = (canvas.height = canvas.clientHeight * devicePixelRatio);
+  const dpr = devicePixelRatio;
+  const w = (canvas.width = canvas.clientWidth * dpr);
+  const h = (canvas.height = canvas.clientHeight * dpr);
   ctx.clearRect(0, 0, w, h);
   const series = [["instances", "#1f77b4"], ["jobs", "#2e7d32"], ["sends", "#d35400"]];
-  const pad = 30 * devicePixelRatio;
-  const max = Math.max(1, ...samples.flatMap((s) => series.map(([k]) => s[k])));
+  const left = 44 * dpr, right = 10 * dpr, top = 10 * dpr, bottom = 24 * dpr;
+  const peak = Math.max(1, ...samples.flatMap((s) => series.map(([k]) => s[k])));
+  const step = niceStep(peak);
+  const max = Math.ceil(peak / step) * step;
   ctx.strokeStyle = "#d8dee6";
   ctx.fillStyle = "#5f6b7a";
-  ctx.font = `${11 * devicePixelRatio}px sans-serif`;
-  for (let i = 0; i <= 4; i++) {
-    const y = h - pad - ((h - 2 * pad) * i) / 4;
-    ctx.beginPath(); ctx.moveTo(pad, y); ctx.lineTo(w - 10, y); ctx.stroke();
-    ctx.fillText(String(Math.round((max * i) / 4)), 2, y + 4);
+  ctx.font = `${11 * dpr}px sans-serif`;
+  ctx.textAlign = "right";
+  for (let v = 0; v <= max; v += step) {
+    const y = h - bottom - ((h - top - bottom) * v) / max;
+    ctx.beginPath(); ctx.moveTo(left, y); ctx.lineTo(w - right, y); ctx.stroke();
+    ctx.fillText(String(v), left - 6 * dpr, y + 4 * dpr);
   }
   const n = Math.max(samples.length, 2);
+  const xOf = (i) => left + ((w - left - right) * i) / (n - 1);
+  // Time labels: about one every 120 px, as local hours and minutes.
+  ctx.textAlign = "center";
+  const every = Math.max(1, Math.ceil(samples.length / Math.max(1, (w / dpr) / 120)));
+  samples.forEach((s, i) => {
+    if (i % every !== 0) return;
+    const t = new Date(s.at);
+    const label = t.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+    ctx.fillText(label, xOf(i), h - 6 * dpr);
+  });
   for (const [key, colour] of series) {
     ctx.strokeStyle = colour;
-    ctx.lineWidth = 2 * devicePixelRatio;
+    ctx.lineWidth = 2 * dpr;
     ctx.beginPath();
     samples.forEach((s, i) => {
-      const x = pad + ((w - pad - 10) * i) / (n - 1);
-      const y = h - pad - ((h - 2 * pad) * s[key]) / max;
-      if (i === 0) ctx.moveTo(x, y); else ctx.lineTo(x, y);
+      const y = h - bottom - ((h - top - bottom) * s[key]) / max;
+      if (i === 0) ctx.moveTo(xOf(i), y); else ctx.lineTo(xOf(i), y);
     });
     ctx.stroke();
   }
