@@ -423,6 +423,9 @@ TEST_F(api_fixture, users_log_in_and_viewers_may_not_change_anything) {
   ASSERT_EQ(login.headers.size(), 1u);
   auto cookie = login.headers[0].second.substr(0, login.headers[0].second.find(';'));
   EXPECT_EQ(cookie.rfind("dcmstreams_session=", 0), 0u) << cookie;
+  // A request from another site never carries the session, nor can scripts read it.
+  EXPECT_TRUE(contains(login.headers[0].second, "; HttpOnly")) << login.headers[0].second;
+  EXPECT_TRUE(contains(login.headers[0].second, "; SameSite=Strict")) << login.headers[0].second;
   auto who = call("GET", "/api/v1/whoami", {}, {{"cookie", cookie}});
   EXPECT_EQ(who.body, R"({"name":"ada","role":"admin","login_required":true})");
   auto saved = call("PUT", "/api/v1/routing", R"({"routing": []})", {{"cookie", cookie}});
