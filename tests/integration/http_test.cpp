@@ -46,16 +46,22 @@ std::vector<std::string> zip_entry_names(const std::string& zip) {
   return names;
 }
 
-} // namespace
-
-TEST(http, downloads_never_follow_symbolic_links_out_of_the_job_folder) {
-  temp_dir root, scratch;
-  test_node node{root.path()};
+/// Starts `node` with a stream that copies INPUT to OUTPUT and waits until
+/// job 1, of a 2-instance study, has finished.
+void finish_one_copy_job(test_node& node, const temp_dir& scratch) {
   write_stream(node.streams_dir(), "copy", "COPYAE",
                R"("command": ["/bin/sh", "-c", "cp -r \"$0\"/. \"$1\""])");
   node.start();
   send_synthetic_study(node, scratch / "study", "COPYAE", 2);
   ASSERT_TRUE(node.wait_for_finished_jobs(1, 30s)) << node.log();
+}
+
+} // namespace
+
+TEST(http, downloads_never_follow_symbolic_links_out_of_the_job_folder) {
+  temp_dir root, scratch;
+  test_node node{root.path()};
+  finish_one_copy_job(node, scratch);
   // What a job program (or anyone who can write there) might leave in OUTPUT.
   auto output = node.data_dir() / "jobs" / "1" / "OUTPUT";
   fs::create_symlink("/etc/passwd", output / "passwd");
@@ -142,11 +148,7 @@ TEST(http, a_study_sent_by_storescu_is_watched_through_the_api_and_downloaded) {
 TEST(http, cross_site_requests_and_foreign_host_names_are_refused) {
   temp_dir root, scratch;
   test_node node{root.path()};
-  write_stream(node.streams_dir(), "copy", "COPYAE",
-               R"("command": ["/bin/sh", "-c", "cp -r \"$0\"/. \"$1\""])");
-  node.start();
-  send_synthetic_study(node, scratch / "study", "COPYAE", 2);
-  ASSERT_TRUE(node.wait_for_finished_jobs(1, 30s)) << node.log();
+  finish_one_copy_job(node, scratch);
   auto port = node.web_port();
   auto own = "127.0.0.1:" + std::to_string(port);
   auto job_exists = [&] { return http_get(port, "/api/v1/jobs/1").status == 200; };

@@ -64,6 +64,23 @@ std::string transfer_syntax_of(const fs::path& file) {
   return meta ? meta->transfer_syntax_uid : "";
 }
 
+/// Starts `target` (stream TARGET) and a node whose rule sends INPUT there,
+/// and sends that node a study of 150 instances of 512 KB.
+std::unique_ptr<test_node> send_150_instances_to_another_node(test_node& target,
+                                                              const temp_dir& root,
+                                                              const temp_dir& scratch,
+                                                              node_options options) {
+  write_stream(target.streams_dir(), "in", "TARGET");
+  target.start();
+  options.routing_json = R"({"routing": [{"RouteDirectory": "INPUT", "send": [{".*": )" +
+                         destination("TARGET", target.port()) + R"(}]}]})";
+  auto node = std::make_unique<test_node>(root.path(), options);
+  write_stream(node->streams_dir(), "copy", "COPY");
+  node->start();
+  EXPECT_EQ(send(*node, "COPY", synth_study(scratch / "s", 150, 512)), 0);
+  return node;
+}
+
 } // namespace
 
 TEST(routing, derived_series_and_input_reach_orthanc_with_the_right_tags) {
@@ -185,23 +202,16 @@ TEST(routing, a_destination_that_refuses_every_store_fails_after_max_attempts) {
 TEST(routing, kill_9_during_a_send_resumes_with_at_most_the_instance_in_flight_again) {
   temp_dir root, destination_root, scratch;
   test_node target{destination_root.path()};
-  write_stream(target.streams_dir(), "in", "TARGET");
-  target.start();
   node_options options;
   options.extra_config = fast_retries;
-  options.routing_json = R"({"routing": [{"RouteDirectory": "INPUT", "send": [{".*": )" +
-                         destination("TARGET", target.port()) + R"(}]}]})";
-  test_node node{root.path(), options};
-  write_stream(node.streams_dir(), "copy", "COPY");
-  node.start();
-  ASSERT_EQ(send(node, "COPY", synth_study(scratch / "s", 150, 512)), 0);
-  ASSERT_TRUE(eventually([&] { return target.incoming_files().size() >= 20; }, 60s)) << node.log();
-  node.kill();
+  auto node = send_150_instances_to_another_node(target, root, scratch, options);
+  ASSERT_TRUE(eventually([&] { return target.incoming_files().size() >= 20; }, 60s)) << node->log();
+  node->kill();
   auto before_restart = target.incoming_files().size();
   ASSERT_LT(before_restart, 150u) << "the kill came too late to test anything";
-  node.start();
-  ASSERT_TRUE(node.wait_for_log("resuming 1 sends", 5s)) << node.log();
-  ASSERT_TRUE(all_sends(node, 1, "done", 120s)) << node.log();
+  node->start();
+  ASSERT_TRUE(node->wait_for_log("resuming 1 sends", 5s)) << node->log();
+  ASSERT_TRUE(all_sends(*node, 1, "done", 120s)) << node->log();
   EXPECT_TRUE(eventually([&] { return target.incoming_files().size() == 150; }, 20s));
   std::size_t again = 0, at = 0;
   auto log = target.log();
@@ -215,15 +225,8 @@ TEST(routing, kill_9_during_a_send_resumes_with_at_most_the_instance_in_flight_a
 TEST(routing, a_sends_progress_is_live_while_its_files_are_stored) {
   temp_dir root, destination_root, scratch;
   test_node target{destination_root.path()};
-  write_stream(target.streams_dir(), "in", "TARGET");
-  target.start();
-  node_options options;
-  options.routing_json = R"({"routing": [{"RouteDirectory": "INPUT", "send": [{".*": )" +
-                         destination("TARGET", target.port()) + R"(}]}]})";
-  test_node node{root.path(), options};
-  write_stream(node.streams_dir(), "copy", "COPY");
-  node.start();
-  ASSERT_EQ(send(node, "COPY", synth_study(scratch / "s", 150, 512)), 0);
+  auto sender = send_150_instances_to_another_node(target, root, scratch, {});
+  auto& node = *sender;
   // While the send runs, the API shows files stored so far.
   std::regex sending{R"("state":"sending".*"files_sent":([0-9]+))"};
   int seen = 0;
