@@ -43,13 +43,18 @@ bool safe_entry_name(const std::string& name) {
 } // namespace
 
 zip_stream::zip_stream(fs::path root, std::string prefix)
-    : root_(std::move(root)), prefix_(std::move(prefix)) {
-  worker_ = std::thread([this] { produce(); });
-}
+    : root_(std::move(root)), prefix_(std::move(prefix)) {}
 
 zip_stream::~zip_stream() {
   cancel();
-  if (worker_.joinable())
+  if (!worker_.joinable())
+    return;
+  // The worker may drop the last reference itself (the client's callback it
+  // ran held the session, which held this stream): it is then past its last
+  // use of this object, and must not join itself.
+  if (worker_.get_id() == std::this_thread::get_id())
+    worker_.detach();
+  else
     worker_.join();
 }
 
@@ -61,6 +66,11 @@ void zip_stream::cancel() {
 
 void zip_stream::pull(std::function<void(std::optional<std::string>)> next) {
   std::unique_lock<std::mutex> lock{mutex_};
+  if (!started_) {
+    started_ = true;
+    // The worker keeps this stream alive until it is done writing.
+    worker_ = std::thread([self = shared_from_this()] { self->produce(); });
+  }
   if (!blocks_.empty()) {
     auto block = std::move(blocks_.front());
     blocks_.pop_front();

@@ -14,8 +14,10 @@
 
 namespace dcmstreams::web {
 
-class zip_stream : public body_stream {
+class zip_stream : public body_stream, public std::enable_shared_from_this<zip_stream> {
 public:
+  /// Make it with std::make_shared: the worker that writes the ZIP starts at
+  /// the first pull and holds the stream until it is done.
   /// Every regular file under `root`, named `prefix/<path below root>`. Symbolic
   /// links are never followed, and no entry name leaves the archive's folder.
   zip_stream(std::filesystem::path root, std::string prefix);
@@ -38,6 +40,7 @@ private:
   bool finished_ = false;
   bool cancelled_ = false;
   std::thread worker_;
+  bool started_ = false;
   static constexpr std::size_t max_blocks = 8;
 };
 

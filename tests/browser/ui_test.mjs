@@ -20,6 +20,8 @@ const artifacts = process.env.DCMSTREAMS_ARTIFACTS || path.join(source, "tests/a
 const env = { ...process.env, TCP_NODELAY: "1" };
 
 const work = fs.mkdtempSync(path.join(os.tmpdir(), "dcmstreams-ui-"));
+let nodeExit = null;
+let stopping = false;
 let node, browser, base, dicomPort;
 
 function freePort() {
@@ -106,6 +108,11 @@ before(async () => {
   }));
   node = spawn(binary, ["serve", "--config", path.join(work, "dcmstreams.json")],
     { env, stdio: ["ignore", fs.openSync(path.join(work, "node.log"), "w"), fs.openSync(path.join(work, "node.log"), "a")] });
+  // A node that ends before the tests do is a failure of its own: say how it ended.
+  node.once("exit", (code, signal) => {
+    nodeExit = { code, signal };
+    if (!stopping) console.error(`dcmstreams serve ended during the tests: code ${code}, signal ${signal}`);
+  });
   await waitFor("the node", async () => (await fetch(base + "/healthz")).ok, 20000);
   browser = await chromium.launch({
     executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
@@ -115,13 +122,19 @@ before(async () => {
 });
 
 after(async () => {
-  if (browser) await browser.close();
-  if (node) {
-    node.kill("SIGTERM");
-    await new Promise((r) => node.once("exit", r));
+  stopping = true;
+  try {
+    if (browser) await browser.close();
+    if (node && !nodeExit) {
+      const exited = new Promise((r) => node.once("exit", r));
+      node.kill("SIGTERM");
+      await exited;
+    }
+  } finally {
+    // The node's log is kept whatever happened, for the one who reads the failure.
+    fs.copyFileSync(path.join(work, "node.log"), path.join(artifacts, "ui-node.log"));
+    fs.rmSync(work, { recursive: true, force: true });
   }
-  fs.copyFileSync(path.join(work, "node.log"), path.join(artifacts, "ui-node.log"));
-  fs.rmSync(work, { recursive: true, force: true });
 });
 
 test("an admin watches a study become a job live, reads its log and downloads its results", async () => {
