@@ -8,6 +8,10 @@
 
 #include <gtest/gtest.h>
 
+#include <thread>
+
+#include <fstream>
+
 using namespace dcmstreams;
 using namespace dcmstreams::fixtures;
 using namespace std::chrono_literals;
@@ -109,4 +113,36 @@ TEST(scrub, jobs_past_their_retention_go_and_a_dry_run_only_says_so) {
       << dry.log();
   EXPECT_EQ(http_get(dry.web_port(), "/api/v1/jobs/1").status, 200);
   EXPECT_EQ(count_files(dry_root / "data" / "jobs" / "1" / "OUTPUT"), 3u);
+}
+
+TEST(full_disk, a_job_creation_that_fails_on_a_full_disk_leaves_no_ghost_once_space_is_back) {
+  temp_dir root, scratch;
+  small_disk disk{root / "data", 24};
+  if (!disk.mounted())
+    GTEST_SKIP() << "mounting a tmpfs needs root (CAP_SYS_ADMIN); CI runs as root";
+  node_options options;
+  options.quiet_period_s = 2;
+  test_node node{root.path(), options};
+  write_stream(node.streams_dir(), "copy", "COPYAE", copy_command);
+  node.start();
+  send_synthetic_study(node, scratch / "study", "COPYAE", 3);
+  // The disk fills up before the study's quiet period ends.
+  auto filler = node.data_dir() / "filler";
+  {
+    std::ofstream out{filler, std::ios::binary};
+    std::string block(1 << 20, '\0');
+    while (out.write(block.data(), static_cast<std::streamsize>(block.size())))
+      ;
+  }
+  ASSERT_TRUE(node.wait_for_log("cannot create the job for", 15s)) << node.log();
+  fs::remove(filler);
+  // The assembler tries again after another quiet period; then exactly one
+  // job is listed, none left "creating".
+  ASSERT_TRUE(node.wait_for_finished_jobs(1, 30s)) << node.log();
+  std::this_thread::sleep_for(1s);
+  auto jobs = http_get(node.web_port(), "/api/v1/jobs").body;
+  EXPECT_TRUE(contains(jobs, "\"total\":1")) << jobs;
+  EXPECT_FALSE(contains(jobs, "\"state\":\"creating\"")) << jobs;
+  EXPECT_EQ(node.job_dirs().size(), 1u);
+  EXPECT_EQ(test_node::input_files(node.job_dirs().at(0)).size(), 3u);
 }
