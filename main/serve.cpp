@@ -180,9 +180,9 @@ int serve(int argc, char** argv) {
                              return listener.port() ? std::string{}
                                                     : std::string{"the DICOM listener is down"};
                            },
+                           actors->readiness,
                            {},
                            {}};
-  backend.readiness = actors->readiness;
   // Faults for the supervision tests; never set in production.
   if (auto* hooks = std::getenv("DCMSTREAMS_TEST_HOOKS"); hooks && std::string{hooks} == "1") {
     log::warning(component, "test hooks are on (DCMSTREAMS_TEST_HOOKS=1): POST /api/v1/test/...");

@@ -27,6 +27,14 @@ failure io_failure(const fs::path& path, const std::string& what, int error_numb
 }
 
 status write_all(int fd, std::string_view content, const fs::path& path) {
+  if (int error = write_fully(fd, content))
+    return io_failure(path, "cannot write", error);
+  return std::nullopt;
+}
+
+} // namespace
+
+int write_fully(int fd, std::string_view content) {
   const char* data = content.data();
   std::size_t left = content.size();
   while (left > 0) {
@@ -34,15 +42,13 @@ status write_all(int fd, std::string_view content, const fs::path& path) {
     if (written < 0) {
       if (errno == EINTR)
         continue;
-      return io_failure(path, "cannot write", errno);
+      return errno;
     }
     data += written;
     left -= static_cast<std::size_t>(written);
   }
-  return std::nullopt;
+  return 0;
 }
-
-} // namespace
 
 result<std::string> read_text_file(const fs::path& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);

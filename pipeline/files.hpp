@@ -19,6 +19,10 @@ result<std::string> read_text_file(const std::filesystem::path& path);
 status write_file_atomically(const std::filesystem::path& path, std::string_view content,
                              bool durable);
 
+/// Writes all of `content` to `fd`, going on after short writes and EINTR;
+/// 0, or the errno of the write that failed (ENOSPC: the disk is full).
+int write_fully(int fd, std::string_view content);
+
 /// fsync on a folder, so that a rename or a new entry in it survives power loss.
 status sync_directory(const std::filesystem::path& dir);
 

@@ -38,6 +38,12 @@ std::uint64_t inode_of(const fs::path& p) {
 
 } // namespace
 
+status intake::undo_creation(std::int64_t id) {
+  std::error_code ignored;
+  fs::remove_all(layout_.job_dir(id), ignored);
+  return db_.delete_job(id);
+}
+
 void intake::discard_abandoned_creations() {
   auto creating = db_.jobs_in_state(job_state::creating);
   if (!creating)
@@ -46,9 +52,7 @@ void intake::discard_abandoned_creations() {
     auto dir = layout_.job_dir(job.id);
     if (fs::exists(dir / "info.json"))
       continue; // complete but for its last steps: recovery at the next start finishes it
-    std::error_code ignored;
-    fs::remove_all(dir, ignored);
-    if (!db_.delete_job(job.id))
+    if (!undo_creation(job.id))
       log::info("intake", "removed job " + std::to_string(job.id) +
                               ", whose creation failed earlier and could not be undone then");
   }
@@ -144,11 +148,7 @@ result<job_record> intake::create_job(const completed_study& study,
     return id.error();
   job.id = *id;
   auto dir = layout_.job_dir(job.id);
-  auto undo = [&] {
-    std::error_code ignored;
-    fs::remove_all(dir, ignored);
-    db_.delete_job(job.id);
-  };
+  auto undo = [&] { undo_creation(job.id); };
   auto input = dir / "INPUT";
   for (auto* folder : {&input}) {
     if (auto problem = create_directories(*folder, durable_)) {
@@ -262,9 +262,7 @@ recovery_report intake::recover() {
         else
           report.resumed_jobs.push_back(job);
       } else {
-        std::error_code ignored;
-        fs::remove_all(dir, ignored);
-        db_.delete_job(job.id);
+        undo_creation(job.id);
         report.undone_jobs.push_back(job.id);
       }
     }

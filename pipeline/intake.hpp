@@ -106,6 +106,8 @@ private:
                        const std::vector<std::pair<std::string, std::uint64_t>>& files);
   /// Steps 4 and 5 for a recovered job, from its INPUT/ listing.
   status finish_recovered(job_record& job);
+  /// Removes a job's folder and row: an interrupted or failed creation.
+  status undo_creation(std::int64_t id);
   /// Removes `creating` rows without info.json, left by a creation whose undo
   /// failed (the database was full too); none is in progress meanwhile.
   void discard_abandoned_creations();

@@ -396,6 +396,12 @@ private:
     return sum;
   }
 
+  // The counters' totals so far (they start at zero with the process).
+  sample totals_now() const {
+    return {now_ms(), total(counters_->instances_received), total(counters_->jobs_total),
+            total(counters_->sends_total)};
+  }
+
   // The samples of the last hour from before a restart.
   void load() {
     auto text = read_text_file(file_);
@@ -424,14 +430,12 @@ private:
 
   void run() {
     std::unique_lock<std::mutex> lock{mutex_};
-    sample last{now_ms(), total(counters_->instances_received), total(counters_->jobs_total),
-                total(counters_->sends_total)};
+    sample last = totals_now();
     while (!stopping_) {
       wake_.wait_for(lock, interval, [this] { return stopping_; });
       if (stopping_)
         break;
-      sample now{now_ms(), total(counters_->instances_received), total(counters_->jobs_total),
-                 total(counters_->sends_total)};
+      sample now = totals_now();
       samples_.push_back(
           {now.at, now.instances - last.instances, now.jobs - last.jobs, now.sends - last.sends});
       last = now;
@@ -494,12 +498,8 @@ struct api_service::impl : std::enable_shared_from_this<api_service::impl> {
   http_response unauthorized(const std::string& path) const;
   /// 429 while `client` must wait after wrong passwords.
   std::optional<http_response> password_backoff(const std::string& client);
-  static http_response busy_checking_passwords();
-  static http_response busy_reading_files() {
-    auto response = error_response(503, "the node is busy reading job folders; try again soon");
-    response.headers.push_back({"Retry-After", "1"});
-    return response;
-  }
+  /// 503 with Retry-After: a bounded pool's queue is full.
+  static http_response busy(const std::string& doing);
   void route_api(const http_request& request, const std::string& path, const user_session& user,
                  const responder& respond);
   void route_job(const http_request& request, std::int64_t id, const std::string& rest,
@@ -566,7 +566,7 @@ void api_service::impl::handle(http_request request, responder respond) {
         handle_as(request, *user, respond);
       });
   if (!queued)
-    respond(busy_checking_passwords());
+    respond(busy("checking too many passwords at once"));
 }
 
 http_response api_service::impl::unauthorized(const std::string& path) const {
@@ -589,9 +589,8 @@ std::optional<http_response> api_service::impl::password_backoff(const std::stri
   return response;
 }
 
-http_response api_service::impl::busy_checking_passwords() {
-  auto response =
-      error_response(503, "too many passwords are being checked at once; try again in a second");
+http_response api_service::impl::busy(const std::string& doing) {
+  auto response = error_response(503, "the node is busy " + doing + "; try again in a second");
   response.headers.push_back({"Retry-After", "1"});
   return response;
 }
@@ -1042,7 +1041,7 @@ void api_service::impl::get_job(std::int64_t id, const responder& respond) {
                               respond(json_response(body + "," + extra.str().substr(1)));
                             });
                         if (!queued)
-                          respond(busy_reading_files());
+                          respond(busy("reading job folders"));
                       },
                       answer_error(respond));
             },
@@ -1228,7 +1227,7 @@ void api_service::impl::upload(const http_request& request, const std::string& c
     });
   });
   if (!queued)
-    respond(busy_reading_files());
+    respond(busy("reading job folders"));
 }
 
 void api_service::impl::log_in(const http_request& request, const responder& respond) {
@@ -1256,7 +1255,7 @@ void api_service::impl::log_in(const http_request& request, const responder& res
     respond(std::move(response));
   });
   if (!queued)
-    respond(busy_checking_passwords());
+    respond(busy("checking too many passwords at once"));
 }
 
 // -- the old appliance's endpoints (docs/http.md maps each field) --------------------

@@ -40,19 +40,6 @@ struct file_handle {
   file_handle& operator=(const file_handle&) = delete;
 };
 
-bool write_all(int fd, const char* data, std::size_t size) {
-  while (size > 0) {
-    auto n = ::write(fd, data, size);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n <= 0)
-      return false;
-    data += n;
-    size -= static_cast<std::size_t>(n);
-  }
-  return true;
-}
-
 // Everything one upload wrote, removed unless the upload succeeds: a failed
 // upload (a full disk, a damaged archive) leaves nothing half-written and no
 // instance nobody was told about.
@@ -78,6 +65,14 @@ failure disk_full(const std::string& name, const std::filesystem::path& data_dir
                  "ZIP entry " + name + " does not fit on the data disk (" + data_dir.string() +
                      ") above storage.reserve_free_mb; nothing of this upload was kept: free "
                      "space or send a smaller archive"};
+}
+
+// A write of ZIP entry `name` into `file` that failed with `error`: a full
+// disk is 507 like the reserve, anything else an I/O error.
+failure write_failure(int error, const std::string& name, const std::filesystem::path& file,
+                      const std::filesystem::path& data_dir) {
+  return error == ENOSPC ? disk_full(name, data_dir)
+                         : failure{ec::io_error, file.string() + ": " + errno_text(error)};
 }
 
 } // namespace
@@ -140,10 +135,8 @@ result<unpacked_upload> unpack_upload(const void* bytes, std::size_t size,
         if (entry_bytes % (std::uint64_t{16} << 20) < static_cast<std::uint64_t>(n) &&
             !has_room(std::uint64_t{16} << 20))
           return disk_full(name, data_dir);
-        if (!write_all(out.fd, block.data(), static_cast<std::size_t>(n)))
-          return errno == ENOSPC
-                     ? disk_full(name, data_dir)
-                     : failure{ec::io_error, scratch.string() + ": " + errno_text(errno)};
+        if (int error = write_fully(out.fd, {block.data(), static_cast<std::size_t>(n)}))
+          return write_failure(error, name, scratch, data_dir);
       }
     }
     // Is it DICOM, and which instance? Only the start of the file is read.
@@ -189,10 +182,8 @@ result<unpacked_upload> unpack_upload(const void* bytes, std::size_t size,
       file_handle out{::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)};
       if (in.fd < 0 || out.fd < 0)
         return failure{ec::io_error, temporary.string() + ": " + errno_text(errno)};
-      if (!write_all(out.fd, meta.data(), meta.size()))
-        return errno == ENOSPC
-                   ? disk_full(name, data_dir)
-                   : failure{ec::io_error, temporary.string() + ": " + errno_text(errno)};
+      if (int error = write_fully(out.fd, meta))
+        return write_failure(error, name, temporary, data_dir);
       off_t from = static_cast<off_t>(*offset);
       auto left = entry_bytes - *offset;
       while (left > 0) {
@@ -200,9 +191,7 @@ result<unpacked_upload> unpack_upload(const void* bytes, std::size_t size,
         if (n < 0 && errno == EINTR)
           continue;
         if (n <= 0)
-          return errno == ENOSPC
-                     ? disk_full(name, data_dir)
-                     : failure{ec::io_error, temporary.string() + ": " + errno_text(errno)};
+          return write_failure(n < 0 ? errno : EIO, name, temporary, data_dir);
         left -= static_cast<std::uint64_t>(n);
       }
       if (durable && ::fdatasync(out.fd) != 0)
