@@ -346,10 +346,14 @@ intake::pending_instances(std::vector<std::string>& problems) const {
     // incoming/<called AE>/<calling AE>@<peer>/<study>/; a version before
     // per-sender folders left incoming/<called AE>/<study>/, read the same way
     // (each file's meta header names its sender).
+    // Listed before anything moves: moving old-layout files creates sender
+    // folders here, which the listing must not visit a second time.
+    std::vector<fs::directory_entry> children;
     std::error_code sender_error;
-    for (auto& child : fs::directory_iterator(ae_dir.path(), sender_error)) {
-      if (!child.is_directory())
-        continue;
+    for (auto& child : fs::directory_iterator(ae_dir.path(), sender_error))
+      if (child.is_directory())
+        children.push_back(child);
+    for (auto& child : children) {
       auto name = child.path().filename().string();
       if (valid_uid(name)) {
         collect_pending_study(layout_, *called_ae, child.path(), pending, problems);
