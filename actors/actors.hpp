@@ -158,9 +158,14 @@ template <class Inspector> typename Inspector::result_type inspect(Inspector& f,
   return f(caf::meta::type_name("study_key"), x.called_ae, x.calling_ae, x.peer, x.study_uid);
 }
 
+template <class Inspector> typename Inspector::result_type inspect(Inspector& f, journal_ref& x) {
+  return f(caf::meta::type_name("journal_ref"), x.sequence, x.offset);
+}
+
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, arrived_instance& x) {
-  return f(caf::meta::type_name("arrived_instance"), x.sop_uid, x.path, x.bytes, x.inode);
+  return f(caf::meta::type_name("arrived_instance"), x.sop_uid, x.path, x.bytes, x.inode,
+           x.record, x.superseded);
 }
 
 template <class Inspector>

@@ -74,7 +74,8 @@ void complete(self_pointer self, const study_key& key, const char* why) {
               log::warning(component, describe(error));
               return;
             }
-            // The instances are still in incoming/: try again after another quiet period.
+            // The instances are still pending (in the journal or incoming/):
+            // try again after another quiet period.
             log::error(component, "cannot create the job for " + study.key.describe() + ": " +
                                       describe(error) + "; trying again later");
             for (auto& instance : study.instances)
@@ -105,7 +106,21 @@ void add_instance(self_pointer self, const study_key& key, const arrived_instanc
   }
   group.last_arrival = now;
   group.last_arrival_wall = now_ms();
-  group.instances[instance.sop_uid] = instance;
+  auto [entry, added] = group.instances.try_emplace(instance.sop_uid, instance);
+  if (!added) {
+    // The same instance sent again by the same sender for a pending study:
+    // the new copy replaces the earlier one, whose record the job consumes too.
+    auto earlier = std::move(entry->second);
+    entry->second = instance;
+    auto& superseded = entry->second.superseded;
+    superseded.insert(superseded.end(), earlier.superseded.begin(), earlier.superseded.end());
+    if (earlier.record && !(earlier.record == instance.record))
+      superseded.push_back(earlier.record);
+    if (self->state.metrics)
+      self->state.metrics->instances_replaced.with({key.called_ae}).increment();
+    log::info(component, "instance " + instance.sop_uid + " of " + key.describe() +
+                             " was sent again; the new copy replaces the earlier one");
+  }
   if (!group.timer_pending)
     schedule_check(self, key, group);
 }

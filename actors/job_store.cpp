@@ -15,12 +15,15 @@ void publish_job(job_store_state& st, const job_record& job) {
 
 job_store_actor::behavior_type job_store(job_store_actor::stateful_pointer<job_store_state> self,
                                          std::shared_ptr<database> db, store_layout layout,
-                                         bool durable, event_hub* events) {
+                                         std::shared_ptr<journal> ingest_journal, bool durable,
+                                         event_hub* events) {
   self->state.db = std::move(db);
   self->state.events = events;
   self->state.layout = std::make_unique<store_layout>(layout);
   self->state.durable = durable;
-  self->state.jobs = std::make_unique<intake>(std::move(layout), *self->state.db, durable);
+  self->state.ingest_journal = std::move(ingest_journal);
+  self->state.jobs = std::make_unique<intake>(std::move(layout), *self->state.db,
+                                              *self->state.ingest_journal, durable);
   return {
       [self](create_atom, const completed_study& study) -> caf::result<std::vector<job_record>> {
         auto jobs = self->state.jobs->create_jobs(study);

@@ -28,12 +28,11 @@ void listener_bridge::association_ended(const association_request&, association_
 void listener_bridge::instance_stored(const stored_instance& instance) {
   metrics_.instances_received.with({instance.called_ae}).increment();
   metrics_.bytes_received.with({instance.called_ae}).increment(static_cast<double>(instance.bytes));
-  if (instance.replaced)
-    metrics_.instances_replaced.with({instance.called_ae}).increment();
   caf::anon_send(
       assembler_, arrived_atom::value,
       study_key{instance.called_ae, instance.calling_ae, instance.peer, instance.study_uid},
-      arrived_instance{instance.sop_uid, instance.path, instance.bytes, instance.inode});
+      arrived_instance{instance.sop_uid, instance.path, instance.bytes, instance.inode,
+                       instance.record, {}});
 }
 
 void listener_bridge::store_failed(const association_request&, ec reason, const std::string&) {

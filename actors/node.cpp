@@ -26,9 +26,18 @@ result<node_actors> spawn_node(caf::actor_system& system, const node_config& con
   load_and_publish(config.streams_dir, *actors.registry, &metrics, actors.readiness.get());
 
   store_layout layout{config.data_dir};
+  journal_settings journal_config;
+  journal_config.dir = layout.journal_dir();
+  journal_config.segment_bytes = config.storage.journal_segment_mb << 20;
+  auto opened = journal::open(journal_config);
+  if (!opened)
+    return failure{opened.error().code,
+                   "cannot open the ingest journal: " + opened.error().message};
+  actors.ingest_journal = std::move(*opened);
   bool durable = config.storage.sync != sync_mode::none;
   actors.job_store = spawn_supervised<job_store_actor>(
-      system, "job_store", detached_actor(job_store, db, layout, durable, events), &metrics);
+      system, "job_store",
+      detached_actor(job_store, db, layout, actors.ingest_journal, durable, events), &metrics);
 
   recovery_report report;
   caf::error failed;

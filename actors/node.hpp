@@ -23,6 +23,8 @@ struct node_actors {
   std::shared_ptr<streams::shared_registry> registry;
   /// Problems of the streams folder and the routing file, for /readyz.
   std::shared_ptr<readiness_board> readiness;
+  /// Where received instances wait for their study to complete.
+  std::shared_ptr<journal> ingest_journal;
   job_store_actor job_store;
   router_actor router;
   job_manager_actor job_manager;

@@ -161,6 +161,7 @@ int serve(int argc, char** argv) {
   listener_settings.data_dir = config->data_dir;
   listener_settings.sync = config->storage.sync;
   listener_settings.reserve_free_bytes = config->storage.reserve_free_mb * 1024 * 1024;
+  listener_settings.ingest_journal = actors->ingest_journal.get();
   net::dicom_listener listener{listener_settings, bridge};
   if (auto problem = listener.start()) {
     stop_node(system, *actors);

@@ -57,11 +57,12 @@ T_ASC_Network* as_network(void* p) {
   return static_cast<T_ASC_Network*>(p);
 }
 
-// Writes PDV fragments straight to a file descriptor, so the listener can
-// fdatasync the very descriptor it wrote through.
-class fd_consumer : public DcmConsumer {
+// Takes the PDV fragments of one data set: into memory while it fits a
+// journal record, into a file (one of the spare files) once it does not.
+class instance_consumer : public DcmConsumer {
 public:
-  explicit fd_consumer(int fd) : fd_(fd) {}
+  instance_consumer(std::string& memory, std::size_t memory_limit, spare_file_pool& spares)
+      : memory_(memory), limit_(memory_limit), spares_(spares) {}
   OFBool good() const override { return error_ == 0; }
   OFCondition status() const override {
     return error_ == 0 ? EC_Normal : makeOFCondition(OFM_dcmdata, 2, OF_error, "write failed");
@@ -69,36 +70,51 @@ public:
   OFBool isFlushed() const override { return OFTrue; }
   offile_off_t avail() const override { return offile_off_t{1} << 30; }
   offile_off_t write(const void* buffer, offile_off_t length) override {
-    auto* data = static_cast<const char*>(buffer);
-    offile_off_t written = 0;
-    while (written < length && error_ == 0) {
-      auto n = ::write(fd_, data + written, static_cast<std::size_t>(length - written));
-      if (n < 0) {
-        if (errno != EINTR)
-          error_ = errno;
-        continue;
-      }
-      written += n;
+    std::string_view data{static_cast<const char*>(buffer), static_cast<std::size_t>(length)};
+    if (error_ != 0)
+      return 0;
+    if (file_.fd < 0 && memory_.size() + data.size() <= limit_) {
+      memory_.append(data);
+      return length;
     }
-    return written;
+    if (file_.fd < 0) {
+      file_ = spares_.take();
+      if (file_.fd < 0) {
+        error_ = file_.error;
+        return 0;
+      }
+      error_ = write_fully(file_.fd, memory_);
+      memory_.clear();
+    }
+    if (error_ == 0)
+      error_ = write_fully(file_.fd, data);
+    return error_ == 0 ? length : 0;
   }
   void flush() override {}
   int error() const { return error_; }
+  /// The file the data set went to, if it did not fit in memory.
+  const spare_file& file() const { return file_; }
 
 private:
-  int fd_;
+  std::string& memory_;
+  std::size_t limit_;
+  spare_file_pool& spares_;
+  spare_file file_;
   int error_ = 0;
 };
 
-struct fd_consumer_holder {
-  explicit fd_consumer_holder(int fd) : consumer(fd) {}
-  fd_consumer consumer;
+struct instance_consumer_holder {
+  instance_consumer_holder(std::string& memory, std::size_t limit, spare_file_pool& spares)
+      : consumer(memory, limit, spares) {}
+  instance_consumer consumer;
 };
 
-class fd_output_stream : private fd_consumer_holder, public DcmOutputStream {
+class instance_output_stream : private instance_consumer_holder, public DcmOutputStream {
 public:
-  explicit fd_output_stream(int fd) : fd_consumer_holder(fd), DcmOutputStream(&consumer) {}
+  instance_output_stream(std::string& memory, std::size_t limit, spare_file_pool& spares)
+      : instance_consumer_holder(memory, limit, spares), DcmOutputStream(&consumer) {}
   int error() const { return consumer.error(); }
+  const spare_file& file() const { return consumer.file(); }
 };
 
 bool is_storage_sop_class(const char* uid) {
@@ -167,6 +183,10 @@ private:
                       Uint16 status, const std::string& comment);
   OFCondition refuse(T_ASC_PresentationContextID context_id, const T_DIMSE_C_StoreRQ& request,
                      Uint16 status, ec reason, const std::string& comment);
+  /// Makes a data set held in memory durable in the journal (per storage.sync).
+  status commit_record(stored_instance& stored);
+  /// Moves a data set received into a file to its final name in incoming/.
+  status commit_file(const std::filesystem::path& temporary, stored_instance& stored);
   void sync_association_writes();
 
   dicom_listener& listener_;
@@ -176,6 +196,8 @@ private:
   std::string known_dir_; // the last study folder known to exist
   std::vector<std::string> unsynced_files_;
   std::set<std::string> unsynced_dirs_;
+  journal_ticket unsynced_record_; // sync_mode::association: the last record appended
+  std::string received_;           // the data set being received, reused
   bool verification_only_ = false; // called the node's own AE title
 };
 
@@ -357,7 +379,6 @@ OFCondition association::refuse(T_ASC_PresentationContextID context_id,
 
 OFCondition association::store(T_DIMSE_C_StoreRQ& request, T_ASC_PresentationContextID context_id) {
   auto& config = listener_.config_;
-  auto& layout = listener_.layout_;
   auto drain = [&] {
     DIC_UL bytes = 0, pdvs = 0;
     return DIMSE_ignoreDataSet(assoc_, DIMSE_NONBLOCKING, config.dicom.dimse_timeout_s, &bytes,
@@ -383,35 +404,41 @@ OFCondition association::store(T_DIMSE_C_StoreRQ& request, T_ASC_PresentationCon
                                ec::invalid_dataset, "unknown presentation context");
   }
 
-  auto spare = listener_.spare_files_->take();
-  auto& temporary = spare.path;
-  int fd = spare.fd;
-  if (fd < 0) {
-    OFCondition cond = drain();
-    if (cond.bad())
-      return cond;
-    return refuse(context_id, request, STATUS_STORE_Refused_OutOfResources, ec::io_error,
-                  "cannot create a file: " + errno_text(spare.error));
-  }
-  auto meta =
+  // The file as the job will get it: a meta header naming the association,
+  // then the data set byte for byte.
+  received_.assign(
       encode_file_meta({request.AffectedSOPClassUID, request.AffectedSOPInstanceUID,
                         context.acceptedTransferSyntax, request_.calling_ae, request_.called_ae,
-                        presentation_address(request_.peer, request_.peer_port)});
-  fd_output_stream out{fd};
-  out.write(meta.data(), static_cast<offile_off_t>(meta.size()));
+                        presentation_address(request_.peer, request_.peer_port)}));
+  auto* journal = config.ingest_journal;
+  instance_output_stream out{received_, journal ? journal->record_limit() : 0,
+                             *listener_.spare_files_};
   T_ASC_PresentationContextID data_context_id = context_id;
   OFCondition cond =
       DIMSE_receiveDataSetInFile(assoc_, DIMSE_NONBLOCKING, config.dicom.dimse_timeout_s,
                                  &data_context_id, &out, nullptr, nullptr);
   int write_error = out.error();
-  if (write_error == 0 && cond.good() && config.sync == sync_mode::instance && ::fdatasync(fd) != 0)
-    write_error = errno;
-  struct stat written {};
-  ::fstat(fd, &written);
-  if (::close(fd) != 0 && write_error == 0)
-    write_error = errno;
+  const spare_file& file = out.file();
+  bool in_file = file.fd >= 0;
+  std::uint64_t bytes = received_.size();
+  std::uint64_t inode = 0;
+  if (in_file) {
+    if (write_error == 0 && cond.good() && config.sync == sync_mode::instance &&
+        ::fdatasync(file.fd) != 0)
+      write_error = errno;
+    struct stat written {};
+    ::fstat(file.fd, &written);
+    bytes = static_cast<std::uint64_t>(written.st_size);
+    inode = static_cast<std::uint64_t>(written.st_ino);
+    if (::close(file.fd) != 0 && write_error == 0)
+      write_error = errno;
+  }
+  auto discard = [&] {
+    if (in_file)
+      ::unlink(file.path.c_str());
+  };
   if (cond.bad() || write_error != 0) {
-    ::unlink(temporary.c_str());
+    discard();
     if (write_error != 0 || cond == DIMSE_OUTOFRESOURCES)
       return refuse(context_id, request, STATUS_STORE_Refused_OutOfResources, ec::io_error,
                     "cannot write the instance: " +
@@ -419,69 +446,31 @@ OFCondition association::store(T_DIMSE_C_StoreRQ& request, T_ASC_PresentationCon
     return cond; // the network failed: the association ends
   }
 
-  auto header = read_instance_header(temporary);
+  // The message starts with a name that means nothing to the sender.
+  auto header = in_file ? read_instance_header(file.path) : read_instance_header(received_, "-");
   if (!header) {
-    ::unlink(temporary.c_str());
-    // The message starts with the temporary file's name, which means nothing to the sender.
-    auto why = header.error().message.substr(temporary.native().size() + 2);
+    discard();
+    auto& message = header.error().message;
+    auto why = message.substr(std::min(message.size(), (in_file ? file.path.native().size() : 1) + 2));
     return refuse(context_id, request, STATUS_STORE_Error_CannotUnderstand, ec::invalid_dataset,
                   "cannot parse the data set, " + why);
   }
   if (!valid_uid(header->study_uid)) {
-    ::unlink(temporary.c_str());
+    discard();
     return refuse(context_id, request, STATUS_STORE_Error_DataSetDoesNotMatchSOPClass,
                   ec::missing_attribute,
                   header->study_uid.empty() ? "StudyInstanceUID is missing"
                                             : "StudyInstanceUID is not a valid UID");
   }
-  // The data set's own SOP Instance UID names the file, so that a resent
+  // The data set's own SOP Instance UID names the instance, so that a resent
   // instance replaces its earlier copy.
   std::string sop_uid = valid_uid(header->sop_instance_uid) ? header->sop_instance_uid
                                                             : request.AffectedSOPInstanceUID;
   if (!valid_uid(sop_uid)) {
-    ::unlink(temporary.c_str());
+    discard();
     return refuse(context_id, request, STATUS_STORE_Error_DataSetDoesNotMatchSOPClass,
                   ec::missing_attribute, "SOPInstanceUID is not a valid UID");
   }
-
-  bool durable = config.sync == sync_mode::instance;
-  auto dir = layout.incoming_study_dir(request_.called_ae, request_.calling_ae, request_.peer,
-                                       header->study_uid);
-  if (dir.native() != known_dir_) {
-    if (auto problem = create_directories(dir, durable)) {
-      ::unlink(temporary.c_str());
-      return refuse(context_id, request, STATUS_STORE_Refused_OutOfResources, ec::io_error,
-                    problem->message);
-    }
-    known_dir_ = dir.native();
-  }
-  auto final_path = dir / (sop_uid + ".dcm");
-  // Renaming without replacing first tells whether this instance came before.
-  bool replaced = false;
-  int renamed =
-      ::renameat2(AT_FDCWD, temporary.c_str(), AT_FDCWD, final_path.c_str(), RENAME_NOREPLACE);
-  if (renamed != 0 && errno == EEXIST) {
-    replaced = true;
-    renamed = ::rename(temporary.c_str(), final_path.c_str());
-  }
-  if (renamed != 0) {
-    int saved = errno;
-    ::unlink(temporary.c_str());
-    return refuse(context_id, request, STATUS_STORE_Refused_OutOfResources, ec::io_error,
-                  "cannot move the instance into place: " + errno_text(saved));
-  }
-  if (durable) {
-    if (auto problem = sync_directory(dir))
-      return refuse(context_id, request, STATUS_STORE_Refused_OutOfResources, ec::io_error,
-                    problem->message);
-  } else if (config.sync == sync_mode::association) {
-    unsynced_files_.push_back(final_path.native());
-    unsynced_dirs_.insert(dir.native());
-  }
-  if (replaced)
-    log::info(component, "instance " + sop_uid + " of study " + header->study_uid +
-                             " was sent again to " + request_.called_ae +
-                             "; the new copy replaces the earlier one");
 
   stored_instance stored;
   stored.called_ae = request_.called_ae;
@@ -493,15 +482,72 @@ OFCondition association::store(T_DIMSE_C_StoreRQ& request, T_ASC_PresentationCon
   stored.sop_uid = sop_uid;
   stored.transfer_syntax_uid = context.acceptedTransferSyntax;
   stored.modality = header->modality;
-  stored.path = final_path.native();
-  stored.bytes = static_cast<std::uint64_t>(written.st_size);
-  stored.inode = static_cast<std::uint64_t>(written.st_ino);
-  stored.replaced = replaced;
+  stored.bytes = bytes;
+  stored.inode = inode;
+  auto problem = in_file ? commit_file(file.path, stored) : commit_record(stored);
+  if (problem) {
+    discard();
+    return refuse(context_id, request, STATUS_STORE_Refused_OutOfResources, ec::io_error,
+                  problem->message);
+  }
   listener_.sink_.instance_stored(stored);
   return respond(context_id, request, STATUS_Success, {});
 }
 
+status association::commit_record(stored_instance& stored) {
+  auto& journal = *listener_.config_.ingest_journal;
+  auto ticket = journal.append_instance(
+      {stored.called_ae, stored.calling_ae, stored.peer, stored.study_uid, stored.sop_uid},
+      received_);
+  if (!ticket)
+    return ticket.error();
+  switch (listener_.config_.sync) {
+  case sync_mode::instance:
+    if (auto problem = journal.wait_durable(*ticket)) {
+      journal.release({ticket->ref});
+      return problem;
+    }
+    break;
+  case sync_mode::association:
+    unsynced_record_ = *ticket; // the last one: waiting for it waits for all before
+    break;
+  case sync_mode::none:
+    break;
+  }
+  stored.record = ticket->ref;
+  return std::nullopt;
+}
+
+status association::commit_file(const std::filesystem::path& temporary, stored_instance& stored) {
+  auto& config = listener_.config_;
+  bool durable = config.sync == sync_mode::instance;
+  auto dir = listener_.layout_.incoming_study_dir(stored.called_ae, stored.calling_ae, stored.peer,
+                                                  stored.study_uid);
+  if (dir.native() != known_dir_) {
+    if (auto problem = create_directories(dir, durable))
+      return problem;
+    known_dir_ = dir.native();
+  }
+  auto final_path = dir / (stored.sop_uid + ".dcm");
+  if (::rename(temporary.c_str(), final_path.c_str()) != 0)
+    return failure{ec::io_error, "cannot move the instance into place: " + errno_text(errno)};
+  if (durable) {
+    if (auto problem = sync_directory(dir))
+      return problem;
+  } else if (config.sync == sync_mode::association) {
+    unsynced_files_.push_back(final_path.native());
+    unsynced_dirs_.insert(dir.native());
+  }
+  stored.path = final_path.native();
+  return std::nullopt;
+}
+
 void association::sync_association_writes() {
+  if (unsynced_record_.ref) {
+    if (auto problem = listener_.config_.ingest_journal->wait_durable(unsynced_record_))
+      log::error(component, problem->message);
+    unsynced_record_ = {};
+  }
   for (auto& file : unsynced_files_)
     if (auto problem = sync_file(file))
       log::error(component, problem->message);

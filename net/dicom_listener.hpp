@@ -1,9 +1,10 @@
 #pragma once
 // The DICOM listener: accepts associations with DCMTK's low-level ASC_* API so
 // that every storage SOP class and every transfer syntax DCMTK knows is
-// accepted (no 128-context profile cap), answers C-ECHO, and writes each
-// C-STORE data set to disk exactly as received, behind a file meta header,
-// durable before success is answered (DESIGN §6).
+// accepted (no 128-context profile cap), answers C-ECHO, and keeps each
+// C-STORE data set exactly as received, behind a file meta header: appended
+// to the journal (group commit) or, when larger than a journal record, as a
+// file in incoming/; durable before success is answered (DESIGN §6).
 //
 // Threads: one accept thread, which also waits for every connection's
 // association request in one poll (a slow or silent peer blocks no one), and
@@ -14,6 +15,7 @@
 #include "pipeline/config.hpp"
 #include "pipeline/error.hpp"
 #include "pipeline/ingest.hpp"
+#include "pipeline/journal.hpp"
 #include "pipeline/store.hpp"
 
 #include <atomic>
@@ -34,6 +36,9 @@ struct listener_config {
   std::filesystem::path data_dir;
   sync_mode sync = sync_mode::instance;
   std::uint64_t reserve_free_bytes = 0;
+  /// Where data sets up to its record limit become durable; larger ones (and
+  /// all, without a journal) are stored as files in incoming/.
+  journal* ingest_journal = nullptr;
 };
 
 class dicom_listener {

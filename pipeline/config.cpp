@@ -172,8 +172,9 @@ void read_completion(json::object_reader& reader, completion_config& completion)
 }
 
 void read_storage(json::object_reader& reader, storage_config& storage) {
-  reader.reject_unknown_keys({"sync", "reserve_free_mb", "scrub_high_pct", "scrub_low_pct",
-                              "retention_days", "scrub_dry_run", "scrub_interval_s"});
+  reader.reject_unknown_keys({"sync", "reserve_free_mb", "journal_segment_mb", "scrub_high_pct",
+                              "scrub_low_pct", "retention_days", "scrub_dry_run",
+                              "scrub_interval_s"});
   if (auto sync = reader.get_string("sync")) {
     if (*sync == "instance")
       storage.sync = sync_mode::instance;
@@ -187,6 +188,8 @@ void read_storage(json::object_reader& reader, storage_config& storage) {
   }
   if (auto reserve = reader.get_integer("reserve_free_mb", 0, std::int64_t{1} << 40))
     storage.reserve_free_mb = static_cast<std::uint64_t>(*reserve);
+  if (auto segment = reader.get_integer("journal_segment_mb", 1, 4096))
+    storage.journal_segment_mb = static_cast<std::uint64_t>(*segment);
   auto percent = [&](std::string_view key, double& out) {
     if (auto value = reader.get_number(key)) {
       if (*value <= 0 || *value > 100)

@@ -57,6 +57,9 @@ struct completion_config {
 struct storage_config {
   sync_mode sync = sync_mode::instance;
   std::uint64_t reserve_free_mb = 1024;
+  /// Size of each ingest journal segment; data sets above a quarter of it
+  /// are stored as files instead.
+  std::uint64_t journal_segment_mb = 32;
   double scrub_high_pct = 90.0;
   double scrub_low_pct = 80.0;
   double retention_days = 0.0;  // 0 keeps finished jobs until disk pressure

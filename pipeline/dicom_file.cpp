@@ -4,6 +4,7 @@
 #include <dcmtk/dcmdata/dcdeftag.h>
 #include <dcmtk/dcmdata/dcdict.h>
 #include <dcmtk/dcmdata/dcfilefo.h>
+#include <dcmtk/dcmdata/dcistrmb.h>
 #include <dcmtk/dcmdata/dcmetinf.h>
 #include <dcmtk/dcmdata/dcxfer.h>
 
@@ -36,6 +37,28 @@ failure parse_failure(const std::filesystem::path& path, const std::string& why)
 
 } // namespace
 
+namespace {
+
+instance_header header_of(DcmFileFormat& file) {
+  instance_header header;
+  read_meta(*file.getMetaInfo(), header);
+  DcmDataset& data = *file.getDataset();
+  header.study_uid = get_string(data, DCM_StudyInstanceUID);
+  header.series_uid = get_string(data, DCM_SeriesInstanceUID);
+  header.modality = get_string(data, DCM_Modality);
+  auto sop_class = get_string(data, DCM_SOPClassUID);
+  auto sop_instance = get_string(data, DCM_SOPInstanceUID);
+  if (!sop_class.empty())
+    header.sop_class_uid = sop_class;
+  if (!sop_instance.empty())
+    header.sop_instance_uid = sop_instance;
+  if (header.transfer_syntax_uid.empty())
+    header.transfer_syntax_uid = DcmXfer(data.getOriginalXfer()).getXferID();
+  return header;
+}
+
+} // namespace
+
 result<instance_header> read_instance_header(const std::filesystem::path& path) {
   try {
     DcmFileFormat file;
@@ -43,23 +66,26 @@ result<instance_header> read_instance_header(const std::filesystem::path& path) 
                                      max_loaded_value_length, ERM_autoDetect);
     if (cond.bad())
       return parse_failure(path, cond.text());
-    instance_header header;
-    read_meta(*file.getMetaInfo(), header);
-    DcmDataset& data = *file.getDataset();
-    header.study_uid = get_string(data, DCM_StudyInstanceUID);
-    header.series_uid = get_string(data, DCM_SeriesInstanceUID);
-    header.modality = get_string(data, DCM_Modality);
-    auto sop_class = get_string(data, DCM_SOPClassUID);
-    auto sop_instance = get_string(data, DCM_SOPInstanceUID);
-    if (!sop_class.empty())
-      header.sop_class_uid = sop_class;
-    if (!sop_instance.empty())
-      header.sop_instance_uid = sop_instance;
-    if (header.transfer_syntax_uid.empty())
-      header.transfer_syntax_uid = DcmXfer(data.getOriginalXfer()).getXferID();
-    return header;
+    return header_of(file);
   } catch (const std::exception& e) {
     return parse_failure(path, std::string("DCMTK threw: ") + e.what());
+  }
+}
+
+result<instance_header> read_instance_header(std::string_view bytes, const std::string& name) {
+  try {
+    DcmInputBufferStream stream;
+    stream.setBuffer(bytes.data(), static_cast<offile_off_t>(bytes.size()));
+    stream.setEos();
+    DcmFileFormat file;
+    file.transferInit();
+    OFCondition cond = file.read(stream, EXS_Unknown, EGL_noChange, max_loaded_value_length);
+    file.transferEnd();
+    if (cond.bad())
+      return parse_failure(name, cond.text());
+    return header_of(file);
+  } catch (const std::exception& e) {
+    return parse_failure(name, std::string("DCMTK threw: ") + e.what());
   }
 }
 

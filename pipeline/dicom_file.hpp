@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <string>
+#include <string_view>
 
 namespace dcmstreams {
 
@@ -32,6 +33,8 @@ std::string host_of_presentation_address(const std::string& address);
 /// Parses the whole data set structure (values above 4 KB are not loaded), so
 /// a truncated or malformed file is reported, and returns its key attributes.
 result<instance_header> read_instance_header(const std::filesystem::path& path);
+/// The same from the bytes of a file held in memory; `name` starts the message.
+result<instance_header> read_instance_header(std::string_view bytes, const std::string& name);
 
 /// Reads only the file meta information (group 0002): cheap, for recovery scans.
 result<instance_header> read_file_meta(const std::filesystem::path& path);

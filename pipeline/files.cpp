@@ -73,6 +73,18 @@ result<std::string> read_text_file(const fs::path& path) {
   return content;
 }
 
+status sync_file_system(const fs::path& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return io_failure(path, "cannot open to sync its file system", errno);
+  int rc = ::syncfs(fd);
+  int saved = errno;
+  ::close(fd);
+  if (rc != 0)
+    return io_failure(path, "cannot sync the file system", saved);
+  return std::nullopt;
+}
+
 status sync_directory(const fs::path& dir) {
   int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0)

@@ -26,6 +26,10 @@ int write_fully(int fd, std::string_view content);
 /// fsync on a folder, so that a rename or a new entry in it survives power loss.
 status sync_directory(const std::filesystem::path& dir);
 
+/// syncfs on the file system holding `path`: one flush for every file and
+/// folder written there (cheaper than syncing many files one by one).
+status sync_file_system(const std::filesystem::path& path);
+
 /// fdatasync on a file by name.
 status sync_file(const std::filesystem::path& file);
 

@@ -4,6 +4,7 @@
 // an implementation in (Orthanc's handler-interface style).
 
 #include "pipeline/error.hpp"
+#include "pipeline/journal.hpp"
 
 #include <cstdint>
 #include <string>
@@ -34,10 +35,10 @@ struct stored_instance {
   std::string sop_uid;
   std::string transfer_syntax_uid;
   std::string modality;
-  std::string path; // final file in incoming/
+  journal_ref record; // in the journal, or:
+  std::string path;   // the final file in incoming/ (a data set too large for a record)
   std::uint64_t bytes = 0;
   std::uint64_t inode = 0; // of the stored file, to tell it from a later copy
-  bool replaced = false;   // an earlier copy with this SOP Instance UID was replaced
 };
 
 /// Why an association ended, for metrics and logs.
@@ -55,7 +56,8 @@ public:
   virtual void association_rejected(const association_request& request, ec reason) = 0;
   virtual void association_started(const association_request& request) = 0;
   virtual void association_ended(const association_request& request, association_end end) = 0;
-  /// The instance is durable under its final name; success is answered next.
+  /// The instance is durable (per storage.sync) in the journal or under its
+  /// final name; success is answered next.
   virtual void instance_stored(const stored_instance& instance) = 0;
   /// An instance was refused with a failure status.
   virtual void store_failed(const association_request& request, ec reason,

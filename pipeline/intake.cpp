@@ -58,10 +58,46 @@ void intake::discard_abandoned_creations() {
   }
 }
 
-result<std::vector<job_record>> intake::create_jobs(const completed_study& study) {
+status intake::write_out(completed_study& study) {
+  auto& key = study.key;
+  bool folder_made = false;
+  for (auto& instance : study.instances) {
+    if (!instance.record)
+      continue;
+    auto path =
+        layout_.incoming_instance(key.called_ae, key.calling_ae, key.peer, key.study_uid,
+                                  instance.sop_uid);
+    if (!folder_made) {
+      if (auto problem = create_directories(path.parent_path(), false))
+        return problem;
+      folder_made = true;
+    }
+    auto data = journal_.read_instance(instance.record);
+    if (!data)
+      return failure{data.error().code, key.describe() + ", instance " + instance.sop_uid + ": " +
+                                            data.error().message};
+    // Not synced here: one syncfs covers the whole study before the commit.
+    if (auto problem = write_file_atomically(path, *data, false))
+      return problem;
+    instance.path = path.string();
+    instance.inode = inode_of(path);
+  }
+  return std::nullopt;
+}
+
+result<std::vector<job_record>> intake::create_jobs(const completed_study& arrived) {
   // A creation that failed on a full disk may not have been able to remove its
   // row then: it must not linger as a ghost beside the job that follows.
   discard_abandoned_creations();
+  completed_study study = arrived;
+  if (auto problem = write_out(study))
+    return *problem;
+  std::vector<journal_ref> consumed;
+  for (auto& instance : study.instances) {
+    consumed.insert(consumed.end(), instance.superseded.begin(), instance.superseded.end());
+    if (instance.record)
+      consumed.push_back(instance.record);
+  }
   // Which instances the stream takes, and in which job.
   auto filter = attribute_filter::compile(study.accept);
   if (!filter)
@@ -90,6 +126,10 @@ result<std::vector<job_record>> intake::create_jobs(const completed_study& study
   }
 
   std::vector<job_record> jobs;
+  auto undo_all = [&] {
+    for (auto& job : jobs)
+      undo_creation(job.id);
+  };
   if (partitions.empty()) {
     if (unreadable == study.instances.size())
       return failure{ec::not_found, study.key.describe() + ": none of its " +
@@ -112,6 +152,7 @@ result<std::vector<job_record>> intake::create_jobs(const completed_study& study
     if (!job) {
       if (job.error().code == ec::not_found && partitions.size() > 1)
         continue; // that series vanished; the others go on
+      undo_all();
       return job.error();
     }
     jobs.push_back(*job);
@@ -119,14 +160,41 @@ result<std::vector<job_record>> intake::create_jobs(const completed_study& study
   if (jobs.empty())
     return failure{ec::not_found, study.key.describe() + ": no instance left to make a job of"};
 
+  // The commit point: once the consumption record is durable the jobs exist
+  // and the journal records are theirs; before it, a crash undoes the jobs.
+  if (durable_)
+    if (auto problem = sync_file_system(layout_.jobs_dir())) {
+      undo_all();
+      return *problem;
+    }
+  std::vector<std::int64_t> ids;
+  for (auto& job : jobs)
+    ids.push_back(job.id);
+  auto consumption = journal_.consume(ids, consumed, durable_);
+  if (!consumption) {
+    undo_all();
+    return consumption.error();
+  }
+
+  // From here on a failure does not undo: the next start finishes the jobs.
+  bool finished = true;
   std::vector<std::pair<std::string, std::uint64_t>> files;
   for (auto& instance : study.instances)
     files.emplace_back(fs::path(instance.path).filename().string(), instance.inode);
-  if (auto problem = move_to_store(study.key, files))
-    return *problem;
+  if (auto problem = move_to_store(study.key, files)) {
+    log::error("intake", problem->message + "; the next start moves the rest");
+    finished = false;
+  }
   for (auto& job : jobs)
-    if (auto problem = db_.update_job(job))
-      return *problem;
+    if (auto problem = db_.update_job(job)) {
+      log::error("intake", problem->message + "; the next start queues job " +
+                               std::to_string(job.id));
+      finished = false;
+    }
+  if (finished) {
+    consumed.push_back(*consumption);
+    journal_.release(consumed);
+  }
   return jobs;
 }
 
@@ -252,15 +320,25 @@ status intake::finish_recovered(job_record& job) {
 
 recovery_report intake::recover() {
   recovery_report report;
+  // Jobs whose consumption record made it to the journal are committed.
+  std::set<std::int64_t> committed;
+  for (auto& consumption : journal_.recovered_consumptions())
+    committed.insert(consumption.jobs.begin(), consumption.jobs.end());
   // Interrupted job creations.
+  bool all_finished = true;
   if (auto creating = db_.jobs_in_state(job_state::creating)) {
     for (auto& job : *creating) {
       auto dir = layout_.job_dir(job.id);
-      if (fs::exists(dir / "info.json")) {
-        if (auto problem = finish_recovered(job))
+      // A data folder from a version without a journal committed a job with its info.json.
+      bool commit = committed.count(job.id) > 0 ||
+                    (journal_.created() && fs::exists(dir / "info.json"));
+      if (commit) {
+        if (auto problem = finish_recovered(job)) {
           report.problems.push_back("job " + std::to_string(job.id) + ": " + problem->message);
-        else
+          all_finished = false;
+        } else {
           report.resumed_jobs.push_back(job);
+        }
       } else {
         undo_creation(job.id);
         report.undone_jobs.push_back(job.id);
@@ -268,7 +346,15 @@ recovery_report intake::recover() {
     }
   } else {
     report.problems.push_back(creating.error().message);
+    all_finished = false;
   }
+  // Every committed job is past `creating` now: its records can go.
+  if (all_finished)
+    for (auto& consumption : journal_.recovered_consumptions()) {
+      auto done = consumption.consumed;
+      done.push_back(consumption.ref);
+      journal_.release(done);
+    }
 
   // Receptions cut off mid-instance were never acknowledged: drop them, and
   // the empty files the listener had ready.
@@ -280,6 +366,8 @@ recovery_report intake::recover() {
       ++report.removed_partial_files;
   }
 
+  report.problems.insert(report.problems.end(), journal_.problems().begin(),
+                         journal_.problems().end());
   report.pending = pending_instances(report.problems);
   return report;
 }
@@ -290,12 +378,15 @@ namespace {
 // their file meta headers record. A file outside its sender's folder (left by
 // a version before per-sender folders) is moved there first.
 void collect_pending_study(const store_layout& layout, const std::string& called_ae,
-                           const fs::path& study_dir, std::vector<recovered_instance>& pending,
+                           const fs::path& study_dir, const std::set<fs::path>& in_journal,
+                           std::vector<recovered_instance>& pending,
                            std::vector<std::string>& problems) {
   auto study_uid = study_dir.filename().string();
   std::error_code file_error;
   for (auto& file : fs::directory_iterator(study_dir, file_error)) {
-    if (file.path().extension() != ".dcm")
+    // A file written out from a journal record whose job was not committed:
+    // the record is the instance (the file may be partial).
+    if (file.path().extension() != ".dcm" || in_journal.count(file.path()))
       continue;
     auto meta = read_file_meta(file.path());
     if (!meta) {
@@ -333,6 +424,14 @@ void collect_pending_study(const store_layout& layout, const std::string& called
 std::vector<recovered_instance>
 intake::pending_instances(std::vector<std::string>& problems) const {
   std::vector<recovered_instance> pending;
+  auto journaled = journal_.pending_instances();
+  std::set<fs::path> in_journal;
+  for (auto& record : journaled) {
+    auto& o = record.origin;
+    if (valid_uid(o.study_uid) && valid_uid(o.sop_uid))
+      in_journal.insert(
+          layout_.incoming_instance(o.called_ae, o.calling_ae, o.peer, o.study_uid, o.sop_uid));
+  }
   std::error_code error;
   for (auto& ae_dir : fs::directory_iterator(layout_.incoming_dir(), error)) {
     if (!ae_dir.is_directory() || ae_dir.path() == layout_.receive_dir())
@@ -346,24 +445,34 @@ intake::pending_instances(std::vector<std::string>& problems) const {
     // incoming/<called AE>/<calling AE>@<peer>/<study>/; a version before
     // per-sender folders left incoming/<called AE>/<study>/, read the same way
     // (each file's meta header names its sender).
-    // Listed before anything moves: moving old-layout files creates sender
-    // folders here, which the listing must not visit a second time.
-    std::vector<fs::directory_entry> children;
+    // Sender folders are read before old-layout files move into them, so
+    // that no file is read twice.
+    std::vector<fs::path> study_dirs, old_layout_dirs;
     std::error_code sender_error;
-    for (auto& child : fs::directory_iterator(ae_dir.path(), sender_error))
-      if (child.is_directory())
-        children.push_back(child);
-    for (auto& child : children) {
-      auto name = child.path().filename().string();
-      if (valid_uid(name)) {
-        collect_pending_study(layout_, *called_ae, child.path(), pending, problems);
+    for (auto& child : fs::directory_iterator(ae_dir.path(), sender_error)) {
+      if (!child.is_directory())
+        continue;
+      if (valid_uid(child.path().filename().string())) {
+        old_layout_dirs.push_back(child.path());
         continue;
       }
       std::error_code study_error;
       for (auto& study_dir : fs::directory_iterator(child.path(), study_error))
         if (study_dir.is_directory() && valid_uid(study_dir.path().filename().string()))
-          collect_pending_study(layout_, *called_ae, study_dir.path(), pending, problems);
+          study_dirs.push_back(study_dir.path());
     }
+    study_dirs.insert(study_dirs.end(), old_layout_dirs.begin(), old_layout_dirs.end());
+    for (auto& study_dir : study_dirs)
+      collect_pending_study(layout_, *called_ae, study_dir, in_journal, pending, problems);
+  }
+  for (auto& record : journaled) {
+    auto& o = record.origin;
+    recovered_instance found;
+    found.key = study_key{o.called_ae, o.calling_ae, o.peer, o.study_uid};
+    found.instance.sop_uid = o.sop_uid;
+    found.instance.bytes = record.bytes;
+    found.instance.record = record.ref;
+    pending.push_back(std::move(found));
   }
   return pending;
 }

@@ -3,20 +3,29 @@
 // what a stopped node left behind (DESIGN §6).
 //
 // A job is born in steps, each one repeatable:
+//   0. instances held in the journal are written out as files in incoming/
+//      (not synced one by one);
 //   1. a `creating` row in SQLite gives the job its id;
 //   2. jobs/<id>/INPUT/ gets a hard link to every instance in incoming/ that
 //      the stream accepts (all of them, or one series with group_by series);
-//   3. jobs/<id>/info.json is written: from here on INPUT is complete;
-//   4. each incoming file of the study is renamed into store/<study>/ (if it
+//   3. jobs/<id>/info.json is written;
+//   4. one syncfs makes all of it durable, and a consumption record naming
+//      the study's jobs and every journal record they took is appended to the
+//      journal and flushed: the commit point;
+//   5. each incoming file of the study is renamed into store/<study>/ (if it
 //      is still the file that arrived: same inode);
-//   5. the row becomes `queued` (or `skipped` when nothing was accepted).
-// On start, a `creating` job without info.json is undone (its instances are
-// still pending in incoming/), one with info.json is finished from step 4.
+//   6. the row becomes `queued` (or `skipped` when nothing was accepted), and
+//      the journal records are released.
+// On start, a `creating` job named by a consumption record is finished from
+// step 5; any other is undone (its instances are still pending in the journal
+// or incoming/). On the first start over a data folder of a version without
+// a journal, a `creating` job with info.json is finished, as that version did.
 
 #include "pipeline/attribute_filter.hpp"
 #include "pipeline/database.hpp"
 #include "pipeline/error.hpp"
 #include "pipeline/job.hpp"
+#include "pipeline/journal.hpp"
 #include "pipeline/store.hpp"
 
 #include <string>
@@ -44,12 +53,16 @@ struct study_key {
   std::string describe() const;
 };
 
-/// One instance as it sits in incoming/.
+/// One instance as it arrived: a journal record, or a file in incoming/.
 struct arrived_instance {
   std::string sop_uid;
-  std::string path;
+  std::string path; // empty for a journal record until the intake writes it out
   std::uint64_t bytes = 0;
   std::uint64_t inode = 0; // of the file as it arrived; a later copy has another
+  journal_ref record;
+  /// Records of earlier copies with the same SOP Instance UID in the same
+  /// group: the job's consumption record names them too.
+  std::vector<journal_ref> superseded;
 };
 
 struct completed_study {
@@ -76,8 +89,8 @@ struct recovery_report {
 
 class intake {
 public:
-  intake(store_layout layout, database& db, bool durable)
-      : layout_(std::move(layout)), db_(db), durable_(durable) {}
+  intake(store_layout layout, database& db, journal& journal, bool durable)
+      : layout_(std::move(layout)), db_(db), journal_(journal), durable_(durable) {}
 
   /// Creates the job folders for `study` (one, or one per series) and records
   /// them as queued; a study whose instances the stream accepts none of gets
@@ -90,11 +103,14 @@ public:
   /// instances left in incoming/.
   recovery_report recover();
 
-  /// The instances of studies still arriving, from incoming/ (not the files
-  /// being received); files that cannot be read are named in `problems`.
+  /// The instances of studies still arriving: files in incoming/ (not the
+  /// files being received), then the journal's pending records, oldest
+  /// first; files that cannot be read are named in `problems`.
   std::vector<recovered_instance> pending_instances(std::vector<std::string>& problems) const;
 
 private:
+  /// Step 0: the study's journal records as files in incoming/.
+  status write_out(completed_study& study);
   /// Steps 1 to 3 for one job of `instances`.
   result<job_record> create_job(const completed_study& study,
                                 const std::vector<const arrived_instance*>& instances,
@@ -114,6 +130,7 @@ private:
 
   store_layout layout_;
   database& db_;
+  journal& journal_;
   bool durable_;
 };
 

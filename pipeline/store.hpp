@@ -5,6 +5,8 @@
 //       instances of studies still arriving (the truth for pending studies),
 //       one folder per sender: two senders' copies of an instance never mix
 //   <data>/incoming/.tmp/            files being received, never final
+//   <data>/journal/segment-<n>.log   received instances until their study
+//       completes (pipeline/journal.hpp); written out to incoming/ then
 //   <data>/store/<StudyInstanceUID>/<SOPInstanceUID>.dcm
 //       the latest copy of every instance of completed studies
 //   <data>/jobs/<id>/{info.json,INPUT/,OUTPUT/,processing.log,proc.json}
@@ -40,6 +42,7 @@ public:
   std::filesystem::path incoming_dir() const { return data_ / "incoming"; }
   std::filesystem::path receive_dir() const { return data_ / "incoming" / ".tmp"; }
   std::filesystem::path store_dir() const { return data_ / "store"; }
+  std::filesystem::path journal_dir() const { return data_ / "journal"; }
   std::filesystem::path jobs_dir() const { return data_ / "jobs"; }
   std::filesystem::path database_file() const { return data_ / "dcmstreams.db"; }
 

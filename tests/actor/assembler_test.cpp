@@ -29,7 +29,13 @@ struct fixture : test_coordinator_fixture<> {
     db = std::move(*opened);
     registry = std::make_shared<streams::shared_registry>();
     // The real job store, spawned on the test scheduler instead of detached.
-    store = sys.spawn(job_store, db, *layout, false, nullptr);
+    journal_settings journal_config;
+    journal_config.dir = layout->journal_dir();
+    journal_config.segment_bytes = 1 << 20;
+    auto journal_opened = journal::open(journal_config);
+    CAF_REQUIRE(static_cast<bool>(journal_opened));
+    store = sys.spawn(job_store, db, *layout, std::shared_ptr<journal>{std::move(*journal_opened)},
+                      false, nullptr);
     completion_config completion;
     completion.quiet_period_s = 15;
     completion.max_wait_s = 60;

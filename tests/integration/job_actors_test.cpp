@@ -28,7 +28,14 @@ struct job_actors : ::testing::Test {
     fs::permissions(streams / "slow" / "work.sh", fs::perms::owner_all);
     write_stream(streams, "slow", "SLOW", "\"command\": [\"./work.sh\"]");
     registry->set(std::make_shared<streams::registry_snapshot>(streams::load_registry(streams)));
-    store = system.spawn<caf::detached>(job_store, db, layout, false, nullptr);
+    journal_settings journal_config;
+    journal_config.dir = layout.journal_dir();
+    journal_config.segment_bytes = 1 << 20;
+    auto journal_opened = journal::open(journal_config);
+    ASSERT_TRUE(journal_opened) << journal_opened.error().message;
+    store = system.spawn<caf::detached>(job_store, db, layout,
+                                        std::shared_ptr<journal>{std::move(*journal_opened)},
+                                        false, nullptr);
     job_manager_settings settings;
     settings.job_store = store;
     settings.registry = registry;

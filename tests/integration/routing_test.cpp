@@ -201,18 +201,22 @@ TEST(routing, a_destination_that_refuses_every_store_fails_after_max_attempts) {
 
 TEST(routing, kill_9_during_a_send_resumes_with_at_most_the_instance_in_flight_again) {
   temp_dir root, destination_root, scratch;
-  test_node target{destination_root.path()};
+  // The destination keeps the study pending throughout, so its count of
+  // instances is what arrived.
+  node_options target_options;
+  target_options.quiet_period_s = 60;
+  test_node target{destination_root.path(), target_options};
   node_options options;
   options.extra_config = fast_retries;
   auto node = send_150_instances_to_another_node(target, root, scratch, options);
-  ASSERT_TRUE(eventually([&] { return target.incoming_files().size() >= 20; }, 60s)) << node->log();
+  ASSERT_TRUE(eventually([&] { return target.pending_instances() >= 20; }, 60s)) << node->log();
   node->kill();
-  auto before_restart = target.incoming_files().size();
+  auto before_restart = target.pending_instances();
   ASSERT_LT(before_restart, 150u) << "the kill came too late to test anything";
   node->start();
   ASSERT_TRUE(node->wait_for_log("resuming 1 sends", 5s)) << node->log();
   ASSERT_TRUE(all_sends(*node, 1, "done", 120s)) << node->log();
-  EXPECT_TRUE(eventually([&] { return target.incoming_files().size() == 150; }, 20s));
+  EXPECT_TRUE(eventually([&] { return target.pending_instances() == 150; }, 20s));
   std::size_t again = 0, at = 0;
   auto log = target.log();
   while ((at = log.find("the new copy replaces the earlier one", at)) != std::string::npos) {

@@ -100,6 +100,7 @@ TEST(upload, an_archive_that_does_not_fit_above_the_reserve_gets_507_and_leaves_
     GTEST_SKIP() << "mounting a tmpfs needs root (CAP_SYS_ADMIN); CI runs as root";
   node_options options;
   options.reserve_free_mb = 8;
+  options.storage_json = R"(, "journal_segment_mb": 1)";
   test_node node{root.path(), options};
   write_stream(node.streams_dir(), "copy", "COPYAE");
   node.start();

@@ -2,6 +2,7 @@
 
 #include "pipeline/dicom_file.hpp"
 #include "pipeline/json.hpp"
+#include "tests/support/http_client.hpp"
 
 #include <gtest/gtest.h>
 
@@ -156,6 +157,17 @@ std::vector<fs::path> test_node::incoming_files() const {
     if (file.extension() == ".dcm")
       files.push_back(file);
   return files;
+}
+
+std::size_t test_node::pending_instances() const {
+  auto body = http_get(web_port(), "/api/v1/studies").body;
+  const std::string key = "\"instances\":";
+  std::size_t total = 0;
+  for (auto at = body.find(key); at != std::string::npos; at = body.find(key, at)) {
+    at += key.size();
+    total += std::stoul(body.substr(at, 20));
+  }
+  return total;
 }
 
 std::vector<fs::path> test_node::partial_files() const {

@@ -70,8 +70,12 @@ public:
   bool wait_for_finished_jobs(std::size_t count, std::chrono::milliseconds timeout);
   /// Files in a job's INPUT folder.
   static std::vector<std::filesystem::path> input_files(const std::filesystem::path& job_dir);
-  /// Final instance files under data/incoming (pending studies).
+  /// Instance files under data/incoming: data sets too large for the journal,
+  /// uploads, and a completing study's instances on their way to its job.
   std::vector<std::filesystem::path> incoming_files() const;
+  /// Instances of pending studies, as GET /api/v1/studies lists them (0 if
+  /// the node does not answer).
+  std::size_t pending_instances() const;
   /// Files being received or left from a reception (the listener's ready,
   /// empty files do not count).
   std::vector<std::filesystem::path> partial_files() const;

@@ -60,15 +60,32 @@ protected:
     db = std::move(*opened);
     fs::create_directories(layout.receive_dir());
   }
+  /// The node's ingest journal in the data folder, opened on first use;
+  /// reopen_journal() stands for a restart.
+  journal& ingest_journal() {
+    if (!journal_)
+      reopen_journal();
+    return *journal_;
+  }
+  void reopen_journal() {
+    journal_.reset();
+    journal_settings settings;
+    settings.dir = layout.journal_dir();
+    settings.segment_bytes = 1 << 20;
+    auto opened = journal::open(settings);
+    ASSERT_TRUE(opened) << opened.error().message;
+    journal_ = std::move(*opened);
+  }
   fixtures::temp_dir dir;
   fixtures::temp_dir scratch;
   store_layout layout{dir.path()};
   std::unique_ptr<database> db;
+  std::unique_ptr<journal> journal_;
 };
 
 TEST_F(intake_fixture, a_completed_study_becomes_a_queued_job_with_linked_input) {
   auto study = receive(layout, scratch.path(), 5);
-  intake jobs{layout, *db, true};
+  intake jobs{layout, *db, ingest_journal(), true};
   auto created = jobs.create_jobs({study.key, "smooth", study.instances, 1234, {}, false});
   ASSERT_TRUE(created) << created.error().message;
   ASSERT_EQ(created->size(), 1u);
@@ -103,7 +120,7 @@ TEST_F(intake_fixture, a_replaced_instance_stays_pending_for_the_next_job) {
   auto& first = study.instances.front();
   auto copy = fixtures::read_file(first.path);
   fs::remove(first.path);
-  intake jobs{layout, *db, false};
+  intake jobs{layout, *db, ingest_journal(), false};
   auto created = jobs.create_jobs({study.key, "smooth", study.instances, 0, {}, false});
   ASSERT_TRUE(created);
   EXPECT_EQ(created->front().instances, 2);
@@ -116,7 +133,7 @@ TEST_F(intake_fixture, a_replaced_instance_stays_pending_for_the_next_job) {
 }
 
 TEST_F(intake_fixture, a_study_with_nothing_left_is_refused_and_leaves_no_job) {
-  intake jobs{layout, *db, false};
+  intake jobs{layout, *db, ingest_journal(), false};
   study_key key{"SMOOTH", "X", "127.0.0.1", "1.2.3"};
   auto job = jobs.create_jobs(
       {key, "smooth", {{"1.2.3.4", "/nonexistent/1.2.3.4.dcm", 10, 1}}, 0, {}, false});
@@ -130,7 +147,7 @@ TEST_F(intake_fixture, a_study_with_nothing_left_is_refused_and_leaves_no_job) {
 
 TEST_F(intake_fixture, accept_filters_keep_only_matching_instances) {
   auto study = receive(layout, scratch.path(), 4); // CT
-  intake jobs{layout, *db, false};
+  intake jobs{layout, *db, ingest_journal(), false};
   completed_study mr_only{study.key, "mr", study.instances, 0, {{"Modality", "^MR$"}}, false};
   auto skipped = jobs.create_jobs(mr_only);
   ASSERT_TRUE(skipped) << skipped.error().message;
@@ -164,7 +181,7 @@ TEST_F(intake_fixture, group_by_series_makes_one_job_per_series) {
     fs::copy_file(file, path);
     study.instances.push_back({sop, path.string(), fs::file_size(path), inode(path)});
   }
-  intake jobs{layout, *db, false};
+  intake jobs{layout, *db, ingest_journal(), false};
   completed_study by_series{study.key, "s", study.instances, 0, {{"Modality", "CT"}}, true};
   auto created = jobs.create_jobs(by_series);
   ASSERT_TRUE(created) << created.error().message;
@@ -181,7 +198,7 @@ TEST_F(intake_fixture, recovery_rebuilds_pending_studies_from_the_meta_header) {
   auto study = receive(layout, scratch.path(), 4);
   fixtures::write_file(layout.receive_dir() / "123-1.part", "half an instance");
   fixtures::write_file(layout.receive_dir() / "123-2.part", ""); // a ready, unused file
-  intake jobs{layout, *db, false};
+  intake jobs{layout, *db, ingest_journal(), false};
   auto report = jobs.recover();
   EXPECT_EQ(report.removed_partial_files, 1u);
   EXPECT_TRUE(fixtures::files_under(layout.receive_dir()).empty());
@@ -200,7 +217,7 @@ TEST_F(intake_fixture, recovery_undoes_a_creation_cut_off_before_info_json) {
   auto id = db->insert_job(half);
   ASSERT_TRUE(id);
   fs::create_directories(layout.job_dir(*id) / "INPUT");
-  intake jobs{layout, *db, false};
+  intake jobs{layout, *db, ingest_journal(), false};
   auto report = jobs.recover();
   ASSERT_EQ(report.undone_jobs.size(), 1u);
   EXPECT_FALSE(fs::exists(layout.job_dir(*id)));
@@ -225,7 +242,7 @@ TEST_F(intake_fixture, recovery_finishes_a_creation_cut_off_after_info_json) {
   for (auto& instance : study.instances)
     fs::create_hard_link(instance.path, input / (instance.sop_uid + ".dcm"));
   fixtures::write_file(layout.job_dir(*id) / "info.json", "{}");
-  intake jobs{layout, *db, false};
+  intake jobs{layout, *db, ingest_journal(), false};
   auto report = jobs.recover();
   ASSERT_EQ(report.resumed_jobs.size(), 1u);
   EXPECT_EQ(report.resumed_jobs[0].state, job_state::queued);
@@ -241,7 +258,7 @@ TEST_F(intake_fixture, recovery_moves_pending_files_of_the_layout_without_sender
   fs::create_directories(old_dir);
   for (auto& instance : study.instances)
     fs::rename(instance.path, old_dir / (instance.sop_uid + ".dcm"));
-  intake jobs{layout, *db, false};
+  intake jobs{layout, *db, ingest_journal(), false};
   auto report = jobs.recover();
   EXPECT_TRUE(report.problems.empty()) << report.problems.front();
   ASSERT_EQ(report.pending.size(), 2u);
@@ -271,7 +288,7 @@ TEST_F(intake_fixture, a_creation_that_could_not_be_undone_leaves_no_ghost_besid
   ASSERT_TRUE(ghost_id);
   fs::create_directories(layout.job_dir(*ghost_id) / "INPUT");
 
-  intake jobs{layout, *db, false};
+  intake jobs{layout, *db, ingest_journal(), false};
   auto created = jobs.create_jobs({study.key, "smooth", study.instances, 0, {}, false});
   ASSERT_TRUE(created) << created.error().message;
   ASSERT_EQ(created->size(), 1u);
