@@ -78,6 +78,18 @@ node_metrics::node_metrics(metrics::registry& reg)
           reg.add_gauge("dcmstreams_streams_loaded", "Streams loaded from the streams folder.")),
       stream_reloads(reg.add_counter("dcmstreams_stream_reloads_total",
                                      "Reloads of the streams folder, by result.", {"result"})),
+      journal_records(reg.add_counter("dcmstreams_journal_records_total",
+                                      "Records appended to the ingest journal (instances and "
+                                      "consumption records).")),
+      journal_flushes(reg.add_counter("dcmstreams_journal_flushes_total",
+                                      "Flushes (fdatasync) of the ingest journal; records per "
+                                      "flush is the group commit's batch.")),
+      journal_segments(reg.add_gauge("dcmstreams_journal_segments",
+                                     "Ingest journal segments holding records, and free ones.",
+                                     {"state"})),
+      journal_live(reg.add_gauge("dcmstreams_journal_live_records",
+                                 "Journal records not yet released (pending instances, and "
+                                 "those of jobs being created).")),
       disk_free(reg.add_gauge("dcmstreams_disk_free_bytes",
                               "Free bytes on the file system of the data folder.")),
       build_info(

@@ -36,6 +36,10 @@ struct node_metrics {
   metrics::family<metrics::gauge>& streams_loaded;
   metrics::family<metrics::counter>& stream_reloads; // {result}
   metrics::family<metrics::gauge>& disk_free;
+  metrics::family<metrics::counter>& journal_records; // appended to the ingest journal
+  metrics::family<metrics::counter>& journal_flushes; // fdatasync calls of the journal
+  metrics::family<metrics::gauge>& journal_segments;  // {state}: in_use, free
+  metrics::family<metrics::gauge>& journal_live;      // records not yet released
   metrics::family<metrics::gauge>& build_info; // {version}
 };
 

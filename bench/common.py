@@ -132,7 +132,7 @@ class dcmstreams_receiver:
         self.name = f"dcmstreams (sync {sync})"
 
     def start(self, work):
-        self.port = free_port()
+        self.port, self.web = free_port(), free_port()
         self.aec = "BENCH"
         streams = os.path.join(work, "streams", "bench")
         os.makedirs(streams)
@@ -144,7 +144,7 @@ class dcmstreams_receiver:
             # A long quiet period keeps job creation out of the measurement.
             json.dump({"data_dir": self.data, "streams_dir": os.path.dirname(streams),
                        "dicom": {"port": self.port, "bind": "127.0.0.1"},
-                       "web": {"port": free_port()},
+                       "web": {"port": self.web},
                        "completion": {"quiet_period_s": 3600},
                        "storage": {"sync": self.sync, "reserve_free_mb": 1},
                        "log": {"level": "warning"}}, f)
@@ -154,8 +154,10 @@ class dcmstreams_receiver:
         wait_for_echo(self.port, self.aec)
 
     def stored(self):
-        return sum(1 for _, _, files in os.walk(os.path.join(self.data, "incoming"))
-                   for name in files if name.endswith(".dcm"))
+        """Instances of pending studies, as the node's API lists them (they
+        wait in the journal, not as files, until their study completes)."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.web}/api/v1/studies") as r:
+            return sum(study["instances"] for study in json.load(r)["studies"])
 
     def stop(self):
         self.proc.terminate()
@@ -163,6 +165,77 @@ class dcmstreams_receiver:
         self.log.close()
 
 
+
+
+# -- the disk: request counts and settling ---------------------------------------
+
+
+def block_device_stat(folder):
+    """/sys/dev/block/<major>:<minor>/stat of the device holding `folder`."""
+    device = os.stat(folder).st_dev
+    path = f"/sys/dev/block/{os.major(device)}:{os.minor(device)}/stat"
+    return path if os.path.exists(path) else None
+
+
+def disk_counters(stat_path):
+    """Write requests, flush requests and requests in flight of a block
+    device (fields 5, 15 and 9 of its stat file; flushes are 0 on kernels
+    before 5.5)."""
+    if not stat_path:
+        return {"writes": 0, "flushes": 0, "in_flight": 0}
+    with open(stat_path) as f:
+        fields = [int(x) for x in f.read().split()]
+    return {"writes": fields[4], "flushes": fields[14] if len(fields) > 14 else 0,
+            "in_flight": fields[8]}
+
+
+def dirty_kb():
+    with open("/proc/meminfo") as f:
+        values = dict(line.split(":", 1) for line in f)
+    return int(values["Dirty"].split()[0]) + int(values["Writeback"].split()[0])
+
+
+def settle(stat_path, timeout=60):
+    """Syncs, then waits until the device has no request in flight, no dirty
+    page is left and its write count has stood still for a second: a run
+    must not pay for the previous run's writeback or deletes."""
+    deadline = time.time() + timeout
+    os.sync()
+    still_since, last = time.time(), None
+    while time.time() < deadline:
+        now = disk_counters(stat_path)
+        if now["in_flight"] == 0 and dirty_kb() < 1024 and last and now["writes"] == last["writes"]:
+            if time.time() - still_since >= 1.0:
+                return
+        else:
+            still_since = time.time()
+        last = now
+        time.sleep(0.1)
+        os.sync()
+
+
+def flush_seconds(folder, count=200, block=8192):
+    """Median time of one durable append on this disk: an 8 KB pwrite into
+    a file written before, then fdatasync (what an answer waits for at best)."""
+    path = os.path.join(folder, "flush-probe")
+    size = count * block
+    with open(path, "wb") as f:
+        f.write(b"\0" * size)
+        f.flush()
+        os.fsync(f.fileno())
+    fd = os.open(path, os.O_WRONLY)
+    times = []
+    try:
+        data = b"x" * block
+        for i in range(count):
+            start = time.perf_counter()
+            os.pwrite(fd, data, i * block)
+            os.fdatasync(fd)
+            times.append(time.perf_counter() - start)
+    finally:
+        os.close(fd)
+        os.unlink(path)
+    return sorted(times)[len(times) // 2]
 
 
 def synth(binary, out, instances, rows, series=1):

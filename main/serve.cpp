@@ -135,6 +135,14 @@ int serve(int argc, char** argv) {
   auto actors = spawn_node(system, *config, db, metrics, client, &events);
   if (!actors)
     return fail(actors.error().message);
+  registry.add_collector([&metrics, journal = actors->ingest_journal] {
+    auto usage = journal->current_usage();
+    metrics.journal_records.with({}).follow_total(static_cast<double>(usage.appended));
+    metrics.journal_flushes.with({}).follow_total(static_cast<double>(usage.flushes));
+    metrics.journal_segments.with({"in_use"}).set(static_cast<double>(usage.segments));
+    metrics.journal_segments.with({"free"}).set(static_cast<double>(usage.free_segments));
+    metrics.journal_live.with({}).set(static_cast<double>(usage.live_records));
+  });
   // Supervisors restart their actors; one that gives up (an actor in a crash
   // loop) stops the node with exit status 1, and systemd starts it again
   // (Restart=always), its state back from the database and data folder.

@@ -471,7 +471,12 @@ result<std::unique_ptr<journal::segment>> journal::create_segment(std::uint64_t 
 void journal::prepare_loop() {
   std::unique_lock lock(mutex_);
   while (!stopping_) {
-    if (!free_.empty()) {
+    // One segment ahead, made once the one taking appends is half full:
+    // zero-filling early would compete with ingest for the disk for nothing.
+    bool needed = free_.empty() &&
+                  (active_.empty() || active_.back()->sealed ||
+                   active_.back()->used > active_.back()->size / 2);
+    if (!needed) {
       prepare_wanted_.wait(lock);
       continue;
     }
@@ -548,8 +553,11 @@ result<journal_ticket> journal::append(std::uint16_t kind, std::string_view meta
   ticket.ref = {seg->sequence, seg->used};
   std::uint64_t start = appended_bytes_;
   ticket.end = start + total;
+  bool half_full = seg->used <= seg->size / 2 && seg->used + total > seg->size / 2;
   seg->used += total;
   appended_bytes_ += total;
+  if (half_full)
+    prepare_wanted_.notify_one();
   writing_[start] = in_flight{seg, ticket.ref.offset};
   seg->live.insert(ticket.ref.offset);
   if (origin)

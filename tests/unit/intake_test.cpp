@@ -10,6 +10,8 @@
 
 #include <sys/stat.h>
 
+#include <map>
+
 using namespace dcmstreams;
 namespace fs = std::filesystem;
 
@@ -46,6 +48,44 @@ incoming_study receive(const store_layout& layout, const fs::path& scratch, int 
                    fixtures::dataset_bytes(file);
     fixtures::write_file(path, content);
     study.instances.push_back({sop, path.string(), content.size(), inode(path)});
+  }
+  return study;
+}
+
+// A pending study in the journal, appended the way the listener appends it;
+// `files` maps each SOP Instance UID to the bytes the job must get.
+struct journaled_study {
+  study_key key;
+  std::vector<arrived_instance> instances;
+  std::map<std::string, std::string> files;
+};
+
+journaled_study receive_into(journal& j, const fs::path& scratch, int count) {
+  synth_options options;
+  options.out = scratch;
+  options.series = 1;
+  options.instances = count;
+  options.rows = options.cols = 16;
+  auto written = synthesize(options);
+  EXPECT_TRUE(written);
+  journaled_study study;
+  study.key = {"SMOOTH", "STORESCU", "127.0.0.1", written->study_uids.front()};
+  for (auto& file : written->files) {
+    auto sop = fixtures::sop_instance_uid(file);
+    auto content = encode_file_meta({"1.2.840.10008.5.1.4.1.1.2", sop, "1.2.840.10008.1.2.1",
+                                     "STORESCU", "SMOOTH", "dicom://127.0.0.1:5000"}) +
+                   fixtures::dataset_bytes(file);
+    auto ticket = j.append_instance({study.key.called_ae, study.key.calling_ae, study.key.peer,
+                                     study.key.study_uid, sop},
+                                    content);
+    EXPECT_TRUE(ticket);
+    EXPECT_FALSE(j.wait_durable(*ticket));
+    arrived_instance instance;
+    instance.sop_uid = sop;
+    instance.bytes = content.size();
+    instance.record = ticket->ref;
+    study.instances.push_back(instance);
+    study.files[sop] = content;
   }
   return study;
 }
@@ -227,7 +267,7 @@ TEST_F(intake_fixture, recovery_undoes_a_creation_cut_off_before_info_json) {
   EXPECT_FALSE(*found);
 }
 
-TEST_F(intake_fixture, recovery_finishes_a_creation_cut_off_after_info_json) {
+TEST_F(intake_fixture, recovery_finishes_a_creation_with_info_json_in_a_data_folder_from_before_the_journal) {
   auto study = receive(layout, scratch.path(), 3);
   job_record half;
   half.stream = "smooth";
@@ -299,4 +339,92 @@ TEST_F(intake_fixture, a_creation_that_could_not_be_undone_leaves_no_ghost_besid
   auto creating = db->jobs_in_state(job_state::creating);
   ASSERT_TRUE(creating);
   EXPECT_TRUE(creating->empty());
+}
+
+TEST_F(intake_fixture, journaled_instances_become_byte_identical_input_and_their_records_go) {
+  auto study = receive_into(ingest_journal(), scratch.path(), 6);
+  // A copy replaced by a later one in the same group: the job consumes both.
+  auto earlier = ingest_journal().append_instance(
+      {"SMOOTH", "STORESCU", "127.0.0.1", study.key.study_uid, study.instances[0].sop_uid},
+      "an earlier copy");
+  ASSERT_TRUE(earlier);
+  study.instances[0].superseded.push_back(earlier->ref);
+  intake jobs{layout, *db, ingest_journal(), true};
+  auto created = jobs.create_jobs({study.key, "smooth", study.instances, 1234, {}, false});
+  ASSERT_TRUE(created) << created.error().message;
+  ASSERT_EQ(created->size(), 1u);
+  EXPECT_EQ(created->front().instances, 6);
+  auto input = layout.job_dir(created->front().id) / "INPUT";
+  ASSERT_EQ(fixtures::files_under(input).size(), 6u);
+  for (auto& [sop, content] : study.files) {
+    EXPECT_EQ(fixtures::read_file(input / (sop + ".dcm")), content) << sop;
+    EXPECT_EQ(inode(input / (sop + ".dcm")),
+              inode(layout.stored_instance(study.key.study_uid, sop)));
+  }
+  EXPECT_TRUE(fixtures::files_under(layout.incoming_dir()).empty());
+  auto usage = ingest_journal().current_usage();
+  EXPECT_EQ(usage.live_records, 0u) << "records are released once the job is queued";
+  // After a restart nothing is pending: the earlier copy does not come back.
+  reopen_journal();
+  intake restarted{layout, *db, ingest_journal(), true};
+  auto report = restarted.recover();
+  EXPECT_TRUE(report.pending.empty());
+  EXPECT_TRUE(report.resumed_jobs.empty());
+}
+
+TEST_F(intake_fixture, recovery_finishes_a_committed_creation_and_undoes_one_without_commit) {
+  ingest_journal(); // a data folder with a journal: no job is committed by its info.json alone
+  reopen_journal();
+  auto committed_study = receive_into(ingest_journal(), scratch.path() / "a", 3);
+  auto uncommitted_study = receive_into(ingest_journal(), scratch.path() / "b", 2);
+  // Both creations got as far as info.json; only the first wrote its
+  // consumption record before the node stopped.
+  auto half_created = [&](const journaled_study& study) {
+    job_record half;
+    half.stream = "smooth";
+    half.called_ae = study.key.called_ae;
+    half.calling_ae = study.key.calling_ae;
+    half.peer = study.key.peer;
+    half.study_uid = study.key.study_uid;
+    auto id = db->insert_job(half);
+    EXPECT_TRUE(id);
+    auto input = layout.job_dir(*id) / "INPUT";
+    fs::create_directories(input);
+    // Written out to incoming/ and linked into INPUT, as step 0 and 2 do.
+    for (auto& [sop, content] : study.files) {
+      auto written_out = layout.incoming_instance(study.key.called_ae, study.key.calling_ae,
+                                                  study.key.peer, study.key.study_uid, sop);
+      fixtures::write_file(written_out, content);
+      fs::create_hard_link(written_out, input / (sop + ".dcm"));
+    }
+    fixtures::write_file(layout.job_dir(*id) / "info.json", "{}");
+    return *id;
+  };
+  auto committed = half_created(committed_study);
+  auto uncommitted = half_created(uncommitted_study);
+  std::vector<journal_ref> taken;
+  for (auto& instance : committed_study.instances)
+    taken.push_back(instance.record);
+  ASSERT_TRUE(ingest_journal().consume({committed}, taken, true));
+
+  reopen_journal();
+  intake jobs{layout, *db, ingest_journal(), true};
+  auto report = jobs.recover();
+  ASSERT_EQ(report.resumed_jobs.size(), 1u);
+  EXPECT_EQ(report.resumed_jobs[0].id, committed);
+  EXPECT_EQ(report.resumed_jobs[0].state, job_state::queued);
+  EXPECT_EQ(report.resumed_jobs[0].instances, 3);
+  ASSERT_EQ(report.undone_jobs.size(), 1u);
+  EXPECT_EQ(report.undone_jobs[0], uncommitted);
+  EXPECT_FALSE(fs::exists(layout.job_dir(uncommitted)));
+  ASSERT_EQ(report.pending.size(), 2u) << "the uncommitted study is pending again";
+  for (auto& pending : report.pending) {
+    EXPECT_EQ(pending.key.study_uid, uncommitted_study.key.study_uid);
+    EXPECT_TRUE(pending.instance.record);
+  }
+  // The committed job's records are released, its instances in the store.
+  EXPECT_EQ(ingest_journal().current_usage().live_records, 2u);
+  for (auto& [sop, content] : committed_study.files)
+    EXPECT_EQ(fixtures::read_file(layout.stored_instance(committed_study.key.study_uid, sop)),
+              content);
 }
