@@ -179,13 +179,13 @@ def block_device_stat(folder):
 
 def disk_counters(stat_path):
     """Write requests, flush requests and requests in flight of a block
-    device (fields 5, 15 and 9 of its stat file; flushes are 0 on kernels
+    device (fields 5, 16 and 9 of its stat file; flushes are 0 on kernels
     before 5.5)."""
     if not stat_path:
         return {"writes": 0, "flushes": 0, "in_flight": 0}
     with open(stat_path) as f:
         fields = [int(x) for x in f.read().split()]
-    return {"writes": fields[4], "flushes": fields[14] if len(fields) > 14 else 0,
+    return {"writes": fields[4], "flushes": fields[15] if len(fields) > 15 else 0,
             "in_flight": fields[8]}
 
 
@@ -198,21 +198,23 @@ def dirty_kb():
 def settle(stat_path, timeout=60):
     """Syncs, then waits until the device has no request in flight, no dirty
     page is left and its write count has stood still for a second: a run
-    must not pay for the previous run's writeback or deletes."""
+    must not pay for the previous run's writeback or deletes. (Syncing again
+    while waiting would itself write: only when pages are still dirty.)"""
     deadline = time.time() + timeout
     os.sync()
     still_since, last = time.time(), None
     while time.time() < deadline:
         now = disk_counters(stat_path)
-        if now["in_flight"] == 0 and dirty_kb() < 1024 and last and now["writes"] == last["writes"]:
+        dirty = dirty_kb()
+        if now["in_flight"] == 0 and dirty < 1024 and last and now["writes"] == last["writes"]:
             if time.time() - still_since >= 1.0:
                 return
         else:
             still_since = time.time()
+            if dirty >= 1024:
+                os.sync()
         last = now
         time.sleep(0.1)
-        os.sync()
-
 
 def flush_seconds(folder, count=200, block=8192):
     """Median time of one durable append on this disk: an 8 KB pwrite into

@@ -74,9 +74,9 @@ def run_case(receiver, make_commands, expected, bytes_total, work_parent, disk):
     while stored is not None and stored < expected and time.time() < deadline:
         time.sleep(0.1)
         stored = receiver.stored()
-    receiver.stop()
-    settle(disk)  # what the receiver left for writeback counts too
+    settle(disk)  # what the receiver left for writeback counts too; its shutdown does not
     disk_after = disk_counters(disk)
+    receiver.stop()
     if (stored is not None and stored != expected) or any(s.returncode != 0 for s in senders):
         raise RuntimeError(f"{receiver.name}: stored {stored} of {expected}: "
                            + b"".join(errors).decode(errors="replace")[-500:])

@@ -198,6 +198,7 @@ private:
   std::set<std::string> unsynced_dirs_;
   journal_ticket unsynced_record_; // sync_mode::association: the last record appended
   std::string received_;           // the data set being received, reused
+  journal::writer writer_;         // this association, as the journal's group commit sees it
   bool verification_only_ = false; // called the node's own AE title
 };
 
@@ -232,6 +233,9 @@ void association::run() {
   }
   log::debug(component, "accepted association " + describe());
   listener_.sink_.association_started(request_);
+  auto* journal = listener_.config_.ingest_journal;
+  if (journal)
+    journal->attach(writer_);
   association_end end = association_end::failed;
   try {
     end = serve();
@@ -239,6 +243,8 @@ void association::run() {
     log::error(component, "association " + describe() + " failed: " + e.what());
     abort_now(assoc_, fd_);
   }
+  if (journal)
+    journal->detach(writer_);
   listener_.sink_.association_ended(request_, end);
 }
 
@@ -411,6 +417,8 @@ OFCondition association::store(T_DIMSE_C_StoreRQ& request, T_ASC_PresentationCon
                         context.acceptedTransferSyntax, request_.calling_ae, request_.called_ae,
                         presentation_address(request_.peer, request_.peer_port)}));
   auto* journal = config.ingest_journal;
+  // While this data set arrives, a flush about to start may wait for it.
+  writer_.active();
   instance_output_stream out{received_, journal ? journal->record_limit() : 0,
                              *listener_.spare_files_};
   T_ASC_PresentationContextID data_context_id = context_id;
@@ -503,7 +511,7 @@ status association::commit_record(stored_instance& stored) {
     return ticket.error();
   switch (listener_.config_.sync) {
   case sync_mode::instance:
-    if (auto problem = journal.wait_durable(*ticket)) {
+    if (auto problem = journal.wait_durable(*ticket, &writer_)) {
       journal.release({ticket->ref});
       return problem;
     }
@@ -544,7 +552,8 @@ status association::commit_file(const std::filesystem::path& temporary, stored_i
 
 void association::sync_association_writes() {
   if (unsynced_record_.ref) {
-    if (auto problem = listener_.config_.ingest_journal->wait_durable(unsynced_record_))
+    if (auto problem =
+            listener_.config_.ingest_journal->wait_durable(unsynced_record_, &writer_))
       log::error(component, problem->message);
     unsynced_record_ = {};
   }

@@ -34,6 +34,12 @@ constexpr std::size_t record_header_bytes = 32;
 constexpr std::uint16_t kind_instance = 1;
 constexpr std::uint16_t kind_consumption = 2;
 constexpr std::uint16_t record_version = 1;
+// The longest a flush waits for other writers to append: about one flush of a
+// cloud disk, so that waiting never costs more than the flush it saves.
+constexpr auto max_commit_delay = std::chrono::microseconds(200);
+// A writer active this recently is expected to append soon (an association
+// in a stream of C-STOREs); one idle for longer is not waited for.
+constexpr auto writer_recent = std::chrono::milliseconds(2);
 // Anything claiming more origin than this is not a record of ours.
 constexpr std::uint32_t max_meta_bytes = 16 << 20;
 
@@ -598,8 +604,42 @@ result<journal_ticket> journal::append_instance(const journal_origin& origin,
   return append(kind_instance, instance_meta(origin), data, &origin);
 }
 
-status journal::wait_durable(const journal_ticket& ticket) {
+void journal::attach(writer& w) {
+  std::lock_guard lock(mutex_);
+  writers_.push_back(&w);
+}
+
+void journal::detach(writer& w) {
+  std::lock_guard lock(mutex_);
+  writers_.erase(std::remove(writers_.begin(), writers_.end(), &w), writers_.end());
+  changed_.notify_all();
+}
+
+std::size_t journal::writers_expected() const {
+  auto now = std::chrono::steady_clock::now().time_since_epoch().count();
+  auto recent = std::chrono::duration_cast<std::chrono::steady_clock::duration>(writer_recent)
+                    .count();
+  std::size_t expected = 0;
+  for (auto* w : writers_)
+    if (!w->waiting_.load(std::memory_order_relaxed) &&
+        now - w->last_active_ns_.load(std::memory_order_relaxed) < recent)
+      ++expected;
+  return expected;
+}
+
+status journal::wait_durable(const journal_ticket& ticket, writer* waiting) {
   std::unique_lock lock(mutex_);
+  struct waiting_flag {
+    writer* w;
+    ~waiting_flag() {
+      if (w)
+        w->waiting_.store(false, std::memory_order_relaxed);
+    }
+  } flag{waiting};
+  if (waiting) {
+    waiting->waiting_.store(true, std::memory_order_relaxed);
+    changed_.notify_all(); // a flush may be waiting for this writer
+  }
   for (;;) {
     auto* seg = find(ticket.ref.sequence);
     if (!seg || seg->broken_at <= ticket.ref.offset)
@@ -614,8 +654,13 @@ status journal::wait_durable(const journal_ticket& ticket) {
       changed_.wait(lock);
       continue;
     }
-    // Lead one flush for everything written so far.
+    // Lead one flush for everything written so far, once the other writers
+    // active right now appended theirs (or a moment passed).
     flushing_ = true;
+    auto delay_until = std::chrono::steady_clock::now() + max_commit_delay;
+    while (writers_expected() > 0 &&
+           changed_.wait_until(lock, delay_until) != std::cv_status::timeout) {
+    }
     auto target = written_prefix();
     struct to_flush {
       segment* seg;

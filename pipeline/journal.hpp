@@ -30,6 +30,8 @@
 
 #include "pipeline/error.hpp"
 
+#include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <filesystem>
@@ -117,9 +119,29 @@ public:
   /// The record is written (in the page cache) on return; wait_durable makes
   /// it durable. Until released or consumed it is listed as pending.
   result<journal_ticket> append_instance(const journal_origin& origin, std::string_view data);
+  /// One association appending to the journal. A flush about to start waits
+  /// a moment (at most about one flush) for every writer that was active in
+  /// the last few milliseconds and is not waiting yet, so that one flush
+  /// serves them all (PostgreSQL's commit_delay with commit_siblings).
+  class writer {
+  public:
+    /// A data set starts arriving.
+    void active() {
+      last_active_ns_.store(std::chrono::steady_clock::now().time_since_epoch().count(),
+                            std::memory_order_relaxed);
+    }
+
+  private:
+    friend class journal;
+    std::atomic<std::int64_t> last_active_ns_{0};
+    std::atomic<bool> waiting_{false};
+  };
+  void attach(writer& w);
+  void detach(writer& w);
+
   /// Returns once every record up to `ticket` is on stable storage, sharing
   /// one flush with every other waiter; fails if the disk refused the record.
-  status wait_durable(const journal_ticket& ticket);
+  status wait_durable(const journal_ticket& ticket, writer* waiting = nullptr);
   /// The data of an instance record, checked against its CRC.
   result<std::string> read_instance(const journal_ref& ref) const;
   /// Appends a consumption record and, with `durable`, waits for it; then
@@ -181,6 +203,8 @@ private:
   std::uint64_t written_prefix() const;
   segment* find(std::uint64_t sequence) const;
   void prepare_loop();
+  /// Writers active lately that have not appended and started waiting yet.
+  std::size_t writers_expected() const;
 
   journal_settings settings_;
   bool created_ = false;
@@ -200,6 +224,7 @@ private:
   bool flushing_ = false;
   std::uint64_t appended_records_ = 0;
   std::uint64_t flushes_ = 0;
+  std::vector<writer*> writers_;
 
   std::condition_variable prepare_wanted_;
   bool stopping_ = false;
