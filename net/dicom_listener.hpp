@@ -11,7 +11,7 @@
 // one thread per association, bounded by dicom.max_associations. Nothing here runs on CAF's
 // scheduler; events go to the ingest_sink.
 
-#include "net/spare_files.hpp"
+#include "pipeline/spare_files.hpp"
 #include "pipeline/config.hpp"
 #include "pipeline/error.hpp"
 #include "pipeline/ingest.hpp"

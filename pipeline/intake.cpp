@@ -4,6 +4,7 @@
 #include "pipeline/files.hpp"
 #include "pipeline/log.hpp"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -58,6 +59,20 @@ void intake::discard_abandoned_creations() {
   }
 }
 
+namespace {
+// Files kept ready for a completing study's instances: a large study's worth.
+constexpr std::size_t spare_file_count = 1024;
+// The refill yields to ingest: creating a file costs more CPU than receiving an instance.
+constexpr int spare_refill_niceness = 10;
+} // namespace
+
+spare_file_pool& intake::spares() {
+  if (!spares_)
+    spares_ = std::make_unique<spare_file_pool>(layout_.receive_dir(), spare_file_count, false,
+                                                 spare_refill_niceness);
+  return *spares_;
+}
+
 status intake::write_out(completed_study& study) {
   auto& key = study.key;
   bool folder_made = false;
@@ -77,8 +92,23 @@ status intake::write_out(completed_study& study) {
       return failure{data.error().code, key.describe() + ", instance " + instance.sop_uid + ": " +
                                             data.error().message};
     // Not synced here: one syncfs covers the whole study before the commit.
-    if (auto problem = write_file_atomically(path, *data, false))
-      return problem;
+    auto spare = spares().take();
+    int fd = spare.error != 0 ? -1 : ::open(spare.path.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd < 0) {
+      if (auto problem = write_file_atomically(path, *data, false))
+        return problem;
+    } else {
+      int error = write_fully(fd, *data);
+      if (::close(fd) != 0 && error == 0)
+        error = errno;
+      if (error == 0 && ::rename(spare.path.c_str(), path.c_str()) != 0)
+        error = errno;
+      if (error != 0) {
+        ::unlink(spare.path.c_str());
+        return failure{ec::io_error, path.string() + ": cannot write the instance out of the "
+                                                     "journal: " + errno_text(error)};
+      }
+    }
     instance.path = path.string();
     instance.inode = inode_of(path);
   }
@@ -369,6 +399,7 @@ recovery_report intake::recover() {
   report.problems.insert(report.problems.end(), journal_.problems().begin(),
                          journal_.problems().end());
   report.pending = pending_instances(report.problems);
+  spares(); // the folder is clear now: start making files for the first study
   return report;
 }
 

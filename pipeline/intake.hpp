@@ -26,8 +26,10 @@
 #include "pipeline/error.hpp"
 #include "pipeline/job.hpp"
 #include "pipeline/journal.hpp"
+#include "pipeline/spare_files.hpp"
 #include "pipeline/store.hpp"
 
+#include <memory>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -111,6 +113,9 @@ public:
 private:
   /// Step 0: the study's journal records as files in incoming/.
   status write_out(completed_study& study);
+  /// Empty files made ahead of time for write_out (started after recovery,
+  /// which clears the folder they live in).
+  spare_file_pool& spares();
   /// Steps 1 to 3 for one job of `instances`.
   result<job_record> create_job(const completed_study& study,
                                 const std::vector<const arrived_instance*>& instances,
@@ -132,6 +137,7 @@ private:
   database& db_;
   journal& journal_;
   bool durable_;
+  std::unique_ptr<spare_file_pool> spares_;
 };
 
 } // namespace dcmstreams

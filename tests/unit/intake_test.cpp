@@ -361,7 +361,8 @@ TEST_F(intake_fixture, journaled_instances_become_byte_identical_input_and_their
     EXPECT_EQ(inode(input / (sop + ".dcm")),
               inode(layout.stored_instance(study.key.study_uid, sop)));
   }
-  EXPECT_TRUE(fixtures::files_under(layout.incoming_dir()).empty());
+  EXPECT_FALSE(fs::exists(layout.incoming_study_dir(study.key.called_ae, study.key.calling_ae,
+                                                    study.key.peer, study.key.study_uid)));
   auto usage = ingest_journal().current_usage();
   EXPECT_EQ(usage.live_records, 0u) << "records are released once the job is queued";
   // After a restart nothing is pending: the earlier copy does not come back.

@@ -1,14 +1,18 @@
-#include "net/spare_files.hpp"
+#include "pipeline/spare_files.hpp"
 
 #include <fcntl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
 
-namespace dcmstreams::net {
+namespace dcmstreams {
 
-spare_file_pool::spare_file_pool(std::filesystem::path dir, std::size_t target)
-    : dir_(std::move(dir)), target_(target), refiller_([this] { refill(); }) {}
+spare_file_pool::spare_file_pool(std::filesystem::path dir, std::size_t target, bool keep_open,
+                                 int refill_niceness)
+    : dir_(std::move(dir)), target_(target), keep_open_(keep_open),
+      refill_niceness_(refill_niceness), refiller_([this] { refill(); }) {}
 
 spare_file_pool::~spare_file_pool() {
   {
@@ -18,7 +22,8 @@ spare_file_pool::~spare_file_pool() {
   wanted_.notify_all();
   refiller_.join();
   for (auto& spare : ready_) {
-    ::close(spare.fd);
+    if (spare.fd >= 0)
+      ::close(spare.fd);
     ::unlink(spare.path.c_str());
   }
 }
@@ -34,6 +39,10 @@ spare_file spare_file_pool::create() {
   spare.fd = ::open(spare.path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (spare.fd < 0)
     spare.error = errno;
+  else if (!keep_open_) {
+    ::close(spare.fd);
+    spare.fd = -1;
+  }
   return spare;
 }
 
@@ -52,6 +61,8 @@ spare_file spare_file_pool::take() {
 }
 
 void spare_file_pool::refill() {
+  if (refill_niceness_ != 0)
+    ::setpriority(PRIO_PROCESS, static_cast<id_t>(::syscall(SYS_gettid)), refill_niceness_);
   std::unique_lock<std::mutex> lock{mutex_};
   for (;;) {
     wanted_.wait(lock, [&] { return stopping_ || ready_.size() < target_; });
@@ -60,8 +71,8 @@ void spare_file_pool::refill() {
     lock.unlock();
     auto spare = create();
     lock.lock();
-    if (spare.fd < 0) {
-      // The disk refuses (full, read-only): let the C-STORE path report it.
+    if (spare.error != 0) {
+      // The disk refuses (full, read-only): let the path taking files report it.
       wanted_.wait_for(lock, std::chrono::seconds(1));
       continue;
     }
@@ -69,4 +80,4 @@ void spare_file_pool::refill() {
   }
 }
 
-} // namespace dcmstreams::net
+} // namespace dcmstreams
