@@ -164,8 +164,8 @@ template <class Inspector> typename Inspector::result_type inspect(Inspector& f,
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, arrived_instance& x) {
-  return f(caf::meta::type_name("arrived_instance"), x.sop_uid, x.path, x.bytes, x.inode,
-           x.record, x.superseded);
+  return f(caf::meta::type_name("arrived_instance"), x.sop_uid, x.path, x.bytes, x.inode, x.record,
+           x.superseded);
 }
 
 template <class Inspector>

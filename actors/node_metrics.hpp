@@ -40,7 +40,7 @@ struct node_metrics {
   metrics::family<metrics::counter>& journal_flushes; // fdatasync calls of the journal
   metrics::family<metrics::gauge>& journal_segments;  // {state}: in_use, free
   metrics::family<metrics::gauge>& journal_live;      // records not yet released
-  metrics::family<metrics::gauge>& build_info; // {version}
+  metrics::family<metrics::gauge>& build_info;        // {version}
 };
 
 } // namespace dcmstreams

@@ -459,7 +459,8 @@ OFCondition association::store(T_DIMSE_C_StoreRQ& request, T_ASC_PresentationCon
   if (!header) {
     discard();
     auto& message = header.error().message;
-    auto why = message.substr(std::min(message.size(), (in_file ? file.path.native().size() : 1) + 2));
+    auto why =
+        message.substr(std::min(message.size(), (in_file ? file.path.native().size() : 1) + 2));
     return refuse(context_id, request, STATUS_STORE_Error_CannotUnderstand, ec::invalid_dataset,
                   "cannot parse the data set, " + why);
   }
@@ -552,8 +553,7 @@ status association::commit_file(const std::filesystem::path& temporary, stored_i
 
 void association::sync_association_writes() {
   if (unsynced_record_.ref) {
-    if (auto problem =
-            listener_.config_.ingest_journal->wait_durable(unsynced_record_, &writer_))
+    if (auto problem = listener_.config_.ingest_journal->wait_durable(unsynced_record_, &writer_))
       log::error(component, problem->message);
     unsynced_record_ = {};
   }

@@ -11,11 +11,11 @@
 // one thread per association, bounded by dicom.max_associations. Nothing here runs on CAF's
 // scheduler; events go to the ingest_sink.
 
-#include "pipeline/spare_files.hpp"
 #include "pipeline/config.hpp"
 #include "pipeline/error.hpp"
 #include "pipeline/ingest.hpp"
 #include "pipeline/journal.hpp"
+#include "pipeline/spare_files.hpp"
 #include "pipeline/store.hpp"
 
 #include <atomic>

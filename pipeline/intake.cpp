@@ -69,7 +69,7 @@ constexpr int spare_refill_niceness = 10;
 spare_file_pool& intake::spares() {
   if (!spares_)
     spares_ = std::make_unique<spare_file_pool>(layout_.receive_dir(), spare_file_count, false,
-                                                 spare_refill_niceness);
+                                                spare_refill_niceness);
   return *spares_;
 }
 
@@ -79,9 +79,8 @@ status intake::write_out(completed_study& study) {
   for (auto& instance : study.instances) {
     if (!instance.record)
       continue;
-    auto path =
-        layout_.incoming_instance(key.called_ae, key.calling_ae, key.peer, key.study_uid,
-                                  instance.sop_uid);
+    auto path = layout_.incoming_instance(key.called_ae, key.calling_ae, key.peer, key.study_uid,
+                                          instance.sop_uid);
     if (!folder_made) {
       if (auto problem = create_directories(path.parent_path(), false))
         return problem;
@@ -105,8 +104,10 @@ status intake::write_out(completed_study& study) {
         error = errno;
       if (error != 0) {
         ::unlink(spare.path.c_str());
-        return failure{ec::io_error, path.string() + ": cannot write the instance out of the "
-                                                     "journal: " + errno_text(error)};
+        return failure{ec::io_error, path.string() +
+                                         ": cannot write the instance out of the "
+                                         "journal: " +
+                                         errno_text(error)};
       }
     }
     instance.path = path.string();
@@ -217,8 +218,8 @@ result<std::vector<job_record>> intake::create_jobs(const completed_study& arriv
   }
   for (auto& job : jobs)
     if (auto problem = db_.update_job(job)) {
-      log::error("intake", problem->message + "; the next start queues job " +
-                               std::to_string(job.id));
+      log::error("intake",
+                 problem->message + "; the next start queues job " + std::to_string(job.id));
       finished = false;
     }
   if (finished) {
@@ -360,8 +361,8 @@ recovery_report intake::recover() {
     for (auto& job : *creating) {
       auto dir = layout_.job_dir(job.id);
       // A data folder from a version without a journal committed a job with its info.json.
-      bool commit = committed.count(job.id) > 0 ||
-                    (journal_.created() && fs::exists(dir / "info.json"));
+      bool commit =
+          committed.count(job.id) > 0 || (journal_.created() && fs::exists(dir / "info.json"));
       if (commit) {
         if (auto problem = finish_recovered(job)) {
           report.problems.push_back("job " + std::to_string(job.id) + ": " + problem->message);

@@ -65,8 +65,8 @@ std::uint32_t crc_portable(std::uint32_t crc, const unsigned char* p, std::size_
 }
 
 #if defined(__x86_64__)
-__attribute__((target("sse4.2"))) std::uint32_t crc_sse42(std::uint32_t crc,
-                                                          const unsigned char* p, std::size_t n) {
+__attribute__((target("sse4.2"))) std::uint32_t crc_sse42(std::uint32_t crc, const unsigned char* p,
+                                                          std::size_t n) {
   std::uint64_t c = crc;
   while (n >= 8) {
     std::uint64_t word;
@@ -257,8 +257,8 @@ std::optional<parsed_record> read_record(int fd, std::uint64_t sequence, std::ui
   record.meta.resize(meta_bytes);
   record.data.resize(data_bytes);
   if (pread_fully(fd, record.meta.data(), meta_bytes, offset + record_header_bytes) != 0 ||
-      pread_fully(fd, record.data.data(), data_bytes,
-                  offset + record_header_bytes + meta_bytes) != 0)
+      pread_fully(fd, record.data.data(), data_bytes, offset + record_header_bytes + meta_bytes) !=
+          0)
     return std::nullopt;
   std::memset(header.data() + 20, 0, 4);
   if (crc32c(crc32c(crc32c(0, header), record.meta), record.data) != crc)
@@ -269,8 +269,8 @@ std::optional<parsed_record> read_record(int fd, std::uint64_t sequence, std::ui
 
 std::string instance_meta(const journal_origin& origin) {
   std::string meta;
-  for (auto* field : {&origin.called_ae, &origin.calling_ae, &origin.peer, &origin.study_uid,
-                      &origin.sop_uid})
+  for (auto* field :
+       {&origin.called_ae, &origin.calling_ae, &origin.peer, &origin.study_uid, &origin.sop_uid})
     put_text(meta, *field);
   return meta;
 }
@@ -278,8 +278,8 @@ std::string instance_meta(const journal_origin& origin) {
 std::optional<journal_origin> parse_instance_meta(std::string_view meta) {
   field_reader in{meta};
   journal_origin origin;
-  for (auto* field : {&origin.called_ae, &origin.calling_ae, &origin.peer, &origin.study_uid,
-                      &origin.sop_uid})
+  for (auto* field :
+       {&origin.called_ae, &origin.calling_ae, &origin.peer, &origin.study_uid, &origin.sop_uid})
     *field = in.text();
   return in.ok ? std::optional<journal_origin>{origin} : std::nullopt;
 }
@@ -331,7 +331,8 @@ journal::journal(journal_settings settings) : settings_(std::move(settings)) {}
 
 result<std::unique_ptr<journal>> journal::open(journal_settings settings) {
   if (settings.segment_bytes < 16 * segment_header_bytes)
-    return failure{ec::invalid_config, "storage.journal_segment_mb: segments must be at least 64 KiB"};
+    return failure{ec::invalid_config,
+                   "storage.journal_segment_mb: segments must be at least 64 KiB"};
   std::unique_ptr<journal> j{new journal(std::move(settings))};
   std::error_code error;
   j->created_ = !fs::exists(j->settings_.dir, error);
@@ -376,22 +377,19 @@ status journal::scan() {
     seg->fd = ::open(seg->path.c_str(), O_RDWR | O_CLOEXEC);
     if (seg->fd < 0)
       return failure{ec::io_error, seg->path.string() + ": cannot open the journal segment: " +
-                                       errno_text(errno) +
-                                       "; check the data folder's permissions"};
+                                       errno_text(errno) + "; check the data folder's permissions"};
     struct stat info {};
     ::fstat(seg->fd, &info);
     seg->size = static_cast<std::uint64_t>(info.st_size);
     std::string page(segment_header_bytes, '\0');
-    if (seg->size >= segment_header_bytes &&
-        pread_fully(seg->fd, page.data(), page.size(), 0) == 0)
+    if (seg->size >= segment_header_bytes && pread_fully(seg->fd, page.data(), page.size(), 0) == 0)
       seg->sequence = parse_segment_header(page);
     found.push_back(std::move(seg));
   }
   if (error)
-    return failure{ec::io_error, settings_.dir.string() + ": cannot list the journal: " +
-                                     error.message()};
-  std::sort(found.begin(), found.end(),
-            [](auto& a, auto& b) { return a->sequence < b->sequence; });
+    return failure{ec::io_error,
+                   settings_.dir.string() + ": cannot list the journal: " + error.message()};
+  std::sort(found.begin(), found.end(), [](auto& a, auto& b) { return a->sequence < b->sequence; });
 
   std::vector<journal_consumption> consumptions;
   for (auto& seg : found) {
@@ -479,9 +477,8 @@ void journal::prepare_loop() {
   while (!stopping_) {
     // One segment ahead, made once the one taking appends is half full:
     // zero-filling early would compete with ingest for the disk for nothing.
-    bool needed = free_.empty() &&
-                  (active_.empty() || active_.back()->sealed ||
-                   active_.back()->used > active_.back()->size / 2);
+    bool needed = free_.empty() && (active_.empty() || active_.back()->sealed ||
+                                    active_.back()->used > active_.back()->size / 2);
     if (!needed) {
       prepare_wanted_.wait(lock);
       continue;
@@ -592,10 +589,10 @@ result<journal_ticket> journal::append(std::uint16_t kind, std::string_view meta
   } else {
     seg->dirty = true;
   }
-  changed_.notify_all();
+  progressed_.notify_all();
   if (error != 0)
-    return failure{ec::io_error, seg->path.string() + ": cannot write to the journal: " +
-                                     errno_text(error)};
+    return failure{ec::io_error,
+                   seg->path.string() + ": cannot write to the journal: " + errno_text(error)};
   return ticket;
 }
 
@@ -612,13 +609,13 @@ void journal::attach(writer& w) {
 void journal::detach(writer& w) {
   std::lock_guard lock(mutex_);
   writers_.erase(std::remove(writers_.begin(), writers_.end(), &w), writers_.end());
-  changed_.notify_all();
+  progressed_.notify_all();
 }
 
 std::size_t journal::writers_expected() const {
   auto now = std::chrono::steady_clock::now().time_since_epoch().count();
-  auto recent = std::chrono::duration_cast<std::chrono::steady_clock::duration>(writer_recent)
-                    .count();
+  auto recent =
+      std::chrono::duration_cast<std::chrono::steady_clock::duration>(writer_recent).count();
   std::size_t expected = 0;
   for (auto* w : writers_)
     if (!w->waiting_.load(std::memory_order_relaxed) &&
@@ -638,7 +635,7 @@ status journal::wait_durable(const journal_ticket& ticket, writer* waiting) {
   } flag{waiting};
   if (waiting) {
     waiting->waiting_.store(true, std::memory_order_relaxed);
-    changed_.notify_all(); // a flush may be waiting for this writer
+    progressed_.notify_all(); // a flush may be waiting for this writer
   }
   for (;;) {
     auto* seg = find(ticket.ref.sequence);
@@ -648,10 +645,12 @@ status journal::wait_durable(const journal_ticket& ticket, writer* waiting) {
                                        " (see the log for the write or flush that failed)"};
     if (durable_bytes_ >= ticket.end)
       return std::nullopt;
-    if (flushing_ || written_prefix() < ticket.end) {
-      // Another thread is flushing, or an earlier record is still being
-      // written: either ends with a notification.
-      changed_.wait(lock);
+    if (flushing_) {
+      flushed_.wait(lock);
+      continue;
+    }
+    if (written_prefix() < ticket.end) {
+      progressed_.wait(lock); // an earlier record is still being written
       continue;
     }
     // Lead one flush for everything written so far, once the other writers
@@ -659,7 +658,7 @@ status journal::wait_durable(const journal_ticket& ticket, writer* waiting) {
     flushing_ = true;
     auto delay_until = std::chrono::steady_clock::now() + max_commit_delay;
     while (writers_expected() > 0 &&
-           changed_.wait_until(lock, delay_until) != std::cv_status::timeout) {
+           progressed_.wait_until(lock, delay_until) != std::cv_status::timeout) {
     }
     auto target = written_prefix();
     struct to_flush {
@@ -700,7 +699,7 @@ status journal::wait_durable(const journal_ticket& ticket, writer* waiting) {
     }
     durable_bytes_ = std::max(durable_bytes_, target);
     flushing_ = false;
-    changed_.notify_all();
+    flushed_.notify_all();
   }
 }
 
@@ -773,9 +772,8 @@ void journal::recycle_oldest() {
     int error = write_segment_header(seg->fd, 0);
     std::lock_guard lock(mutex_);
     if (error != 0) {
-      log::warning(component, seg->path.string() +
-                                  ": cannot mark the segment free: " + errno_text(error) +
-                                  "; it is no longer used");
+      log::warning(component, seg->path.string() + ": cannot mark the segment free: " +
+                                  errno_text(error) + "; it is no longer used");
       ::close(seg->fd);
       continue;
     }

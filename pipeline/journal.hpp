@@ -36,9 +36,9 @@
 #include <cstdint>
 #include <filesystem>
 #include <map>
-#include <optional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
@@ -212,7 +212,10 @@ private:
   std::vector<journal_consumption> recovered_consumptions_;
 
   mutable std::mutex mutex_;
-  std::condition_variable changed_; // a write finished or a flush ended
+  // Separate, so that an append wakes only the thread leading a flush (and
+  // any waiting for an earlier record), not every association waiting for it.
+  std::condition_variable progressed_; // a record was written, or a writer started waiting
+  std::condition_variable flushed_;    // a flush ended
   std::vector<std::unique_ptr<segment>> active_; // by sequence; the last takes appends
   std::vector<std::unique_ptr<segment>> free_;   // written before, ready for reuse
   std::map<std::uint64_t, in_flight> writing_;   // by start in the running byte count

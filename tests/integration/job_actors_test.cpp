@@ -34,8 +34,8 @@ struct job_actors : ::testing::Test {
     auto journal_opened = journal::open(journal_config);
     ASSERT_TRUE(journal_opened) << journal_opened.error().message;
     store = system.spawn<caf::detached>(job_store, db, layout,
-                                        std::shared_ptr<journal>{std::move(*journal_opened)},
-                                        false, nullptr);
+                                        std::shared_ptr<journal>{std::move(*journal_opened)}, false,
+                                        nullptr);
     job_manager_settings settings;
     settings.job_store = store;
     settings.registry = registry;

@@ -75,9 +75,9 @@ journaled_study receive_into(journal& j, const fs::path& scratch, int count) {
     auto content = encode_file_meta({"1.2.840.10008.5.1.4.1.1.2", sop, "1.2.840.10008.1.2.1",
                                      "STORESCU", "SMOOTH", "dicom://127.0.0.1:5000"}) +
                    fixtures::dataset_bytes(file);
-    auto ticket = j.append_instance({study.key.called_ae, study.key.calling_ae, study.key.peer,
-                                     study.key.study_uid, sop},
-                                    content);
+    auto ticket = j.append_instance(
+        {study.key.called_ae, study.key.calling_ae, study.key.peer, study.key.study_uid, sop},
+        content);
     EXPECT_TRUE(ticket);
     EXPECT_FALSE(j.wait_durable(*ticket));
     arrived_instance instance;
@@ -267,7 +267,8 @@ TEST_F(intake_fixture, recovery_undoes_a_creation_cut_off_before_info_json) {
   EXPECT_FALSE(*found);
 }
 
-TEST_F(intake_fixture, recovery_finishes_a_creation_with_info_json_in_a_data_folder_from_before_the_journal) {
+TEST_F(intake_fixture,
+       recovery_finishes_a_creation_with_info_json_in_a_data_folder_from_before_the_journal) {
   auto study = receive(layout, scratch.path(), 3);
   job_record half;
   half.stream = "smooth";

@@ -23,8 +23,7 @@ namespace {
 
 constexpr std::uint64_t small_segment = 64 << 10;
 
-std::unique_ptr<journal> open_journal(const fs::path& dir,
-                                      std::uint64_t segment_bytes = 1 << 20) {
+std::unique_ptr<journal> open_journal(const fs::path& dir, std::uint64_t segment_bytes = 1 << 20) {
   journal_settings settings;
   settings.dir = dir;
   settings.segment_bytes = segment_bytes;
