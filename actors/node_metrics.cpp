@@ -78,6 +78,8 @@ node_metrics::node_metrics(metrics::registry& reg)
           reg.add_gauge("dcmstreams_streams_loaded", "Streams loaded from the streams folder.")),
       stream_reloads(reg.add_counter("dcmstreams_stream_reloads_total",
                                      "Reloads of the streams folder, by result.", {"result"})),
+      disk_free(reg.add_gauge("dcmstreams_disk_free_bytes",
+                              "Free bytes on the file system of the data folder.")),
       journal_records(reg.add_counter("dcmstreams_journal_records_total",
                                       "Records appended to the ingest journal (instances and "
                                       "consumption records).")),
@@ -90,8 +92,6 @@ node_metrics::node_metrics(metrics::registry& reg)
       journal_live(reg.add_gauge("dcmstreams_journal_live_records",
                                  "Journal records not yet released (pending instances, and "
                                  "those of jobs being created).")),
-      disk_free(reg.add_gauge("dcmstreams_disk_free_bytes",
-                              "Free bytes on the file system of the data folder.")),
       build_info(
           reg.add_gauge("dcmstreams_build_info", "Version of dcmstreams; always 1.", {"version"})) {
   build_info.with({::dcmstreams::build_info::version}).set(1);

@@ -73,40 +73,34 @@ result<std::string> read_text_file(const fs::path& path) {
   return content;
 }
 
-status sync_file_system(const fs::path& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+namespace {
+
+// Opens `path` with `flags`, applies `sync` (fsync, fdatasync, syncfs) to it
+// and closes it; `what` names the thing in messages ("the folder").
+status open_and_sync(const fs::path& path, int flags, int (*sync)(int), const char* what) {
+  int fd = ::open(path.c_str(), flags | O_CLOEXEC);
   if (fd < 0)
-    return io_failure(path, "cannot open to sync its file system", errno);
-  int rc = ::syncfs(fd);
+    return io_failure(path, std::string("cannot open ") + what + " to sync it", errno);
+  int rc = sync(fd);
   int saved = errno;
   ::close(fd);
   if (rc != 0)
-    return io_failure(path, "cannot sync the file system", saved);
+    return io_failure(path, std::string("cannot sync ") + what, saved);
   return std::nullopt;
+}
+
+} // namespace
+
+status sync_file_system(const fs::path& path) {
+  return open_and_sync(path, O_RDONLY, ::syncfs, "its file system");
 }
 
 status sync_directory(const fs::path& dir) {
-  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0)
-    return io_failure(dir, "cannot open the folder to sync it", errno);
-  int rc = ::fsync(fd);
-  int saved = errno;
-  ::close(fd);
-  if (rc != 0)
-    return io_failure(dir, "cannot sync the folder", saved);
-  return std::nullopt;
+  return open_and_sync(dir, O_RDONLY | O_DIRECTORY, ::fsync, "the folder");
 }
 
 status sync_file(const fs::path& file) {
-  int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return io_failure(file, "cannot open the file to sync it", errno);
-  int rc = ::fdatasync(fd);
-  int saved = errno;
-  ::close(fd);
-  if (rc != 0)
-    return io_failure(file, "cannot sync the file", saved);
-  return std::nullopt;
+  return open_and_sync(file, O_RDONLY, ::fdatasync, "the file");
 }
 
 status write_file_atomically(const fs::path& path, std::string_view content, bool durable) {

@@ -397,8 +397,6 @@ recovery_report intake::recover() {
       ++report.removed_partial_files;
   }
 
-  report.problems.insert(report.problems.end(), journal_.problems().begin(),
-                         journal_.problems().end());
   report.pending = pending_instances(report.problems);
   spares(); // the folder is clear now: start making files for the first study
   return report;

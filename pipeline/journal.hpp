@@ -160,8 +160,6 @@ public:
   }
   /// Whether the folder did not exist before open (data from an older version).
   bool created() const { return created_; }
-  /// Problems found at open (a segment that could not be read), in words.
-  const std::vector<std::string>& problems() const { return problems_; }
 
   struct usage {
     std::size_t segments = 0;      // holding records
@@ -208,7 +206,6 @@ private:
 
   journal_settings settings_;
   bool created_ = false;
-  std::vector<std::string> problems_;
   std::vector<journal_consumption> recovered_consumptions_;
 
   mutable std::mutex mutex_;

@@ -207,9 +207,12 @@ result<unpacked_upload> unpack_upload(const void* bytes, std::size_t size,
     ::stat(path.c_str(), &info);
     study_key key{source.called_ae, source.calling_ae, source.peer, header->study_uid};
     studies.insert(key);
-    upload.instances.push_back(
-        {key, arrived_instance{header->sop_instance_uid, path.string(),
-                               static_cast<std::uint64_t>(info.st_size), info.st_ino}});
+    upload.instances.push_back({key, arrived_instance{header->sop_instance_uid,
+                                                      path.string(),
+                                                      static_cast<std::uint64_t>(info.st_size),
+                                                      info.st_ino,
+                                                      {},
+                                                      {}}});
   }
   std::error_code ignored;
   std::filesystem::remove(scratch, ignored);

@@ -29,7 +29,14 @@ struct incoming_study {
   std::vector<arrived_instance> instances;
 };
 
-incoming_study receive(const store_layout& layout, const fs::path& scratch, int count) {
+// A synthetic study of `count` instances, each as the file the listener
+// keeps: a meta header naming the association, then the data set.
+struct received_files {
+  std::string study_uid;
+  std::vector<std::pair<std::string, std::string>> instances; // SOP Instance UID, file bytes
+};
+
+received_files synthesize_received(const fs::path& scratch, int count) {
   synth_options options;
   options.out = scratch;
   options.series = 1;
@@ -37,17 +44,27 @@ incoming_study receive(const store_layout& layout, const fs::path& scratch, int 
   options.rows = options.cols = 16;
   auto written = synthesize(options);
   EXPECT_TRUE(written);
-  incoming_study study;
-  study.key = {"SMOOTH", "STORESCU", "127.0.0.1", written->study_uids.front()};
+  received_files received;
+  received.study_uid = written->study_uids.front();
   for (auto& file : written->files) {
     auto sop = fixtures::sop_instance_uid(file);
+    received.instances.emplace_back(
+        sop, encode_file_meta({"1.2.840.10008.5.1.4.1.1.2", sop, "1.2.840.10008.1.2.1", "STORESCU",
+                               "SMOOTH", "dicom://127.0.0.1:5000"}) +
+                 fixtures::dataset_bytes(file));
+  }
+  return received;
+}
+
+incoming_study receive(const store_layout& layout, const fs::path& scratch, int count) {
+  auto received = synthesize_received(scratch, count);
+  incoming_study study;
+  study.key = {"SMOOTH", "STORESCU", "127.0.0.1", received.study_uid};
+  for (auto& [sop, content] : received.instances) {
     auto path = layout.incoming_instance(study.key.called_ae, study.key.calling_ae, study.key.peer,
                                          study.key.study_uid, sop);
-    auto content = encode_file_meta({"1.2.840.10008.5.1.4.1.1.2", sop, "1.2.840.10008.1.2.1",
-                                     "STORESCU", "SMOOTH", "dicom://127.0.0.1:5000"}) +
-                   fixtures::dataset_bytes(file);
     fixtures::write_file(path, content);
-    study.instances.push_back({sop, path.string(), content.size(), inode(path)});
+    study.instances.push_back({sop, path.string(), content.size(), inode(path), {}, {}});
   }
   return study;
 }
@@ -61,20 +78,10 @@ struct journaled_study {
 };
 
 journaled_study receive_into(journal& j, const fs::path& scratch, int count) {
-  synth_options options;
-  options.out = scratch;
-  options.series = 1;
-  options.instances = count;
-  options.rows = options.cols = 16;
-  auto written = synthesize(options);
-  EXPECT_TRUE(written);
+  auto received = synthesize_received(scratch, count);
   journaled_study study;
-  study.key = {"SMOOTH", "STORESCU", "127.0.0.1", written->study_uids.front()};
-  for (auto& file : written->files) {
-    auto sop = fixtures::sop_instance_uid(file);
-    auto content = encode_file_meta({"1.2.840.10008.5.1.4.1.1.2", sop, "1.2.840.10008.1.2.1",
-                                     "STORESCU", "SMOOTH", "dicom://127.0.0.1:5000"}) +
-                   fixtures::dataset_bytes(file);
+  study.key = {"SMOOTH", "STORESCU", "127.0.0.1", received.study_uid};
+  for (auto& [sop, content] : received.instances) {
     auto ticket = j.append_instance(
         {study.key.called_ae, study.key.calling_ae, study.key.peer, study.key.study_uid, sop},
         content);
@@ -176,7 +183,7 @@ TEST_F(intake_fixture, a_study_with_nothing_left_is_refused_and_leaves_no_job) {
   intake jobs{layout, *db, ingest_journal(), false};
   study_key key{"SMOOTH", "X", "127.0.0.1", "1.2.3"};
   auto job = jobs.create_jobs(
-      {key, "smooth", {{"1.2.3.4", "/nonexistent/1.2.3.4.dcm", 10, 1}}, 0, {}, false});
+      {key, "smooth", {{"1.2.3.4", "/nonexistent/1.2.3.4.dcm", 10, 1, {}, {}}}, 0, {}, false});
   ASSERT_FALSE(job);
   EXPECT_EQ(job.error().code, ec::not_found);
   auto creating = db->jobs_in_state(job_state::creating);
@@ -219,7 +226,7 @@ TEST_F(intake_fixture, group_by_series_makes_one_job_per_series) {
         layout.incoming_instance("SMOOTH", "STORESCU", "127.0.0.1", study.key.study_uid, sop);
     fs::create_directories(path.parent_path());
     fs::copy_file(file, path);
-    study.instances.push_back({sop, path.string(), fs::file_size(path), inode(path)});
+    study.instances.push_back({sop, path.string(), fs::file_size(path), inode(path), {}, {}});
   }
   intake jobs{layout, *db, ingest_journal(), false};
   completed_study by_series{study.key, "s", study.instances, 0, {{"Modality", "CT"}}, true};

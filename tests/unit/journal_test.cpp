@@ -134,8 +134,9 @@ TEST(journal, a_record_cut_off_mid_write_ends_the_scan_and_is_not_an_instance) {
     ASSERT_EQ(::pread(fd, header, sizeof header, 8), 8);
     std::uint64_t sequence = 0;
     std::memcpy(&sequence, header, 8);
-    if (sequence == last.sequence)
+    if (sequence == last.sequence) {
       ASSERT_EQ(::pwrite(fd, "garbage", 7, static_cast<off_t>(last.offset + 200)), 7);
+    }
     ::close(fd);
   }
   auto j = open_journal(dir.path());
