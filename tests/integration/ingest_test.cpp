@@ -4,6 +4,7 @@
 
 #include "pipeline/dicom_file.hpp"
 
+#include "tests/support/http_client.hpp"
 #include "tests/support/node.hpp"
 #include "tests/support/process.hpp"
 #include "tests/support/raw_scu.hpp"
@@ -15,8 +16,10 @@
 
 #include <gtest/gtest.h>
 
+#include <iostream>
 #include <map>
 #include <set>
+#include <thread>
 
 using namespace dcmstreams;
 using namespace dcmstreams::fixtures;
@@ -477,6 +480,52 @@ TEST(ingest_durability, kill_9_during_a_send_keeps_every_stored_instance_and_com
     EXPECT_TRUE(dataset_bytes(file) == dataset_bytes(sent[uid])) << uid << " differs";
   }
   EXPECT_TRUE(node.partial_files().empty());
+}
+
+TEST(ingest_durability, kill_9_while_a_study_becomes_a_job_leaves_exactly_one_job_with_all_of_it) {
+  // Three rounds: the kill lands at another step of the creation each time
+  // (writing the journal's records out, syncing, committing, or after).
+  for (int round = 0; round < 3; ++round) {
+    temp_dir root, scratch;
+    test_node node{root.path()};
+    write_stream(node.streams_dir(), "test", "TESTAE");
+    node.start();
+    auto study = synth_study(scratch / "study", 400, 64);
+    ASSERT_EQ(run({"storescu", "-aec", "TESTAE", "+sd", "+r", "127.0.0.1",
+                   std::to_string(node.port()), study.string()})
+                  .exit_code,
+              0);
+    ASSERT_TRUE(node.wait_for_log(" is complete (", 10s)) << node.log();
+    std::this_thread::sleep_for(std::chrono::milliseconds(40 * round));
+    node.kill();
+
+    node.start();
+    ASSERT_TRUE(eventually(
+        [&] { return node.job_dirs().size() == 1 && node.pending_instances() == 0; }, 20s))
+        << node.log();
+    std::this_thread::sleep_for(1s); // a second job would show up after the quiet period
+    auto log = node.log();
+    std::cout << "round " << round << ": the restart "
+              << (contains(log, "finished creating job") ? "finished the interrupted creation"
+                  : contains(log, "undid the interrupted creation")
+                      ? "undid the interrupted creation"
+                      : "found the creation done or not begun")
+              << "\n";
+    auto jobs = node.job_dirs();
+    ASSERT_EQ(jobs.size(), 1u) << node.log();
+    std::map<std::string, fs::path> sent;
+    for (auto& file : files_under(study))
+      sent[sop_instance_uid(file)] = file;
+    auto input = test_node::input_files(jobs[0]);
+    ASSERT_EQ(input.size(), sent.size()) << node.log();
+    for (auto& file : input)
+      EXPECT_TRUE(dataset_bytes(file) == dataset_bytes(sent[file.stem().string()]))
+          << file << " differs from what was sent";
+    EXPECT_TRUE(eventually([&] { return node.incoming_files().empty(); }, 5s));
+    auto metrics = http_get(node.web_port(), "/metrics").body;
+    EXPECT_NE(metrics.find("dcmstreams_journal_live_records 0"), std::string::npos)
+        << "every journal record is released once the job is queued";
+  }
 }
 
 TEST(ingest_durability, every_sync_mode_stores_the_study) {
