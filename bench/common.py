@@ -126,10 +126,10 @@ class storescp_receiver:
 
 
 class dcmstreams_receiver:
-    def __init__(self, binary, sync):
+    def __init__(self, binary, sync, label=""):
         self.binary = binary
         self.sync = sync
-        self.name = f"dcmstreams (sync {sync})"
+        self.name = f"dcmstreams{' ' + label if label else ''} (sync {sync})"
 
     def start(self, work):
         self.port, self.web = free_port(), free_port()

@@ -165,6 +165,9 @@ def main():
         parser.add_argument("--sizes", default=None, help="of " + ",".join(SIZES))
         parser.add_argument("--associations", default=None, help="counts, such as 1,4,8")
         parser.add_argument("--clients", default=None, help="storescu, send or both")
+        parser.add_argument("--baseline", default=None, metavar="BUILD",
+                            help="also a node built in BUILD (another version) with durable "
+                                 "writes, measured in the same rounds")
 
     args = driver_arguments("ingest.py", __doc__, own_arguments)
     binary, runs = args.binary, args.runs
@@ -181,6 +184,11 @@ def main():
     receivers = [dcmstreams_receiver(binary, "instance"), dcmstreams_receiver(binary, "none"),
                  storescp_receiver(), storescp_receiver(fork=True), orthanc_receiver(),
                  storescp_receiver(fork=True, ignore=True)]
+    if args.baseline:
+        baseline = os.path.join(args.baseline, "main", "dcmstreams")
+        if not os.access(baseline, os.X_OK):
+            sys.exit(f"ingest.py: --baseline: {baseline} does not exist")
+        receivers.insert(1, dcmstreams_receiver(baseline, "instance", "baseline"))
 
     results = []
     with tempfile.TemporaryDirectory(prefix="dcmstreams-bench-data-") as data:

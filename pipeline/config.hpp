@@ -57,8 +57,8 @@ struct completion_config {
 struct storage_config {
   sync_mode sync = sync_mode::instance;
   std::uint64_t reserve_free_mb = 1024;
-  /// Size of each ingest journal segment; data sets above a quarter of it
-  /// are stored as files instead.
+  /// Size of each ingest journal segment (data sets above 1 MiB, or a
+  /// quarter of a segment, are stored as files instead).
   std::uint64_t journal_segment_mb = 32;
   double scrub_high_pct = 90.0;
   double scrub_low_pct = 80.0;

@@ -30,6 +30,7 @@
 
 #include "pipeline/error.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -95,9 +96,12 @@ struct journal_consumption {
 
 struct journal_settings {
   std::filesystem::path dir;
-  /// Size of each segment; records larger than a quarter of it are refused
-  /// (the listener stores such data sets as files).
+  /// Size of each segment.
   std::uint64_t segment_bytes = std::uint64_t{32} << 20;
+  /// Largest data a record takes (at most a quarter of a segment); the
+  /// listener stores larger data sets as files, where the metadata of a file
+  /// costs little beside the data and no copy is made at study completion.
+  std::uint64_t record_limit = std::uint64_t{1} << 20;
   /// Free segments kept for reuse; more are deleted.
   std::size_t kept_free_segments = 2;
 };
@@ -113,7 +117,9 @@ public:
   journal& operator=(const journal&) = delete;
 
   /// Largest data a record holds.
-  std::uint64_t record_limit() const { return settings_.segment_bytes / 4; }
+  std::uint64_t record_limit() const {
+    return std::min(settings_.record_limit, settings_.segment_bytes / 4);
+  }
 
   /// Appends the bytes of a received file (file meta header and data set).
   /// The record is written (in the page cache) on return; wait_durable makes
