@@ -630,7 +630,8 @@ status dicom_listener::start() {
                    std::string("cannot initialize DICOM networking: ") + cond.text()};
   }
   network_ = network;
-  spare_files_ = std::make_unique<spare_file_pool>(layout_.receive_dir(), spare_file_count);
+  spare_files_ =
+      std::make_unique<spare_file_pool>(layout_.receive_dir(), "receive", spare_file_count);
   if (::pipe2(wake_pipe_, O_CLOEXEC) != 0)
     return failure{ec::io_error, "cannot create a pipe: " + errno_text(errno)};
   stopping_ = false;

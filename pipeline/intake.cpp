@@ -68,8 +68,8 @@ constexpr int spare_refill_niceness = 10;
 
 spare_file_pool& intake::spares() {
   if (!spares_)
-    spares_ = std::make_unique<spare_file_pool>(layout_.receive_dir(), spare_file_count, false,
-                                                spare_refill_niceness);
+    spares_ = std::make_unique<spare_file_pool>(layout_.receive_dir(), "job", spare_file_count,
+                                                false, spare_refill_niceness);
   return *spares_;
 }
 

@@ -9,9 +9,9 @@
 
 namespace dcmstreams {
 
-spare_file_pool::spare_file_pool(std::filesystem::path dir, std::size_t target, bool keep_open,
-                                 int refill_niceness)
-    : dir_(std::move(dir)), target_(target), keep_open_(keep_open),
+spare_file_pool::spare_file_pool(std::filesystem::path dir, std::string name, std::size_t target,
+                                 bool keep_open, int refill_niceness)
+    : dir_(std::move(dir)), name_(std::move(name)), target_(target), keep_open_(keep_open),
       refill_niceness_(refill_niceness), refiller_([this] { refill(); }) {}
 
 spare_file_pool::~spare_file_pool() {
@@ -29,14 +29,20 @@ spare_file_pool::~spare_file_pool() {
 }
 
 spare_file spare_file_pool::create() {
-  std::uint64_t number;
-  {
-    std::lock_guard<std::mutex> guard{mutex_};
-    number = sequence_++;
-  }
   spare_file spare;
-  spare.path = dir_ / (std::to_string(::getpid()) + "-" + std::to_string(number) + ".part");
-  spare.fd = ::open(spare.path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  // A name left by an earlier process with the same pid is skipped.
+  for (int attempt = 0; attempt < 16; ++attempt) {
+    std::uint64_t number;
+    {
+      std::lock_guard<std::mutex> guard{mutex_};
+      number = sequence_++;
+    }
+    spare.path =
+        dir_ / (name_ + "-" + std::to_string(::getpid()) + "-" + std::to_string(number) + ".part");
+    spare.fd = ::open(spare.path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (spare.fd >= 0 || errno != EEXIST)
+      break;
+  }
   if (spare.fd < 0)
     spare.error = errno;
   else if (!keep_open_) {

@@ -25,11 +25,12 @@ struct spare_file {
 
 class spare_file_pool {
 public:
-  /// Keeps up to `target` files ready in `dir`. A pool that does not keep
-  /// them open holds no descriptors (for large targets); its refill thread
-  /// runs at `refill_niceness`, so that it yields to ingest.
-  spare_file_pool(std::filesystem::path dir, std::size_t target, bool keep_open = true,
-                  int refill_niceness = 0);
+  /// Keeps up to `target` files ready in `dir`, named "<name>-<pid>-<n>.part"
+  /// (pools sharing a folder need different names). A pool that does not
+  /// keep them open holds no descriptors (for large targets); its refill
+  /// thread runs at `refill_niceness`, so that it yields to ingest.
+  spare_file_pool(std::filesystem::path dir, std::string name, std::size_t target,
+                  bool keep_open = true, int refill_niceness = 0);
   /// Stops the refill thread and removes the files nobody took.
   ~spare_file_pool();
   spare_file_pool(const spare_file_pool&) = delete;
@@ -43,6 +44,7 @@ private:
   void refill();
 
   std::filesystem::path dir_;
+  std::string name_;
   std::size_t target_;
   bool keep_open_;
   int refill_niceness_;

@@ -135,6 +135,28 @@ TEST_F(ingest, storescu_study_of_200_arrives_complete_and_bit_exact) {
   EXPECT_NE(info.find("\"AETitleCaller\": \"STORESCU\""), std::string::npos);
 }
 
+TEST_F(ingest, data_sets_larger_than_a_journal_record_arrive_as_files_bit_exact) {
+  // 800 x 800 x 16 bit: 1.28 MB each, above the 1 MiB a journal record takes;
+  // sent over two associations, next to the pools of ready files of both the
+  // listener and the job creation.
+  auto study = synth_study(scratch / "large", 6, 800);
+  auto sent = run({dcmstreams_binary().string(), "send", "--aec", "TESTAE", "--associations", "2",
+                   "127.0.0.1", port(), study.string()});
+  ASSERT_EQ(sent.exit_code, 0) << sent.output << node->log();
+  auto jobs = wait_for_jobs(1);
+  ASSERT_EQ(jobs.size(), 1u) << node->log();
+  std::map<std::string, fs::path> by_uid;
+  for (auto& file : files_under(study))
+    by_uid[sop_instance_uid(file)] = file;
+  auto input = test_node::input_files(jobs[0]);
+  ASSERT_EQ(input.size(), 6u);
+  for (auto& file : input) {
+    EXPECT_GT(fs::file_size(file), std::uintmax_t{1} << 20);
+    EXPECT_TRUE(dataset_bytes(file) == dataset_bytes(by_uid[file.stem().string()])) << file;
+  }
+  EXPECT_TRUE(eventually([&] { return node->incoming_files().empty(); }, 5s));
+}
+
 TEST_F(ingest, dcmsend_study_of_200_arrives_complete_and_bit_exact) {
   auto study = synth_study(scratch / "study", 200, 64, 2);
   reference_storescp reference{scratch.path()};
