@@ -267,6 +267,32 @@ std::optional<parsed_record> read_record(int fd, std::uint64_t sequence, std::ui
   return record;
 }
 
+std::optional<journal_origin> parse_instance_meta(std::string_view meta);
+
+/// The origin and data size of an instance record, from its header and origin
+/// alone (the scan at open checked the whole record).
+std::optional<journaled_instance> read_origin(int fd, const journal_ref& ref,
+                                              std::uint64_t segment_size) {
+  if (ref.offset + record_header_bytes > segment_size)
+    return std::nullopt;
+  std::string header(record_header_bytes, '\0');
+  if (pread_fully(fd, header.data(), header.size(), ref.offset) != 0 ||
+      get<std::uint32_t>(header.data()) != record_magic ||
+      get<std::uint64_t>(header.data() + 8) != ref.sequence ||
+      get<std::uint16_t>(header.data() + 4) != kind_instance)
+    return std::nullopt;
+  auto meta_bytes = get<std::uint32_t>(header.data() + 16);
+  if (meta_bytes > max_meta_bytes || ref.offset + record_header_bytes + meta_bytes > segment_size)
+    return std::nullopt;
+  std::string meta(meta_bytes, '\0');
+  if (pread_fully(fd, meta.data(), meta.size(), ref.offset + record_header_bytes) != 0)
+    return std::nullopt;
+  auto origin = parse_instance_meta(meta);
+  if (!origin)
+    return std::nullopt;
+  return journaled_instance{ref, std::move(*origin), get<std::uint64_t>(header.data() + 24)};
+}
+
 std::string instance_meta(const journal_origin& origin) {
   std::string meta;
   for (auto* field :
@@ -406,7 +432,7 @@ status journal::scan() {
       if (record->kind == kind_instance) {
         if (auto origin = parse_instance_meta(record->meta)) {
           seg->live.insert(offset);
-          pending_[ref] = journaled_instance{ref, std::move(*origin), record->data.size()};
+          pending_.insert(ref);
         }
       } else if (auto consumption = parse_consumption_meta(record->meta)) {
         seg->live.insert(offset);
@@ -564,7 +590,7 @@ result<journal_ticket> journal::append(std::uint16_t kind, std::string_view meta
   writing_[start] = in_flight{seg, ticket.ref.offset};
   seg->live.insert(ticket.ref.offset);
   if (origin)
-    pending_[ticket.ref] = journaled_instance{ticket.ref, *origin, data.size()};
+    pending_.insert(ticket.ref);
   int fd = seg->fd;
   lock.unlock();
 
@@ -788,11 +814,23 @@ void journal::recycle_oldest() {
 }
 
 std::vector<journaled_instance> journal::pending_instances() const {
-  std::lock_guard lock(mutex_);
+  struct where {
+    journal_ref ref;
+    int fd;
+    std::uint64_t size;
+  };
+  std::vector<where> places;
+  {
+    std::lock_guard lock(mutex_);
+    for (auto& ref : pending_)
+      if (auto* seg = find(ref.sequence))
+        places.push_back({ref, seg->fd, seg->size});
+  }
   std::vector<journaled_instance> pending;
-  pending.reserve(pending_.size());
-  for (auto& [ref, instance] : pending_)
-    pending.push_back(instance);
+  pending.reserve(places.size());
+  for (auto& place : places)
+    if (auto origin = read_origin(place.fd, place.ref, place.size))
+      pending.push_back(std::move(*origin));
   return pending;
 }
 

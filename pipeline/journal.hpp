@@ -222,7 +222,10 @@ private:
   std::vector<std::unique_ptr<segment>> active_; // by sequence; the last takes appends
   std::vector<std::unique_ptr<segment>> free_;   // written before, ready for reuse
   std::map<std::uint64_t, in_flight> writing_;   // by start in the running byte count
-  std::map<journal_ref, journaled_instance> pending_;
+  // Only where each pending record is: its origin is read back from the
+  // segment when asked (after an actor restart), so memory stays small with
+  // tens of thousands of pending instances.
+  std::set<journal_ref> pending_;
   std::uint64_t last_sequence_ = 0;
   std::uint64_t next_file_ = 0;
   std::uint64_t appended_bytes_ = 0; // running byte count of all appends
