@@ -123,6 +123,18 @@ protected:
     ASSERT_TRUE(opened) << opened.error().message;
     journal_ = std::move(*opened);
   }
+  /// A job row in `creating`, as step 1 leaves it for `key`; its id.
+  std::int64_t creating_job(const study_key& key) {
+    job_record half;
+    half.stream = "smooth";
+    half.called_ae = key.called_ae;
+    half.calling_ae = key.calling_ae;
+    half.peer = key.peer;
+    half.study_uid = key.study_uid;
+    auto id = db->insert_job(half);
+    EXPECT_TRUE(id);
+    return id ? *id : 0;
+  }
   fixtures::temp_dir dir;
   fixtures::temp_dir scratch;
   store_layout layout{dir.path()};
@@ -277,19 +289,12 @@ TEST_F(intake_fixture, recovery_undoes_a_creation_cut_off_before_info_json) {
 TEST_F(intake_fixture,
        recovery_finishes_a_creation_with_info_json_in_a_data_folder_from_before_the_journal) {
   auto study = receive(layout, scratch.path(), 3);
-  job_record half;
-  half.stream = "smooth";
-  half.called_ae = study.key.called_ae;
-  half.calling_ae = study.key.calling_ae;
-  half.peer = study.key.peer;
-  half.study_uid = study.key.study_uid;
-  auto id = db->insert_job(half);
-  ASSERT_TRUE(id);
-  auto input = layout.job_dir(*id) / "INPUT";
+  auto id = creating_job(study.key);
+  auto input = layout.job_dir(id) / "INPUT";
   fs::create_directories(input);
   for (auto& instance : study.instances)
     fs::create_hard_link(instance.path, input / (instance.sop_uid + ".dcm"));
-  fixtures::write_file(layout.job_dir(*id) / "info.json", "{}");
+  fixtures::write_file(layout.job_dir(id) / "info.json", "{}");
   intake jobs{layout, *db, ingest_journal(), false};
   auto report = jobs.recover();
   ASSERT_EQ(report.resumed_jobs.size(), 1u);
@@ -389,15 +394,8 @@ TEST_F(intake_fixture, recovery_finishes_a_committed_creation_and_undoes_one_wit
   // Both creations got as far as info.json; only the first wrote its
   // consumption record before the node stopped.
   auto half_created = [&](const journaled_study& study) {
-    job_record half;
-    half.stream = "smooth";
-    half.called_ae = study.key.called_ae;
-    half.calling_ae = study.key.calling_ae;
-    half.peer = study.key.peer;
-    half.study_uid = study.key.study_uid;
-    auto id = db->insert_job(half);
-    EXPECT_TRUE(id);
-    auto input = layout.job_dir(*id) / "INPUT";
+    auto id = creating_job(study.key);
+    auto input = layout.job_dir(id) / "INPUT";
     fs::create_directories(input);
     // Written out to incoming/ and linked into INPUT, as step 0 and 2 do.
     for (auto& [sop, content] : study.files) {
@@ -406,8 +404,8 @@ TEST_F(intake_fixture, recovery_finishes_a_committed_creation_and_undoes_one_wit
       fixtures::write_file(written_out, content);
       fs::create_hard_link(written_out, input / (sop + ".dcm"));
     }
-    fixtures::write_file(layout.job_dir(*id) / "info.json", "{}");
-    return *id;
+    fixtures::write_file(layout.job_dir(id) / "info.json", "{}");
+    return id;
   };
   auto committed = half_created(committed_study);
   auto uncommitted = half_created(uncommitted_study);
