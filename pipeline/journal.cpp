@@ -229,14 +229,19 @@ int write_segment_header(int fd, std::uint64_t sequence) {
 struct parsed_record {
   std::uint16_t kind = 0;
   std::uint64_t total = 0; // header, origin and data
+  std::uint64_t data_bytes = 0;
   std::string meta;
   std::string data;
 };
 
 /// Reads the record at `offset` if it is a whole, checked record of segment
 /// `sequence`; nothing otherwise (the end of what was written).
+/// Reads the record at `offset` if it is one of segment `sequence`; nothing
+/// otherwise (the end of what was written). A `whole` read takes the data too
+/// and checks the CRC; otherwise only the header and origin are read (for a
+/// record the scan at open or this process's own append already checked).
 std::optional<parsed_record> read_record(int fd, std::uint64_t sequence, std::uint64_t offset,
-                                         std::uint64_t segment_size) {
+                                         std::uint64_t segment_size, bool whole = true) {
   if (offset + record_header_bytes > segment_size)
     return std::nullopt;
   std::string header(record_header_bytes, '\0');
@@ -249,48 +254,39 @@ std::optional<parsed_record> read_record(int fd, std::uint64_t sequence, std::ui
   record.kind = get<std::uint16_t>(header.data() + 4);
   auto meta_bytes = get<std::uint32_t>(header.data() + 16);
   auto crc = get<std::uint32_t>(header.data() + 20);
-  auto data_bytes = get<std::uint64_t>(header.data() + 24);
+  record.data_bytes = get<std::uint64_t>(header.data() + 24);
   if ((record.kind != kind_instance && record.kind != kind_consumption) ||
-      meta_bytes > max_meta_bytes || data_bytes > segment_size ||
-      offset + record_header_bytes + meta_bytes + data_bytes > segment_size)
+      meta_bytes > max_meta_bytes || record.data_bytes > segment_size ||
+      offset + record_header_bytes + meta_bytes + record.data_bytes > segment_size)
     return std::nullopt;
+  record.total = record_header_bytes + meta_bytes + record.data_bytes;
   record.meta.resize(meta_bytes);
-  record.data.resize(data_bytes);
-  if (pread_fully(fd, record.meta.data(), meta_bytes, offset + record_header_bytes) != 0 ||
-      pread_fully(fd, record.data.data(), data_bytes, offset + record_header_bytes + meta_bytes) !=
-          0)
+  if (pread_fully(fd, record.meta.data(), meta_bytes, offset + record_header_bytes) != 0)
+    return std::nullopt;
+  if (!whole)
+    return record;
+  record.data.resize(record.data_bytes);
+  if (pread_fully(fd, record.data.data(), record.data_bytes,
+                  offset + record_header_bytes + meta_bytes) != 0)
     return std::nullopt;
   std::memset(header.data() + 20, 0, 4);
   if (crc32c(crc32c(crc32c(0, header), record.meta), record.data) != crc)
     return std::nullopt;
-  record.total = record_header_bytes + meta_bytes + data_bytes;
   return record;
 }
 
 std::optional<journal_origin> parse_instance_meta(std::string_view meta);
 
-/// The origin and data size of an instance record, from its header and origin
-/// alone (the scan at open checked the whole record).
+/// The origin and data size of an instance record, from its header and origin alone.
 std::optional<journaled_instance> read_origin(int fd, const journal_ref& ref,
                                               std::uint64_t segment_size) {
-  if (ref.offset + record_header_bytes > segment_size)
+  auto record = read_record(fd, ref.sequence, ref.offset, segment_size, false);
+  if (!record || record->kind != kind_instance)
     return std::nullopt;
-  std::string header(record_header_bytes, '\0');
-  if (pread_fully(fd, header.data(), header.size(), ref.offset) != 0 ||
-      get<std::uint32_t>(header.data()) != record_magic ||
-      get<std::uint64_t>(header.data() + 8) != ref.sequence ||
-      get<std::uint16_t>(header.data() + 4) != kind_instance)
-    return std::nullopt;
-  auto meta_bytes = get<std::uint32_t>(header.data() + 16);
-  if (meta_bytes > max_meta_bytes || ref.offset + record_header_bytes + meta_bytes > segment_size)
-    return std::nullopt;
-  std::string meta(meta_bytes, '\0');
-  if (pread_fully(fd, meta.data(), meta.size(), ref.offset + record_header_bytes) != 0)
-    return std::nullopt;
-  auto origin = parse_instance_meta(meta);
+  auto origin = parse_instance_meta(record->meta);
   if (!origin)
     return std::nullopt;
-  return journaled_instance{ref, std::move(*origin), get<std::uint64_t>(header.data() + 24)};
+  return journaled_instance{ref, std::move(*origin), record->data_bytes};
 }
 
 std::string instance_meta(const journal_origin& origin) {
@@ -563,7 +559,7 @@ std::uint64_t journal::written_prefix() const {
 }
 
 result<journal_ticket> journal::append(std::uint16_t kind, std::string_view meta,
-                                       std::string_view data, const journal_origin* origin) {
+                                       std::string_view data, bool pending) {
   std::uint64_t total = record_header_bytes + meta.size() + data.size();
   if (data.size() > record_limit() || total > settings_.segment_bytes - segment_header_bytes)
     return failure{ec::invalid_argument, "a journal record of " + std::to_string(total) +
@@ -589,7 +585,7 @@ result<journal_ticket> journal::append(std::uint16_t kind, std::string_view meta
     prepare_wanted_.notify_one();
   writing_[start] = in_flight{seg, ticket.ref.offset};
   seg->live.insert(ticket.ref.offset);
-  if (origin)
+  if (pending)
     pending_.insert(ticket.ref);
   int fd = seg->fd;
   lock.unlock();
@@ -624,7 +620,7 @@ result<journal_ticket> journal::append(std::uint16_t kind, std::string_view meta
 
 result<journal_ticket> journal::append_instance(const journal_origin& origin,
                                                 std::string_view data) {
-  return append(kind_instance, instance_meta(origin), data, &origin);
+  return append(kind_instance, instance_meta(origin), data, true);
 }
 
 void journal::attach(writer& w) {
@@ -752,7 +748,7 @@ result<std::string> journal::read_instance(const journal_ref& ref) const {
 
 result<journal_ref> journal::consume(const std::vector<std::int64_t>& jobs,
                                      const std::vector<journal_ref>& consumed, bool durable) {
-  auto ticket = append(kind_consumption, consumption_meta(jobs, consumed), {}, nullptr);
+  auto ticket = append(kind_consumption, consumption_meta(jobs, consumed), {}, false);
   if (!ticket)
     return ticket.error();
   if (durable)

@@ -196,9 +196,9 @@ private:
 
   explicit journal(journal_settings settings);
   status scan();
-  status scan_segment(segment& seg, std::vector<journal_consumption>& consumptions);
+  /// Appends one record; a `pending` one is listed until consumed or released.
   result<journal_ticket> append(std::uint16_t kind, std::string_view meta, std::string_view data,
-                                const journal_origin* origin);
+                                bool pending);
   /// A segment to append to, taking a prepared one (or making one now).
   result<segment*> next_segment(std::unique_lock<std::mutex>& lock);
   /// Makes segment-<number>.log: zero-filled (slow, ahead of need) or only allocated.
