@@ -2,11 +2,11 @@
 // Every atom, message type and typed actor interface of dcmstreams, in one
 // place. One line of doc per handler says what it does.
 
-#include "pipeline/database.hpp"
-#include "pipeline/error.hpp"
-#include "pipeline/intake.hpp"
-#include "pipeline/job.hpp"
-#include "pipeline/job_runner.hpp"
+#include "pipeline/execution/job_runner.hpp"
+#include "pipeline/foundation/error.hpp"
+#include "pipeline/jobs/database.hpp"
+#include "pipeline/jobs/intake.hpp"
+#include "pipeline/jobs/job.hpp"
 
 #include <caf/all.hpp>
 
@@ -201,7 +201,7 @@ template <class Inspector> typename Inspector::result_type inspect(Inspector& f,
 /// Creates job folders and records jobs: blocking file I/O and SQLite, so it
 /// runs detached from the scheduler.
 using job_store_actor = caf::typed_actor<
-    /// Turns a completed study into queued (or skipped) jobs (pipeline/intake.hpp).
+    /// Turns a completed study into queued (or skipped) jobs (pipeline/jobs/intake.hpp).
     caf::replies_to<create_atom, completed_study>::with<std::vector<job_record>>,
     /// Finishes or undoes interrupted job creations; lists pending instances.
     caf::replies_to<recover_atom>::with<recovery_report>,

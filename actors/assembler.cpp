@@ -1,6 +1,6 @@
 #include "actors/assembler.hpp"
 
-#include "pipeline/log.hpp"
+#include "pipeline/foundation/log.hpp"
 
 namespace dcmstreams {
 

@@ -6,7 +6,7 @@
 #include "actors/actors.hpp"
 #include "actors/events.hpp"
 #include "actors/node_metrics.hpp"
-#include "pipeline/config.hpp"
+#include "pipeline/foundation/config.hpp"
 #include "streams/registry.hpp"
 
 #include <map>

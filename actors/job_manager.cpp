@@ -1,6 +1,6 @@
 #include "actors/job_manager.hpp"
 
-#include "pipeline/log.hpp"
+#include "pipeline/foundation/log.hpp"
 
 #include <algorithm>
 #include <cmath>

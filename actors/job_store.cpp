@@ -1,8 +1,8 @@
 #include "actors/job_store.hpp"
 
-#include "pipeline/files.hpp"
-#include "pipeline/log.hpp"
-#include "pipeline/scrub.hpp"
+#include "pipeline/foundation/files.hpp"
+#include "pipeline/foundation/log.hpp"
+#include "pipeline/jobs/scrub.hpp"
 
 namespace dcmstreams {
 

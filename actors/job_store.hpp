@@ -4,8 +4,8 @@
 
 #include "actors/actors.hpp"
 #include "actors/events.hpp"
-#include "pipeline/database.hpp"
-#include "pipeline/intake.hpp"
+#include "pipeline/jobs/database.hpp"
+#include "pipeline/jobs/intake.hpp"
 
 #include <memory>
 

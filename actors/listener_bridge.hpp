@@ -5,7 +5,7 @@
 
 #include "actors/actors.hpp"
 #include "actors/node_metrics.hpp"
-#include "pipeline/ingest.hpp"
+#include "pipeline/jobs/ingest.hpp"
 #include "streams/registry.hpp"
 
 #include <memory>

@@ -7,7 +7,7 @@
 #include "actors/router.hpp"
 #include "actors/scrubber.hpp"
 #include "actors/supervisor.hpp"
-#include "pipeline/log.hpp"
+#include "pipeline/foundation/log.hpp"
 
 namespace dcmstreams {
 

@@ -8,10 +8,10 @@
 #include "actors/events.hpp"
 #include "actors/node_metrics.hpp"
 #include "actors/router.hpp"
-#include "pipeline/config.hpp"
-#include "pipeline/database.hpp"
-#include "pipeline/readiness.hpp"
-#include "pipeline/storage_client.hpp"
+#include "pipeline/foundation/config.hpp"
+#include "pipeline/foundation/readiness.hpp"
+#include "pipeline/jobs/database.hpp"
+#include "pipeline/routing/storage_client.hpp"
 #include "streams/registry.hpp"
 
 #include <map>

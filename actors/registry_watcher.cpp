@@ -1,6 +1,6 @@
 #include "actors/registry_watcher.hpp"
 
-#include "pipeline/log.hpp"
+#include "pipeline/foundation/log.hpp"
 
 namespace dcmstreams {
 

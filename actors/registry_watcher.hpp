@@ -5,7 +5,7 @@
 
 #include "actors/actors.hpp"
 #include "actors/node_metrics.hpp"
-#include "pipeline/readiness.hpp"
+#include "pipeline/foundation/readiness.hpp"
 #include "streams/registry.hpp"
 
 #include <filesystem>

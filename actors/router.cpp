@@ -1,11 +1,11 @@
 #include "actors/router.hpp"
 
-#include "pipeline/attribute_filter.hpp"
-#include "pipeline/files.hpp"
-#include "pipeline/job_runner.hpp"
-#include "pipeline/log.hpp"
-#include "pipeline/store.hpp"
-#include "pipeline/transcode.hpp"
+#include "pipeline/dicom/attribute_filter.hpp"
+#include "pipeline/dicom/transcode.hpp"
+#include "pipeline/execution/job_runner.hpp"
+#include "pipeline/foundation/files.hpp"
+#include "pipeline/foundation/log.hpp"
+#include "pipeline/jobs/store.hpp"
 
 #include <algorithm>
 #include <cmath>

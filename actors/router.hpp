@@ -9,11 +9,11 @@
 #include "actors/events.hpp"
 #include "actors/node_metrics.hpp"
 #include "actors/supervisor.hpp"
-#include "pipeline/config.hpp"
-#include "pipeline/database.hpp"
-#include "pipeline/readiness.hpp"
-#include "pipeline/routing.hpp"
-#include "pipeline/storage_client.hpp"
+#include "pipeline/foundation/config.hpp"
+#include "pipeline/foundation/readiness.hpp"
+#include "pipeline/jobs/database.hpp"
+#include "pipeline/routing/routing.hpp"
+#include "pipeline/routing/storage_client.hpp"
 
 #include <filesystem>
 #include <map>

@@ -1,7 +1,7 @@
 #include "actors/scrubber.hpp"
 
-#include "pipeline/log.hpp"
-#include "pipeline/scrub.hpp"
+#include "pipeline/foundation/log.hpp"
+#include "pipeline/jobs/scrub.hpp"
 
 #include <limits>
 

@@ -1,14 +1,14 @@
 #pragma once
 // The scrubber (actors.hpp): deletes finished jobs when the data disk fills
 // and when they pass their retention. Its own database connection; the job
-// store's rules for deleting a job (pipeline/scrub.hpp).
+// store's rules for deleting a job (pipeline/jobs/scrub.hpp).
 
 #include "actors/actors.hpp"
 #include "actors/events.hpp"
 #include "actors/node_metrics.hpp"
-#include "pipeline/config.hpp"
-#include "pipeline/database.hpp"
-#include "pipeline/store.hpp"
+#include "pipeline/foundation/config.hpp"
+#include "pipeline/jobs/database.hpp"
+#include "pipeline/jobs/store.hpp"
 
 #include <functional>
 #include <memory>

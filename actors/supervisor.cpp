@@ -1,6 +1,6 @@
 #include "actors/supervisor.hpp"
 
-#include "pipeline/log.hpp"
+#include "pipeline/foundation/log.hpp"
 
 #include <algorithm>
 #include <cmath>

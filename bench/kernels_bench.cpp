@@ -3,7 +3,7 @@
 // of the same volume measured in the same run, at 1 thread and at all
 // threads (oneTBB arena size).
 
-#include "pipeline/kernels.hpp"
+#include "pipeline/imaging/kernels.hpp"
 
 #include <benchmark/benchmark.h>
 #include <tbb/global_control.h>

@@ -4,7 +4,7 @@
 #include "main/cli.hpp"
 #include "main/commands.hpp"
 #include "main/node_config_loader.hpp"
-#include "pipeline/routing.hpp"
+#include "pipeline/routing/routing.hpp"
 #include "streams/registry.hpp"
 
 #include <filesystem>

@@ -2,7 +2,7 @@
 // A small command-line parser: `--name value`, `--name=value` and flags, with
 // errors that name the option and say what is expected.
 
-#include "pipeline/error.hpp"
+#include "pipeline/foundation/error.hpp"
 
 #include <cstdint>
 #include <map>

@@ -3,7 +3,7 @@
 
 #include "build_info.hpp"
 #include "main/commands.hpp"
-#include "pipeline/log.hpp"
+#include "pipeline/foundation/log.hpp"
 
 #include <dcmtk/config/osconfig.h>
 #include <dcmtk/oflog/oflog.h>

@@ -4,7 +4,7 @@
 // command-line options on top.
 
 #include "main/cli.hpp"
-#include "pipeline/config.hpp"
+#include "pipeline/foundation/config.hpp"
 
 namespace dcmstreams::cli {
 

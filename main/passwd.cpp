@@ -4,7 +4,7 @@
 
 #include "main/cli.hpp"
 #include "main/commands.hpp"
-#include "pipeline/json.hpp"
+#include "pipeline/foundation/json.hpp"
 #include "web/auth.hpp"
 
 #include <termios.h>

@@ -3,7 +3,7 @@
 #include "main/cli.hpp"
 #include "main/commands.hpp"
 #include "net/storage_scu.hpp"
-#include "pipeline/config.hpp"
+#include "pipeline/foundation/config.hpp"
 
 #include <cstdio>
 #include <iostream>

@@ -1,6 +1,6 @@
 // `dcmstreams synth`: synthetic studies for tests and benchmarks.
 
-#include "pipeline/synth.hpp"
+#include "pipeline/dicom/synth.hpp"
 #include "main/cli.hpp"
 #include "main/commands.hpp"
 

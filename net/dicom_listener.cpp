@@ -1,9 +1,10 @@
 #include "net/dicom_listener.hpp"
 
-#include "pipeline/dicom_file.hpp"
-#include "pipeline/file_meta.hpp"
-#include "pipeline/files.hpp"
-#include "pipeline/log.hpp"
+#include "pipeline/dicom/dicom_file.hpp"
+#include "pipeline/dicom/file_meta.hpp"
+#include "pipeline/foundation/allowed_callers.hpp"
+#include "pipeline/foundation/files.hpp"
+#include "pipeline/foundation/log.hpp"
 
 #include <dcmtk/config/osconfig.h>
 #include <dcmtk/dcmdata/dcdeftag.h>

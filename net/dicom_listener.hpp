@@ -11,12 +11,12 @@
 // one thread per association, bounded by dicom.max_associations. Nothing here runs on CAF's
 // scheduler; events go to the ingest_sink.
 
-#include "pipeline/config.hpp"
-#include "pipeline/error.hpp"
-#include "pipeline/ingest.hpp"
-#include "pipeline/journal.hpp"
-#include "pipeline/spare_files.hpp"
-#include "pipeline/store.hpp"
+#include "pipeline/foundation/config.hpp"
+#include "pipeline/foundation/error.hpp"
+#include "pipeline/foundation/spare_files.hpp"
+#include "pipeline/jobs/ingest.hpp"
+#include "pipeline/jobs/journal.hpp"
+#include "pipeline/jobs/store.hpp"
 
 #include <atomic>
 #include <chrono>

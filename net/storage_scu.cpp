@@ -1,8 +1,8 @@
 #include "net/storage_scu.hpp"
 
-#include "pipeline/codecs.hpp"
-#include "pipeline/dicom_file.hpp"
-#include "pipeline/log.hpp"
+#include "pipeline/dicom/codecs.hpp"
+#include "pipeline/dicom/dicom_file.hpp"
+#include "pipeline/foundation/log.hpp"
 
 #include <dcmtk/config/osconfig.h>
 #include <dcmtk/dcmdata/dccodec.h>

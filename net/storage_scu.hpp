@@ -9,8 +9,8 @@
 // reason that says so. Every file gets an outcome with a reason. Used by
 // `dcmstreams send` and by the routing senders.
 
-#include "pipeline/error.hpp"
-#include "pipeline/storage_client.hpp"
+#include "pipeline/foundation/error.hpp"
+#include "pipeline/routing/storage_client.hpp"
 
 #include <cstdint>
 #include <filesystem>

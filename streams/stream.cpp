@@ -1,7 +1,7 @@
 #include "streams/stream.hpp"
 
-#include "pipeline/config.hpp"
-#include "pipeline/json.hpp"
+#include "pipeline/foundation/config.hpp"
+#include "pipeline/foundation/json.hpp"
 
 #include <unistd.h>
 

@@ -2,9 +2,9 @@
 // A stream: one folder <streams_dir>/<name>/ with an info.json (DESIGN §5).
 // The old appliance's keys read as they were; the new keys say how a job runs.
 
-#include "pipeline/attribute_filter.hpp"
-#include "pipeline/error.hpp"
-#include "pipeline/kernels.hpp"
+#include "pipeline/dicom/attribute_filter.hpp"
+#include "pipeline/foundation/error.hpp"
+#include "pipeline/imaging/kernels.hpp"
 
 #include <filesystem>
 #include <optional>

@@ -3,7 +3,7 @@
 // hashes from libsodium, a session cookie or HTTP Basic authentication, and
 // two roles: admin may change things, viewer may look.
 
-#include "pipeline/config.hpp"
+#include "pipeline/foundation/config.hpp"
 #include "web/http.hpp"
 
 #include <chrono>

@@ -1,6 +1,6 @@
 #include "web/http.hpp"
 
-#include "pipeline/json.hpp"
+#include "pipeline/foundation/json.hpp"
 
 #include <cctype>
 

@@ -1,7 +1,7 @@
 #include "web/http_server.hpp"
 
-#include "pipeline/files.hpp"
-#include "pipeline/log.hpp"
+#include "pipeline/foundation/files.hpp"
+#include "pipeline/foundation/log.hpp"
 
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>

@@ -4,7 +4,7 @@
 // limits and keep-alive; requests go to an http_handler that answers later,
 // so no I/O thread ever waits for an actor.
 
-#include "pipeline/error.hpp"
+#include "pipeline/foundation/error.hpp"
 #include "web/http.hpp"
 
 #include <cstdint>

@@ -1,9 +1,9 @@
 #include "web/upload.hpp"
 
-#include "pipeline/dicom_file.hpp"
-#include "pipeline/file_meta.hpp"
-#include "pipeline/files.hpp"
-#include "pipeline/store.hpp"
+#include "pipeline/dicom/dicom_file.hpp"
+#include "pipeline/dicom/file_meta.hpp"
+#include "pipeline/foundation/files.hpp"
+#include "pipeline/jobs/store.hpp"
 
 #include <archive.h>
 #include <archive_entry.h>

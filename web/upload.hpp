@@ -5,8 +5,8 @@
 // file meta that records the upload, so the rest of the node (the
 // assembler, recovery after a crash) cannot tell the two apart.
 
-#include "pipeline/error.hpp"
-#include "pipeline/intake.hpp"
+#include "pipeline/foundation/error.hpp"
+#include "pipeline/jobs/intake.hpp"
 
 #include <cstddef>
 #include <filesystem>

@@ -1,6 +1,6 @@
 #include "web/work_pool.hpp"
 
-#include "pipeline/log.hpp"
+#include "pipeline/foundation/log.hpp"
 
 namespace dcmstreams::web {
 

@@ -1,6 +1,6 @@
 #include "web/zip_stream.hpp"
 
-#include "pipeline/log.hpp"
+#include "pipeline/foundation/log.hpp"
 
 #include <archive.h>
 #include <archive_entry.h>

@@ -4,8 +4,8 @@
 
 #include "actors/assembler.hpp"
 #include "actors/job_store.hpp"
-#include "pipeline/database.hpp"
-#include "pipeline/store.hpp"
+#include "pipeline/jobs/database.hpp"
+#include "pipeline/jobs/store.hpp"
 
 #include <caf/test/dsl.hpp>
 #include <caf/test/unit_test_impl.hpp>

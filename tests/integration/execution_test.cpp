@@ -2,7 +2,7 @@
 // kernel chain or an external program, and OUTPUT, proc.json and the log
 // show the result.
 
-#include "pipeline/volume.hpp"
+#include "pipeline/imaging/volume.hpp"
 
 #include "tests/support/node.hpp"
 #include "tests/support/process.hpp"

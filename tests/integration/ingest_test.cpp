@@ -2,7 +2,7 @@
 // echoscu and storescp (as the bit-preserving reference), and a raw client
 // for data sets DCMTK's senders refuse to send.
 
-#include "pipeline/dicom_file.hpp"
+#include "pipeline/dicom/dicom_file.hpp"
 
 #include "tests/support/http_client.hpp"
 #include "tests/support/node.hpp"

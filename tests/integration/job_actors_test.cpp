@@ -3,7 +3,7 @@
 
 #include "actors/job_manager.hpp"
 #include "actors/job_store.hpp"
-#include "pipeline/database.hpp"
+#include "pipeline/jobs/database.hpp"
 
 #include "tests/support/node.hpp"
 #include "tests/support/process.hpp"

@@ -2,7 +2,7 @@
 // when a study is sent, and a real Prometheus server scrapes the node and
 // answers a PromQL query with the number of instances sent.
 
-#include "pipeline/files.hpp"
+#include "pipeline/foundation/files.hpp"
 #include "tests/support/http_client.hpp"
 #include "tests/support/node.hpp"
 #include "tests/support/process.hpp"

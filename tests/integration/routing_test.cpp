@@ -1,8 +1,8 @@
 // Results leaving the node by the routing rules, to real peers on loopback:
 // Orthanc as the PACS, storescp, and another dcmstreams node.
 
-#include "pipeline/database.hpp"
-#include "pipeline/dicom_file.hpp"
+#include "pipeline/dicom/dicom_file.hpp"
+#include "pipeline/jobs/database.hpp"
 
 #include "tests/support/http_client.hpp"
 #include "tests/support/node.hpp"

@@ -4,7 +4,7 @@
 // systemd; a listener that stops answering is restarted by the C-ECHO
 // watchdog. Faults come from the test hooks of DCMSTREAMS_TEST_HOOKS=1.
 
-#include "pipeline/database.hpp"
+#include "pipeline/jobs/database.hpp"
 
 #include "tests/support/http_client.hpp"
 #include "tests/support/node.hpp"

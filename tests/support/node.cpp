@@ -1,7 +1,7 @@
 #include "tests/support/node.hpp"
 
-#include "pipeline/dicom_file.hpp"
-#include "pipeline/json.hpp"
+#include "pipeline/dicom/dicom_file.hpp"
+#include "pipeline/foundation/json.hpp"
 #include "tests/support/http_client.hpp"
 
 #include <gtest/gtest.h>

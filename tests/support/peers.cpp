@@ -2,7 +2,7 @@
 
 #include "tests/support/node.hpp"
 
-#include "pipeline/json.hpp"
+#include "pipeline/foundation/json.hpp"
 
 #include <stdexcept>
 

@@ -2,7 +2,7 @@
 // Straightforward implementations of the kernels, one voxel at a time and
 // without TBB, to check the parallel ones against.
 
-#include "pipeline/kernels.hpp"
+#include "pipeline/imaging/kernels.hpp"
 
 #include <algorithm>
 #include <cmath>

@@ -1,5 +1,5 @@
-#include "pipeline/command_runner.hpp"
-#include "pipeline/job_runner.hpp"
+#include "pipeline/execution/command_runner.hpp"
+#include "pipeline/execution/job_runner.hpp"
 
 #include "tests/support/process.hpp"
 

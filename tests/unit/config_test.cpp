@@ -1,4 +1,4 @@
-#include "pipeline/config.hpp"
+#include "pipeline/foundation/config.hpp"
 
 #include "tests/support/process.hpp"
 

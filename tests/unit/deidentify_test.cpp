@@ -1,5 +1,5 @@
-#include "pipeline/deidentify.hpp"
-#include "pipeline/synth.hpp"
+#include "pipeline/dicom/deidentify.hpp"
+#include "pipeline/dicom/synth.hpp"
 
 #include "tests/support/node.hpp"
 #include "tests/support/process.hpp"

@@ -1,5 +1,5 @@
-#include "pipeline/dicom_file.hpp"
-#include "pipeline/file_meta.hpp"
+#include "pipeline/dicom/dicom_file.hpp"
+#include "pipeline/dicom/file_meta.hpp"
 
 #include "tests/support/node.hpp"
 #include "tests/support/process.hpp"

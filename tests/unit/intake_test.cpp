@@ -1,7 +1,7 @@
-#include "pipeline/database.hpp"
-#include "pipeline/file_meta.hpp"
-#include "pipeline/intake.hpp"
-#include "pipeline/synth.hpp"
+#include "pipeline/dicom/file_meta.hpp"
+#include "pipeline/dicom/synth.hpp"
+#include "pipeline/jobs/database.hpp"
+#include "pipeline/jobs/intake.hpp"
 
 #include "tests/support/node.hpp"
 #include "tests/support/process.hpp"

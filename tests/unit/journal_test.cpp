@@ -3,7 +3,7 @@
 // is not; a record cut off mid-write ends the scan; recycled segments never
 // bring old records back.
 
-#include "pipeline/journal.hpp"
+#include "pipeline/jobs/journal.hpp"
 
 #include "tests/support/process.hpp"
 

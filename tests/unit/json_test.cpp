@@ -1,4 +1,4 @@
-#include "pipeline/json.hpp"
+#include "pipeline/foundation/json.hpp"
 
 #include <gtest/gtest.h>
 

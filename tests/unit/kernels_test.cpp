@@ -1,4 +1,4 @@
-#include "pipeline/kernels.hpp"
+#include "pipeline/imaging/kernels.hpp"
 
 #include "tests/support/reference_kernels.hpp"
 

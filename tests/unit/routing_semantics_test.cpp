@@ -1,6 +1,6 @@
 // Each sentence of docs/routing.md, as a test named after its number.
 
-#include "pipeline/routing.hpp"
+#include "pipeline/routing/routing.hpp"
 
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-#include "pipeline/routing.hpp"
+#include "pipeline/routing/routing.hpp"
 
 #include <gtest/gtest.h>
 

@@ -1,5 +1,6 @@
-#include "pipeline/ingest.hpp"
-#include "pipeline/store.hpp"
+#include "pipeline/foundation/allowed_callers.hpp"
+#include "pipeline/jobs/ingest.hpp"
+#include "pipeline/jobs/store.hpp"
 
 #include <gtest/gtest.h>
 

@@ -1,5 +1,5 @@
-#include "pipeline/dicom_file.hpp"
-#include "pipeline/synth.hpp"
+#include "pipeline/dicom/dicom_file.hpp"
+#include "pipeline/dicom/synth.hpp"
 
 #include "tests/support/process.hpp"
 

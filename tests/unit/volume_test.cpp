@@ -1,7 +1,7 @@
-#include "pipeline/derived_series.hpp"
-#include "pipeline/kernels.hpp"
-#include "pipeline/synth.hpp"
-#include "pipeline/volume.hpp"
+#include "pipeline/dicom/synth.hpp"
+#include "pipeline/imaging/derived_series.hpp"
+#include "pipeline/imaging/kernels.hpp"
+#include "pipeline/imaging/volume.hpp"
 
 #include "tests/support/node.hpp"
 #include "tests/support/process.hpp"

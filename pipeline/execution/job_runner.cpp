@@ -1,0 +1,317 @@
+#include "pipeline/execution/job_runner.hpp"
+
+#include "pipeline/dicom/deidentify.hpp"
+#include "pipeline/foundation/files.hpp"
+#include "pipeline/foundation/json.hpp"
+#include "pipeline/imaging/derived_series.hpp"
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+
+namespace dcmstreams {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+using clock = std::chrono::steady_clock;
+
+double since(clock::time_point start) {
+  return std::chrono::duration<double>(clock::now() - start).count();
+}
+
+// Lines the node itself writes into processing.log, between the program's.
+class job_log {
+public:
+  explicit job_log(const fs::path& file) : out_(file, std::ios::app) {}
+  void line(const std::string& text) {
+    out_ << iso8601(now_ms()) << " dcmstreams: " << text << '\n';
+    out_.flush();
+  }
+
+private:
+  std::ofstream out_;
+};
+
+std::string proc_json(const std::string& success, const std::string& message) {
+  json::writer out;
+  out.begin_array().begin_object().key("success").value(success).key("message").value(message);
+  out.end_object().end_array();
+  return out.str() + "\n";
+}
+
+std::vector<fs::path> input_files(const fs::path& input) {
+  std::vector<fs::path> files;
+  std::error_code error;
+  for (auto& entry : fs::directory_iterator(input, error))
+    if (entry.is_regular_file())
+      files.push_back(entry.path());
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
+job_outcome run_program(const fs::path& dir, const job_record& job, const job_plan& plan,
+                        cancel_token& cancel) {
+  command_spec spec;
+  spec.argv = plan.command;
+  spec.argv.push_back((dir / "INPUT").string());
+  spec.argv.push_back((dir / "OUTPUT").string());
+  spec.working_dir = dir;
+  spec.log_file = dir / "processing.log";
+  spec.timeout_s = plan.timeout_s;
+  spec.environment = {{"DCMSTREAMS_JOB_ID", std::to_string(job.id)},
+                      {"DCMSTREAMS_STREAM", job.stream},
+                      {"DCMSTREAMS_CALLED_AE", job.called_ae},
+                      {"DCMSTREAMS_CALLING_AE", job.calling_ae},
+                      {"DCMSTREAMS_PEER", job.peer},
+                      {"DCMSTREAMS_STUDY_UID", job.study_uid},
+                      {"DCMSTREAMS_SERIES_UID", job.series_uid}};
+  auto run = run_command(spec, cancel);
+  job_outcome outcome;
+  outcome.seconds = run.seconds;
+  outcome.message = run.message;
+  outcome.stopped_by_node = run.timed_out || run.cancelled;
+  if (run.cancelled)
+    outcome.state = job_state::cancelled;
+  else
+    outcome.state = run.succeeded() ? job_state::success : job_state::failed;
+  if (!run.started)
+    outcome.message = "the program did not start: " + run.message;
+  return outcome;
+}
+
+job_outcome run_kernels(const fs::path& dir, const job_record& job, const job_plan& plan,
+                        cancel_token& cancel, job_log& log) {
+  job_outcome outcome;
+  auto files = input_files(dir / "INPUT");
+  auto output = dir / "OUTPUT";
+  bool needs_volumes = false, deidentify_outputs = false, makes_images = false;
+  for (auto& step : plan.steps) {
+    needs_volumes |= step.kernel != "deidentify";
+    deidentify_outputs |= step.kernel == "deidentify";
+    makes_images |= step.makes_image();
+  }
+  loaded_series loaded;
+  if (needs_volumes) {
+    auto start = clock::now();
+    auto read = load_series(files);
+    if (!read) {
+      outcome.message = read.error().message;
+      return outcome;
+    }
+    loaded = std::move(*read);
+    for (auto& skipped : loaded.skipped)
+      log.line("not an image volume, left out: " + skipped);
+    for (auto& unreadable : loaded.unreadable)
+      log.line("cannot be read, left out: " + unreadable);
+    if (loaded.series.empty()) {
+      outcome.message =
+          "no image series to process among " + std::to_string(files.size()) + " instances";
+      return outcome;
+    }
+    log.line("loaded " + std::to_string(loaded.series.size()) + " series from " +
+             std::to_string(files.size()) + " instances in " +
+             std::to_string(static_cast<int>(since(start) * 1000)) + " ms");
+  }
+  std::vector<volume> images;
+  for (auto& series : loaded.series)
+    images.push_back(series.image);
+  std::string derivation;
+  json::writer stats{true};
+  bool has_stats = false;
+  for (auto& step : plan.steps) {
+    if (cancel.cancelled()) {
+      outcome.state = job_state::cancelled;
+      outcome.message = "cancelled before " + step.describe();
+      return outcome;
+    }
+    auto start = clock::now();
+    if (step.kernel == "stats") {
+      if (!has_stats)
+        stats.begin_object().key("series").begin_array();
+      has_stats = true;
+      for (std::size_t i = 0; i < images.size(); ++i) {
+        auto s = statistics(images[i], step.threshold, step.bins);
+        stats.begin_object()
+            .key("SeriesInstanceUID")
+            .value(loaded.series[i].series_uid)
+            .key("Modality")
+            .value(loaded.series[i].modality)
+            .key("after")
+            .value(derivation.empty() ? std::string("input") : derivation)
+            .key("voxels")
+            .value(static_cast<std::uint64_t>(s.voxels))
+            .key("mean")
+            .value(s.mean)
+            .key("std")
+            .value(s.std_dev)
+            .key("min")
+            .value(s.min)
+            .key("max")
+            .value(s.max)
+            .key("threshold")
+            .value(s.threshold)
+            .key("voxels_above_threshold")
+            .value(static_cast<std::uint64_t>(s.voxels_above))
+            .key("volume_above_threshold_ml")
+            .value(s.volume_above_ml)
+            .key("histogram")
+            .begin_object()
+            .key("edges")
+            .begin_array();
+        for (double e : s.bin_edges)
+          stats.value(e);
+        stats.end_array().key("counts").begin_array();
+        for (auto c : s.bin_counts)
+          stats.value(static_cast<std::uint64_t>(c));
+        stats.end_array().end_object().end_object();
+      }
+    } else if (step.kernel != "deidentify") {
+      for (auto& image : images) {
+        if (step.kernel == "gaussian")
+          image = gaussian(image, step.sigma_mm);
+        else if (step.kernel == "median")
+          image = median3(image);
+        else if (step.kernel == "threshold")
+          image = threshold(std::move(image), step);
+        else if (step.kernel == "window")
+          image = window(std::move(image), step.center, step.width);
+        else if (step.kernel == "mip")
+          image = mip(image, step.slab_mm);
+        else if (step.kernel == "resample")
+          image = resample(image, step);
+      }
+      derivation += (derivation.empty() ? "" : "; ") + step.describe();
+    }
+    double seconds = since(start);
+    outcome.kernels.push_back({step.kernel, seconds});
+    log.line(step.describe() + " done in " + std::to_string(static_cast<int>(seconds * 1000)) +
+             " ms");
+  }
+
+  uid_mapper uids;
+  std::size_t written = 0;
+  if (makes_images) {
+    for (std::size_t i = 0; i < images.size(); ++i) {
+      derived_series_request request;
+      request.source = &loaded.series[i];
+      request.image = &images[i];
+      request.stream = plan.stream;
+      request.derivation = derivation;
+      request.out_dir = output / ("series" + std::to_string(i + 1));
+      request.deidentify_with = deidentify_outputs ? &uids : nullptr;
+      auto files_written = write_derived_series(request);
+      if (!files_written) {
+        outcome.message = files_written.error().message;
+        return outcome;
+      }
+      written += files_written->size();
+    }
+  } else if (deidentify_outputs) {
+    for (auto& file : files) {
+      if (auto problem = deidentify_file(file, output / file.filename(), uids)) {
+        outcome.message = problem->message;
+        return outcome;
+      }
+      ++written;
+    }
+  }
+  if (has_stats) {
+    stats.end_array().end_object();
+    if (auto problem = write_file_atomically(output / "result.json", stats.str() + "\n", false)) {
+      outcome.message = problem->message;
+      return outcome;
+    }
+  }
+  outcome.state = job_state::success;
+  outcome.message =
+      std::to_string(written) + " instances written" + (has_stats ? " and result.json" : "");
+  if (!loaded.unreadable.empty())
+    outcome.message += "; " + std::to_string(loaded.unreadable.size()) +
+                       " input instances could not be read and were left out (see "
+                       "processing.log), the first: " +
+                       loaded.unreadable.front();
+  (void)job;
+  return outcome;
+}
+
+} // namespace
+
+result<job_outcome> read_proc_json(const fs::path& file) {
+  auto doc = json::document::load_file(file);
+  if (!doc)
+    return doc.error();
+  simdjson::dom::array entries;
+  simdjson::dom::object first;
+  if (doc->root().get(entries) != simdjson::SUCCESS || entries.size() == 0 ||
+      entries.at(0).get(first) != simdjson::SUCCESS)
+    return failure{ec::invalid_config,
+                   file.string() + ": must be [{\"success\": \"...\", \"message\": \"...\"}]"};
+  json::problems problems{file.string(), {}};
+  json::object_reader reader{first, "[0]", problems};
+  job_outcome outcome;
+  auto success = reader.get_string("success");
+  if (!success)
+    return failure{ec::invalid_config, file.string() + ": [0].success must be a string"};
+  outcome.verdict = *success;
+  outcome.state = *success == "success" ? job_state::success : job_state::failed;
+  outcome.message = reader.get_string("message").value_or("");
+  if (outcome.state == job_state::failed && outcome.message.empty())
+    outcome.message = *success;
+  return outcome;
+}
+
+job_outcome run_job(const store_layout& layout, const job_record& job, const job_plan& plan,
+                    cancel_token& cancel) {
+  auto start = clock::now();
+  auto dir = layout.job_dir(job.id);
+  auto output = dir / "OUTPUT";
+  job_log log{dir / "processing.log"};
+  job_outcome outcome;
+  std::error_code error;
+  fs::remove_all(output, error);
+  fs::remove(dir / "proc.json", error);
+  if (auto problem = create_directories(output, false)) {
+    outcome.message = problem->message;
+  } else {
+    log.line("job " + std::to_string(job.id) + " of stream " + plan.stream + " starts: " +
+             (plan.command.empty() ? std::to_string(plan.steps.size()) + " kernel steps"
+                                   : plan.command.front()));
+    try {
+      outcome = plan.command.empty() ? run_kernels(dir, job, plan, cancel, log)
+                                     : run_program(dir, job, plan, cancel);
+    } catch (const std::bad_alloc&) {
+      outcome = {};
+      outcome.message = "not enough memory for the job's volumes";
+    } catch (const std::exception& e) {
+      outcome = {};
+      outcome.message = std::string("the job stopped with an error: ") + e.what();
+    }
+  }
+  outcome.seconds = since(start);
+  // A program that wrote its own proc.json decides its outcome; a cancel or
+  // a timeout decides over it.
+  auto own = dir / "proc.json";
+  if (fs::exists(own) && !plan.command.empty() && !outcome.stopped_by_node) {
+    if (auto written = read_proc_json(own)) {
+      outcome.state = written->state;
+      outcome.message = written->message;
+    } else {
+      outcome.state = job_state::failed;
+      outcome.message = written.error().message;
+      write_file_atomically(own, proc_json("failed", outcome.message), false);
+    }
+  } else {
+    auto success = outcome.state == job_state::success ? std::string("success")
+                                                       : std::string(to_string(outcome.state));
+    write_file_atomically(
+        own, proc_json(success, outcome.state == job_state::success ? "" : outcome.message), false);
+  }
+  log.line("job " + std::to_string(job.id) + " " + to_string(outcome.state) + " in " +
+           std::to_string(static_cast<int>(outcome.seconds * 1000)) + " ms" +
+           (outcome.message.empty() ? "" : ": " + outcome.message));
+  return outcome;
+}
+
+} // namespace dcmstreams

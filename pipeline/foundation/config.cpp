@@ -1,0 +1,366 @@
+#include "pipeline/foundation/config.hpp"
+#include "pipeline/foundation/allowed_callers.hpp"
+
+#include "pipeline/foundation/files.hpp"
+#include "pipeline/foundation/json.hpp"
+#include "pipeline/foundation/log.hpp"
+
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <cctype>
+
+namespace dcmstreams {
+
+const char* to_string(sync_mode mode) {
+  switch (mode) {
+  case sync_mode::instance:
+    return "instance";
+  case sync_mode::association:
+    return "association";
+  case sync_mode::none:
+    return "none";
+  }
+  return "?";
+}
+
+std::optional<std::string> check_ae_title(std::string_view title) {
+  if (title.empty())
+    return "an AE title must not be empty";
+  if (title.size() > 16)
+    return "an AE title has at most 16 characters, \"" + std::string(title) + "\" has " +
+           std::to_string(title.size());
+  for (char c : title)
+    if (c == '\\' || static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) > 0x7e)
+      return "an AE title may hold only printable ASCII characters without backslash";
+  if (std::all_of(title.begin(), title.end(), [](char c) { return c == ' '; }))
+    return "an AE title must not be only spaces";
+  return std::nullopt;
+}
+
+std::optional<std::string> check_host(std::string_view host) {
+  if (host.empty())
+    return std::string("is empty: give the destination's address or DNS name");
+  std::string text{host};
+  unsigned char address[16];
+  if (inet_pton(AF_INET, text.c_str(), address) == 1 ||
+      inet_pton(AF_INET6, text.c_str(), address) == 1)
+    return std::nullopt;
+  auto bad = std::string("\"") + text + "\" is neither an IP address nor a DNS name";
+  if (host.size() > 253)
+    return bad;
+  std::size_t start = 0;
+  while (start <= host.size()) {
+    auto end = host.find('.', start);
+    auto label = host.substr(start, end == std::string_view::npos ? end : end - start);
+    if (label.empty() || label.size() > 63 || label.front() == '-' || label.back() == '-')
+      return bad;
+    for (char c : label)
+      if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-')
+        return bad;
+    if (end == std::string_view::npos)
+      break;
+    start = end + 1;
+  }
+  return std::nullopt;
+}
+
+namespace {
+
+void read_port(json::object_reader& reader, std::string_view key, std::uint16_t& out) {
+  if (auto port = reader.get_integer(key, 1, 65535))
+    out = static_cast<std::uint16_t>(*port);
+}
+
+void read_ae_title(json::object_reader& reader, std::string_view key, std::string& out) {
+  if (auto title = reader.get_string(key)) {
+    if (auto problem = check_ae_title(*title))
+      reader.sink().add(reader.path_of(key), *problem);
+    else
+      out = *title;
+  }
+}
+
+void read_dicom(json::object_reader& reader, dicom_config& dicom) {
+  reader.reject_unknown_keys({"port", "bind", "max_associations", "allowed_callers",
+                              "acse_timeout_s", "dimse_timeout_s", "max_pdu",
+                              "watchdog_interval_s"});
+  read_port(reader, "port", dicom.port);
+  if (auto bind = reader.get_string("bind"))
+    dicom.bind = *bind;
+  if (auto n = reader.get_integer("max_associations", 1, 4096))
+    dicom.max_associations = static_cast<int>(*n);
+  if (auto callers = reader.get_string_list("allowed_callers")) {
+    if (auto problem = check_allowed_callers(*callers))
+      reader.sink().add(reader.path_of("allowed_callers"), *problem);
+    else
+      dicom.allowed_callers = *callers;
+  }
+  if (auto t = reader.get_integer("acse_timeout_s", 1, 3600))
+    dicom.acse_timeout_s = static_cast<int>(*t);
+  if (auto t = reader.get_integer("dimse_timeout_s", 1, 86400))
+    dicom.dimse_timeout_s = static_cast<int>(*t);
+  // DICOM allows 4096 up to 2^32-1; DCMTK receives at most 131072 per PDU.
+  if (auto pdu = reader.get_integer("max_pdu", 4096, 131072))
+    dicom.max_pdu = static_cast<std::uint32_t>(*pdu);
+  if (auto interval = reader.get_number("watchdog_interval_s")) {
+    if (*interval < 0)
+      reader.sink().add(reader.path_of("watchdog_interval_s"),
+                        "must be 0 (no watchdog) or more seconds");
+    else
+      dicom.watchdog_interval_s = *interval;
+  }
+}
+
+void read_web(json::object_reader& reader, web_config& web) {
+  reader.reject_unknown_keys({"port", "bind", "users", "hostnames"});
+  read_port(reader, "port", web.port);
+  if (auto bind = reader.get_string("bind"))
+    web.bind = *bind;
+  if (auto hostnames = reader.get_string_list("hostnames"))
+    web.hostnames = *hostnames;
+  if (auto users = reader.get_array("users")) {
+    std::size_t index = 0;
+    for (auto element : *users) {
+      std::string path = reader.path_of("users") + "[" + std::to_string(index++) + "]";
+      simdjson::dom::object object;
+      if (element.get(object) != simdjson::SUCCESS) {
+        reader.sink().add(path, "must be an object with name, password_hash and role");
+        continue;
+      }
+      json::object_reader user_reader{object, path, reader.sink()};
+      user_reader.reject_unknown_keys({"name", "password_hash", "role"});
+      user_config user;
+      auto name = user_reader.get_string("name");
+      auto hash = user_reader.get_string("password_hash");
+      auto role = user_reader.get_string("role");
+      if (!name || name->empty())
+        reader.sink().add(path, "needs a \"name\"");
+      if (!hash || hash->empty())
+        reader.sink().add(path, "needs a \"password_hash\" (create one with `dcmstreams passwd`)");
+      else if (hash->rfind("$argon2id$", 0) != 0 && hash->rfind("$argon2i$", 0) != 0)
+        reader.sink().add(path + ".password_hash",
+                          "is not an argon2 hash, so no password matches it; make one with "
+                          "`dcmstreams passwd`");
+      if (!role || (*role != "admin" && *role != "viewer"))
+        reader.sink().add(path + ".role", "must be \"admin\" or \"viewer\"");
+      if (name && hash && role) {
+        user.name = *name;
+        user.password_hash = *hash;
+        user.role = *role;
+        web.users.push_back(user);
+      }
+    }
+  }
+}
+
+void read_completion(json::object_reader& reader, completion_config& completion) {
+  reader.reject_unknown_keys({"quiet_period_s", "max_wait_s"});
+  if (auto quiet = reader.get_number("quiet_period_s")) {
+    if (*quiet <= 0 || *quiet > 86400)
+      reader.sink().add(reader.path_of("quiet_period_s"),
+                        "must be more than 0 and at most 86400 seconds");
+    else
+      completion.quiet_period_s = *quiet;
+  }
+  if (auto wait = reader.get_number("max_wait_s")) {
+    if (*wait <= 0)
+      reader.sink().add(reader.path_of("max_wait_s"), "must be more than 0 seconds");
+    else
+      completion.max_wait_s = *wait;
+  }
+}
+
+void read_storage(json::object_reader& reader, storage_config& storage) {
+  reader.reject_unknown_keys({"sync", "reserve_free_mb", "journal_segment_mb", "scrub_high_pct",
+                              "scrub_low_pct", "retention_days", "scrub_dry_run",
+                              "scrub_interval_s"});
+  if (auto sync = reader.get_string("sync")) {
+    if (*sync == "instance")
+      storage.sync = sync_mode::instance;
+    else if (*sync == "association")
+      storage.sync = sync_mode::association;
+    else if (*sync == "none")
+      storage.sync = sync_mode::none;
+    else
+      reader.sink().add(reader.path_of("sync"),
+                        "must be \"instance\", \"association\" or \"none\", not \"" + *sync + "\"");
+  }
+  if (auto reserve = reader.get_integer("reserve_free_mb", 0, std::int64_t{1} << 40))
+    storage.reserve_free_mb = static_cast<std::uint64_t>(*reserve);
+  if (auto segment = reader.get_integer("journal_segment_mb", 1, 4096))
+    storage.journal_segment_mb = static_cast<std::uint64_t>(*segment);
+  auto percent = [&](std::string_view key, double& out) {
+    if (auto value = reader.get_number(key)) {
+      if (*value <= 0 || *value > 100)
+        reader.sink().add(reader.path_of(key), "must be a percentage above 0 and at most 100");
+      else
+        out = *value;
+    }
+  };
+  percent("scrub_high_pct", storage.scrub_high_pct);
+  percent("scrub_low_pct", storage.scrub_low_pct);
+  if (storage.scrub_low_pct >= storage.scrub_high_pct)
+    reader.sink().add(reader.path_of("scrub_low_pct"), "must be below scrub_high_pct");
+  if (auto days = reader.get_number("retention_days")) {
+    if (*days < 0)
+      reader.sink().add(reader.path_of("retention_days"), "must be 0 (keep) or more days");
+    else
+      storage.retention_days = *days;
+  }
+  if (auto dry = reader.get_flag("scrub_dry_run"))
+    storage.scrub_dry_run = *dry;
+  if (auto interval = reader.get_number("scrub_interval_s")) {
+    if (*interval <= 0)
+      reader.sink().add(reader.path_of("scrub_interval_s"), "must be more than 0 seconds");
+    else
+      storage.scrub_interval_s = *interval;
+  }
+}
+
+void read_sending(json::object_reader& reader, sending_config& sending) {
+  reader.reject_unknown_keys({"retry_initial_s", "retry_factor", "retry_max_s", "max_attempts",
+                              "default_host", "default_port"});
+  auto positive = [&](std::string_view key, double& out) {
+    if (auto v = reader.get_number(key)) {
+      if (*v <= 0)
+        reader.sink().add(reader.path_of(key), "must be more than 0");
+      else
+        out = *v;
+    }
+  };
+  positive("retry_initial_s", sending.retry_initial_s);
+  positive("retry_max_s", sending.retry_max_s);
+  if (auto f = reader.get_number("retry_factor")) {
+    if (*f < 1)
+      reader.sink().add(reader.path_of("retry_factor"), "must be at least 1");
+    else
+      sending.retry_factor = *f;
+  }
+  if (auto n = reader.get_integer("max_attempts", 1, 1000))
+    sending.max_attempts = static_cast<int>(*n);
+  if (auto host = reader.get_string("default_host"))
+    sending.default_host = *host;
+  read_port(reader, "default_port", sending.default_port);
+}
+
+void read_destinations(json::object_reader& reader, simdjson::dom::object destinations,
+                       std::map<std::string, destination_config>& out) {
+  for (auto field : destinations) {
+    std::string name{field.key};
+    std::string path = reader.path_of("destinations") + "." + name;
+    simdjson::dom::object object;
+    if (field.value.get(object) != simdjson::SUCCESS) {
+      reader.sink().add(path, "must be an object with host, port and ae_title");
+      continue;
+    }
+    json::object_reader d{object, path, reader.sink()};
+    d.reject_unknown_keys(
+        {"host", "port", "ae_title", "calling_ae_title", "associations", "transfer_syntax"});
+    destination_config destination;
+    destination.name = name;
+    if (auto host = d.get_string("host")) {
+      if (auto problem = check_host(*host))
+        reader.sink().add(path + ".host", *problem);
+      destination.host = *host;
+    } else if (!d.has("host"))
+      reader.sink().add(path, "needs a \"host\"");
+    if (!d.has("port"))
+      reader.sink().add(path, "needs a \"port\"");
+    read_port(d, "port", destination.port);
+    if (!d.has("ae_title"))
+      reader.sink().add(path, "needs an \"ae_title\" (the called AE title of the destination)");
+    read_ae_title(d, "ae_title", destination.ae_title);
+    read_ae_title(d, "calling_ae_title", destination.calling_ae_title);
+    if (auto n = d.get_integer("associations", 1, 64))
+      destination.associations = static_cast<int>(*n);
+    if (auto syntax = d.get_string("transfer_syntax")) {
+      if (*syntax != "jpeg-ls" && *syntax != "jpeg-lossless" && *syntax != "explicit-le")
+        reader.sink().add(path + ".transfer_syntax",
+                          "must be \"jpeg-ls\" (JPEG-LS lossless), \"jpeg-lossless\" or "
+                          "\"explicit-le\" (uncompressed), not \"" +
+                              *syntax + "\"");
+      else
+        destination.transfer_syntax = *syntax;
+    }
+    out[name] = destination;
+  }
+}
+
+} // namespace
+
+result<node_config> parse_node_config(std::string_view text, const std::string& source) {
+  auto doc = json::document::parse(text, source);
+  if (!doc)
+    return doc.error();
+  simdjson::dom::object root;
+  if (doc->root().get(root) != simdjson::SUCCESS)
+    return failure{ec::invalid_config, source + ": the configuration must be a JSON object"};
+  json::problems problems{source, {}};
+  json::object_reader reader{root, "", problems};
+  reader.reject_unknown_keys({"ae_title", "dicom", "web", "data_dir", "streams_dir", "routing_file",
+                              "completion", "storage", "sending", "destinations", "log"});
+  node_config config;
+  config.source = source;
+  read_ae_title(reader, "ae_title", config.ae_title);
+  if (auto object = reader.get_object("dicom")) {
+    json::object_reader sub{*object, "dicom", problems};
+    read_dicom(sub, config.dicom);
+  }
+  if (auto object = reader.get_object("web")) {
+    json::object_reader sub{*object, "web", problems};
+    read_web(sub, config.web);
+  }
+  if (auto dir = reader.get_string("data_dir"))
+    config.data_dir = *dir;
+  if (auto dir = reader.get_string("streams_dir"))
+    config.streams_dir = *dir;
+  if (auto file = reader.get_string("routing_file"))
+    config.routing_file = *file;
+  if (auto object = reader.get_object("completion")) {
+    json::object_reader sub{*object, "completion", problems};
+    read_completion(sub, config.completion);
+  }
+  if (auto object = reader.get_object("storage")) {
+    json::object_reader sub{*object, "storage", problems};
+    read_storage(sub, config.storage);
+  }
+  if (auto object = reader.get_object("sending")) {
+    json::object_reader sub{*object, "sending", problems};
+    read_sending(sub, config.sending);
+  }
+  if (auto object = reader.get_object("destinations"))
+    read_destinations(reader, *object, config.destinations);
+  if (auto object = reader.get_object("log")) {
+    json::object_reader sub{*object, "log", problems};
+    sub.reject_unknown_keys({"level"});
+    if (auto level = sub.get_string("level")) {
+      log::level parsed;
+      if (!log::parse_level(*level, parsed))
+        problems.add("log.level", "must be \"debug\", \"info\", \"warning\" or \"error\"");
+      else
+        config.log_level = *level;
+    }
+  }
+  if (!problems.empty())
+    return failure{ec::invalid_config, problems.report()};
+  return config;
+}
+
+result<node_config> load_node_config(const std::filesystem::path& path) {
+  auto text = read_text_file(path);
+  if (!text)
+    return text.error();
+  auto parsed = parse_node_config(*text, path.string());
+  if (!parsed)
+    return parsed;
+  // Folders named in the file are relative to the file, as users expect when
+  // they keep one configuration folder per node.
+  auto base = path.parent_path();
+  for (auto* dir : {&parsed->data_dir, &parsed->streams_dir, &parsed->routing_file})
+    if (dir->is_relative() && !base.empty())
+      *dir = base / *dir;
+  return parsed;
+}
+
+} // namespace dcmstreams

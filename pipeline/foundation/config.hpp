@@ -1,0 +1,121 @@
+#pragma once
+// The node configuration, dcmstreams.json (DESIGN §5). Every key is optional;
+// the defaults make `dcmstreams serve` work from a fresh checkout.
+
+#include "pipeline/foundation/error.hpp"
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace dcmstreams {
+
+/// When a received instance is made durable before success is answered.
+enum class sync_mode {
+  instance,    // fdatasync the file and fsync its folder before each success status
+  association, // sync everything written at the end of each association
+  none,        // rename only: survives a crash of the node, not of the machine
+};
+
+const char* to_string(sync_mode mode);
+
+struct dicom_config {
+  std::uint16_t port = 11113;
+  std::string bind = "0.0.0.0";
+  int max_associations = 32;
+  /// Entries "AET", "@address", "@address/prefix" or "AET@address"; empty allows all.
+  std::vector<std::string> allowed_callers;
+  int acse_timeout_s = 30;
+  int dimse_timeout_s = 60;
+  std::uint32_t max_pdu = 131072;
+  /// How often the watchdog sends C-ECHO to the listener; 0 turns it off.
+  double watchdog_interval_s = 30;
+};
+
+struct user_config {
+  std::string name;
+  std::string password_hash;
+  std::string role; // admin | viewer
+};
+
+struct web_config {
+  std::uint16_t port = 2813;
+  std::string bind = "127.0.0.1";
+  std::vector<user_config> users;
+  /// Names users type to reach the node (besides addresses and loopback
+  /// names); a request with any other Host is refused (DNS rebinding).
+  std::vector<std::string> hostnames;
+};
+
+struct completion_config {
+  double quiet_period_s = 15.0;
+  double max_wait_s = 3600.0;
+};
+
+struct storage_config {
+  sync_mode sync = sync_mode::instance;
+  std::uint64_t reserve_free_mb = 1024;
+  /// Size of each ingest journal segment (data sets above 1 MiB, or a
+  /// quarter of a segment, are stored as files instead).
+  std::uint64_t journal_segment_mb = 32;
+  double scrub_high_pct = 90.0;
+  double scrub_low_pct = 80.0;
+  double retention_days = 0.0;  // 0 keeps finished jobs until disk pressure
+  bool scrub_dry_run = false;   // log what the scrubber would delete, delete nothing
+  double scrub_interval_s = 60; // how often the scrubber looks
+};
+
+struct destination_config {
+  std::string name;
+  std::string host;
+  std::uint16_t port = 104;
+  std::string ae_title;
+  std::string calling_ae_title;
+  int associations = 1;
+  std::string transfer_syntax; // empty: send as stored
+};
+
+/// How results leave the node (routing issue): retries and the `$me`/`$port`
+/// placeholders of routing.json.
+struct sending_config {
+  double retry_initial_s = 2;             // first wait after a failed attempt
+  double retry_factor = 2;                // each further wait is this much longer
+  double retry_max_s = 300;               // but never longer than this
+  int max_attempts = 10;                  // then the send waits in `failed` until retried
+  std::string default_host = "127.0.0.1"; // $me
+  std::uint16_t default_port = 104;       // $port
+};
+
+struct node_config {
+  std::string ae_title = "DCMSTREAMS";
+  dicom_config dicom;
+  web_config web;
+  std::filesystem::path data_dir = "data";
+  std::filesystem::path streams_dir = "streams/library";
+  std::filesystem::path routing_file = "routing.json";
+  bool routing_file_named = false; // by --routing: its absence is then a problem
+  completion_config completion;
+  storage_config storage;
+  sending_config sending;
+  std::map<std::string, destination_config> destinations;
+  std::string log_level = "info";
+  /// The file the configuration came from, empty for built-in defaults.
+  std::filesystem::path source;
+};
+
+/// Parses dcmstreams.json text; every problem is reported, each naming the key.
+result<node_config> parse_node_config(std::string_view text, const std::string& source);
+/// Loads dcmstreams.json; relative folders in it are taken relative to the file.
+result<node_config> load_node_config(const std::filesystem::path& path);
+
+/// Checks an AE title: 1 to 16 characters, no backslash or control characters,
+/// not only spaces. Returns what is wrong, or nothing.
+std::optional<std::string> check_ae_title(std::string_view title);
+
+/// Checks a host to connect to: an IPv4 or IPv6 address, or a DNS name
+/// (labels of letters, digits and hyphens). Returns what is wrong, or nothing.
+std::optional<std::string> check_host(std::string_view host);
+
+} // namespace dcmstreams

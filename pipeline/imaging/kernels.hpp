@@ -1,0 +1,71 @@
+#pragma once
+// The built-in image kernels a stream's `pipeline` chains. Each runs in
+// parallel with oneTBB (over slices or lines); tests compare each with a
+// straightforward reference on small volumes.
+
+#include "pipeline/foundation/error.hpp"
+#include "pipeline/imaging/volume.hpp"
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace dcmstreams {
+
+/// One step of a pipeline, its parameters checked.
+struct kernel_step {
+  std::string kernel;
+  // gaussian
+  double sigma_mm = 1.0;
+  // threshold: keep [lower, upper]; mask sets the rest to `background`
+  // (default: the lowest value in the volume), binarize writes 1 and 0
+  std::optional<double> lower;
+  std::optional<double> upper;
+  std::string mode = "mask";
+  std::optional<double> background;
+  // window: linear VOI (PS3.3 C.11.2.1.2) to 8 bits
+  double center = 40;
+  double width = 400;
+  // mip: slab thickness in mm; 0 = the whole volume
+  double slab_mm = 0;
+  // resample: to this spacing (mm, every axis) or by this factor (2 = twice the voxels)
+  std::optional<double> spacing_mm;
+  std::optional<double> factor;
+  // stats
+  double threshold = 0;
+  int bins = 64;
+
+  /// "gaussian sigma 1 mm", for logs and DerivationDescription.
+  std::string describe() const;
+  /// Whether the step changes the image (stats and deidentify do not).
+  bool makes_image() const;
+};
+
+/// Parses one step object; problems name `where` and the key:
+/// `pipeline[1].sigma_mm: must be a number above 0`.
+result<kernel_step> parse_kernel_step(std::string_view json, const std::string& where);
+
+/// The kernel names a pipeline may use.
+const std::vector<std::string>& kernel_names();
+
+volume gaussian(const volume& in, double sigma_mm);
+volume median3(const volume& in);
+/// threshold and window change voxels in place: pass an rvalue to avoid a copy.
+volume threshold(volume in, const kernel_step& step);
+volume window(volume in, double center, double width);
+volume mip(const volume& in, double slab_mm);
+volume resample(const volume& in, const kernel_step& step);
+
+struct volume_statistics {
+  std::size_t voxels = 0;
+  double mean = 0, std_dev = 0, min = 0, max = 0;
+  double threshold = 0;
+  std::size_t voxels_above = 0;
+  double volume_above_ml = 0;
+  std::vector<double> bin_edges;       // bins + 1 edges from min to max
+  std::vector<std::size_t> bin_counts; // bins
+};
+volume_statistics statistics(const volume& in, double threshold, int bins);
+
+} // namespace dcmstreams

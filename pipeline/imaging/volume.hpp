@@ -1,0 +1,76 @@
+#pragma once
+// A series as a 3-D volume in patient space, for the built-in kernels.
+//
+// Voxels are int16 in the series' stored units; value = stored * slope +
+// intercept (so CT keeps Hounsfield units exactly). x runs along a row
+// (ImageOrientationPatient's first vector), y down the columns, z along the
+// slice normal in the order of increasing position.
+
+#include "pipeline/foundation/error.hpp"
+
+#include <array>
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace dcmstreams {
+
+using vec3 = std::array<double, 3>;
+
+struct volume {
+  std::size_t nx = 0, ny = 0, nz = 0;
+  std::vector<std::int16_t> voxels; // x fastest, then y, then z
+  double slope = 1;
+  double intercept = 0;
+  vec3 spacing{1, 1, 1};          // mm between voxel centres along x, y, z
+  vec3 origin{0, 0, 0};           // patient position of voxel (0, 0, 0)
+  vec3 row_direction{1, 0, 0};    // direction of increasing x
+  vec3 column_direction{0, 1, 0}; // direction of increasing y
+  vec3 slice_direction{0, 0, 1};  // direction of increasing z
+  double slice_thickness = 0;     // mm
+  int bits_stored = 16;           // 8 after `window`
+  bool is_signed = true;
+
+  std::size_t size() const { return nx * ny * nz; }
+  std::int16_t& at(std::size_t x, std::size_t y, std::size_t z) {
+    return voxels[(z * ny + y) * nx + x];
+  }
+  std::int16_t at(std::size_t x, std::size_t y, std::size_t z) const {
+    return voxels[(z * ny + y) * nx + x];
+  }
+  double value(std::int16_t stored) const { return stored * slope + intercept; }
+  /// The stored value for a real value, rounded and clamped to int16.
+  std::int16_t stored(double value) const;
+  /// Patient position of the centre of voxel (x, y, z).
+  vec3 position(double x, double y, double z) const;
+};
+
+/// One image series of a job, loaded and sorted.
+struct series_volume {
+  std::string series_uid;
+  std::string modality;
+  std::string sop_class_uid;
+  std::vector<std::filesystem::path> files;   // in z order
+  std::vector<std::string> sop_instance_uids; // in z order
+  volume image;
+};
+
+/// Groups `files` by Series Instance UID and loads every image series: slices
+/// sorted along the slice normal by ImagePositionPatient (InstanceNumber
+/// without it), compressed pixel data decoded (JPEG, JPEG-LS, RLE). Files
+/// without pixel data are skipped and listed in `skipped`. A file that cannot
+/// be read or decoded (JPEG 2000 here, damaged pixel data) is left out and
+/// listed in `unreadable`, with its name and why; only when no file at all
+/// can be read does loading fail, with the first one's reason.
+struct loaded_series {
+  std::vector<series_volume> series;
+  std::vector<std::string> skipped;    // "<file>: <why>": not image volumes
+  std::vector<std::string> unreadable; // "<file>: <why>": images that cannot be read
+};
+result<loaded_series> load_series(const std::vector<std::filesystem::path>& files);
+
+vec3 cross(const vec3& a, const vec3& b);
+double dot(const vec3& a, const vec3& b);
+
+} // namespace dcmstreams

@@ -1,0 +1,131 @@
+#pragma once
+// SQLite bookkeeping in <data>/dcmstreams.db (WAL). One connection per
+// owner; the owning actor serializes access.
+
+#include "pipeline/foundation/error.hpp"
+#include "pipeline/jobs/job.hpp"
+
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <vector>
+
+struct sqlite3;
+struct sqlite3_stmt;
+
+namespace dcmstreams {
+
+/// A send of one job's files to one destination (routing), and its progress.
+struct send_task {
+  std::int64_t id = 0;
+  std::int64_t job_id = 0;
+  std::string rule;
+  std::string destination; // the `destinations` entry, or "AET@host:port"
+  std::string host;
+  std::int64_t port = 0;
+  std::string called_ae;
+  std::string calling_ae;
+  std::int64_t associations = 1;
+  std::string transfer_syntax;
+  std::string state = "queued"; // queued | sending | retrying | done | failed
+  std::int64_t attempts = 0;
+  epoch_ms created = 0;
+  epoch_ms next_attempt = 0;
+  epoch_ms finished = 0;
+  std::string message;
+  std::int64_t files_total = 0;
+  std::int64_t files_sent = 0;   // stored (success or warning)
+  std::int64_t files_failed = 0; // refused by the destination in the last attempt
+};
+
+struct send_file {
+  std::string path;
+  std::string state = "pending"; // pending | sent | warning | refused
+  std::int64_t status = 0;       // DIMSE status of the last response
+  std::string message;
+};
+
+/// Which jobs a listing shows; empty fields do not filter.
+struct job_filter {
+  std::string stream;
+  std::string state;
+  std::string sender; // calling AE title or peer address
+  std::string text;   // found in the study UID, stream, AE titles, peer, message or id
+  epoch_ms from = 0;  // received at or after
+  epoch_ms to = 0;    // received before
+  std::int64_t limit = 50;
+  std::int64_t offset = 0;
+};
+
+struct job_page {
+  std::vector<job_record> jobs; // newest first
+  std::int64_t total = 0;       // matching jobs, all pages
+};
+
+/// A send task as the HTTP API and the event feed show it.
+std::string send_json(const send_task& task);
+
+class database {
+public:
+  /// Opens or creates the database and brings its schema up to date. With
+  /// `full_sync`, each commit is synced (jobs); without, a commit survives a
+  /// crash of the node but maybe not a power loss (per-file send progress).
+  static result<std::unique_ptr<database>> open(const std::filesystem::path& file,
+                                                bool full_sync = true);
+  ~database();
+  database(const database&) = delete;
+  database& operator=(const database&) = delete;
+
+  /// Inserts a job and returns its id.
+  result<std::int64_t> insert_job(const job_record& job);
+  /// Writes every field of an existing job.
+  status update_job(const job_record& job);
+  status delete_job(std::int64_t id);
+  result<std::optional<job_record>> find_job(std::int64_t id);
+  /// Jobs in `state`, oldest first.
+  result<std::vector<job_record>> jobs_in_state(job_state state);
+
+  /// Records that a job's results were routed (0: route them again after a re-run).
+  status mark_routed(std::int64_t id, epoch_ms when);
+  /// A page of jobs matching `filter`, newest first, with the total count.
+  result<job_page> list_jobs(const job_filter& filter);
+  /// Finished jobs the scrubber may delete, finished before `finished_before`,
+  /// oldest first: routed, and every send of its results done.
+  result<std::vector<job_record>> scrub_candidates(epoch_ms finished_before, std::int64_t limit);
+  /// Sends of one job, oldest first.
+  result<std::vector<send_task>> sends_of_job(std::int64_t job_id);
+  /// Finished jobs (success or failed) whose results were not yet routed.
+  result<std::vector<job_record>> jobs_to_route();
+
+  /// Run-time statistics of successful jobs, per stream.
+  struct duration_stats {
+    std::string stream;
+    std::int64_t runs = 0;
+    double mean_s = 0;
+    double std_s = 0;
+  };
+  result<std::vector<duration_stats>> durations_by_stream();
+
+  /// Records a send task and its files in one transaction; returns its id.
+  result<std::int64_t> insert_send(send_task task, const std::vector<std::string>& files);
+  status update_send(const send_task& task);
+  result<std::optional<send_task>> find_send(std::int64_t id);
+  /// Sends not done or failed, oldest first: what a restart resumes.
+  result<std::vector<send_task>> unfinished_sends();
+  /// The newest sends first, at most `limit` (for listings).
+  result<std::vector<send_task>> recent_sends(std::int64_t limit);
+  result<std::vector<send_file>> send_files(std::int64_t send_id);
+  status update_send_file(std::int64_t send_id, const send_file& file);
+
+  /// Writes a heartbeat row: fails when the disk or the database refuses writes.
+  status writable();
+
+private:
+  explicit database(sqlite3* handle) : db_(handle) {}
+  status execute(const char* sql);
+  failure sqlite_failure(const std::string& what) const;
+
+  sqlite3* db_;
+};
+
+} // namespace dcmstreams
