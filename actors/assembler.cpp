@@ -15,8 +15,7 @@ void update_pending_gauge(self_pointer self) {
     self->state.metrics->studies_pending.with({}).set(
         static_cast<double>(self->state.groups.size()));
   if (self->state.events)
-    self->state.events->publish("studies",
-                                "{\"pending\":" + std::to_string(self->state.groups.size()) + "}");
+    self->state.events->publish("studies", {{"pending", self->state.groups.size()}});
 }
 
 void schedule_check(self_pointer self, const study_key& key, pending_group& group) {

@@ -46,9 +46,10 @@ void event_subscription::close() {
   }
 }
 
-void event_hub::publish(const std::string& type, const std::string& json) {
-  // Server-sent events: "event: <type>" and one "data:" line.
-  std::string event = "event: " + type + "\ndata: " + json + "\n\n";
+void event_hub::publish(const std::string& type, const json::value& data) {
+  // Server-sent events: "event: <type>" and one "data:" line (compact JSON
+  // has no line breaks).
+  std::string event = "event: " + type + "\ndata: " + json::dump(data) + "\n\n";
   std::set<std::shared_ptr<event_subscription>> subscribers;
   {
     std::lock_guard<std::mutex> guard{mutex_};

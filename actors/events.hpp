@@ -4,6 +4,8 @@
 // connection) gets each event in order. A slow subscriber loses the oldest
 // events beyond its buffer rather than slowing the node down.
 
+#include "pipeline/foundation/json.hpp"
+
 #include <deque>
 #include <functional>
 #include <memory>
@@ -34,8 +36,8 @@ private:
 
 class event_hub {
 public:
-  /// `type` names the event ("job", "send", "studies"); `json` is its data.
-  void publish(const std::string& type, const std::string& json);
+  /// `type` names the event ("job", "send", "studies"); `data` is its data.
+  void publish(const std::string& type, const json::value& data);
   std::shared_ptr<event_subscription> subscribe();
   void unsubscribe(const std::shared_ptr<event_subscription>& subscription);
 

@@ -3,13 +3,14 @@
 #include "pipeline/foundation/files.hpp"
 #include "pipeline/foundation/log.hpp"
 #include "pipeline/jobs/scrub.hpp"
+#include "pipeline/jobs/views.hpp"
 
 namespace dcmstreams {
 
 namespace {
 void publish_job(job_store_state& st, const job_record& job) {
   if (st.events)
-    st.events->publish("job", job_json(job));
+    st.events->publish("job", job_view(job));
 }
 } // namespace
 
@@ -97,7 +98,7 @@ job_store_actor::behavior_type job_store(job_store_actor::stateful_pointer<job_s
         if (!removed)
           return make_error(removed.error());
         if (st.events)
-          st.events->publish("deleted", "{\"id\":" + std::to_string(id) + "}");
+          st.events->publish("deleted", {{"id", id}});
         return removed->job;
       },
       [self](get_atom, sends_atom, std::int64_t job_id) -> caf::result<std::vector<send_task>> {

@@ -74,10 +74,10 @@ result<node_actors> spawn_node(caf::actor_system& system, const node_config& con
   routing_settings routing{config.ae_title,        config.routing_file,      config.data_dir,
                            config.sending,         config.destinations,      events,
                            actors.readiness.get(), config.routing_file_named};
-  actors.senders = std::make_shared<sender_pool>();
-  actors.router = spawn_supervised<router_actor>(
-      system, "router", detached_actor(router, routing, &client, &metrics, actors.senders),
-      &metrics);
+  router_settings router_config{routing, &client, &metrics, std::make_shared<sender_pool>()};
+  actors.senders = router_config.senders;
+  actors.router = spawn_supervised<router_actor>(system, "router",
+                                                 detached_actor(router, router_config), &metrics);
   job_manager_settings manager;
   manager.job_store = actors.job_store;
   manager.router = actors.router;

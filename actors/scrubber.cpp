@@ -46,7 +46,7 @@ bool scrub_job(self_pointer self, const job_record& job, const char* reason, scr
     st.metrics->scrubbed_bytes.with({reason}).increment(static_cast<double>(freed));
   }
   if (st.events)
-    st.events->publish("deleted", "{\"id\":" + std::to_string(job.id) + "}");
+    st.events->publish("deleted", {{"id", job.id}});
   return true;
 }
 

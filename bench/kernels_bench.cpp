@@ -103,7 +103,7 @@ void bm_memcpy(benchmark::State& state) {
 }
 
 kernel_step step(const char* json) {
-  return *parse_kernel_step(json, "bench");
+  return *parse_kernel_step(std::string_view{json}, "bench");
 }
 
 void bm_gaussian(benchmark::State& s) {

@@ -4,6 +4,7 @@
 #include "build_info.hpp"
 #include "main/commands.hpp"
 #include "pipeline/foundation/log.hpp"
+#include "web/routes.hpp"
 
 #include <dcmtk/config/osconfig.h>
 #include <dcmtk/oflog/oflog.h>
@@ -23,6 +24,7 @@ commands:
   synth    write synthetic CT or MR studies
   check    validate the configuration, stream folders and routing file
   passwd   make a password hash for a web user (web.users in dcmstreams.json)
+  routes   list the HTTP routes, who may call each, and what it does (Markdown)
 
 dcmstreams <command> --help shows the options of a command.
 dcmstreams --version shows the version.
@@ -55,6 +57,10 @@ int main(int argc, char** argv) {
       return commands::check(argc, argv);
     if (command == "passwd")
       return commands::passwd(argc, argv);
+    if (command == "routes") {
+      std::cout << web::routes_markdown();
+      return 0;
+    }
   } catch (const std::exception& e) {
     std::cerr << "dcmstreams " << command << ": unexpected error: " << e.what() << "\n";
     return 1;

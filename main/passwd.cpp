@@ -68,13 +68,8 @@ int passwd(int argc, char** argv) {
     return 1;
   }
   if (auto name = args.value("name")) {
-    json::writer out;
-    out.begin_object();
-    out.key("name").value(*name);
-    out.key("password_hash").value(*hash);
-    out.key("role").value(role);
-    out.end_object();
-    std::cout << out.str() << "\n";
+    json::value user = {{"name", *name}, {"password_hash", *hash}, {"role", role}};
+    std::cout << json::dump(user) << "\n";
   } else {
     std::cout << *hash << "\n";
   }

@@ -26,10 +26,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-bool is_warning(Uint16 status) {
-  return status == 0x0001 || (status & 0xf000) == 0xb000;
-}
-
 struct worker_result {
   std::vector<file_outcome> outcomes;
   std::uint64_t bytes = 0;
@@ -233,11 +229,11 @@ private:
         continue;
       }
       file_outcome outcome{file.path.string(), status, true, {}};
-      if (is_warning(status))
+      if (is_warning_status(status))
         outcome.message = "stored with warning status 0x" + hex_status(status);
       else if (status != 0)
         outcome.message = "refused with status 0x" + hex_status(status);
-      if (status == 0 || is_warning(status))
+      if (status == 0 || is_warning_status(status))
         out_.bytes += file.bytes;
       report(std::move(outcome));
     }
@@ -311,7 +307,7 @@ result<send_report> send_files(const std::vector<fs::path>& files, const send_op
     for (auto& o : r.outcomes) {
       if (o.sent && o.dimse_status == 0) {
         ++report.succeeded;
-      } else if (o.sent && is_warning(o.dimse_status)) {
+      } else if (o.sent && is_warning_status(o.dimse_status)) {
         ++report.warnings;
         report.problems.push_back(o);
       } else {

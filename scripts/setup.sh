@@ -13,7 +13,7 @@ packages=(
   # build
   g++ cmake ninja-build pkg-config clang-format
   # libraries
-  libdcmtk-dev libcaf-dev libboost-dev libsimdjson-dev libtbb-dev libsqlite3-dev
+  libdcmtk-dev libcaf-dev libboost-dev nlohmann-json3-dev libtbb-dev libsqlite3-dev
   libgtest-dev libgmock-dev libbenchmark-dev libarchive-dev libsodium-dev
   # peers and data the tests and benchmarks use
   dcmtk orthanc prometheus python3-pydicom dicom3tools procps curl wrk

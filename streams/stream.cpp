@@ -25,7 +25,7 @@ void read_pipeline(json::object_reader& reader, stream_definition& stream) {
   if (!steps)
     return;
   std::size_t index = 0;
-  for (auto element : *steps) {
+  for (auto& element : *steps) {
     std::string path = "pipeline[" + std::to_string(index++) + "]";
     if (!element.is_object()) {
       reader.sink().add(path, "must be an object such as {\"kernel\": \"gaussian\", "
@@ -33,7 +33,7 @@ void read_pipeline(json::object_reader& reader, stream_definition& stream) {
                                   json::describe_type(element));
       continue;
     }
-    auto step = parse_kernel_step(simdjson::minify(element), path);
+    auto step = read_kernel_step(element, path);
     if (!step) {
       // Each line of the message is one problem, already naming its key.
       std::string message = step.error().message;
@@ -55,15 +55,13 @@ void read_accept(json::object_reader& reader, stream_definition& stream) {
   auto filters = reader.get_object("accept");
   if (!filters)
     return;
-  for (auto field : *filters) {
-    std::string attribute{field.key};
+  for (auto& [attribute, pattern] : filters->items()) {
     std::string path = "accept." + attribute;
-    std::string_view pattern;
-    if (field.value.get(pattern) != simdjson::SUCCESS) {
+    if (!pattern.is_string()) {
       reader.sink().add(path, "must be a regular expression in a string, such as \"CT|MR\"");
       continue;
     }
-    attribute_match term{attribute, std::string(pattern)};
+    attribute_match term{attribute, pattern.get<std::string>()};
     if (auto compiled = attribute_filter::compile({term}); !compiled) {
       reader.sink().add(path, compiled.error().message);
       continue;
@@ -76,15 +74,14 @@ void read_accept(json::object_reader& reader, stream_definition& stream) {
 
 result<stream_definition> load_stream(const fs::path& folder) {
   auto file = folder / "info.json";
-  auto doc = json::document::load_file(file);
-  if (!doc)
-    return doc.error();
-  simdjson::dom::object root;
-  if (doc->root().get(root) != simdjson::SUCCESS)
+  auto root = json::load_file(file);
+  if (!root)
+    return root.error();
+  if (!root->is_object())
     return failure{ec::invalid_config,
                    file.string() + ": must be a JSON object with at least \"AETitle\""};
   json::problems problems{file.string(), {}};
-  json::object_reader reader{root, "", problems};
+  json::object_reader reader{*root, "", problems};
   stream_definition stream;
   // Absolute, because jobs run in their own folders, not here.
   std::error_code absolute_error;
@@ -93,7 +90,7 @@ result<stream_definition> load_stream(const fs::path& folder) {
 
   // Unknown keys do not stop an old appliance's folder from loading.
   json::problems unknown{file.string(), {}};
-  json::object_reader{root, "", unknown}.reject_unknown_keys(
+  json::object_reader{*root, "", unknown}.reject_unknown_keys(
       {"name", "description", "version", "AETitle", "enabled", "license", "command", "pipeline",
        "concurrency", "timeout_s", "quiet_period_s", "group_by", "accept"});
   for (auto& note : unknown.messages)
@@ -103,11 +100,10 @@ result<stream_definition> load_stream(const fs::path& folder) {
   stream.description = reader.get_string("description").value_or("");
   if (auto version = reader.get("version")) {
     // The old files wrote versions as strings or as numbers.
-    std::string_view text;
-    if (version->get(text) == simdjson::SUCCESS)
-      stream.version = text;
+    if (version->is_string())
+      stream.version = version->get<std::string>();
     else if (version->is_number())
-      stream.version = simdjson::minify(*version);
+      stream.version = version->dump();
     else
       problems.add("version", "must be a string such as \"1.2\"");
   }

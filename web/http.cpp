@@ -7,9 +7,7 @@
 namespace dcmstreams::web {
 
 http_response error_response(unsigned status, const std::string& message) {
-  json::writer out;
-  out.begin_object().key("error").value(message).end_object();
-  return json_response(out.str(), status);
+  return json_response(json::dump({{"error", message}}), status);
 }
 
 http_response json_response(std::string json, unsigned status) {

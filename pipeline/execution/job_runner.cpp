@@ -35,10 +35,8 @@ private:
 };
 
 std::string proc_json(const std::string& success, const std::string& message) {
-  json::writer out;
-  out.begin_array().begin_object().key("success").value(success).key("message").value(message);
-  out.end_object().end_array();
-  return out.str() + "\n";
+  json::value proc = json::value::array({{{"success", success}, {"message", message}}});
+  return json::dump(proc) + "\n";
 }
 
 std::vector<fs::path> input_files(const fs::path& input) {
@@ -118,7 +116,7 @@ job_outcome run_kernels(const fs::path& dir, const job_record& job, const job_pl
   for (auto& series : loaded.series)
     images.push_back(series.image);
   std::string derivation;
-  json::writer stats{true};
+  auto stats = json::value::array(); // one entry per series and stats step
   bool has_stats = false;
   for (auto& step : plan.steps) {
     if (cancel.cancelled()) {
@@ -128,44 +126,23 @@ job_outcome run_kernels(const fs::path& dir, const job_record& job, const job_pl
     }
     auto start = clock::now();
     if (step.kernel == "stats") {
-      if (!has_stats)
-        stats.begin_object().key("series").begin_array();
       has_stats = true;
       for (std::size_t i = 0; i < images.size(); ++i) {
         auto s = statistics(images[i], step.threshold, step.bins);
-        stats.begin_object()
-            .key("SeriesInstanceUID")
-            .value(loaded.series[i].series_uid)
-            .key("Modality")
-            .value(loaded.series[i].modality)
-            .key("after")
-            .value(derivation.empty() ? std::string("input") : derivation)
-            .key("voxels")
-            .value(static_cast<std::uint64_t>(s.voxels))
-            .key("mean")
-            .value(s.mean)
-            .key("std")
-            .value(s.std_dev)
-            .key("min")
-            .value(s.min)
-            .key("max")
-            .value(s.max)
-            .key("threshold")
-            .value(s.threshold)
-            .key("voxels_above_threshold")
-            .value(static_cast<std::uint64_t>(s.voxels_above))
-            .key("volume_above_threshold_ml")
-            .value(s.volume_above_ml)
-            .key("histogram")
-            .begin_object()
-            .key("edges")
-            .begin_array();
-        for (double e : s.bin_edges)
-          stats.value(e);
-        stats.end_array().key("counts").begin_array();
-        for (auto c : s.bin_counts)
-          stats.value(static_cast<std::uint64_t>(c));
-        stats.end_array().end_object().end_object();
+        stats.push_back({
+            {"SeriesInstanceUID", loaded.series[i].series_uid},
+            {"Modality", loaded.series[i].modality},
+            {"after", derivation.empty() ? std::string("input") : derivation},
+            {"voxels", static_cast<std::uint64_t>(s.voxels)},
+            {"mean", s.mean},
+            {"std", s.std_dev},
+            {"min", s.min},
+            {"max", s.max},
+            {"threshold", s.threshold},
+            {"voxels_above_threshold", static_cast<std::uint64_t>(s.voxels_above)},
+            {"volume_above_threshold_ml", s.volume_above_ml},
+            {"histogram", {{"edges", s.bin_edges}, {"counts", s.bin_counts}}},
+        });
       }
     } else if (step.kernel != "deidentify") {
       for (auto& image : images) {
@@ -218,8 +195,9 @@ job_outcome run_kernels(const fs::path& dir, const job_record& job, const job_pl
     }
   }
   if (has_stats) {
-    stats.end_array().end_object();
-    if (auto problem = write_file_atomically(output / "result.json", stats.str() + "\n", false)) {
+    json::value result = {{"series", std::move(stats)}};
+    if (auto problem =
+            write_file_atomically(output / "result.json", json::dump(result, true) + "\n", false)) {
       outcome.message = problem->message;
       return outcome;
     }
@@ -239,17 +217,14 @@ job_outcome run_kernels(const fs::path& dir, const job_record& job, const job_pl
 } // namespace
 
 result<job_outcome> read_proc_json(const fs::path& file) {
-  auto doc = json::document::load_file(file);
+  auto doc = json::load_file(file);
   if (!doc)
     return doc.error();
-  simdjson::dom::array entries;
-  simdjson::dom::object first;
-  if (doc->root().get(entries) != simdjson::SUCCESS || entries.size() == 0 ||
-      entries.at(0).get(first) != simdjson::SUCCESS)
+  if (!doc->is_array() || doc->empty() || !(*doc)[0].is_object())
     return failure{ec::invalid_config,
                    file.string() + ": must be [{\"success\": \"...\", \"message\": \"...\"}]"};
   json::problems problems{file.string(), {}};
-  json::object_reader reader{first, "[0]", problems};
+  json::object_reader reader{(*doc)[0], "[0]", problems};
   job_outcome outcome;
   auto success = reader.get_string("success");
   if (!success)

@@ -121,14 +121,13 @@ void read_web(json::object_reader& reader, web_config& web) {
     web.hostnames = *hostnames;
   if (auto users = reader.get_array("users")) {
     std::size_t index = 0;
-    for (auto element : *users) {
+    for (auto& element : *users) {
       std::string path = reader.path_of("users") + "[" + std::to_string(index++) + "]";
-      simdjson::dom::object object;
-      if (element.get(object) != simdjson::SUCCESS) {
+      if (!element.is_object()) {
         reader.sink().add(path, "must be an object with name, password_hash and role");
         continue;
       }
-      json::object_reader user_reader{object, path, reader.sink()};
+      json::object_reader user_reader{element, path, reader.sink()};
       user_reader.reject_unknown_keys({"name", "password_hash", "role"});
       user_config user;
       auto name = user_reader.get_string("name");
@@ -244,13 +243,11 @@ void read_sending(json::object_reader& reader, sending_config& sending) {
   read_port(reader, "default_port", sending.default_port);
 }
 
-void read_destinations(json::object_reader& reader, simdjson::dom::object destinations,
+void read_destinations(json::object_reader& reader, const json::value& destinations,
                        std::map<std::string, destination_config>& out) {
-  for (auto field : destinations) {
-    std::string name{field.key};
+  for (auto& [name, object] : destinations.items()) {
     std::string path = reader.path_of("destinations") + "." + name;
-    simdjson::dom::object object;
-    if (field.value.get(object) != simdjson::SUCCESS) {
+    if (!object.is_object()) {
       reader.sink().add(path, "must be an object with host, port and ae_title");
       continue;
     }
@@ -290,14 +287,13 @@ void read_destinations(json::object_reader& reader, simdjson::dom::object destin
 } // namespace
 
 result<node_config> parse_node_config(std::string_view text, const std::string& source) {
-  auto doc = json::document::parse(text, source);
-  if (!doc)
-    return doc.error();
-  simdjson::dom::object root;
-  if (doc->root().get(root) != simdjson::SUCCESS)
+  auto root = json::parse(text, source);
+  if (!root)
+    return root.error();
+  if (!root->is_object())
     return failure{ec::invalid_config, source + ": the configuration must be a JSON object"};
   json::problems problems{source, {}};
-  json::object_reader reader{root, "", problems};
+  json::object_reader reader{*root, "", problems};
   reader.reject_unknown_keys({"ae_title", "dicom", "web", "data_dir", "streams_dir", "routing_file",
                               "completion", "storage", "sending", "destinations", "log"});
   node_config config;

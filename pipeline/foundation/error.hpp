@@ -53,6 +53,8 @@ public:
   T* operator->() { return &std::get<T>(state_); }
   const T* operator->() const { return &std::get<T>(state_); }
   const failure& error() const { return std::get<failure>(state_); }
+  /// The value, or `fallback` on a failure.
+  T value_or(T fallback) const { return *this ? **this : std::move(fallback); }
 
 private:
   std::variant<T, failure> state_;

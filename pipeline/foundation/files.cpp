@@ -155,11 +155,25 @@ status create_directories(const fs::path& dir, bool durable) {
   return std::nullopt;
 }
 
-result<std::uint64_t> free_bytes(const fs::path& path) {
+result<disk_space> disk_space_of(const fs::path& path) {
   struct statvfs info {};
   if (::statvfs(path.c_str(), &info) != 0)
     return io_failure(path, "cannot read the free space", errno);
-  return static_cast<std::uint64_t>(info.f_bavail) * info.f_frsize;
+  disk_space space;
+  space.free = static_cast<std::uint64_t>(info.f_bavail) * info.f_frsize;
+  space.total = static_cast<std::uint64_t>(info.f_blocks) * info.f_frsize;
+  // Blocks reserved for root count neither as used nor as usable.
+  double used = static_cast<double>(info.f_blocks - info.f_bfree);
+  double usable = used + static_cast<double>(info.f_bavail);
+  space.used_pct = usable > 0 ? 100.0 * used / usable : 0;
+  return space;
+}
+
+result<std::uint64_t> free_bytes(const fs::path& path) {
+  auto space = disk_space_of(path);
+  if (!space)
+    return space.error();
+  return space->free;
 }
 
 } // namespace dcmstreams

@@ -37,6 +37,14 @@ status sync_file(const std::filesystem::path& file);
 /// entries changed.
 status create_directories(const std::filesystem::path& dir, bool durable);
 
+/// The file system holding `path`, as statvfs sees it.
+struct disk_space {
+  std::uint64_t free = 0;  // bytes unprivileged users may still write
+  std::uint64_t total = 0; // bytes in all
+  double used_pct = 0;     // of what unprivileged users can use, as df shows it
+};
+result<disk_space> disk_space_of(const std::filesystem::path& path);
+
 /// Free space for unprivileged users on the file system holding `path`, in bytes.
 result<std::uint64_t> free_bytes(const std::filesystem::path& path);
 

@@ -4,250 +4,11 @@
 
 #include <algorithm>
 #include <cctype>
-#include <charconv>
-#include <cmath>
-#include <cstdio>
 #include <limits>
 
 namespace dcmstreams::json {
 
 namespace {
-
-// A recursive-descent scanner that follows RFC 8259 only to find where a
-// document stops being JSON. It builds nothing.
-class syntax_scanner {
-public:
-  explicit syntax_scanner(std::string_view text) : text_(text) {}
-
-  std::optional<syntax_error> run() {
-    skip_space();
-    if (!value(0))
-      return error_;
-    skip_space();
-    if (pos_ != text_.size())
-      return fail("unexpected text after the end of the document");
-    return std::nullopt;
-  }
-
-private:
-  static constexpr int max_depth = 1024;
-
-  bool value(int depth) {
-    if (depth > max_depth) {
-      fail("nesting is deeper than " + std::to_string(max_depth) + " levels");
-      return false;
-    }
-    if (pos_ >= text_.size()) {
-      fail("unexpected end of the document, a value is missing");
-      return false;
-    }
-    char c = text_[pos_];
-    switch (c) {
-    case '{':
-      return object(depth);
-    case '[':
-      return array(depth);
-    case '"':
-      return string();
-    case 't':
-      return literal("true");
-    case 'f':
-      return literal("false");
-    case 'n':
-      return literal("null");
-    default:
-      if (c == '-' || std::isdigit(static_cast<unsigned char>(c)))
-        return number();
-      if (c == '\'') {
-        fail("strings must be in double quotes, not single quotes");
-        return false;
-      }
-      fail(std::string("unexpected character '") + c + "', a value is expected");
-      return false;
-    }
-  }
-
-  bool object(int depth) {
-    ++pos_; // '{'
-    skip_space();
-    if (peek() == '}') {
-      ++pos_;
-      return true;
-    }
-    for (;;) {
-      skip_space();
-      if (peek() != '"') {
-        if (peek() == '}')
-          fail("a comma before '}' is not allowed in JSON");
-        else
-          fail("a key in double quotes is expected");
-        return false;
-      }
-      if (!string())
-        return false;
-      skip_space();
-      if (peek() != ':') {
-        fail("':' is expected after the key");
-        return false;
-      }
-      ++pos_;
-      skip_space();
-      if (!value(depth + 1))
-        return false;
-      skip_space();
-      if (peek() == ',') {
-        ++pos_;
-        continue;
-      }
-      if (peek() == '}') {
-        ++pos_;
-        return true;
-      }
-      fail(pos_ >= text_.size() ? "unexpected end of the document: '}' is missing"
-                                : "',' or '}' is expected after an object member");
-      return false;
-    }
-  }
-
-  bool array(int depth) {
-    ++pos_; // '['
-    skip_space();
-    if (peek() == ']') {
-      ++pos_;
-      return true;
-    }
-    for (;;) {
-      skip_space();
-      if (peek() == ']') {
-        fail("a comma before ']' is not allowed in JSON");
-        return false;
-      }
-      if (!value(depth + 1))
-        return false;
-      skip_space();
-      if (peek() == ',') {
-        ++pos_;
-        continue;
-      }
-      if (peek() == ']') {
-        ++pos_;
-        return true;
-      }
-      fail(pos_ >= text_.size() ? "unexpected end of the document: ']' is missing"
-                                : "',' or ']' is expected after an array element");
-      return false;
-    }
-  }
-
-  bool string() {
-    ++pos_; // opening quote
-    while (pos_ < text_.size()) {
-      auto c = static_cast<unsigned char>(text_[pos_]);
-      if (c == '"') {
-        ++pos_;
-        return true;
-      }
-      if (c < 0x20) {
-        fail("a control character (such as a line break) inside a string must be escaped");
-        return false;
-      }
-      if (c == '\\') {
-        ++pos_;
-        char e = peek();
-        if (e == 'u') {
-          for (int i = 1; i <= 4; ++i)
-            if (pos_ + i >= text_.size() ||
-                !std::isxdigit(static_cast<unsigned char>(text_[pos_ + i]))) {
-              fail("\\u must be followed by four hexadecimal digits");
-              return false;
-            }
-          pos_ += 5;
-          continue;
-        }
-        if (std::string_view("\"\\/bfnrt").find(e) == std::string_view::npos || e == '\0') {
-          fail(std::string("invalid escape sequence '\\") + e + "'");
-          return false;
-        }
-        ++pos_;
-        continue;
-      }
-      ++pos_;
-    }
-    fail("the string is not closed with a double quote");
-    return false;
-  }
-
-  bool number() {
-    if (peek() == '-')
-      ++pos_;
-    if (peek() == '0') {
-      ++pos_;
-    } else if (std::isdigit(static_cast<unsigned char>(peek()))) {
-      while (std::isdigit(static_cast<unsigned char>(peek())))
-        ++pos_;
-    } else {
-      fail("a digit is expected in the number");
-      return false;
-    }
-    if (peek() == '.') {
-      ++pos_;
-      if (!std::isdigit(static_cast<unsigned char>(peek()))) {
-        fail("a digit is expected after the decimal point");
-        return false;
-      }
-      while (std::isdigit(static_cast<unsigned char>(peek())))
-        ++pos_;
-    }
-    if (peek() == 'e' || peek() == 'E') {
-      ++pos_;
-      if (peek() == '+' || peek() == '-')
-        ++pos_;
-      if (!std::isdigit(static_cast<unsigned char>(peek()))) {
-        fail("a digit is expected in the exponent");
-        return false;
-      }
-      while (std::isdigit(static_cast<unsigned char>(peek())))
-        ++pos_;
-    }
-    return true;
-  }
-
-  bool literal(std::string_view word) {
-    if (text_.substr(pos_, word.size()) != word) {
-      fail("unknown word; expected true, false, null, a number, a string, an object or an array");
-      return false;
-    }
-    pos_ += word.size();
-    return true;
-  }
-
-  void skip_space() {
-    while (pos_ < text_.size() && (text_[pos_] == ' ' || text_[pos_] == '\t' ||
-                                   text_[pos_] == '\n' || text_[pos_] == '\r'))
-      ++pos_;
-  }
-
-  char peek() const { return pos_ < text_.size() ? text_[pos_] : '\0'; }
-
-  std::optional<syntax_error> fail(std::string message) {
-    syntax_error e;
-    e.message = std::move(message);
-    for (std::size_t i = 0; i < pos_ && i < text_.size(); ++i) {
-      if (text_[i] == '\n') {
-        ++e.line;
-        e.column = 1;
-      } else {
-        ++e.column;
-      }
-    }
-    error_ = e;
-    return error_;
-  }
-
-  std::string_view text_;
-  std::size_t pos_ = 0;
-  std::optional<syntax_error> error_;
-};
 
 std::size_t edit_distance(std::string_view a, std::string_view b) {
   std::vector<std::size_t> row(b.size() + 1);
@@ -267,33 +28,57 @@ std::size_t edit_distance(std::string_view a, std::string_view b) {
   return row[b.size()];
 }
 
+/// nlohmann's message without its "[json.exception.parse_error.101] parse
+/// error at line 1, column 9: " prefix: the place is said our way.
+std::string what_of(const nlohmann::json::exception& e) {
+  std::string_view text = e.what();
+  if (auto bracket = text.find("] "); bracket != std::string_view::npos)
+    text.remove_prefix(bracket + 2);
+  if (auto colon = text.find(": "); text.rfind("parse error", 0) == 0 && colon != text.npos)
+    text.remove_prefix(colon + 2);
+  return std::string(text);
+}
+
+/// What people who edit JSON by hand most often get wrong, said plainly:
+/// a comma before a closing bracket (JavaScript allows it, JSON does not).
+std::string hint_at(std::string_view text, std::size_t at) {
+  if (at >= text.size() || (text[at] != '}' && text[at] != ']'))
+    return {};
+  auto before = text.find_last_not_of(" \t\r\n", at == 0 ? 0 : at - 1);
+  if (at == 0 || before == std::string_view::npos || text[before] != ',')
+    return {};
+  return std::string(" (a comma before '") + text[at] + "' ends nothing: remove it)";
+}
+
 } // namespace
 
-std::optional<syntax_error> find_syntax_error(std::string_view text) {
-  return syntax_scanner{text}.run();
-}
-
-result<document> document::parse(std::string_view text, const std::string& source) {
-  document doc;
-  doc.parser_ = std::make_unique<simdjson::dom::parser>();
-  auto parsed = doc.parser_->parse(text.data(), text.size(), true);
-  if (parsed.error() != simdjson::SUCCESS) {
-    if (auto where = find_syntax_error(text))
-      return failure{ec::invalid_config, source + ":" + std::to_string(where->line) + ":" +
-                                             std::to_string(where->column) +
-                                             ": invalid JSON: " + where->message};
-    return failure{ec::invalid_config,
-                   source + ": invalid JSON: " + simdjson::error_message(parsed.error())};
+result<value> parse(std::string_view text, const std::string& source) {
+  try {
+    return value::parse(text.begin(), text.end());
+  } catch (const nlohmann::json::parse_error& e) {
+    // e.byte counts from 1 up to the byte that broke the document.
+    auto at = std::min<std::size_t>(e.byte == 0 ? 0 : e.byte - 1, text.size());
+    auto before = text.substr(0, at);
+    auto line = 1 + static_cast<std::size_t>(std::count(before.begin(), before.end(), '\n'));
+    auto line_start = before.rfind('\n');
+    auto column = at - (line_start == std::string_view::npos ? 0 : line_start + 1) + 1;
+    return failure{ec::invalid_config, source + ":" + std::to_string(line) + ":" +
+                                           std::to_string(column) +
+                                           ": invalid JSON: " + what_of(e) + hint_at(text, at)};
+  } catch (const nlohmann::json::exception& e) {
+    return failure{ec::invalid_config, source + ": invalid JSON: " + what_of(e)};
   }
-  doc.root_ = parsed.value_unsafe();
-  return doc;
 }
 
-result<document> document::load_file(const std::filesystem::path& path) {
+result<value> load_file(const std::filesystem::path& path) {
   auto text = read_text_file(path);
   if (!text)
     return text.error();
   return parse(*text, path.string());
+}
+
+std::string dump(const value& v, bool pretty) {
+  return v.dump(pretty ? 2 : -1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 void problems::add(const std::string& path, const std::string& message) {
@@ -310,78 +95,72 @@ std::string problems::report() const {
   return out;
 }
 
-std::string describe_type(simdjson::dom::element element) {
-  switch (element.type()) {
-  case simdjson::dom::element_type::ARRAY:
+std::string describe_type(const value& v) {
+  switch (v.type()) {
+  case value::value_t::array:
     return "an array";
-  case simdjson::dom::element_type::OBJECT:
+  case value::value_t::object:
     return "an object";
-  case simdjson::dom::element_type::INT64:
-  case simdjson::dom::element_type::UINT64:
-  case simdjson::dom::element_type::DOUBLE:
+  case value::value_t::number_integer:
+  case value::value_t::number_unsigned:
+  case value::value_t::number_float:
     return "a number";
-  case simdjson::dom::element_type::STRING:
+  case value::value_t::string:
     return "a string";
-  case simdjson::dom::element_type::BOOL:
+  case value::value_t::boolean:
     return "a boolean";
-  case simdjson::dom::element_type::NULL_VALUE:
+  case value::value_t::null:
     return "null";
+  default:
+    return "a value";
   }
-  return "a value";
 }
 
 std::string object_reader::path_of(std::string_view key) const {
   return path_.empty() ? std::string(key) : path_ + "." + std::string(key);
 }
 
-bool object_reader::has(std::string_view key) const {
-  return get(key).has_value();
+const value* object_reader::get(std::string_view key) const {
+  if (!object_->is_object())
+    return nullptr;
+  auto found = object_->find(std::string(key));
+  return found == object_->end() ? nullptr : &*found;
 }
 
-std::optional<simdjson::dom::element> object_reader::get(std::string_view key) const {
-  simdjson::dom::element element;
-  if (object_.at_key(key).get(element) != simdjson::SUCCESS)
-    return std::nullopt;
+const value* object_reader::typed(std::string_view key, bool (value::*is)() const noexcept,
+                                  const char* what) {
+  auto element = get(key);
+  if (element && !(element->*is)()) {
+    sink_->add(path_of(key), std::string("must be ") + what + ", not " + describe_type(*element));
+    return nullptr;
+  }
   return element;
 }
 
 std::optional<std::string> object_reader::get_string(std::string_view key) {
-  auto element = get(key);
-  if (!element)
-    return std::nullopt;
-  std::string_view text;
-  if (element->get(text) != simdjson::SUCCESS) {
-    sink_->add(path_of(key), "must be a string, not " + describe_type(*element));
-    return std::nullopt;
-  }
-  return std::string(text);
+  if (auto element = typed(key, &value::is_string, "a string"))
+    return element->get<std::string>();
+  return std::nullopt;
 }
 
 std::optional<double> object_reader::get_number(std::string_view key) {
-  auto element = get(key);
-  if (!element)
-    return std::nullopt;
-  double number = 0;
-  if (element->get(number) != simdjson::SUCCESS) {
-    sink_->add(path_of(key), "must be a number, not " + describe_type(*element));
-    return std::nullopt;
-  }
-  return number;
+  if (auto element = typed(key, &value::is_number, "a number"))
+    return element->get<double>();
+  return std::nullopt;
 }
 
 std::optional<std::int64_t> object_reader::get_integer(std::string_view key, std::int64_t min,
                                                        std::int64_t max) {
-  auto element = get(key);
+  auto element = typed(key, &value::is_number_integer, "a whole number");
   if (!element)
     return std::nullopt;
-  std::int64_t number = 0;
-  if (element->get(number) != simdjson::SUCCESS) {
-    sink_->add(path_of(key), "must be a whole number, not " + describe_type(*element));
-    return std::nullopt;
-  }
-  if (number < min || number > max) {
+  bool too_large = element->is_number_unsigned() &&
+                   element->get<std::uint64_t>() >
+                       static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
+  auto number = too_large ? std::numeric_limits<std::int64_t>::max() : element->get<std::int64_t>();
+  if (too_large || number < min || number > max) {
     sink_->add(path_of(key), "must be between " + std::to_string(min) + " and " +
-                                 std::to_string(max) + ", not " + std::to_string(number));
+                                 std::to_string(max) + ", not " + element->dump());
     return std::nullopt;
   }
   return number;
@@ -391,41 +170,22 @@ std::optional<bool> object_reader::get_flag(std::string_view key) {
   auto element = get(key);
   if (!element)
     return std::nullopt;
-  bool flag = false;
-  if (element->get(flag) == simdjson::SUCCESS)
-    return flag;
-  std::int64_t number = 0;
-  if (element->get(number) == simdjson::SUCCESS && (number == 0 || number == 1))
-    return number == 1;
-  std::string_view text;
-  if (element->get(text) == simdjson::SUCCESS && (text == "0" || text == "1"))
-    return text == "1";
+  if (element->is_boolean())
+    return element->get<bool>();
+  if (element->is_number_integer() && (*element == 0 || *element == 1))
+    return *element == 1;
+  if (element->is_string() && (*element == "0" || *element == "1"))
+    return *element == "1";
   sink_->add(path_of(key), "must be true, false, 1 or 0");
   return std::nullopt;
 }
 
-std::optional<simdjson::dom::object> object_reader::get_object(std::string_view key) {
-  auto element = get(key);
-  if (!element)
-    return std::nullopt;
-  simdjson::dom::object object;
-  if (element->get(object) != simdjson::SUCCESS) {
-    sink_->add(path_of(key), "must be an object, not " + describe_type(*element));
-    return std::nullopt;
-  }
-  return object;
+const value* object_reader::get_object(std::string_view key) {
+  return typed(key, &value::is_object, "an object");
 }
 
-std::optional<simdjson::dom::array> object_reader::get_array(std::string_view key) {
-  auto element = get(key);
-  if (!element)
-    return std::nullopt;
-  simdjson::dom::array array;
-  if (element->get(array) != simdjson::SUCCESS) {
-    sink_->add(path_of(key), "must be an array, not " + describe_type(*element));
-    return std::nullopt;
-  }
-  return array;
+const value* object_reader::get_array(std::string_view key) {
+  return typed(key, &value::is_array, "an array");
 }
 
 std::optional<std::vector<std::string>> object_reader::get_string_list(std::string_view key) {
@@ -433,23 +193,22 @@ std::optional<std::vector<std::string>> object_reader::get_string_list(std::stri
   if (!array)
     return std::nullopt;
   std::vector<std::string> items;
-  std::size_t index = 0;
-  for (auto element : *array) {
-    std::string_view text;
-    if (element.get(text) != simdjson::SUCCESS) {
+  for (std::size_t index = 0; index < array->size(); ++index) {
+    auto& element = (*array)[index];
+    if (!element.is_string()) {
       sink_->add(path_of(key) + "[" + std::to_string(index) + "]",
                  "must be a string, not " + describe_type(element));
       return std::nullopt;
     }
-    items.emplace_back(text);
-    ++index;
+    items.push_back(element.get<std::string>());
   }
   return items;
 }
 
 void object_reader::reject_unknown_keys(std::initializer_list<std::string_view> known) {
-  for (auto field : object_) {
-    std::string_view key = field.key;
+  if (!object_->is_object())
+    return;
+  for (auto& [key, field] : object_->items()) {
     if (std::find(known.begin(), known.end(), key) != known.end())
       continue;
     std::string message = "unknown key";
@@ -476,156 +235,6 @@ void object_reader::reject_unknown_keys(std::initializer_list<std::string_view> 
     }
     sink_->add(path_of(key), message);
   }
-}
-
-std::string escape(std::string_view text) {
-  std::string out;
-  out.reserve(text.size() + 2);
-  for (char c : text) {
-    switch (c) {
-    case '"':
-      out += "\\\"";
-      break;
-    case '\\':
-      out += "\\\\";
-      break;
-    case '\n':
-      out += "\\n";
-      break;
-    case '\r':
-      out += "\\r";
-      break;
-    case '\t':
-      out += "\\t";
-      break;
-    case '\b':
-      out += "\\b";
-      break;
-    case '\f':
-      out += "\\f";
-      break;
-    default:
-      if (static_cast<unsigned char>(c) < 0x20) {
-        char buffer[8];
-        std::snprintf(buffer, sizeof buffer, "\\u%04x", static_cast<unsigned char>(c));
-        out += buffer;
-      } else {
-        out += c;
-      }
-    }
-  }
-  return out;
-}
-
-void writer::newline() {
-  if (!pretty_)
-    return;
-  out_ += '\n';
-  out_.append(has_items_.size() * 2, ' ');
-}
-
-void writer::before_value() {
-  if (after_key_) {
-    after_key_ = false;
-    return;
-  }
-  if (!has_items_.empty()) {
-    if (has_items_.back())
-      out_ += ',';
-    has_items_.back() = true;
-    newline();
-  }
-}
-
-writer& writer::begin_object() {
-  before_value();
-  out_ += '{';
-  has_items_.push_back(false);
-  return *this;
-}
-
-writer& writer::end_object() {
-  bool had_items = has_items_.back();
-  has_items_.pop_back();
-  if (had_items)
-    newline();
-  out_ += '}';
-  return *this;
-}
-
-writer& writer::begin_array() {
-  before_value();
-  out_ += '[';
-  has_items_.push_back(false);
-  return *this;
-}
-
-writer& writer::end_array() {
-  bool had_items = has_items_.back();
-  has_items_.pop_back();
-  if (had_items)
-    newline();
-  out_ += ']';
-  return *this;
-}
-
-writer& writer::key(std::string_view name) {
-  before_value();
-  out_ += '"';
-  out_ += escape(name);
-  out_ += pretty_ ? "\": " : "\":";
-  after_key_ = true;
-  return *this;
-}
-
-writer& writer::value(std::string_view text) {
-  before_value();
-  out_ += '"';
-  out_ += escape(text);
-  out_ += '"';
-  return *this;
-}
-
-writer& writer::value(std::int64_t number) {
-  before_value();
-  out_ += std::to_string(number);
-  return *this;
-}
-
-writer& writer::value(std::uint64_t number) {
-  before_value();
-  out_ += std::to_string(number);
-  return *this;
-}
-
-writer& writer::value(double number) {
-  before_value();
-  if (!std::isfinite(number)) {
-    out_ += "null"; // JSON has no NaN or infinity
-    return *this;
-  }
-  char buffer[64];
-  auto [end, ec] = std::to_chars(buffer, buffer + sizeof buffer, number);
-  out_.append(buffer, ec == std::errc{} ? end : buffer);
-  return *this;
-}
-
-writer& writer::value(bool flag) {
-  before_value();
-  out_ += flag ? "true" : "false";
-  return *this;
-}
-
-writer& writer::null() {
-  before_value();
-  out_ += "null";
-  return *this;
-}
-
-writer& writer::raw(std::string_view json) {
-  before_value();
-  out_ += json;
-  return *this;
 }
 
 } // namespace dcmstreams::json

@@ -1,16 +1,18 @@
 #pragma once
-// JSON for configuration files and documents we write: parsing with simdjson,
-// syntax errors located by line and column, typed field readers that name the
-// key path of every problem, and a small writer.
+// JSON for configuration files, the documents we write and the API: values
+// are nlohmann-json's (key order kept as written), syntax errors are located
+// by line and column, and typed field readers name the key path of every
+// problem and suggest the key that was meant. simdjson stays where many
+// documents are parsed fast (the kernels' parameters are read once per job,
+// the tests' API replies); nothing here uses it.
 
 #include "pipeline/foundation/error.hpp"
 
-#include <simdjson.h>
+#include <nlohmann/json.hpp>
 
 #include <cstdint>
 #include <filesystem>
 #include <initializer_list>
-#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -18,30 +20,19 @@
 
 namespace dcmstreams::json {
 
-/// A parsed JSON document that owns its memory.
-class document {
-public:
-  /// Parses `text`; on a syntax error the failure says `<source>:<line>:<column>: <what>`.
-  static result<document> parse(std::string_view text, const std::string& source);
-  /// Reads and parses a file; the failure names the file.
-  static result<document> load_file(const std::filesystem::path& path);
+/// A JSON value; objects keep their keys in the order they were written.
+using value = nlohmann::ordered_json;
 
-  simdjson::dom::element root() const { return root_; }
+/// Parses `text`; on a syntax error the failure says `<source>:<line>:<column>: invalid JSON:
+/// <what>`.
+result<value> parse(std::string_view text, const std::string& source);
+/// Reads and parses a file; the failure names the file.
+result<value> load_file(const std::filesystem::path& path);
 
-private:
-  std::unique_ptr<simdjson::dom::parser> parser_;
-  simdjson::dom::element root_;
-};
-
-struct syntax_error {
-  std::size_t line = 1;
-  std::size_t column = 1;
-  std::string message;
-};
-
-/// Finds the first JSON syntax error in `text`, if any. simdjson says only
-/// *that* a document is invalid; this says *where*, for people fixing files.
-std::optional<syntax_error> find_syntax_error(std::string_view text);
+/// JSON text of `v`: compact, or indented by two spaces for files people
+/// read. Bytes that are not UTF-8 (a Latin-1 name from a data set) become
+/// U+FFFD instead of failing.
+std::string dump(const value& v, bool pretty = false);
 
 /// Problems found in one file, each naming the key path: `streams[2].AETitle: ...`.
 struct problems {
@@ -55,22 +46,24 @@ struct problems {
 };
 
 /// Reads the fields of one JSON object with type checks; each problem goes to
-/// `sink` with the full key path, and the getter returns nothing.
+/// `sink` with the full key path, and the getter returns nothing. The object
+/// must outlive the reader and what its getters return.
 class object_reader {
 public:
-  object_reader(simdjson::dom::object object, std::string path, problems& sink)
-      : object_(object), path_(std::move(path)), sink_(&sink) {}
+  object_reader(const value& object, std::string path, problems& sink)
+      : object_(&object), path_(std::move(path)), sink_(&sink) {}
 
-  bool has(std::string_view key) const;
-  std::optional<simdjson::dom::element> get(std::string_view key) const;
+  bool has(std::string_view key) const { return get(key) != nullptr; }
+  /// The value of `key`, or null when the object has no such key.
+  const value* get(std::string_view key) const;
 
   std::optional<std::string> get_string(std::string_view key);
   std::optional<double> get_number(std::string_view key);
   std::optional<std::int64_t> get_integer(std::string_view key, std::int64_t min, std::int64_t max);
   /// true/false, or 1/0 as the old appliance's info.json files wrote it.
   std::optional<bool> get_flag(std::string_view key);
-  std::optional<simdjson::dom::object> get_object(std::string_view key);
-  std::optional<simdjson::dom::array> get_array(std::string_view key);
+  const value* get_object(std::string_view key);
+  const value* get_array(std::string_view key);
   /// A list of strings (an argv, a list of AE titles).
   std::optional<std::vector<std::string>> get_string_list(std::string_view key);
 
@@ -79,52 +72,17 @@ public:
 
   std::string path_of(std::string_view key) const;
   problems& sink() const { return *sink_; }
-  simdjson::dom::object object() const { return object_; }
+  const value& object() const { return *object_; }
 
 private:
-  simdjson::dom::object object_;
+  const value* typed(std::string_view key, bool (value::*is)() const noexcept, const char* what);
+
+  const value* object_;
   std::string path_;
   problems* sink_;
 };
 
-/// The JSON type of an element in words ("a string", "an array").
-std::string describe_type(simdjson::dom::element element);
-
-/// Escapes `text` as the inside of a JSON string.
-std::string escape(std::string_view text);
-
-/// Builds JSON text; `pretty` indents by two spaces for files people read.
-class writer {
-public:
-  explicit writer(bool pretty = false) : pretty_(pretty) {}
-
-  writer& begin_object();
-  writer& end_object();
-  writer& begin_array();
-  writer& end_array();
-  writer& key(std::string_view name);
-  writer& value(std::string_view text);
-  writer& value(const char* text) { return value(std::string_view{text}); }
-  writer& value(const std::string& text) { return value(std::string_view{text}); }
-  writer& value(std::int64_t number);
-  writer& value(std::uint64_t number);
-  writer& value(int number) { return value(static_cast<std::int64_t>(number)); }
-  writer& value(double number);
-  writer& value(bool flag);
-  writer& null();
-  /// Inserts already serialized JSON as one value.
-  writer& raw(std::string_view json);
-
-  const std::string& str() const { return out_; }
-
-private:
-  void before_value();
-  void newline();
-
-  std::string out_;
-  std::vector<bool> has_items_;
-  bool after_key_ = false;
-  bool pretty_;
-};
+/// The JSON type of a value in words ("a string", "an array").
+std::string describe_type(const value& v);
 
 } // namespace dcmstreams::json

@@ -95,11 +95,14 @@ bool kernel_step::makes_image() const {
 }
 
 result<kernel_step> parse_kernel_step(std::string_view text, const std::string& where) {
-  auto doc = json::document::parse(text, where);
-  if (!doc)
-    return doc.error();
-  simdjson::dom::object object;
-  if (doc->root().get(object) != simdjson::SUCCESS)
+  auto object = json::parse(text, where);
+  if (!object)
+    return object.error();
+  return read_kernel_step(*object, where);
+}
+
+result<kernel_step> read_kernel_step(const json::value& object, const std::string& where) {
+  if (!object.is_object())
     return failure{ec::invalid_config, where + ": must be an object with \"kernel\""};
   json::problems problems{"", {}};
   json::object_reader reader{object, where, problems};

@@ -4,6 +4,7 @@
 // straightforward reference on small volumes.
 
 #include "pipeline/foundation/error.hpp"
+#include "pipeline/foundation/json.hpp"
 #include "pipeline/imaging/volume.hpp"
 
 #include <optional>
@@ -45,6 +46,8 @@ struct kernel_step {
 /// Parses one step object; problems name `where` and the key:
 /// `pipeline[1].sigma_mm: must be a number above 0`.
 result<kernel_step> parse_kernel_step(std::string_view json, const std::string& where);
+/// The same, for a step already parsed (a stream's pipeline).
+result<kernel_step> read_kernel_step(const json::value& step, const std::string& where);
 
 /// The kernel names a pipeline may use.
 const std::vector<std::string>& kernel_names();

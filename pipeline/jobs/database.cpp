@@ -1,7 +1,5 @@
 #include "pipeline/jobs/database.hpp"
 
-#include "pipeline/foundation/json.hpp"
-
 #include <sqlite3.h>
 
 #include <algorithm>
@@ -441,7 +439,7 @@ void bind_send_fields(statement& s, const send_task& t) {
   s.bind(7, t.calling_ae);
   s.bind(8, t.associations);
   s.bind(9, t.transfer_syntax);
-  s.bind(10, t.state);
+  s.bind(10, std::string(to_string(t.state)));
   s.bind(11, t.attempts);
   s.bind(12, t.created);
   s.bind(13, t.next_attempt);
@@ -464,7 +462,7 @@ send_task read_send(statement& s) {
   t.calling_ae = s.text(7);
   t.associations = s.integer(8);
   t.transfer_syntax = s.text(9);
-  t.state = s.text(10);
+  t.state = parse_send_state(s.text(10)).value_or(send_state::failed);
   t.attempts = s.integer(11);
   t.created = s.integer(12);
   t.next_attempt = s.integer(13);
@@ -554,7 +552,9 @@ result<std::vector<send_file>> database::send_files(std::int64_t send_id) {
   return collect_rows<send_file>(
       s,
       [](statement& row) {
-        return send_file{row.text(0), row.text(1), row.integer(2), row.text(3)};
+        return send_file{row.text(0),
+                         parse_file_send_state(row.text(1)).value_or(file_send_state::pending),
+                         row.integer(2), row.text(3)};
       },
       "cannot list the files of send " + std::to_string(send_id),
       [this](const std::string& w) { return sqlite_failure(w); });
@@ -562,7 +562,7 @@ result<std::vector<send_file>> database::send_files(std::int64_t send_id) {
 
 status database::update_send_file(std::int64_t send_id, const send_file& file) {
   statement s{db_, "UPDATE send_files SET state=?, status=?, message=? WHERE send_id=? AND path=?"};
-  s.bind(1, file.state);
+  s.bind(1, std::string(to_string(file.state)));
   s.bind(2, file.status);
   s.bind(3, file.message);
   s.bind(4, send_id);
@@ -583,30 +583,6 @@ status database::writable() {
   if (s.step() != SQLITE_DONE)
     return sqlite_failure("cannot write to the database");
   return std::nullopt;
-}
-
-std::string send_json(const send_task& t) {
-  json::writer out;
-  out.begin_object();
-  out.key("id").value(t.id);
-  out.key("job_id").value(t.job_id);
-  out.key("rule").value(t.rule);
-  out.key("destination").value(t.destination);
-  out.key("host").value(t.host);
-  out.key("port").value(t.port);
-  out.key("called_ae").value(t.called_ae);
-  out.key("calling_ae").value(t.calling_ae);
-  out.key("state").value(t.state);
-  out.key("attempts").value(t.attempts);
-  out.key("created").value(iso8601(t.created));
-  out.key("next_attempt").value(iso8601(t.next_attempt));
-  out.key("finished").value(iso8601(t.finished));
-  out.key("message").value(t.message);
-  out.key("files_total").value(t.files_total);
-  out.key("files_sent").value(t.files_sent);
-  out.key("files_failed").value(t.files_failed);
-  out.end_object();
-  return out.str();
 }
 
 } // namespace dcmstreams

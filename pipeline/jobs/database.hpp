@@ -4,6 +4,7 @@
 
 #include "pipeline/foundation/error.hpp"
 #include "pipeline/jobs/job.hpp"
+#include "pipeline/jobs/send.hpp"
 
 #include <filesystem>
 #include <memory>
@@ -14,36 +15,6 @@ struct sqlite3;
 struct sqlite3_stmt;
 
 namespace dcmstreams {
-
-/// A send of one job's files to one destination (routing), and its progress.
-struct send_task {
-  std::int64_t id = 0;
-  std::int64_t job_id = 0;
-  std::string rule;
-  std::string destination; // the `destinations` entry, or "AET@host:port"
-  std::string host;
-  std::int64_t port = 0;
-  std::string called_ae;
-  std::string calling_ae;
-  std::int64_t associations = 1;
-  std::string transfer_syntax;
-  std::string state = "queued"; // queued | sending | retrying | done | failed
-  std::int64_t attempts = 0;
-  epoch_ms created = 0;
-  epoch_ms next_attempt = 0;
-  epoch_ms finished = 0;
-  std::string message;
-  std::int64_t files_total = 0;
-  std::int64_t files_sent = 0;   // stored (success or warning)
-  std::int64_t files_failed = 0; // refused by the destination in the last attempt
-};
-
-struct send_file {
-  std::string path;
-  std::string state = "pending"; // pending | sent | warning | refused
-  std::int64_t status = 0;       // DIMSE status of the last response
-  std::string message;
-};
 
 /// Which jobs a listing shows; empty fields do not filter.
 struct job_filter {
@@ -61,9 +32,6 @@ struct job_page {
   std::vector<job_record> jobs; // newest first
   std::int64_t total = 0;       // matching jobs, all pages
 };
-
-/// A send task as the HTTP API and the event feed show it.
-std::string send_json(const send_task& task);
 
 class database {
 public:

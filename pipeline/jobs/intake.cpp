@@ -3,6 +3,7 @@
 #include "pipeline/dicom/dicom_file.hpp"
 #include "pipeline/foundation/files.hpp"
 #include "pipeline/foundation/log.hpp"
+#include "pipeline/jobs/views.hpp"
 
 #include <fcntl.h>
 #include <sys/stat.h>

@@ -50,13 +50,4 @@ struct job_record {
   std::string message; // outcome in words
 };
 
-/// The job's info.json: the old appliance's keys (CallerIP, AETitleCalled,
-/// AETitleCaller, received) first, then ours.
-std::string job_info_json(const job_record& job);
-
-/// A job as the HTTP API shows it (DESIGN §7): id, stream, state, called_ae,
-/// calling_ae, peer, study_uid, series_uid, instances, bytes, received,
-/// completed, started, finished, message.
-std::string job_json(const job_record& job);
-
 } // namespace dcmstreams

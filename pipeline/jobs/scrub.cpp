@@ -1,21 +1,17 @@
 #include "pipeline/jobs/scrub.hpp"
 
+#include "pipeline/foundation/files.hpp"
 #include "pipeline/foundation/log.hpp"
 
 #include <sys/stat.h>
-#include <sys/statvfs.h>
 
 namespace dcmstreams {
 
 namespace fs = std::filesystem;
 
 double disk_used_pct(const fs::path& path) {
-  struct statvfs info {};
-  if (::statvfs(path.c_str(), &info) != 0)
-    return -1;
-  double used = static_cast<double>(info.f_blocks - info.f_bfree);
-  double usable = used + static_cast<double>(info.f_bavail);
-  return usable > 0 ? 100.0 * used / usable : -1;
+  auto space = disk_space_of(path);
+  return space ? space->used_pct : -1;
 }
 
 namespace {

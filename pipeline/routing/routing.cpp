@@ -19,13 +19,11 @@ bool check_regex(json::problems& problems, const std::string& path, const std::s
   }
 }
 
-std::optional<std::string> string_or_number(simdjson::dom::element element) {
-  std::string_view text;
-  if (element.get(text) == simdjson::SUCCESS)
-    return std::string(text);
-  std::int64_t number = 0;
-  if (element.get(number) == simdjson::SUCCESS)
-    return std::to_string(number);
+std::optional<std::string> string_or_number(const json::value& element) {
+  if (element.is_string())
+    return element.get<std::string>();
+  if (element.is_number_integer())
+    return element.dump();
   return std::nullopt;
 }
 
@@ -34,42 +32,40 @@ void read_which(json::object_reader& reader, route_destination& destination) {
   if (!filters)
     return;
   std::size_t index = 0;
-  for (auto element : *filters) {
+  for (auto& element : *filters) {
     std::string path = reader.path_of("which") + "[" + std::to_string(index++) + "]";
-    simdjson::dom::object object;
-    if (element.get(object) != simdjson::SUCCESS) {
+    if (!element.is_object()) {
       reader.sink().add(path, "must be an object of tag filters such as {\"0008,103e\": \"T1\"}");
       continue;
     }
     tag_filter filter;
-    for (auto field : object) {
-      std::string_view pattern;
-      std::string tag{field.key};
-      if (field.value.get(pattern) != simdjson::SUCCESS) {
+    for (auto& [tag, value] : element.items()) {
+      if (!value.is_string()) {
         reader.sink().add(path + "." + tag, "must be a regular expression in a string");
         continue;
       }
+      auto pattern = value.get<std::string>();
       if (auto problem = check_attribute_name(tag))
         reader.sink().add(path + "." + tag, *problem);
-      else if (check_regex(reader.sink(), path + "." + tag, std::string(pattern)))
-        filter.push_back({tag, std::string(pattern)});
+      else if (check_regex(reader.sink(), path + "." + tag, pattern))
+        filter.push_back({tag, pattern});
     }
     destination.which.push_back(std::move(filter));
   }
 }
 
 std::optional<route_destination>
-read_destination(simdjson::dom::element element, const std::string& path, json::problems& problems,
+read_destination(const json::value& element, const std::string& path, json::problems& problems,
                  const std::map<std::string, destination_config>& destinations) {
   route_destination destination;
-  std::string_view name;
-  if (element.get(name) == simdjson::SUCCESS) {
-    auto it = destinations.find(std::string(name));
+  if (element.is_string()) {
+    auto name = element.get<std::string>();
+    auto it = destinations.find(name);
     if (it == destinations.end()) {
       std::string known;
       for (auto& [n, d] : destinations)
         known += (known.empty() ? "" : ", ") + n;
-      problems.add(path, "names destination \"" + std::string(name) +
+      problems.add(path, "names destination \"" + name +
                              "\", which is not in the node config's \"destinations\"" +
                              (known.empty() ? " (none are defined)" : " (defined: " + known + ")"));
       return std::nullopt;
@@ -83,13 +79,12 @@ read_destination(simdjson::dom::element element, const std::string& path, json::
     destination.transfer_syntax = it->second.transfer_syntax;
     return destination;
   }
-  simdjson::dom::object object;
-  if (element.get(object) != simdjson::SUCCESS) {
+  if (!element.is_object()) {
     problems.add(path, "must be a destination object {\"IP\", \"PORT\", \"AETitleTo\", ...} or "
                        "the name of a configured destination");
     return std::nullopt;
   }
-  json::object_reader reader{object, path, problems};
+  json::object_reader reader{element, path, problems};
   reader.reject_unknown_keys({"IP", "PORT", "AETitleSender", "AETitleTo", "which", "break"});
   auto before = problems.messages.size();
   if (auto ip = reader.get_string("IP")) {
@@ -135,14 +130,13 @@ read_destination(simdjson::dom::element element, const std::string& path, json::
 
 result<routing_table> parse_routing(std::string_view text, const std::string& source,
                                     const std::map<std::string, destination_config>& destinations) {
-  auto doc = json::document::parse(text, source);
-  if (!doc)
-    return doc.error();
+  auto root = json::parse(text, source);
+  if (!root)
+    return root.error();
   json::problems problems{source, {}};
-  simdjson::dom::object root;
-  if (doc->root().get(root) != simdjson::SUCCESS)
+  if (!root->is_object())
     return failure{ec::invalid_config, source + ": must be an object {\"routing\": [rules...]}"};
-  json::object_reader top{root, "", problems};
+  json::object_reader top{*root, "", problems};
   top.reject_unknown_keys({"routing"});
   routing_table table;
   auto rules = top.get_array("routing");
@@ -152,14 +146,13 @@ result<routing_table> parse_routing(std::string_view text, const std::string& so
     return failure{ec::invalid_config, problems.report()};
   }
   std::size_t index = 0;
-  for (auto element : *rules) {
+  for (auto& element : *rules) {
     std::string path = "routing[" + std::to_string(index++) + "]";
-    simdjson::dom::object object;
-    if (element.get(object) != simdjson::SUCCESS) {
+    if (!element.is_object()) {
       problems.add(path, "must be a rule object");
       continue;
     }
-    json::object_reader reader{object, path, problems};
+    json::object_reader reader{element, path, problems};
     reader.reject_unknown_keys(
         {"name", "AETitleIn", "AETitleFrom", "status", "RouteDirectory", "send", "break"});
     routing_rule rule;
@@ -186,20 +179,18 @@ result<routing_table> parse_routing(std::string_view text, const std::string& so
     rule.stop = reader.get_flag("break").value_or(false);
     if (auto send = reader.get_array("send")) {
       std::size_t map_index = 0;
-      for (auto map_element : *send) {
+      for (auto& map : *send) {
         std::string map_path = reader.path_of("send") + "[" + std::to_string(map_index++) + "]";
-        simdjson::dom::object map;
-        if (map_element.get(map) != simdjson::SUCCESS) {
+        if (!map.is_object()) {
           problems.add(map_path, "must map an outcome regex to a destination, such as "
                                  "{\"success\": {\"IP\": ...}}");
           continue;
         }
         std::vector<route_choice> choices;
-        for (auto field : map) {
-          std::string pattern{field.key};
+        for (auto& [pattern, choice] : map.items()) {
           std::string choice_path = map_path + ".\"" + pattern + "\"";
           check_regex(problems, choice_path, pattern);
-          if (auto destination = read_destination(field.value, choice_path, problems, destinations))
+          if (auto destination = read_destination(choice, choice_path, problems, destinations))
             choices.push_back({pattern, *destination});
         }
         rule.send.push_back(std::move(choices));

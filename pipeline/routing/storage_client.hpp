@@ -29,6 +29,12 @@ struct file_outcome;
 /// threads (several at once with several associations).
 using file_outcome_handler = std::function<void(const file_outcome&)>;
 
+/// A C-STORE response status that stores the instance with a remark:
+/// 0x0001 or 0xBxxx (PS3.7 C.4.2.1.4, PS3.4 B.2.3).
+inline bool is_warning_status(std::uint16_t status) {
+  return status == 0x0001 || (status & 0xf000) == 0xb000;
+}
+
 struct file_outcome {
   std::string path;
   std::uint16_t dimse_status = 0; // of the C-STORE response, if one came

@@ -54,7 +54,7 @@ bool all_sends(const test_node& node, std::size_t count, const std::string& stat
         auto tasks = sends_of(node);
         return tasks.size() == count &&
                std::all_of(tasks.begin(), tasks.end(),
-                           [&](const send_task& t) { return t.state == state; });
+                           [&](const send_task& t) { return to_string(t.state) == state; });
       },
       timeout);
 }
@@ -156,7 +156,7 @@ TEST(routing, a_destination_that_comes_up_late_gets_everything_after_retries) {
   ASSERT_TRUE(eventually(
       [&] {
         auto tasks = sends_of(node);
-        return !tasks.empty() && tasks[0].state == "retrying" && tasks[0].attempts >= 2;
+        return !tasks.empty() && tasks[0].state == send_state::retrying && tasks[0].attempts >= 2;
       },
       30s))
       << node.log();
@@ -192,7 +192,7 @@ TEST(routing, a_destination_that_refuses_every_store_fails_after_max_attempts) {
   auto files = (*db)->send_files(task.id);
   ASSERT_TRUE(files);
   for (auto& file : *files) {
-    EXPECT_EQ(file.state, "refused");
+    EXPECT_EQ(file.state, file_send_state::refused);
     EXPECT_EQ(file.status, 0xA700) << "the refusal is recorded per instance";
   }
   std::this_thread::sleep_for(3s);
@@ -314,16 +314,16 @@ TEST(routing, jpeg_2000_is_forwarded_as_received_and_a_peer_that_refuses_it_gets
       [&] {
         auto tasks = sends_of(node);
         return std::all_of(tasks.begin(), tasks.end(), [](const send_task& t) {
-          return t.state == "done" || t.state == "failed";
+          return t.state == send_state::done || t.state == send_state::failed;
         });
       },
       60s))
       << node.log();
   for (auto& task : sends_of(node)) {
     if (task.called_ae == "PACS") {
-      EXPECT_EQ(task.state, "done") << task.message;
+      EXPECT_EQ(task.state, send_state::done) << task.message;
     } else {
-      EXPECT_EQ(task.state, "failed");
+      EXPECT_EQ(task.state, send_state::failed);
       EXPECT_TRUE(contains(task.message, "accepted no presentation context for MRImageStorage "
                                          "in JPEG 2000"))
           << task.message;

@@ -263,7 +263,7 @@ TEST(supervision, a_restarted_sender_and_router_resume_a_waiting_send_and_delive
   auto sends = (*db)->recent_sends(10);
   ASSERT_TRUE(sends);
   ASSERT_EQ(sends->size(), 1u) << "the job was routed once";
-  EXPECT_EQ(sends->front().state, "done");
+  EXPECT_EQ(sends->front().state, send_state::done);
   EXPECT_EQ(sends->front().files_sent, 3);
   EXPECT_TRUE(metric_shows(node, "dcmstreams_send_queue_depth{destination=\"" +
                                      sends->front().destination + "\"} 0"))

@@ -124,13 +124,13 @@ std::vector<fs::path> test_node::job_dirs() const {
 }
 
 std::string test_node::job_info(const fs::path& job_dir, const std::string& key) {
-  auto doc = json::document::load_file(job_dir / "info.json");
-  if (!doc)
+  auto doc = json::load_file(job_dir / "info.json");
+  if (!doc || !doc->is_object())
     return {};
-  std::string_view value;
-  if (doc->root()[key].get(value) != simdjson::SUCCESS)
+  auto value = doc->find(key);
+  if (value == doc->end() || !value->is_string())
     return {};
-  return std::string(value);
+  return value->get<std::string>();
 }
 
 bool test_node::wait_for_finished_jobs(std::size_t count, std::chrono::milliseconds timeout) {

@@ -77,33 +77,23 @@ std::string orthanc_peer::get(const std::string& path) const {
 
 std::vector<std::string> orthanc_peer::instances() const {
   std::vector<std::string> ids;
-  auto doc = json::document::parse(get("/instances"), "orthanc /instances");
-  if (!doc)
+  auto doc = json::parse(get("/instances"), "orthanc /instances");
+  if (!doc || !doc->is_array())
     return ids;
-  simdjson::dom::array list;
-  if (doc->root().get(list) != simdjson::SUCCESS)
-    return ids;
-  for (auto element : list) {
-    std::string_view id;
-    if (element.get(id) == simdjson::SUCCESS)
-      ids.emplace_back(id);
-  }
+  for (auto& element : *doc)
+    if (element.is_string())
+      ids.push_back(element.get<std::string>());
   return ids;
 }
 
 std::map<std::string, std::string> orthanc_peer::tags(const std::string& instance) const {
   std::map<std::string, std::string> tags;
-  auto doc = json::document::parse(get("/instances/" + instance + "/simplified-tags"), "tags");
-  if (!doc)
+  auto doc = json::parse(get("/instances/" + instance + "/simplified-tags"), "tags");
+  if (!doc || !doc->is_object())
     return tags;
-  simdjson::dom::object object;
-  if (doc->root().get(object) != simdjson::SUCCESS)
-    return tags;
-  for (auto field : object) {
-    std::string_view value;
-    if (field.value.get(value) == simdjson::SUCCESS)
-      tags[std::string(field.key)] = std::string(value);
-  }
+  for (auto& [key, value] : doc->items())
+    if (value.is_string())
+      tags[key] = value.get<std::string>();
   return tags;
 }
 

@@ -11,11 +11,13 @@
 #include "tests/support/process.hpp"
 #include "web/api.hpp"
 #include "web/auth.hpp"
+#include "web/routes.hpp"
 
 #include <archive.h>
 #include <archive_entry.h>
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <future>
 
 using namespace dcmstreams;
@@ -453,4 +455,50 @@ TEST_F(api_fixture, the_throughput_history_of_the_last_hour_survives_a_restart) 
                                          ",\"instances\":42,\"jobs\":3,\"sends\":1"))
       << history.body;
   EXPECT_FALSE(contains(history.body, "\"instances\":99")) << history.body;
+}
+
+TEST(route_table, docs_http_md_lists_every_route_as_the_table_says) {
+  // The list in docs/http.md is the table's own Markdown: a route added,
+  // removed or changed without the docs fails here.
+  std::ifstream in{fixtures::source_dir() / "docs" / "http.md"};
+  std::string docs{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  const std::string start =
+      "<!-- routes: made from web/routes.cpp by `dcmstreams routes`; a unit test keeps them "
+      "equal -->\n";
+  auto begin = docs.find(start);
+  auto end = docs.find("<!-- end of routes -->");
+  ASSERT_NE(begin, std::string::npos);
+  ASSERT_NE(end, std::string::npos);
+  begin += start.size();
+  EXPECT_EQ(docs.substr(begin, end - begin), web::routes_markdown())
+      << "paste the output of `dcmstreams routes` between the markers in docs/http.md";
+}
+
+TEST(route_table, parameters_are_checked_and_methods_listed) {
+  auto job = web::find_route("GET", "/api/v1/jobs/42/log", false);
+  ASSERT_TRUE(job.found);
+  EXPECT_EQ(job.params.at("job"), "42");
+  auto wrong_method = web::find_route("PUT", "/api/v1/jobs/42", false);
+  EXPECT_FALSE(wrong_method.found);
+  EXPECT_EQ(wrong_method.allowed, (std::vector<std::string>{"GET", "DELETE"}));
+  auto traversal = web::find_route("GET", "/api/v1/jobs/../../etc/passwd/log", false);
+  EXPECT_FALSE(traversal.found);
+  ASSERT_TRUE(traversal.bad_parameter);
+  EXPECT_EQ(traversal.bad_parameter->status, 400u);
+  EXPECT_FALSE(web::find_route("POST", "/api/v1/test/wedge-listener", false).found);
+  EXPECT_TRUE(web::find_route("POST", "/api/v1/test/wedge-listener", true).found);
+  // Every route can be reached, and none hides another.
+  for (auto& r : web::routes()) {
+    std::string path = r.pattern;
+    for (auto [name, value] : {std::pair{"{job}", "7"},
+                               {"{send}", "7"},
+                               {"{study}", "1.2.3"},
+                               {"{folder}", "7"},
+                               {"{name}", "x"},
+                               {"{file...}", "app.js"}})
+      if (auto at = path.find(name); at != std::string::npos)
+        path.replace(at, std::string(name).size(), value);
+    auto found = web::find_route(r.method, path, true);
+    EXPECT_EQ(found.found, &r) << r.method << " " << r.pattern;
+  }
 }

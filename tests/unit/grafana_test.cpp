@@ -4,12 +4,12 @@
 #include "actors/node_metrics.hpp"
 #include "metrics/process_metrics.hpp"
 #include "metrics/registry.hpp"
+#include "pipeline/foundation/json.hpp"
 
 #include "tests/support/node.hpp"
 #include "tests/support/process.hpp"
 
 #include <gtest/gtest.h>
-#include <simdjson.h>
 
 #include <regex>
 #include <set>
@@ -21,13 +21,14 @@ namespace {
 
 std::vector<std::string> dashboard_queries() {
   auto path = source_dir() / "metrics" / "grafana" / "dcmstreams.json";
-  simdjson::dom::parser parser;
-  simdjson::dom::element dashboard;
-  EXPECT_EQ(parser.load(path.string()).get(dashboard), simdjson::SUCCESS) << path;
+  auto dashboard = json::load_file(path);
+  EXPECT_TRUE(dashboard) << path;
   std::vector<std::string> queries;
-  for (auto panel : dashboard["panels"].get_array())
-    for (auto target : panel["targets"].get_array())
-      queries.emplace_back(std::string_view(target["expr"].get_string()));
+  if (!dashboard)
+    return queries;
+  for (auto& panel : dashboard->at("panels"))
+    for (auto& target : panel.at("targets"))
+      queries.push_back(target.at("expr").get<std::string>());
   return queries;
 }
 
