@@ -11,16 +11,16 @@ using self_pointer = assembler_actor::stateful_pointer<assembler_state>;
 
 /// A study group appeared or went: the gauge and the event feed learn the new count.
 void update_pending_gauge(self_pointer self) {
-  if (self->state.metrics)
-    self->state.metrics->studies_pending.with({}).set(
+  if (self->state.settings.metrics)
+    self->state.settings.metrics->studies_pending.with({}).set(
         static_cast<double>(self->state.groups.size()));
-  if (self->state.events)
-    self->state.events->publish("studies", {{"pending", self->state.groups.size()}});
+  if (self->state.settings.events)
+    self->state.settings.events->publish("studies", {{"pending", self->state.groups.size()}});
 }
 
 void schedule_check(self_pointer self, const study_key& key, pending_group& group) {
   auto now = self->clock().now();
-  auto max_wait = seconds(self->state.defaults.max_wait_s);
+  auto max_wait = seconds(self->state.settings.defaults.max_wait_s);
   auto due = std::min(group.last_arrival + group.quiet_period, group.first_arrival + max_wait);
   auto delay = due > now ? std::chrono::duration_cast<caf::timespan>(due - now) : caf::timespan{0};
   group.timer_pending = true;
@@ -39,8 +39,8 @@ void complete(self_pointer self, const study_key& key, const char* why) {
   for (auto& [sop, instance] : it->second.instances)
     study.instances.push_back(instance);
   self->state.groups.erase(it);
-  if (self->state.registry) {
-    auto snapshot = self->state.registry->get();
+  if (self->state.settings.registry) {
+    auto snapshot = self->state.settings.registry->get();
     if (auto* stream = snapshot->find_by_name(study.stream)) {
       study.accept = stream->accept;
       study.by_series = stream->group_by == streams::grouping::series;
@@ -50,7 +50,7 @@ void complete(self_pointer self, const study_key& key, const char* why) {
   log::info(component, key.describe() + " is complete (" + why + "), " +
                            std::to_string(study.instances.size()) + " instances for stream " +
                            study.stream);
-  self->request(self->state.job_store, caf::infinite, create_atom::value, study)
+  self->request(self->state.settings.job_store, caf::infinite, create_atom::value, study)
       .then(
           [self, study, last_arrival](std::vector<job_record>& jobs) {
             for (auto& job : jobs)
@@ -58,15 +58,15 @@ void complete(self_pointer self, const study_key& key, const char* why) {
                                        " for stream " + job.stream + ": " + study.key.describe() +
                                        ", " + std::to_string(job.instances) + " instances" +
                                        (job.message.empty() ? "" : " (" + job.message + ")"));
-            if (auto* m = self->state.metrics) {
+            if (auto* m = self->state.settings.metrics) {
               m->studies_completed.with({study.stream}).increment();
               m->jobs_created.with({study.stream}).increment(static_cast<double>(jobs.size()));
               m->completion_delay.with({study.stream})
                   .observe(
                       std::chrono::duration<double>(self->clock().now() - last_arrival).count());
             }
-            if (self->state.job_manager)
-              self->send(self->state.job_manager, job_atom::value, std::move(jobs));
+            if (self->state.settings.job_manager)
+              self->send(self->state.settings.job_manager, job_atom::value, std::move(jobs));
           },
           [self, study](caf::error& error) {
             if (code_of(error) == ec::not_found) {
@@ -90,10 +90,10 @@ void add_instance(self_pointer self, const study_key& key, const arrived_instanc
   if (created) {
     group.first_arrival = now;
     group.first_arrival_wall = now_ms();
-    group.quiet_period = seconds(self->state.defaults.quiet_period_s);
+    group.quiet_period = seconds(self->state.settings.defaults.quiet_period_s);
     group.stream = key.called_ae;
-    if (self->state.registry) {
-      auto snapshot = self->state.registry->get();
+    if (self->state.settings.registry) {
+      auto snapshot = self->state.settings.registry->get();
       if (auto* stream = snapshot->find_by_ae(key.called_ae)) {
         group.stream = stream->folder_name;
         if (stream->quiet_period_s)
@@ -115,8 +115,8 @@ void add_instance(self_pointer self, const study_key& key, const arrived_instanc
     superseded.insert(superseded.end(), earlier.superseded.begin(), earlier.superseded.end());
     if (earlier.record && !(earlier.record == instance.record))
       superseded.push_back(earlier.record);
-    if (self->state.metrics)
-      self->state.metrics->instances_replaced.with({key.called_ae}).increment();
+    if (self->state.settings.metrics)
+      self->state.settings.metrics->instances_replaced.with({key.called_ae}).increment();
     log::info(component, "instance " + instance.sop_uid + " of " + key.describe() +
                              " was sent again; the new copy replaces the earlier one");
   }
@@ -128,7 +128,7 @@ void add_instance(self_pointer self, const study_key& key, const arrived_instanc
 /// acknowledged instance waits until its study completes. The same instance
 /// arriving again by message is the same entry (by SOP Instance UID).
 void rebuild_from_incoming(self_pointer self) {
-  self->request(self->state.job_store, caf::infinite, get_atom::value, pending_atom::value)
+  self->request(self->state.settings.job_store, caf::infinite, get_atom::value, pending_atom::value)
       .then(
           [self](std::vector<recovered_instance>& found) {
             for (auto& pending : found)
@@ -146,17 +146,9 @@ void rebuild_from_incoming(self_pointer self) {
 
 } // namespace
 
-assembler_actor::behavior_type assembler(self_pointer self, job_store_actor job_store,
-                                         job_manager_actor job_manager, completion_config defaults,
-                                         std::shared_ptr<streams::shared_registry> registry,
-                                         node_metrics* metrics, event_hub* events, bool restarted) {
-  self->state.events = events;
-  self->state.job_store = std::move(job_store);
-  self->state.job_manager = std::move(job_manager);
-  self->state.defaults = defaults;
-  self->state.registry = std::move(registry);
-  self->state.metrics = metrics;
-  if (restarted)
+assembler_actor::behavior_type assembler(self_pointer self, assembler_settings settings) {
+  self->state.settings = std::move(settings);
+  if (self->state.settings.restarted)
     rebuild_from_incoming(self);
   return {
       [self](arrived_atom, const study_key& key, const arrived_instance& instance) {
@@ -195,7 +187,7 @@ assembler_actor::behavior_type assembler(self_pointer self, job_store_actor job_
         auto now = self->clock().now();
         if (now - group.last_arrival >= group.quiet_period)
           complete(self, key, "quiet period over");
-        else if (now - group.first_arrival >= seconds(self->state.defaults.max_wait_s))
+        else if (now - group.first_arrival >= seconds(self->state.settings.defaults.max_wait_s))
           complete(self, key, "maximum wait reached");
         else
           schedule_check(self, key, group);

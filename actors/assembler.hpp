@@ -25,21 +25,26 @@ struct pending_group {
   bool timer_pending = false;
 };
 
-struct assembler_state {
-  std::map<study_key, pending_group> groups;
+/// What the assembler starts with.
+struct assembler_settings {
   job_store_actor job_store;
   job_manager_actor job_manager; // may be invalid (tests): jobs are then only created
   completion_config defaults;
   std::shared_ptr<streams::shared_registry> registry;
-  node_metrics* metrics = nullptr;
-  event_hub* events = nullptr;
+  node_metrics* metrics = nullptr; // may be null
+  event_hub* events = nullptr;     // may be null
+  /// Started again by its supervisor: the pending studies are rebuilt from
+  /// the instances the job store still holds.
+  bool restarted = false;
+};
+
+struct assembler_state {
+  assembler_settings settings;
+  std::map<study_key, pending_group> groups;
   static inline const char* name = "assembler";
 };
 
 assembler_actor::behavior_type assembler(assembler_actor::stateful_pointer<assembler_state> self,
-                                         job_store_actor job_store, job_manager_actor job_manager,
-                                         completion_config defaults,
-                                         std::shared_ptr<streams::shared_registry> registry,
-                                         node_metrics* metrics, event_hub* events, bool restarted);
+                                         assembler_settings settings);
 
 } // namespace dcmstreams

@@ -1,9 +1,8 @@
 #pragma once
-// Running jobs: one mailbox actor per stream keeps that stream's FIFO and
-// runs `concurrency` jobs at a time, each on a detached runner (blocking
-// work: processes, kernels, whole-study I/O); the job manager owns the
-// mailboxes, finds a job's mailbox for cancel and re-run, and restarts a
-// mailbox that dies. What a restarted mailbox needs survives it: its queue
+// Running jobs: one mailbox actor per stream (actors/stream_mailbox.hpp)
+// keeps that stream's FIFO and runs `concurrency` jobs at a time; the job
+// manager owns the mailboxes, finds a job's mailbox for cancel and re-run,
+// and restarts a mailbox that dies. What a restarted mailbox needs survives it: its queue
 // is in the database, its running jobs in a map the manager keeps, and
 // runners report to the manager, never to the mailbox that started them.
 // The manager itself is restarted by its supervisor (actors/supervisor.hpp):
@@ -12,6 +11,7 @@
 
 #include "actors/actors.hpp"
 #include "actors/node_metrics.hpp"
+#include "actors/stream_mailbox.hpp"
 #include "actors/supervisor.hpp"
 #include "streams/registry.hpp"
 
@@ -22,56 +22,8 @@
 
 namespace dcmstreams {
 
-struct running_job {
-  job_record job;
-  std::shared_ptr<cancel_token> cancel;
-};
-
-/// The jobs of one stream that are running now, by id. Owned by the manager;
-/// only the stream's current mailbox touches it.
-using running_jobs = std::map<std::int64_t, running_job>;
-
 /// The running jobs of every stream, by stream folder name.
 using running_by_stream = std::map<std::string, std::shared_ptr<running_jobs>>;
-
-struct stream_mailbox_state {
-  std::string stream;
-  std::deque<job_record> queue;
-  std::shared_ptr<running_jobs> running;
-  // After a restart nothing starts until the queue is back from the database.
-  bool paused = false;
-  // Successful run times (Welford's running mean and variance).
-  std::uint64_t runs = 0;
-  double mean_s = 0;
-  double m2 = 0;
-  job_store_actor job_store;
-  router_actor router; // may be invalid (tests): results are then not routed
-  std::shared_ptr<streams::shared_registry> registry;
-  std::filesystem::path data_dir;
-  node_metrics* metrics = nullptr;
-  job_manager_actor manager; // where runners report
-  static inline const char* name = "stream-mailbox";
-};
-
-/// What a stream mailbox starts with.
-struct mailbox_settings {
-  std::string stream;
-  job_store_actor job_store;
-  router_actor router;
-  job_manager_actor manager;
-  std::shared_ptr<streams::shared_registry> registry;
-  std::filesystem::path data_dir;
-  node_metrics* metrics = nullptr;
-  stream_stats history;
-  std::shared_ptr<running_jobs> running;
-  /// Negative for a new mailbox; after a restart, the seconds to wait before
-  /// taking the stream's queued jobs back from the database (back-off).
-  double resume_after_s = -1;
-};
-
-stream_mailbox_actor::behavior_type
-stream_mailbox(stream_mailbox_actor::stateful_pointer<stream_mailbox_state> self,
-               mailbox_settings settings);
 
 /// What the job manager starts with.
 struct job_manager_settings {
@@ -102,8 +54,5 @@ struct job_manager_state {
 job_manager_actor::behavior_type
 job_manager(job_manager_actor::stateful_pointer<job_manager_state> self,
             job_manager_settings settings);
-
-/// What a stream's definition asks a job to do.
-job_plan plan_for(const streams::stream_definition& stream);
 
 } // namespace dcmstreams

@@ -9,22 +9,18 @@ namespace dcmstreams {
 
 namespace {
 void publish_job(job_store_state& st, const job_record& job) {
-  if (st.events)
-    st.events->publish("job", job_view(job));
+  if (st.settings.events)
+    st.settings.events->publish("job", job_view(job));
 }
 } // namespace
 
 job_store_actor::behavior_type job_store(job_store_actor::stateful_pointer<job_store_state> self,
-                                         std::shared_ptr<database> db, store_layout layout,
-                                         std::shared_ptr<journal> ingest_journal, bool durable,
-                                         event_hub* events) {
-  self->state.db = std::move(db);
-  self->state.events = events;
-  self->state.layout = std::make_unique<store_layout>(layout);
-  self->state.durable = durable;
-  self->state.ingest_journal = std::move(ingest_journal);
-  self->state.jobs = std::make_unique<intake>(std::move(layout), *self->state.db,
-                                              *self->state.ingest_journal, durable);
+                                         job_store_settings settings) {
+  auto& st = self->state;
+  st.settings = std::move(settings);
+  st.layout = std::make_unique<store_layout>(st.settings.data_dir);
+  st.jobs = std::make_unique<intake>(*st.layout, *st.settings.db,
+                                     *st.settings.ingest_journal, st.settings.durable);
   return {
       [self](create_atom, const completed_study& study) -> caf::result<std::vector<job_record>> {
         auto jobs = self->state.jobs->create_jobs(study);
@@ -43,28 +39,28 @@ job_store_actor::behavior_type job_store(job_store_actor::stateful_pointer<job_s
         return pending;
       },
       [self](update_atom, const job_record& job) {
-        if (auto problem = self->state.db->update_job(job))
+        if (auto problem = self->state.settings.db->update_job(job))
           log::error("jobs", problem->message);
         // A job queued (again) has not been routed in this run.
         if (job.state == job_state::queued)
-          self->state.db->mark_routed(job.id, 0);
+          self->state.settings.db->mark_routed(job.id, 0);
         auto info = self->state.layout->job_dir(job.id) / "info.json";
         if (auto problem = write_file_atomically(info, job_info_json(job), false))
           log::error("jobs", problem->message);
         publish_job(self->state, job);
       },
       [self](get_atom, queued_atom) -> caf::result<std::vector<job_record>> {
-        auto running = self->state.db->jobs_in_state(job_state::running);
+        auto running = self->state.settings.db->jobs_in_state(job_state::running);
         if (!running)
           return make_error(running.error());
-        auto queued = self->state.db->jobs_in_state(job_state::queued);
+        auto queued = self->state.settings.db->jobs_in_state(job_state::queued);
         if (!queued)
           return make_error(queued.error());
         running->insert(running->end(), queued->begin(), queued->end());
         return *running;
       },
       [self](get_atom, job_atom, std::int64_t id) -> caf::result<job_record> {
-        auto found = self->state.db->find_job(id);
+        auto found = self->state.settings.db->find_job(id);
         if (!found)
           return make_error(found.error());
         if (!*found)
@@ -72,7 +68,7 @@ job_store_actor::behavior_type job_store(job_store_actor::stateful_pointer<job_s
         return **found;
       },
       [self](get_atom, stats_atom) -> caf::result<std::vector<stream_stats>> {
-        auto durations = self->state.db->durations_by_stream();
+        auto durations = self->state.settings.db->durations_by_stream();
         if (!durations)
           return make_error(durations.error());
         std::vector<stream_stats> stats;
@@ -87,39 +83,39 @@ job_store_actor::behavior_type job_store(job_store_actor::stateful_pointer<job_s
         return stats;
       },
       [self](get_atom, jobs_atom, const job_filter& filter) -> caf::result<job_page> {
-        auto page = self->state.db->list_jobs(filter);
+        auto page = self->state.settings.db->list_jobs(filter);
         if (!page)
           return make_error(page.error());
         return std::move(*page);
       },
       [self](delete_atom, std::int64_t id) -> caf::result<job_record> {
         auto& st = self->state;
-        auto removed = remove_finished_job(*st.db, *st.layout, id);
+        auto removed = remove_finished_job(*st.settings.db, *st.layout, id);
         if (!removed)
           return make_error(removed.error());
-        if (st.events)
-          st.events->publish("deleted", {{"id", id}});
+        if (st.settings.events)
+          st.settings.events->publish("deleted", {{"id", id}});
         return removed->job;
       },
       [self](get_atom, sends_atom, std::int64_t job_id) -> caf::result<std::vector<send_task>> {
-        auto sends = self->state.db->sends_of_job(job_id);
+        auto sends = self->state.settings.db->sends_of_job(job_id);
         if (!sends)
           return make_error(sends.error());
         return std::move(*sends);
       },
       [self](get_atom, send_atom, std::int64_t id) -> caf::result<send_detail> {
-        auto found = self->state.db->find_send(id);
+        auto found = self->state.settings.db->find_send(id);
         if (!found)
           return make_error(found.error());
         if (!*found)
           return make_error(ec::not_found, "no send " + std::to_string(id));
-        auto files = self->state.db->send_files(id);
+        auto files = self->state.settings.db->send_files(id);
         if (!files)
           return make_error(files.error());
         return send_detail{**found, std::move(*files)};
       },
       [self](ping_atom) -> caf::result<bool> {
-        if (auto problem = self->state.db->writable())
+        if (auto problem = self->state.settings.db->writable())
           return make_error(*problem);
         return true;
       },

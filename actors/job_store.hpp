@@ -11,19 +11,24 @@
 
 namespace dcmstreams {
 
-struct job_store_state {
+/// What the job store starts with.
+struct job_store_settings {
   std::shared_ptr<database> db;
-  std::unique_ptr<store_layout> layout;
-  bool durable = true;
+  std::filesystem::path data_dir;
   std::shared_ptr<journal> ingest_journal;
-  std::unique_ptr<intake> jobs;
+  /// Sync what a new job's creation writes (storage.sync is not "none").
+  bool durable = true;
   event_hub* events = nullptr; // may be null (tests)
+};
+
+struct job_store_state {
+  job_store_settings settings;
+  std::unique_ptr<store_layout> layout;
+  std::unique_ptr<intake> jobs;
   static inline const char* name = "job-store";
 };
 
 job_store_actor::behavior_type job_store(job_store_actor::stateful_pointer<job_store_state> self,
-                                         std::shared_ptr<database> db, store_layout layout,
-                                         std::shared_ptr<journal> ingest_journal, bool durable,
-                                         event_hub* events);
+                                         job_store_settings settings);
 
 } // namespace dcmstreams

@@ -62,32 +62,26 @@ void load_and_publish(const std::filesystem::path& streams_dir, streams::shared_
 
 registry_actor::behavior_type
 registry_watcher(registry_actor::stateful_pointer<registry_watcher_state> self,
-                 std::filesystem::path streams_dir,
-                 std::shared_ptr<streams::shared_registry> shared, caf::timespan interval,
-                 node_metrics* metrics, readiness_board* readiness) {
-  self->state.streams_dir = std::move(streams_dir);
-  self->state.shared = std::move(shared);
-  self->state.interval = interval;
-  self->state.metrics = metrics;
-  self->state.readiness = readiness;
-  self->state.fingerprint = streams::registry_fingerprint(self->state.streams_dir);
-  self->delayed_send(self, interval, tick_atom::value);
+                 registry_watcher_settings settings) {
+  self->state.settings = std::move(settings);
+  self->state.fingerprint = streams::registry_fingerprint(self->state.settings.streams_dir);
+  self->delayed_send(self, self->state.settings.interval, tick_atom::value);
   return {
       [self](tick_atom) {
-        auto now = streams::registry_fingerprint(self->state.streams_dir);
+        auto now = streams::registry_fingerprint(self->state.settings.streams_dir);
         if (now != self->state.fingerprint) {
           self->state.fingerprint = now;
           log::info(component, "the streams folder changed; reloading");
-          load_and_publish(self->state.streams_dir, *self->state.shared, self->state.metrics,
-                           self->state.readiness);
+          load_and_publish(self->state.settings.streams_dir, *self->state.settings.shared, self->state.settings.metrics,
+                           self->state.settings.readiness);
         }
-        self->delayed_send(self, self->state.interval, tick_atom::value);
+        self->delayed_send(self, self->state.settings.interval, tick_atom::value);
       },
       [self](reload_atom) -> std::uint64_t {
-        self->state.fingerprint = streams::registry_fingerprint(self->state.streams_dir);
-        load_and_publish(self->state.streams_dir, *self->state.shared, self->state.metrics,
-                         self->state.readiness);
-        return self->state.shared->get()->streams.size();
+        self->state.fingerprint = streams::registry_fingerprint(self->state.settings.streams_dir);
+        load_and_publish(self->state.settings.streams_dir, *self->state.settings.shared, self->state.settings.metrics,
+                         self->state.settings.readiness);
+        return self->state.settings.shared->get()->streams.size();
       },
   };
 }

@@ -13,21 +13,24 @@
 
 namespace dcmstreams {
 
-struct registry_watcher_state {
+/// What the registry watcher starts with.
+struct registry_watcher_settings {
   std::filesystem::path streams_dir;
-  std::string fingerprint;
-  std::shared_ptr<streams::shared_registry> shared;
-  caf::timespan interval{};
+  std::shared_ptr<streams::shared_registry> shared; // where it publishes
+  caf::timespan interval{};                         // how often it looks
   node_metrics* metrics = nullptr;
-  readiness_board* readiness = nullptr;
+  readiness_board* readiness = nullptr; // gets the streams' problems; may be null
+};
+
+struct registry_watcher_state {
+  registry_watcher_settings settings;
+  std::string fingerprint;
   static inline const char* name = "registry-watcher";
 };
 
 registry_actor::behavior_type
 registry_watcher(registry_actor::stateful_pointer<registry_watcher_state> self,
-                 std::filesystem::path streams_dir,
-                 std::shared_ptr<streams::shared_registry> shared, caf::timespan interval,
-                 node_metrics* metrics, readiness_board* readiness);
+                 registry_watcher_settings settings);
 
 /// Loads the streams folder, logs what loaded and what was skipped (compared
 /// with the published registry), and publishes the result. A stream whose

@@ -1,7 +1,7 @@
 #include "actors/router.hpp"
 
 #include "pipeline/dicom/attribute_filter.hpp"
-#include "pipeline/dicom/transcode.hpp"
+#include "pipeline/dicom/dicom_file.hpp"
 #include "pipeline/execution/job_runner.hpp"
 #include "pipeline/foundation/files.hpp"
 #include "pipeline/foundation/log.hpp"

@@ -26,7 +26,7 @@ bool scrub_job(self_pointer self, const job_record& job, const char* reason, scr
   auto& st = self->state;
   auto what = "job " + std::to_string(job.id) + " of stream " + job.stream + " (finished " +
               iso8601(job.finished ? job.finished : job.completed) + ")";
-  if (st.settings.scrub_dry_run) {
+  if (st.settings.storage.scrub_dry_run) {
     log::info(component, "dry run: would delete " + what + " (" + reason + ")");
     report.jobs.push_back(job.id);
     return true;
@@ -41,22 +41,22 @@ bool scrub_job(self_pointer self, const job_record& job, const char* reason, scr
   report.freed_bytes += freed;
   log::info(component, "deleted " + what + " (" + reason + "), " + std::to_string(freed / 1024) +
                            " KiB freed");
-  if (st.metrics) {
-    st.metrics->scrubbed_jobs.with({reason}).increment();
-    st.metrics->scrubbed_bytes.with({reason}).increment(static_cast<double>(freed));
+  if (st.settings.metrics) {
+    st.settings.metrics->scrubbed_jobs.with({reason}).increment();
+    st.settings.metrics->scrubbed_bytes.with({reason}).increment(static_cast<double>(freed));
   }
-  if (st.events)
-    st.events->publish("deleted", {{"id", job.id}});
+  if (st.settings.events)
+    st.settings.events->publish("deleted", {{"id", job.id}});
   return true;
 }
 
 scrub_report scrub(self_pointer self) {
   auto& st = self->state;
   scrub_report report;
-  report.dry_run = st.settings.scrub_dry_run;
+  report.dry_run = st.settings.storage.scrub_dry_run;
   report.used_pct_before = st.used_pct();
-  if (st.settings.retention_days > 0) {
-    auto cutoff = now_ms() - static_cast<epoch_ms>(st.settings.retention_days * 86400e3);
+  if (st.settings.storage.retention_days > 0) {
+    auto cutoff = now_ms() - static_cast<epoch_ms>(st.settings.storage.retention_days * 86400e3);
     if (auto old = st.db->scrub_candidates(cutoff, 1000))
       for (auto& job : *old)
         scrub_job(self, job, "age", report);
@@ -64,13 +64,13 @@ scrub_report scrub(self_pointer self) {
       log::error(component, old.error().message);
   }
   auto used = st.used_pct();
-  if (used > st.settings.scrub_high_pct) {
+  if (used > st.settings.storage.scrub_high_pct) {
     log::warning(component, "the data disk is " + percent(used) + " full, above " +
-                                percent(st.settings.scrub_high_pct) +
+                                percent(st.settings.storage.scrub_high_pct) +
                                 ": deleting the oldest finished jobs until below " +
-                                percent(st.settings.scrub_low_pct));
+                                percent(st.settings.storage.scrub_low_pct));
     std::int64_t skip = 0; // dry runs delete nothing, so they page through
-    while (used >= st.settings.scrub_low_pct) {
+    while (used >= st.settings.storage.scrub_low_pct) {
       auto candidates = st.db->scrub_candidates(std::numeric_limits<epoch_ms>::max(), batch + skip);
       if (!candidates) {
         log::error(component, candidates.error().message);
@@ -79,13 +79,13 @@ scrub_report scrub(self_pointer self) {
       std::size_t done = 0;
       for (auto i = static_cast<std::size_t>(skip); i < candidates->size(); ++i) {
         done += scrub_job(self, (*candidates)[i], "disk", report);
-        if (!st.settings.scrub_dry_run && (used = st.used_pct()) < st.settings.scrub_low_pct)
+        if (!st.settings.storage.scrub_dry_run && (used = st.used_pct()) < st.settings.storage.scrub_low_pct)
           break;
       }
-      if (st.settings.scrub_dry_run)
+      if (st.settings.storage.scrub_dry_run)
         skip = static_cast<std::int64_t>(candidates->size());
-      if (done == 0 || st.settings.scrub_dry_run) {
-        if (done == 0 && !st.settings.scrub_dry_run)
+      if (done == 0 || st.settings.storage.scrub_dry_run) {
+        if (done == 0 && !st.settings.storage.scrub_dry_run)
           log::warning(component, "the data disk is still " + percent(used) +
                                       " full and no finished job is left to delete: pending "
                                       "studies, queued jobs and unsent results are kept");
@@ -99,15 +99,11 @@ scrub_report scrub(self_pointer self) {
 
 } // namespace
 
-scrubber_actor::behavior_type scrubber(self_pointer self, std::filesystem::path data_dir,
-                                       storage_config settings, node_metrics* metrics,
-                                       event_hub* events) {
+scrubber_actor::behavior_type scrubber(self_pointer self, scrubber_settings settings) {
   auto& st = self->state;
-  st.layout = std::make_unique<store_layout>(data_dir);
-  st.settings = settings;
-  st.metrics = metrics;
-  st.events = events;
-  st.used_pct = [data_dir] { return disk_used_pct(data_dir); };
+  st.settings = std::move(settings);
+  st.layout = std::make_unique<store_layout>(st.settings.data_dir);
+  st.used_pct = [data_dir = st.settings.data_dir] { return disk_used_pct(data_dir); };
   if (auto db = database::open(st.layout->database_file(), false))
     st.db = std::move(*db);
   else
@@ -117,7 +113,7 @@ scrubber_actor::behavior_type scrubber(self_pointer self, std::filesystem::path 
       [self](tick_atom) {
         if (self->state.db)
           scrub(self);
-        self->delayed_send(self, seconds(self->state.settings.scrub_interval_s), tick_atom::value);
+        self->delayed_send(self, seconds(self->state.settings.storage.scrub_interval_s), tick_atom::value);
       },
       [self](scrub_atom) -> caf::result<scrub_report> {
         if (!self->state.db)

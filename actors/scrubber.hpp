@@ -15,19 +15,24 @@
 
 namespace dcmstreams {
 
-struct scrubber_state {
-  std::unique_ptr<database> db;
-  std::unique_ptr<store_layout> layout;
-  storage_config settings;
+/// What the scrubber starts with.
+struct scrubber_settings {
+  std::filesystem::path data_dir;
+  storage_config storage; // scrub_high_pct, scrub_low_pct, keep_days...
   node_metrics* metrics = nullptr;
   event_hub* events = nullptr;
+};
+
+struct scrubber_state {
+  scrubber_settings settings;
+  std::unique_ptr<database> db;
+  std::unique_ptr<store_layout> layout;
   /// Percent of the data disk in use (tests replace it).
   std::function<double()> used_pct;
   static inline const char* name = "scrubber";
 };
 
 scrubber_actor::behavior_type scrubber(scrubber_actor::stateful_pointer<scrubber_state> self,
-                                       std::filesystem::path data_dir, storage_config settings,
-                                       node_metrics* metrics, event_hub* events);
+                                       scrubber_settings settings);
 
 } // namespace dcmstreams

@@ -101,8 +101,6 @@ private:
   std::atomic<bool> wedged_{false};
   std::mutex restart_mutex_;
   std::unique_ptr<spare_file_pool> spare_files_;
-
-  friend class association;
 };
 
 } // namespace dcmstreams::net

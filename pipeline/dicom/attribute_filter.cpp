@@ -1,5 +1,7 @@
 #include "pipeline/dicom/attribute_filter.hpp"
 
+#include "pipeline/dicom/dcmtk_file.hpp"
+
 #include <dcmtk/config/osconfig.h>
 #include <dcmtk/dcmdata/dcdict.h>
 #include <dcmtk/dcmdata/dcfilefo.h>
@@ -39,9 +41,8 @@ result<std::map<std::string, std::string>> read_attributes(const std::filesystem
                                                            const std::vector<std::string>& names) {
   try {
     DcmFileFormat format;
-    OFCondition cond = format.loadFile(file.c_str(), EXS_Unknown, EGL_noChange, 4096);
-    if (cond.bad())
-      return failure{ec::invalid_dataset, file.string() + ": cannot read: " + cond.text()};
+    if (auto problem = load_dicom_file(format, file, 4096))
+      return *problem;
     std::map<std::string, std::string> values;
     for (auto& name : names) {
       auto tag = tag_of(name);

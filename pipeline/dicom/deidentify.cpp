@@ -1,5 +1,7 @@
 #include "pipeline/dicom/deidentify.hpp"
 
+#include "pipeline/dicom/dcmtk_file.hpp"
+
 #include <dcmtk/config/osconfig.h>
 #include <dcmtk/dcmdata/dcdeftag.h>
 #include <dcmtk/dcmdata/dcfilefo.h>
@@ -392,15 +394,14 @@ status deidentify_file(const std::filesystem::path& input, const std::filesystem
                        uid_mapper& uids) {
   try {
     DcmFileFormat file;
-    OFCondition cond = file.loadFile(input.c_str());
-    if (cond.bad())
-      return failure{ec::invalid_dataset, input.string() + ": cannot read: " + cond.text()};
+    if (auto problem = load_dicom_file(file, input))
+      return problem;
     DcmDataset& data = *file.getDataset();
     E_TransferSyntax xfer = data.getOriginalXfer();
     deidentify(data, uids);
     // The meta header is rebuilt from the data set, with the new SOP Instance UID.
     file.getMetaInfo()->clear();
-    cond = file.saveFile(output.c_str(), xfer == EXS_Unknown ? EXS_LittleEndianExplicit : xfer);
+    OFCondition cond = file.saveFile(output.c_str(), xfer == EXS_Unknown ? EXS_LittleEndianExplicit : xfer);
     if (cond.bad())
       return failure{ec::io_error, output.string() + ": cannot write: " + cond.text()};
     return std::nullopt;

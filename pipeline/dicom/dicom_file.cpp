@@ -1,4 +1,5 @@
 #include "pipeline/dicom/dicom_file.hpp"
+#include "pipeline/dicom/dcmtk_file.hpp"
 
 #include <dcmtk/config/osconfig.h>
 #include <dcmtk/dcmdata/dcdeftag.h>
@@ -7,6 +8,8 @@
 #include <dcmtk/dcmdata/dcistrmb.h>
 #include <dcmtk/dcmdata/dcmetinf.h>
 #include <dcmtk/dcmdata/dcxfer.h>
+
+#include <fstream>
 
 namespace dcmstreams {
 
@@ -59,13 +62,24 @@ instance_header header_of(DcmFileFormat& file) {
 
 } // namespace
 
+status load_dicom_file(DcmFileFormat& file, const std::filesystem::path& path,
+                       std::uint32_t max_value_length) {
+  try {
+    OFCondition cond =
+        file.loadFile(path.c_str(), EXS_Unknown, EGL_noChange, max_value_length, ERM_autoDetect);
+    if (cond.bad())
+      return parse_failure(path, cond.text());
+    return std::nullopt;
+  } catch (const std::exception& e) {
+    return parse_failure(path, std::string("DCMTK threw: ") + e.what());
+  }
+}
+
 result<instance_header> read_instance_header(const std::filesystem::path& path) {
   try {
     DcmFileFormat file;
-    OFCondition cond = file.loadFile(path.c_str(), EXS_Unknown, EGL_noChange,
-                                     max_loaded_value_length, ERM_autoDetect);
-    if (cond.bad())
-      return parse_failure(path, cond.text());
+    if (auto problem = load_dicom_file(file, path, max_loaded_value_length))
+      return *problem;
     return header_of(file);
   } catch (const std::exception& e) {
     return parse_failure(path, std::string("DCMTK threw: ") + e.what());
@@ -101,6 +115,12 @@ result<instance_header> read_file_meta(const std::filesystem::path& path) {
   } catch (const std::exception& e) {
     return parse_failure(path, std::string("DCMTK threw: ") + e.what());
   }
+}
+
+bool looks_like_dicom(const std::filesystem::path& file) {
+  std::ifstream in{file, std::ios::binary};
+  char head[132];
+  return in.read(head, sizeof head) && std::string(head + 128, 4) == "DICM";
 }
 
 status check_dicom_dictionary() {

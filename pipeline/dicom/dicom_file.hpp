@@ -39,6 +39,9 @@ result<instance_header> read_instance_header(std::string_view bytes, const std::
 /// Reads only the file meta information (group 0002): cheap, for recovery scans.
 result<instance_header> read_file_meta(const std::filesystem::path& path);
 
+/// Whether a file starts like a DICOM Part 10 file ("DICM" after the preamble).
+bool looks_like_dicom(const std::filesystem::path& file);
+
 /// Fails unless DCMTK's data dictionary is loaded (it is needed to parse).
 status check_dicom_dictionary();
 

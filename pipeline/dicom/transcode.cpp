@@ -1,5 +1,7 @@
 #include "pipeline/dicom/transcode.hpp"
 
+#include "pipeline/dicom/dcmtk_file.hpp"
+
 #include "pipeline/dicom/codecs.hpp"
 
 #include <dcmtk/config/osconfig.h>
@@ -11,12 +13,6 @@
 #include <fstream>
 
 namespace dcmstreams {
-
-bool looks_like_dicom(const std::filesystem::path& file) {
-  std::ifstream in{file, std::ios::binary};
-  char head[132];
-  return in.read(head, sizeof head) && std::string(head + 128, 4) == "DICM";
-}
 
 result<std::filesystem::path> transcode(const std::filesystem::path& input,
                                         const std::filesystem::path& output,
@@ -30,9 +26,9 @@ result<std::filesystem::path> transcode(const std::filesystem::path& input,
   register_dicom_codecs();
   try {
     DcmFileFormat file;
-    OFCondition cond = file.loadFile(input.c_str());
-    if (cond.bad())
-      return failure{ec::invalid_dataset, input.string() + ": cannot read: " + cond.text()};
+    if (auto problem = load_dicom_file(file, input))
+      return *problem;
+    OFCondition cond;
     DcmDataset& data = *file.getDataset();
     if (data.getOriginalXfer() == target)
       return input;

@@ -18,7 +18,4 @@ result<std::filesystem::path> transcode(const std::filesystem::path& input,
                                         const std::filesystem::path& output,
                                         const std::string& syntax);
 
-/// Whether a file starts like a DICOM Part 10 file ("DICM" after the preamble).
-bool looks_like_dicom(const std::filesystem::path& file);
-
 } // namespace dcmstreams

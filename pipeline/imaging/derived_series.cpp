@@ -1,5 +1,7 @@
 #include "pipeline/imaging/derived_series.hpp"
 
+#include "pipeline/dicom/dcmtk_file.hpp"
+
 #include "pipeline/foundation/files.hpp"
 
 #include <dcmtk/config/osconfig.h>
@@ -130,10 +132,8 @@ result<std::vector<std::filesystem::path>> write_derived_series(const derived_se
     return *problem;
   try {
     DcmFileFormat reference;
-    OFCondition cond = reference.loadFile(source.files.front().c_str());
-    if (cond.bad())
-      return failure{ec::invalid_dataset,
-                     source.files.front().string() + ": cannot read: " + cond.text()};
+    if (auto problem = load_dicom_file(reference, source.files.front()))
+      return *problem;
     DcmDataset& ref = *reference.getDataset();
     bool eight_bit = image.bits_stored == 8;
     bool modality_lut =
@@ -301,7 +301,7 @@ result<std::vector<std::filesystem::path>> write_derived_series(const derived_se
       char name[32];
       std::snprintf(name, sizeof name, "%05zu.dcm", z + 1);
       auto path = r.out_dir / name;
-      cond = file.saveFile(path.c_str(), EXS_LittleEndianExplicit);
+      OFCondition cond = file.saveFile(path.c_str(), EXS_LittleEndianExplicit);
       if (cond.bad())
         return failure{ec::io_error, path.string() + ": cannot write: " + cond.text()};
       written.push_back(path);

@@ -1,5 +1,7 @@
 #include "pipeline/imaging/volume.hpp"
 
+#include "pipeline/dicom/dcmtk_file.hpp"
+
 #include "pipeline/dicom/codecs.hpp"
 
 #include <dcmtk/config/osconfig.h>
@@ -86,9 +88,8 @@ std::string text(DcmItem& item, const DcmTagKey& tag) {
 result<std::optional<slice>> read_slice(const std::filesystem::path& path, std::string& why) {
   try {
     DcmFileFormat file;
-    OFCondition cond = file.loadFile(path.c_str());
-    if (cond.bad())
-      return failure{ec::invalid_dataset, path.string() + ": cannot read: " + cond.text()};
+    if (auto problem = load_dicom_file(file, path))
+      return *problem;
     DcmDataset& ds = *file.getDataset();
     slice s;
     s.file = path;

@@ -33,9 +33,10 @@ struct job_actors : ::testing::Test {
     journal_config.segment_bytes = 1 << 20;
     auto journal_opened = journal::open(journal_config);
     ASSERT_TRUE(journal_opened) << journal_opened.error().message;
-    store = system.spawn<caf::detached>(job_store, db, layout,
-                                        std::shared_ptr<journal>{std::move(*journal_opened)}, false,
-                                        nullptr);
+    store = system.spawn<caf::detached>(
+        job_store, job_store_settings{db, layout.data_dir(),
+                                      std::shared_ptr<journal>{std::move(*journal_opened)}, false,
+                                      nullptr});
     job_manager_settings settings;
     settings.job_store = store;
     settings.registry = registry;

@@ -1,0 +1,62 @@
+#pragma once
+// One association, on its own thread (DICOM upper layer and DIMSE through
+// DCMTK's dcmnet): who may associate, which presentation contexts are
+// accepted, and each C-ECHO and C-STORE answered. Receiving a data set goes
+// to memory or a spare file; making it durable is the committer's
+// (net/instance_committer.hpp); the rest of the node learns of it through
+// the ingest port (pipeline/jobs/ingest.hpp). Private to net/.
+
+#include "net/dicom_listener.hpp"
+#include "net/instance_committer.hpp"
+#include "pipeline/foundation/spare_files.hpp"
+
+#include <dcmtk/config/osconfig.h>
+#include <dcmtk/dcmnet/assoc.h>
+#include <dcmtk/dcmnet/dimse.h>
+
+#include <atomic>
+#include <string>
+
+namespace dcmstreams::net {
+
+/// What the listener lends each association.
+struct association_context {
+  const listener_config& config;
+  ingest_sink& sink;
+  const std::atomic<bool>& stopping; // the listener stops: abort at the next message
+  spare_file_pool& spare_files;      // for data sets too large for a journal record
+  const store_layout& layout;
+};
+
+class association {
+public:
+  association(const association_context& context, T_ASC_Association* assoc, int fd,
+              association_request request)
+      : context_(context), assoc_(assoc), fd_(fd), request_(std::move(request)),
+        committer_(context.config, context.layout) {}
+
+  void run();
+
+private:
+  bool negotiate();
+  association_end serve();
+  OFCondition store(T_DIMSE_C_StoreRQ& request, T_ASC_PresentationContextID context_id);
+  OFCondition respond(T_ASC_PresentationContextID context_id, const T_DIMSE_C_StoreRQ& request,
+                      Uint16 status, const std::string& comment);
+  OFCondition refuse(T_ASC_PresentationContextID context_id, const T_DIMSE_C_StoreRQ& request,
+                     Uint16 status, ec reason, const std::string& comment);
+  const association_context& context_;
+  T_ASC_Association* assoc_;
+  int fd_;
+  association_request request_;
+  instance_committer committer_;
+  std::string received_;           // the data set being received, reused
+  bool verification_only_ = false; // called the node's own AE title
+};
+
+void reject(T_ASC_Association* assoc, T_ASC_RejectParametersResult result,
+            T_ASC_RejectParametersSource source, T_ASC_RejectParametersReason reason);
+/// Drops and frees an association DCMTK received; null afterwards.
+void release(T_ASC_Association*& assoc);
+
+} // namespace dcmstreams::net
