@@ -19,8 +19,8 @@ job_store_actor::behavior_type job_store(job_store_actor::stateful_pointer<job_s
   auto& st = self->state;
   st.settings = std::move(settings);
   st.layout = std::make_unique<store_layout>(st.settings.data_dir);
-  st.jobs = std::make_unique<intake>(*st.layout, *st.settings.db,
-                                     *st.settings.ingest_journal, st.settings.durable);
+  st.jobs = std::make_unique<intake>(*st.layout, *st.settings.db, *st.settings.ingest_journal,
+                                     st.settings.durable);
   return {
       [self](create_atom, const completed_study& study) -> caf::result<std::vector<job_record>> {
         auto jobs = self->state.jobs->create_jobs(study);

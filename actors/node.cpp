@@ -37,7 +37,9 @@ result<node_actors> spawn_node(caf::actor_system& system, const node_config& con
   bool durable = config.storage.sync != sync_mode::none;
   actors.job_store = spawn_supervised<job_store_actor>(
       system, "job_store",
-      detached_actor(job_store, job_store_settings{db, config.data_dir, actors.ingest_journal, durable, events}), &metrics);
+      detached_actor(job_store, job_store_settings{db, config.data_dir, actors.ingest_journal,
+                                                   durable, events}),
+      &metrics);
 
   recovery_report report;
   caf::error failed;
@@ -112,9 +114,9 @@ result<node_actors> spawn_node(caf::actor_system& system, const node_config& con
       [store = actors.job_store, manager = actors.job_manager, completion = config.completion,
        registry = actors.registry, metrics = &metrics,
        events](caf::actor_system& sys, bool restarted, const caf::actor&) {
-        return caf::actor_cast<caf::actor>(sys.spawn(
-            assembler,
-            assembler_settings{store, manager, completion, registry, metrics, events, restarted}));
+        return caf::actor_cast<caf::actor>(
+            sys.spawn(assembler, assembler_settings{store, manager, completion, registry, metrics,
+                                                    events, restarted}));
       },
       &metrics);
   if (!report.pending.empty())
@@ -133,7 +135,9 @@ result<node_actors> spawn_node(caf::actor_system& system, const node_config& con
       &metrics);
   actors.scrubber = spawn_supervised<scrubber_actor>(
       system, "scrubber",
-      detached_actor(scrubber, scrubber_settings{config.data_dir, config.storage, &metrics, events}), &metrics);
+      detached_actor(scrubber,
+                     scrubber_settings{config.data_dir, config.storage, &metrics, events}),
+      &metrics);
   return actors;
 }
 

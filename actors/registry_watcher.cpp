@@ -72,15 +72,15 @@ registry_watcher(registry_actor::stateful_pointer<registry_watcher_state> self,
         if (now != self->state.fingerprint) {
           self->state.fingerprint = now;
           log::info(component, "the streams folder changed; reloading");
-          load_and_publish(self->state.settings.streams_dir, *self->state.settings.shared, self->state.settings.metrics,
-                           self->state.settings.readiness);
+          load_and_publish(self->state.settings.streams_dir, *self->state.settings.shared,
+                           self->state.settings.metrics, self->state.settings.readiness);
         }
         self->delayed_send(self, self->state.settings.interval, tick_atom::value);
       },
       [self](reload_atom) -> std::uint64_t {
         self->state.fingerprint = streams::registry_fingerprint(self->state.settings.streams_dir);
-        load_and_publish(self->state.settings.streams_dir, *self->state.settings.shared, self->state.settings.metrics,
-                         self->state.settings.readiness);
+        load_and_publish(self->state.settings.streams_dir, *self->state.settings.shared,
+                         self->state.settings.metrics, self->state.settings.readiness);
         return self->state.settings.shared->get()->streams.size();
       },
   };

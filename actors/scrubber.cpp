@@ -79,7 +79,8 @@ scrub_report scrub(self_pointer self) {
       std::size_t done = 0;
       for (auto i = static_cast<std::size_t>(skip); i < candidates->size(); ++i) {
         done += scrub_job(self, (*candidates)[i], "disk", report);
-        if (!st.settings.storage.scrub_dry_run && (used = st.used_pct()) < st.settings.storage.scrub_low_pct)
+        if (!st.settings.storage.scrub_dry_run &&
+            (used = st.used_pct()) < st.settings.storage.scrub_low_pct)
           break;
       }
       if (st.settings.storage.scrub_dry_run)
@@ -113,7 +114,8 @@ scrubber_actor::behavior_type scrubber(self_pointer self, scrubber_settings sett
       [self](tick_atom) {
         if (self->state.db)
           scrub(self);
-        self->delayed_send(self, seconds(self->state.settings.storage.scrub_interval_s), tick_atom::value);
+        self->delayed_send(self, seconds(self->state.settings.storage.scrub_interval_s),
+                           tick_atom::value);
       },
       [self](scrub_atom) -> caf::result<scrub_report> {
         if (!self->state.db)

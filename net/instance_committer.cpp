@@ -46,7 +46,8 @@ status instance_committer::commit_record(stored_instance& stored, std::string_vi
   return std::nullopt;
 }
 
-status instance_committer::commit_file(const std::filesystem::path& temporary, stored_instance& stored) {
+status instance_committer::commit_file(const std::filesystem::path& temporary,
+                                       stored_instance& stored) {
   auto& config = config_;
   bool durable = config.sync == sync_mode::instance;
   auto dir = layout_.incoming_study_dir(stored.called_ae, stored.calling_ae, stored.peer,

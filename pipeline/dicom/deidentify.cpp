@@ -401,7 +401,8 @@ status deidentify_file(const std::filesystem::path& input, const std::filesystem
     deidentify(data, uids);
     // The meta header is rebuilt from the data set, with the new SOP Instance UID.
     file.getMetaInfo()->clear();
-    OFCondition cond = file.saveFile(output.c_str(), xfer == EXS_Unknown ? EXS_LittleEndianExplicit : xfer);
+    OFCondition cond =
+        file.saveFile(output.c_str(), xfer == EXS_Unknown ? EXS_LittleEndianExplicit : xfer);
     if (cond.bad())
       return failure{ec::io_error, output.string() + ": cannot write: " + cond.text()};
     return std::nullopt;

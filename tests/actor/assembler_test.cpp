@@ -34,15 +34,15 @@ struct fixture : test_coordinator_fixture<> {
     journal_config.segment_bytes = 1 << 20;
     auto journal_opened = journal::open(journal_config);
     CAF_REQUIRE(static_cast<bool>(journal_opened));
-    store = sys.spawn(job_store,
-                      job_store_settings{db, root,
-                                         std::shared_ptr<journal>{std::move(*journal_opened)},
-                                         false, nullptr});
+    store =
+        sys.spawn(job_store,
+                  job_store_settings{db, root, std::shared_ptr<journal>{std::move(*journal_opened)},
+                                     false, nullptr});
     completion_config completion;
     completion.quiet_period_s = 15;
     completion.max_wait_s = 60;
-    assembler_handle = sys.spawn(
-        assembler, assembler_settings{store, job_manager_actor{}, completion, registry});
+    assembler_handle =
+        sys.spawn(assembler, assembler_settings{store, job_manager_actor{}, completion, registry});
     sched.run();
   }
 

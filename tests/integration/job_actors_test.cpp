@@ -34,9 +34,9 @@ struct job_actors : ::testing::Test {
     auto journal_opened = journal::open(journal_config);
     ASSERT_TRUE(journal_opened) << journal_opened.error().message;
     store = system.spawn<caf::detached>(
-        job_store, job_store_settings{db, layout.data_dir(),
-                                      std::shared_ptr<journal>{std::move(*journal_opened)}, false,
-                                      nullptr});
+        job_store,
+        job_store_settings{db, layout.data_dir(),
+                           std::shared_ptr<journal>{std::move(*journal_opened)}, false, nullptr});
     job_manager_settings settings;
     settings.job_store = store;
     settings.registry = registry;
