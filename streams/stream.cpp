@@ -159,18 +159,12 @@ result<stream_definition> load_stream(const fs::path& folder) {
 
   if (auto concurrency = reader.get_integer("concurrency", 1, 64))
     stream.concurrency = static_cast<int>(*concurrency);
-  if (auto timeout = reader.get_number("timeout_s")) {
-    if (*timeout < 0)
-      problems.add("timeout_s", "must be 0 (no limit) or more seconds");
-    else
-      stream.timeout_s = *timeout;
-  }
-  if (auto quiet = reader.get_number("quiet_period_s")) {
-    if (*quiet <= 0 || *quiet > 86400)
-      problems.add("quiet_period_s", "must be more than 0 and at most 86400 seconds");
-    else
-      stream.quiet_period_s = *quiet;
-  }
+  if (auto timeout =
+          reader.get_number("timeout_s", json::at_least_zero, "0 (no limit) or more seconds"))
+    stream.timeout_s = *timeout;
+  if (auto quiet =
+          reader.get_number("quiet_period_s", quiet_period_accepted, quiet_period_requirement))
+    stream.quiet_period_s = *quiet;
   if (auto group = reader.get_string("group_by")) {
     if (*group == "study")
       stream.group_by = grouping::study;

@@ -9,6 +9,8 @@
 #include <dcmtk/dcmdata/dcmetinf.h>
 #include <dcmtk/dcmdata/dcxfer.h>
 
+#include <chrono>
+#include <ctime>
 #include <fstream>
 
 namespace dcmstreams {
@@ -121,6 +123,16 @@ bool looks_like_dicom(const std::filesystem::path& file) {
   std::ifstream in{file, std::ios::binary};
   char head[132];
   return in.read(head, sizeof head) && std::string(head + 128, 4) == "DICM";
+}
+
+dicom_date_time dicom_now() {
+  auto now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+  std::tm local{};
+  localtime_r(&now, &local);
+  char date[16], time[16];
+  std::strftime(date, sizeof date, "%Y%m%d", &local);
+  std::strftime(time, sizeof time, "%H%M%S", &local);
+  return {date, time};
 }
 
 status check_dicom_dictionary() {

@@ -42,6 +42,13 @@ result<instance_header> read_file_meta(const std::filesystem::path& path);
 /// Whether a file starts like a DICOM Part 10 file ("DICM" after the preamble).
 bool looks_like_dicom(const std::filesystem::path& file);
 
+/// Now, in local time, as DICOM writes a date (DA, "20261207") and a time (TM, "031602").
+struct dicom_date_time {
+  std::string date;
+  std::string time;
+};
+dicom_date_time dicom_now();
+
 /// Fails unless DCMTK's data dictionary is loaded (it is needed to parse).
 status check_dicom_dictionary();
 

@@ -1,5 +1,7 @@
 #include "pipeline/dicom/synth.hpp"
 
+#include "pipeline/dicom/dicom_file.hpp"
+
 #include "pipeline/dicom/codecs.hpp"
 #include "pipeline/foundation/files.hpp"
 
@@ -244,12 +246,9 @@ result<synth_result> synthesize(const synth_options& options) {
     if (options.transfer_syntax == s.name)
       xfer = s.xfer;
 
-  auto now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
-  std::tm local{};
-  localtime_r(&now, &local);
-  char date[16], time[16];
-  std::strftime(date, sizeof date, "%Y%m%d", &local);
-  std::strftime(time, sizeof time, "%H%M%S", &local);
+  auto now = dicom_now();
+  const std::string& date = now.date;
+  const std::string& time = now.time;
   std::random_device entropy;
 
   synth_result result;

@@ -103,13 +103,9 @@ void read_dicom(json::object_reader& reader, dicom_config& dicom) {
   // DICOM allows 4096 up to 2^32-1; DCMTK receives at most 131072 per PDU.
   if (auto pdu = reader.get_integer("max_pdu", 4096, 131072))
     dicom.max_pdu = static_cast<std::uint32_t>(*pdu);
-  if (auto interval = reader.get_number("watchdog_interval_s")) {
-    if (*interval < 0)
-      reader.sink().add(reader.path_of("watchdog_interval_s"),
-                        "must be 0 (no watchdog) or more seconds");
-    else
-      dicom.watchdog_interval_s = *interval;
-  }
+  if (auto interval = reader.get_number("watchdog_interval_s", json::at_least_zero,
+                                        "0 (no watchdog) or more seconds"))
+    dicom.watchdog_interval_s = *interval;
 }
 
 void read_web(json::object_reader& reader, web_config& web) {
@@ -155,19 +151,11 @@ void read_web(json::object_reader& reader, web_config& web) {
 
 void read_completion(json::object_reader& reader, completion_config& completion) {
   reader.reject_unknown_keys({"quiet_period_s", "max_wait_s"});
-  if (auto quiet = reader.get_number("quiet_period_s")) {
-    if (*quiet <= 0 || *quiet > 86400)
-      reader.sink().add(reader.path_of("quiet_period_s"),
-                        "must be more than 0 and at most 86400 seconds");
-    else
-      completion.quiet_period_s = *quiet;
-  }
-  if (auto wait = reader.get_number("max_wait_s")) {
-    if (*wait <= 0)
-      reader.sink().add(reader.path_of("max_wait_s"), "must be more than 0 seconds");
-    else
-      completion.max_wait_s = *wait;
-  }
+  if (auto quiet =
+          reader.get_number("quiet_period_s", quiet_period_accepted, quiet_period_requirement))
+    completion.quiet_period_s = *quiet;
+  if (auto wait = reader.get_number("max_wait_s", json::above_zero, "more than 0 seconds"))
+    completion.max_wait_s = *wait;
 }
 
 void read_storage(json::object_reader& reader, storage_config& storage) {
@@ -189,53 +177,31 @@ void read_storage(json::object_reader& reader, storage_config& storage) {
     storage.reserve_free_mb = static_cast<std::uint64_t>(*reserve);
   if (auto segment = reader.get_integer("journal_segment_mb", 1, 4096))
     storage.journal_segment_mb = static_cast<std::uint64_t>(*segment);
-  auto percent = [&](std::string_view key, double& out) {
-    if (auto value = reader.get_number(key)) {
-      if (*value <= 0 || *value > 100)
-        reader.sink().add(reader.path_of(key), "must be a percentage above 0 and at most 100");
-      else
-        out = *value;
-    }
-  };
-  percent("scrub_high_pct", storage.scrub_high_pct);
-  percent("scrub_low_pct", storage.scrub_low_pct);
+  auto percentage = [](double v) { return v > 0 && v <= 100; };
+  for (auto [key, out] : {std::pair{"scrub_high_pct", &storage.scrub_high_pct},
+                          std::pair{"scrub_low_pct", &storage.scrub_low_pct}})
+    if (auto value = reader.get_number(key, percentage, "a percentage above 0 and at most 100"))
+      *out = *value;
   if (storage.scrub_low_pct >= storage.scrub_high_pct)
     reader.sink().add(reader.path_of("scrub_low_pct"), "must be below scrub_high_pct");
-  if (auto days = reader.get_number("retention_days")) {
-    if (*days < 0)
-      reader.sink().add(reader.path_of("retention_days"), "must be 0 (keep) or more days");
-    else
-      storage.retention_days = *days;
-  }
+  if (auto days = reader.get_number("retention_days", json::at_least_zero, "0 (keep) or more days"))
+    storage.retention_days = *days;
   if (auto dry = reader.get_flag("scrub_dry_run"))
     storage.scrub_dry_run = *dry;
-  if (auto interval = reader.get_number("scrub_interval_s")) {
-    if (*interval <= 0)
-      reader.sink().add(reader.path_of("scrub_interval_s"), "must be more than 0 seconds");
-    else
-      storage.scrub_interval_s = *interval;
-  }
+  if (auto interval =
+          reader.get_number("scrub_interval_s", json::above_zero, "more than 0 seconds"))
+    storage.scrub_interval_s = *interval;
 }
 
 void read_sending(json::object_reader& reader, sending_config& sending) {
   reader.reject_unknown_keys({"retry_initial_s", "retry_factor", "retry_max_s", "max_attempts",
                               "default_host", "default_port"});
-  auto positive = [&](std::string_view key, double& out) {
-    if (auto v = reader.get_number(key)) {
-      if (*v <= 0)
-        reader.sink().add(reader.path_of(key), "must be more than 0");
-      else
-        out = *v;
-    }
-  };
-  positive("retry_initial_s", sending.retry_initial_s);
-  positive("retry_max_s", sending.retry_max_s);
-  if (auto f = reader.get_number("retry_factor")) {
-    if (*f < 1)
-      reader.sink().add(reader.path_of("retry_factor"), "must be at least 1");
-    else
-      sending.retry_factor = *f;
-  }
+  for (auto [key, out] : {std::pair{"retry_initial_s", &sending.retry_initial_s},
+                          std::pair{"retry_max_s", &sending.retry_max_s}})
+    if (auto value = reader.get_number(key, json::above_zero, "more than 0"))
+      *out = *value;
+  if (auto f = reader.get_number("retry_factor", json::at_least_one, "at least 1"))
+    sending.retry_factor = *f;
   if (auto n = reader.get_integer("max_attempts", 1, 1000))
     sending.max_attempts = static_cast<int>(*n);
   if (auto host = reader.get_string("default_host"))

@@ -49,6 +49,12 @@ struct web_config {
   std::vector<std::string> hostnames;
 };
 
+/// A quiet period, in the node configuration and in a stream's info.json.
+inline bool quiet_period_accepted(double seconds) {
+  return seconds > 0 && seconds <= 86400;
+}
+constexpr const char* quiet_period_requirement = "more than 0 and at most 86400 seconds";
+
 struct completion_config {
   double quiet_period_s = 15.0;
   double max_wait_s = 3600.0;

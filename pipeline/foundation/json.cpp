@@ -149,6 +149,15 @@ std::optional<double> object_reader::get_number(std::string_view key) {
   return std::nullopt;
 }
 
+std::optional<double> object_reader::get_number(std::string_view key, bool (*accept)(double),
+                                                std::string_view requirement) {
+  auto number = get_number(key);
+  if (!number || accept(*number))
+    return number;
+  sink_->add(path_of(key), "must be " + std::string(requirement));
+  return std::nullopt;
+}
+
 std::optional<std::int64_t> object_reader::get_integer(std::string_view key, std::int64_t min,
                                                        std::int64_t max) {
   auto element = typed(key, &value::is_number_integer, "a whole number");

@@ -59,6 +59,9 @@ public:
 
   std::optional<std::string> get_string(std::string_view key);
   std::optional<double> get_number(std::string_view key);
+  /// A number that `accept` takes; otherwise the problem "must be <requirement>".
+  std::optional<double> get_number(std::string_view key, bool (*accept)(double),
+                                   std::string_view requirement);
   std::optional<std::int64_t> get_integer(std::string_view key, std::int64_t min, std::int64_t max);
   /// true/false, or 1/0 as the old appliance's info.json files wrote it.
   std::optional<bool> get_flag(std::string_view key);
@@ -81,6 +84,17 @@ private:
   std::string path_;
   problems* sink_;
 };
+
+/// Common rules for get_number.
+inline bool above_zero(double v) {
+  return v > 0;
+}
+inline bool at_least_zero(double v) {
+  return v >= 0;
+}
+inline bool at_least_one(double v) {
+  return v >= 1;
+}
 
 /// The JSON type of a value in words ("a string", "an array").
 std::string describe_type(const value& v);

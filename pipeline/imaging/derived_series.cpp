@@ -1,5 +1,7 @@
 #include "pipeline/imaging/derived_series.hpp"
 
+#include "pipeline/dicom/dicom_file.hpp"
+
 #include "pipeline/dicom/dcmtk_file.hpp"
 
 #include "pipeline/foundation/files.hpp"
@@ -172,12 +174,9 @@ result<std::vector<std::filesystem::path>> write_derived_series(const derived_se
     if (description.empty())
       description = source.modality;
     description += " [" + r.stream + "]";
-    auto now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
-    std::tm local{};
-    localtime_r(&now, &local);
-    char date[16], time[16];
-    std::strftime(date, sizeof date, "%Y%m%d", &local);
-    std::strftime(time, sizeof time, "%H%M%S", &local);
+    auto now = dicom_now();
+    const std::string& date = now.date;
+    const std::string& time = now.time;
 
     std::string source_type = text(ref, DCM_ImageType);
     std::string image_type = "DERIVED\\SECONDARY";

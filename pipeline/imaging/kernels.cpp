@@ -112,12 +112,8 @@ result<kernel_step> read_kernel_step(const json::value& object, const std::strin
     return failure{ec::invalid_config, where + ": needs a \"kernel\""};
   step.kernel = *kernel;
   auto positive = [&](std::string_view key, double& out) {
-    if (auto v = reader.get_number(key)) {
-      if (*v <= 0)
-        problems.add(reader.path_of(key), "must be a number above 0");
-      else
-        out = *v;
-    }
+    if (auto v = reader.get_number(key, json::above_zero, "a number above 0"))
+      out = *v;
   };
   if (step.kernel == "gaussian") {
     reader.reject_unknown_keys({"kernel", "sigma_mm"});
@@ -142,20 +138,13 @@ result<kernel_step> read_kernel_step(const json::value& object, const std::strin
     reader.reject_unknown_keys({"kernel", "center", "width"});
     if (auto c = reader.get_number("center"))
       step.center = *c;
-    if (auto w = reader.get_number("width")) {
-      if (*w < 1)
-        problems.add(reader.path_of("width"), "must be at least 1");
-      else
-        step.width = *w;
-    }
+    if (auto w = reader.get_number("width", json::at_least_one, "at least 1"))
+      step.width = *w;
   } else if (step.kernel == "mip") {
     reader.reject_unknown_keys({"kernel", "slab_mm"});
-    if (auto slab = reader.get_number("slab_mm")) {
-      if (*slab < 0)
-        problems.add(reader.path_of("slab_mm"), "must be 0 (whole volume) or more mm");
-      else
-        step.slab_mm = *slab;
-    }
+    if (auto slab =
+            reader.get_number("slab_mm", json::at_least_zero, "0 (whole volume) or more mm"))
+      step.slab_mm = *slab;
   } else if (step.kernel == "resample") {
     reader.reject_unknown_keys({"kernel", "spacing_mm", "factor"});
     if (reader.has("spacing_mm") == reader.has("factor"))

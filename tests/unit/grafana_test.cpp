@@ -109,7 +109,8 @@ TEST(operations_doc, every_exported_metric_is_in_the_table) {
       derived |= name.size() > suffix.size() &&
                  name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0 &&
                  exported.count(name.substr(0, name.size() - suffix.size()));
-    if (!derived)
+    if (!derived) {
       EXPECT_NE(doc.find("| `" + name + "` |"), std::string::npos) << name;
+    }
   }
 }
