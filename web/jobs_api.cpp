@@ -212,7 +212,7 @@ void send_job_zip(api_context& api, const route_call& call, std::int64_t id,
   http_response response;
   response.content_type = "application/zip";
   response.headers.push_back({"Content-Disposition", "attachment; filename=\"" + name + ".zip\""});
-  response.stream = std::make_shared<zip_stream>(dir / folder, name);
+  response.stream = std::make_shared<zip_stream>(dir / folder, name, api.file_pool);
   call.respond(std::move(response));
 }
 

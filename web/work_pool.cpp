@@ -31,6 +31,17 @@ bool work_pool::try_post(std::function<void()> work) {
   return true;
 }
 
+bool work_pool::post_continuation(std::function<void()> work) {
+  {
+    std::lock_guard<std::mutex> guard{mutex_};
+    if (stopping_)
+      return false;
+    queue_.push_back(std::move(work));
+  }
+  ready_.notify_one();
+  return true;
+}
+
 void work_pool::run() {
   for (;;) {
     std::function<void()> work;

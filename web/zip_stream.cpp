@@ -42,39 +42,31 @@ bool safe_entry_name(const std::string& name) {
 
 } // namespace
 
-zip_stream::zip_stream(fs::path root, std::string prefix)
-    : root_(std::move(root)), prefix_(std::move(prefix)) {}
+zip_stream::zip_stream(fs::path root, std::string prefix, work_pool& pool)
+    : root_(std::move(root)), prefix_(std::move(prefix)), pool_(pool) {}
 
 zip_stream::~zip_stream() {
-  cancel();
-  if (!worker_.joinable())
-    return;
-  // The worker may drop the last reference itself (the client's callback it
-  // ran held the session, which held this stream): it is then past its last
-  // use of this object, and must not join itself.
-  if (worker_.get_id() == std::this_thread::get_id())
-    worker_.detach();
-  else
-    worker_.join();
+  // No step holds the stream any more: each holds a reference while it runs.
+  if (zip_) {
+    archive_write_free(zip_);
+    zip_ = nullptr;
+  }
+  if (file_fd_ >= 0)
+    ::close(file_fd_);
+  if (root_fd_ >= 0)
+    ::close(root_fd_);
 }
 
 void zip_stream::cancel() {
   std::lock_guard<std::mutex> guard{mutex_};
   cancelled_ = true;
-  space_.notify_all();
 }
 
 void zip_stream::pull(std::function<void(std::optional<std::string>)> next) {
   std::unique_lock<std::mutex> lock{mutex_};
-  if (!started_) {
-    started_ = true;
-    // The worker keeps this stream alive until it is done writing.
-    worker_ = std::thread([self = shared_from_this()] { self->produce(); });
-  }
   if (!blocks_.empty()) {
     auto block = std::move(blocks_.front());
     blocks_.pop_front();
-    space_.notify_all();
     lock.unlock();
     next(std::move(block));
     return;
@@ -85,62 +77,117 @@ void zip_stream::pull(std::function<void(std::optional<std::string>)> next) {
     return;
   }
   waiting_ = std::move(next);
-}
-
-bool zip_stream::push(std::string block) {
-  std::unique_lock<std::mutex> lock{mutex_};
-  space_.wait(lock, [&] { return cancelled_ || blocks_.size() < max_blocks; });
-  if (cancelled_)
-    return false;
-  if (waiting_) {
-    auto next = std::move(waiting_);
+  if (producing_)
+    return; // the step under way answers
+  producing_ = true;
+  lock.unlock();
+  if (!pool_.post_continuation([self = shared_from_this()] { self->produce_some(); })) {
+    // The node stops: end the body here.
+    lock.lock();
+    producing_ = false;
+    finished_ = true;
+    auto waiting = std::move(waiting_);
     waiting_ = nullptr;
     lock.unlock();
-    next(std::move(block));
-    return true;
+    if (waiting)
+      waiting(std::nullopt);
   }
-  blocks_.push_back(std::move(block));
-  return true;
 }
 
-void zip_stream::produce() {
+void zip_stream::push(std::string block) {
+  std::lock_guard<std::mutex> guard{mutex_};
+  blocks_.push_back(std::move(block));
+}
+
+void zip_stream::produce_some() {
+  for (;;) {
+    {
+      std::lock_guard<std::mutex> guard{mutex_};
+      if (cancelled_ || !blocks_.empty())
+        break;
+    }
+    if (!write_step()) {
+      close_archive();
+      std::lock_guard<std::mutex> guard{mutex_};
+      finished_ = true;
+      break;
+    }
+  }
+  std::unique_lock<std::mutex> lock{mutex_};
+  producing_ = false;
+  if (!waiting_ || (blocks_.empty() && !finished_))
+    return; // cancelled: nobody waits for more
+  auto next = std::move(waiting_);
+  waiting_ = nullptr;
+  std::optional<std::string> piece;
+  if (!blocks_.empty()) {
+    piece = std::move(blocks_.front());
+    blocks_.pop_front();
+  }
+  lock.unlock();
+  next(std::move(piece));
+}
+
+void zip_stream::open_archive() {
   // Regular files only, by their own type: a symbolic link (to /etc/passwd,
   // to a folder outside) is neither followed nor listed. Directory links are
   // not descended into either (the iterator's default).
-  std::vector<std::string> files; // relative to root_
   std::error_code error;
   for (auto it = fs::recursive_directory_iterator(root_, error);
        !error && it != fs::recursive_directory_iterator(); it.increment(error)) {
     std::error_code type_error;
     if (it->symlink_status(type_error).type() == fs::file_type::regular)
-      files.push_back(it->path().lexically_relative(root_).generic_string());
+      files_.push_back(it->path().lexically_relative(root_).generic_string());
   }
-  std::sort(files.begin(), files.end());
-  int root_fd = ::open(root_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  std::sort(files_.begin(), files_.end());
+  root_fd_ = ::open(root_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  buffer_.resize(256 * 1024);
 
-  archive* zip = archive_write_new();
-  archive_write_set_format_zip(zip);
-  archive_write_zip_set_compression_store(zip);
-  archive_write_set_bytes_per_block(zip, 64 * 1024);
-  archive_write_set_bytes_in_last_block(zip, 1);
+  zip_ = archive_write_new();
+  archive_write_set_format_zip(zip_);
+  archive_write_zip_set_compression_store(zip_);
+  archive_write_set_bytes_per_block(zip_, 64 * 1024);
+  archive_write_set_bytes_in_last_block(zip_, 1);
   auto write = [](archive*, void* self, const void* data, size_t length) -> la_ssize_t {
-    auto* stream = static_cast<zip_stream*>(self);
-    if (!stream->push(std::string(static_cast<const char*>(data), length)))
-      return -1;
+    static_cast<zip_stream*>(self)->push(std::string(static_cast<const char*>(data), length));
     return static_cast<la_ssize_t>(length);
   };
-  bool ok = archive_write_open(zip, this, nullptr, write, nullptr) == ARCHIVE_OK;
-  std::vector<char> buffer(256 * 1024);
-  for (auto& file : files) {
-    if (!ok)
-      break;
+  ok_ = archive_write_open(zip_, this, nullptr, write, nullptr) == ARCHIVE_OK;
+}
+
+bool zip_stream::write_step() {
+  if (!zip_) {
+    open_archive();
+    return ok_;
+  }
+  if (!ok_)
+    return false;
+  if (file_fd_ >= 0) {
+    // The size in the header is what was there when the file was opened.
+    auto got =
+        ::read(file_fd_, buffer_.data(), std::min<std::uint64_t>(buffer_.size(), file_left_));
+    if (got < 0 && errno == EINTR)
+      return true;
+    if (got > 0) {
+      file_left_ -= static_cast<std::uint64_t>(got);
+      if (archive_write_data(zip_, buffer_.data(), static_cast<size_t>(got)) < 0)
+        ok_ = false;
+    }
+    if (got <= 0 || file_left_ == 0) {
+      ::close(file_fd_);
+      file_fd_ = -1;
+    }
+    return ok_;
+  }
+  while (next_file_ < files_.size()) {
+    auto& file = files_[next_file_++];
     auto name = prefix_ + "/" + file;
     if (!safe_entry_name(name)) {
       log::warning("web", "left " + file + " out of a download of " + root_.string() +
                               ": its name would extract outside the archive's folder");
       continue;
     }
-    int fd = root_fd < 0 ? -1 : open_beneath(root_fd, file);
+    int fd = root_fd_ < 0 ? -1 : open_beneath(root_fd_, file);
     struct stat info {};
     if (fd < 0 || ::fstat(fd, &info) != 0 || !S_ISREG(info.st_mode)) {
       if (fd >= 0)
@@ -153,38 +200,39 @@ void zip_stream::produce() {
     archive_entry_set_filetype(entry, AE_IFREG);
     archive_entry_set_perm(entry, 0644);
     archive_entry_set_mtime(entry, info.st_mtime, 0);
-    ok = archive_write_header(zip, entry) == ARCHIVE_OK;
+    ok_ = archive_write_header(zip_, entry) == ARCHIVE_OK;
     archive_entry_free(entry);
-    // The size in the header is what was there when the file was opened.
-    auto left = static_cast<std::uint64_t>(info.st_size);
-    while (ok && left > 0) {
-      auto got = ::read(fd, buffer.data(), std::min<std::uint64_t>(buffer.size(), left));
-      if (got < 0 && errno == EINTR)
-        continue;
-      if (got <= 0)
-        break;
-      left -= static_cast<std::uint64_t>(got);
-      if (archive_write_data(zip, buffer.data(), static_cast<size_t>(got)) < 0)
-        ok = false;
-    }
-    ::close(fd);
+    file_fd_ = fd;
+    file_left_ = static_cast<std::uint64_t>(info.st_size);
+    return ok_;
   }
-  if (root_fd >= 0)
-    ::close(root_fd);
-  if (ok && archive_write_close(zip) != ARCHIVE_OK)
-    ok = false;
-  if (!ok && !cancelled_)
-    log::warning("web", "a download of " + root_.string() + " stopped: " +
-                            (archive_error_string(zip) ? archive_error_string(zip) : "cancelled"));
-  archive_write_free(zip);
-  std::unique_lock<std::mutex> lock{mutex_};
-  finished_ = true;
-  if (waiting_ && blocks_.empty()) {
-    auto next = std::move(waiting_);
-    waiting_ = nullptr;
-    lock.unlock();
-    next(std::nullopt);
+  return false; // every file written
+}
+
+void zip_stream::close_archive() {
+  if (!zip_)
+    return;
+  if (file_fd_ >= 0) {
+    ::close(file_fd_);
+    file_fd_ = -1;
   }
+  if (root_fd_ >= 0) {
+    ::close(root_fd_);
+    root_fd_ = -1;
+  }
+  bool cancelled;
+  {
+    std::lock_guard<std::mutex> guard{mutex_};
+    cancelled = cancelled_;
+  }
+  if (ok_ && archive_write_close(zip_) != ARCHIVE_OK)
+    ok_ = false;
+  if (!ok_ && !cancelled)
+    log::warning("web",
+                 "a download of " + root_.string() + " stopped: " +
+                     (archive_error_string(zip_) ? archive_error_string(zip_) : "cancelled"));
+  archive_write_free(zip_);
+  zip_ = nullptr;
 }
 
 } // namespace dcmstreams::web
