@@ -1,8 +1,9 @@
 #pragma once
 // The HTTP API (DESIGN §7) and the routes around it: /api/v1/..., the old
-// appliance's *.php endpoints, /metrics, /healthz, /readyz and the UI. All
-// requests go to one dispatcher actor that asks the other actors and answers
-// when they do; no I/O thread waits for an actor.
+// appliance's *.php endpoints, /metrics, /healthz, /readyz and the UI, as the
+// route table says (web/routes.cpp). Handlers ask actors through one
+// dispatcher actor and answer when they do; no I/O thread waits for an actor,
+// and blocking work goes to bounded pools.
 
 #include "actors/actors.hpp"
 #include "actors/events.hpp"
