@@ -265,36 +265,23 @@ result<node_config> parse_node_config(std::string_view text, const std::string& 
   node_config config;
   config.source = source;
   read_ae_title(reader, "ae_title", config.ae_title);
-  if (auto object = reader.get_object("dicom")) {
-    json::object_reader sub{*object, "dicom", problems};
-    read_dicom(sub, config.dicom);
-  }
-  if (auto object = reader.get_object("web")) {
-    json::object_reader sub{*object, "web", problems};
-    read_web(sub, config.web);
-  }
+  reader.with_object("dicom", [&](json::object_reader& sub) { read_dicom(sub, config.dicom); });
+  reader.with_object("web", [&](json::object_reader& sub) { read_web(sub, config.web); });
   if (auto dir = reader.get_string("data_dir"))
     config.data_dir = *dir;
   if (auto dir = reader.get_string("streams_dir"))
     config.streams_dir = *dir;
   if (auto file = reader.get_string("routing_file"))
     config.routing_file = *file;
-  if (auto object = reader.get_object("completion")) {
-    json::object_reader sub{*object, "completion", problems};
-    read_completion(sub, config.completion);
-  }
-  if (auto object = reader.get_object("storage")) {
-    json::object_reader sub{*object, "storage", problems};
-    read_storage(sub, config.storage);
-  }
-  if (auto object = reader.get_object("sending")) {
-    json::object_reader sub{*object, "sending", problems};
-    read_sending(sub, config.sending);
-  }
+  reader.with_object("completion",
+                     [&](json::object_reader& sub) { read_completion(sub, config.completion); });
+  reader.with_object("storage",
+                     [&](json::object_reader& sub) { read_storage(sub, config.storage); });
+  reader.with_object("sending",
+                     [&](json::object_reader& sub) { read_sending(sub, config.sending); });
   if (auto object = reader.get_object("destinations"))
     read_destinations(reader, *object, config.destinations);
-  if (auto object = reader.get_object("log")) {
-    json::object_reader sub{*object, "log", problems};
+  reader.with_object("log", [&](json::object_reader& sub) {
     sub.reject_unknown_keys({"level"});
     if (auto level = sub.get_string("level")) {
       log::level parsed;
@@ -303,7 +290,7 @@ result<node_config> parse_node_config(std::string_view text, const std::string& 
       else
         config.log_level = *level;
     }
-  }
+  });
   if (!problems.empty())
     return failure{ec::invalid_config, problems.report()};
   return config;

@@ -70,6 +70,15 @@ public:
   /// A list of strings (an argv, a list of AE titles).
   std::optional<std::vector<std::string>> get_string_list(std::string_view key);
 
+  /// Reads the object at `key`, if there is one, with `read(object_reader&)`:
+  /// its problems are named below `key`.
+  template <class Read> void with_object(std::string_view key, Read read) {
+    if (auto object = get_object(key)) {
+      object_reader sub{*object, path_of(key), *sink_};
+      read(sub);
+    }
+  }
+
   /// Reports every key not in `known`, with a suggestion when one is close.
   void reject_unknown_keys(std::initializer_list<std::string_view> known);
 
