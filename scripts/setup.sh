@@ -12,6 +12,8 @@ build_dir="${DCMSTREAMS_BUILD_DIR:-build}"
 packages=(
   # build
   g++ cmake ninja-build pkg-config clang-format
+  # the fuzz targets (scripts/fuzz.sh): clang with libFuzzer and the sanitizers
+  clang libclang-rt-dev
   # libraries
   libdcmtk-dev libcaf-dev libboost-dev nlohmann-json3-dev libtbb-dev libsqlite3-dev
   libgtest-dev libgmock-dev libbenchmark-dev libarchive-dev libsodium-dev

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs, builds and runs the whole test suite: formatting, unit, actor and
-# integration tests (ctest), and the quick benchmark as a smoke test.
+# integration tests (ctest), the quick benchmark as a smoke test, and each
+# fuzz target for a minute (scripts/fuzz.sh; FUZZ_SECONDS changes how long,
+# 0 skips it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh RelWithDebInfo
@@ -14,3 +16,9 @@ if ! clang-format --dry-run --Werror $files; then
 fi
 
 ctest --test-dir build --output-on-failure --timeout 900 "$@"
+
+fuzz_seconds="${FUZZ_SECONDS:-60}"
+if ((fuzz_seconds > 0)); then
+  echo "test: fuzzing each target for ${fuzz_seconds} s (scripts/fuzz.sh)"
+  scripts/fuzz.sh --seconds "$fuzz_seconds"
+fi

@@ -1,6 +1,7 @@
 #include "streams/stream.hpp"
 
 #include "pipeline/foundation/config.hpp"
+#include "pipeline/foundation/files.hpp"
 #include "pipeline/foundation/json.hpp"
 
 #include <unistd.h>
@@ -73,8 +74,15 @@ void read_accept(json::object_reader& reader, stream_definition& stream) {
 } // namespace
 
 result<stream_definition> load_stream(const fs::path& folder) {
+  auto text = read_text_file(folder / "info.json");
+  if (!text)
+    return text.error();
+  return parse_stream(*text, folder);
+}
+
+result<stream_definition> parse_stream(std::string_view text, const fs::path& folder) {
   auto file = folder / "info.json";
-  auto root = json::load_file(file);
+  auto root = json::parse(text, file.string());
   if (!root)
     return root.error();
   if (!root->is_object())

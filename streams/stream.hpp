@@ -40,5 +40,8 @@ struct stream_definition {
 /// Loads <folder>/info.json. The failure lists every problem, each naming the
 /// file and key and saying what to write instead.
 result<stream_definition> load_stream(const std::filesystem::path& folder);
+/// The same for the text of an info.json in `folder` (the folder is looked
+/// at only for a legacy work.sh and a relative program).
+result<stream_definition> parse_stream(std::string_view text, const std::filesystem::path& folder);
 
 } // namespace dcmstreams::streams

@@ -24,6 +24,13 @@ namespace dcmstreams::web {
 
 namespace {
 
+/// libarchive's words for what went wrong; it has none for some damaged
+/// archives (a null string that must not reach std::string).
+std::string archive_problem(archive* a) {
+  const char* text = archive_error_string(a);
+  return text ? text : "no reason given";
+}
+
 struct archive_closer {
   void operator()(archive* a) const { archive_read_free(a); }
 };
@@ -85,7 +92,7 @@ result<unpacked_upload> unpack_upload(const void* bytes, std::size_t size,
   archive_read_support_format_zip(reader.get());
   if (archive_read_open_memory(reader.get(), bytes, size) != ARCHIVE_OK)
     return failure{ec::invalid_argument, std::string("the upload is not a ZIP archive: ") +
-                                             archive_error_string(reader.get()) +
+                                             archive_problem(reader.get()) +
                                              "; send a .zip of DICOM files"};
   store_layout layout{data_dir};
   static std::atomic<unsigned> sequence{0};
@@ -106,8 +113,8 @@ result<unpacked_upload> unpack_upload(const void* bytes, std::size_t size,
     if (next == ARCHIVE_EOF)
       break;
     if (next != ARCHIVE_OK && next != ARCHIVE_WARN)
-      return failure{ec::invalid_argument, std::string("the ZIP archive is damaged: ") +
-                                               archive_error_string(reader.get())};
+      return failure{ec::invalid_argument,
+                     std::string("the ZIP archive is damaged: ") + archive_problem(reader.get())};
     if (archive_entry_filetype(entry) != AE_IFREG)
       continue;
     std::string name = archive_entry_pathname(entry) ? archive_entry_pathname(entry) : "?";
@@ -127,8 +134,8 @@ result<unpacked_upload> unpack_upload(const void* bytes, std::size_t size,
       for (;;) {
         auto n = archive_read_data(reader.get(), block.data(), block.size());
         if (n < 0)
-          return failure{ec::invalid_argument, "ZIP entry " + name + " cannot be read: " +
-                                                   archive_error_string(reader.get())};
+          return failure{ec::invalid_argument,
+                         "ZIP entry " + name + " cannot be read: " + archive_problem(reader.get())};
         if (n == 0)
           break;
         entry_bytes += static_cast<std::uint64_t>(n);

@@ -88,11 +88,50 @@ result<instance_header> read_instance_header(const std::filesystem::path& path) 
   }
 }
 
+namespace {
+
+// A data set held in memory, read so that values above the header reader's
+// limit stay unread, as they do in a file. DCMTK defers a long value only
+// when its stream can make a factory to read it again later; a plain buffer
+// stream cannot, and DCMTK then allocates whatever the element's length
+// claims before it finds the bytes missing (4 GB for a 162-byte data set
+// that says so: tests/fuzz/seeds/dataset/huge_declared_length), and copies
+// every pixel value it does find. The factory reads the same bytes again if
+// a deferred value is ever asked for; the header reader never asks.
+class memory_stream : public DcmInputBufferStream {
+public:
+  explicit memory_stream(std::string_view bytes) : bytes_(bytes) {
+    setBuffer(bytes.data(), static_cast<offile_off_t>(bytes.size()));
+    setEos();
+  }
+  DcmInputStreamFactory* newFactory() const override { return new factory(bytes_, tell()); }
+
+private:
+  class factory : public DcmInputStreamFactory {
+  public:
+    factory(std::string_view bytes, offile_off_t position) : bytes_(bytes), position_(position) {}
+    DcmInputStream* create() const override {
+      auto* stream = new memory_stream(bytes_);
+      stream->skip(position_);
+      return stream;
+    }
+    DcmInputStreamFactory* clone() const override { return new factory(*this); }
+    // The closest kind DCMTK knows: a stream it may open again at will.
+    DcmInputStreamFactoryType ident() const override { return DFT_DcmInputFileStreamFactory; }
+
+  private:
+    std::string_view bytes_;
+    offile_off_t position_;
+  };
+
+  std::string_view bytes_;
+};
+
+} // namespace
+
 result<instance_header> read_instance_header(std::string_view bytes, const std::string& name) {
   try {
-    DcmInputBufferStream stream;
-    stream.setBuffer(bytes.data(), static_cast<offile_off_t>(bytes.size()));
-    stream.setEos();
+    memory_stream stream{bytes};
     DcmFileFormat file;
     file.transferInit();
     OFCondition cond = file.read(stream, EXS_Unknown, EGL_noChange, max_loaded_value_length);
