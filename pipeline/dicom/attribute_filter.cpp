@@ -1,5 +1,7 @@
 #include "pipeline/dicom/attribute_filter.hpp"
 
+#include "pipeline/foundation/pattern.hpp"
+
 #include "pipeline/dicom/dcmtk_file.hpp"
 
 #include <dcmtk/config/osconfig.h>
@@ -64,13 +66,10 @@ result<attribute_filter> attribute_filter::compile(std::vector<attribute_match> 
   for (auto& term : matches) {
     if (auto problem = check_attribute_name(term.attribute))
       return failure{ec::invalid_config, *problem};
-    try {
-      filter.compiled_.push_back(std::make_shared<const std::regex>(
-          term.pattern, std::regex::ECMAScript | std::regex::icase));
-    } catch (const std::regex_error& e) {
-      return failure{ec::invalid_config,
-                     "\"" + term.pattern + "\" is not a valid regular expression: " + e.what()};
-    }
+    auto compiled = compile_pattern(term.pattern);
+    if (!compiled)
+      return compiled.error();
+    filter.compiled_.push_back(std::make_shared<const std::regex>(std::move(*compiled)));
   }
   filter.terms_ = std::move(matches);
   return filter;

@@ -2,6 +2,7 @@
 
 #include "pipeline/foundation/files.hpp"
 #include "pipeline/foundation/json.hpp"
+#include "pipeline/foundation/pattern.hpp"
 
 #include <regex>
 
@@ -10,13 +11,10 @@ namespace dcmstreams {
 namespace {
 
 bool check_regex(json::problems& problems, const std::string& path, const std::string& pattern) {
-  try {
-    std::regex compiled{pattern, std::regex::ECMAScript | std::regex::icase};
-    return true;
-  } catch (const std::regex_error& e) {
-    problems.add(path, "\"" + pattern + "\" is not a valid regular expression: " + e.what());
-    return false;
-  }
+  auto compiled = compile_pattern(pattern);
+  if (!compiled)
+    problems.add(path, compiled.error().message);
+  return static_cast<bool>(compiled);
 }
 
 std::optional<std::string> string_or_number(const json::value& element) {
@@ -217,11 +215,9 @@ namespace {
 bool matches(const std::string& pattern, const std::string& text) {
   if (pattern.empty())
     return true;
-  try {
-    return std::regex_search(text, std::regex{pattern, std::regex::ECMAScript | std::regex::icase});
-  } catch (const std::regex_error&) {
-    return false; // parse_routing refuses such files; never reached with a loaded table
-  }
+  // parse_routing refuses files with a bad pattern; never false here with a loaded table.
+  auto compiled = compile_pattern(pattern);
+  return compiled && std::regex_search(text, *compiled);
 }
 
 } // namespace

@@ -52,3 +52,25 @@ TEST(routing_file, syntax_errors_have_a_line) {
   ASSERT_FALSE(table);
   EXPECT_EQ(table.error().message.rfind("routing.json:3:", 0), 0u) << table.error().message;
 }
+
+TEST(routing_file, back_references_and_overlong_patterns_are_refused_by_name) {
+  // Fuzzing found that libstdc++'s regex compiler overflows on a
+  // back-reference of many digits; no pattern the node matches needs one.
+  auto backreference = parse_routing(
+      R"({"routing": [{"AETitleIn": "CT\\99999999999999999999", "send": []}]})", "routing.json",
+      {});
+  ASSERT_FALSE(backreference);
+  EXPECT_NE(backreference.error().message.find("routing[0].AETitleIn"), std::string::npos)
+      << backreference.error().message;
+  EXPECT_NE(backreference.error().message.find("back-references"), std::string::npos)
+      << backreference.error().message;
+  auto long_pattern = parse_routing(
+      R"({"routing": [{"AETitleFrom": ")" + std::string(600, 'A') + R"(", "send": []}]})",
+      "routing.json", {});
+  ASSERT_FALSE(long_pattern);
+  EXPECT_NE(long_pattern.error().message.find("longer than 512 characters"), std::string::npos)
+      << long_pattern.error().message;
+  // An escaped backslash before a digit is no back-reference.
+  EXPECT_TRUE(parse_routing(R"({"routing": [{"AETitleIn": "CT\\\\1", "send": []}]})",
+                            "routing.json", {}));
+}
