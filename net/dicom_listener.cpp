@@ -232,6 +232,12 @@ T_ASC_Association* receive_request(T_ASC_Network* network, int fd, const listene
   return assoc;
 }
 
+// Whether the peer has shut down its sending side (or the connection is gone).
+bool peer_closed(int fd) {
+  pollfd probe{fd, POLLRDHUP, 0};
+  return ::poll(&probe, 1, 0) == 1 && (probe.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
+}
+
 std::uint32_t big_endian_32(const unsigned char* p) {
   return (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) | (std::uint32_t{p[2]} << 8) |
          std::uint32_t{p[3]};
@@ -270,6 +276,12 @@ dicom_listener::request_progress dicom_listener::check_request(negotiating_conne
   if (n < 0)
     return errno == EAGAIN || errno == EINTR ? request_progress::waiting
                                              : request_progress::dropped;
+  // A peer that stopped sending before its request is whole never completes
+  // it; and poll would report its socket readable at once, again and again.
+  if (static_cast<std::size_t>(n) < pdu_header_bytes && peer_closed(c.fd)) {
+    log::debug(component, "a connection from " + c.peer + " closed within its association request");
+    return request_progress::dropped;
+  }
   if (static_cast<std::size_t>(n) < pdu_header_bytes) {
     c.received = static_cast<std::size_t>(n);
     set_receive_low_water_mark(c.fd, pdu_header_bytes);
@@ -294,6 +306,12 @@ dicom_listener::request_progress dicom_listener::check_request(negotiating_conne
     // DCMTK waits for data with poll/select too: back to the default.
     set_receive_low_water_mark(c.fd, 1);
     return request_progress::complete;
+  }
+  if (peer_closed(c.fd)) {
+    log::warning(component, "dropped a connection from " + c.peer + ": it closed after " +
+                                std::to_string(available) + " of the " + std::to_string(wanted) +
+                                " bytes of its association request");
+    return request_progress::dropped;
   }
   // Poll wakes again only when the whole request is there (or the peer
   // closes); the kernel grows the buffer to hold it.

@@ -25,7 +25,7 @@ while (($# > 0)); do
   *) targets+=("$1"); shift ;;
   esac
 done
-((${#targets[@]} > 0)) || targets=(dataset json_readers http_request zip_upload)
+((${#targets[@]} > 0)) || targets=(association dataset json_readers http_request zip_upload)
 
 build=build-fuzz
 if [[ ! -f "$build/build.ninja" ]]; then

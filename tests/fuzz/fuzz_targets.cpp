@@ -1,5 +1,6 @@
 #include "tests/fuzz/fuzz_targets.hpp"
 
+#include "net/dicom_listener.hpp"
 #include "pipeline/dicom/dicom_file.hpp"
 #include "pipeline/foundation/config.hpp"
 #include "pipeline/foundation/json.hpp"
@@ -10,6 +11,12 @@
 #include "web/http.hpp"
 #include "web/request_guard.hpp"
 #include "web/upload.hpp"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -135,7 +142,86 @@ int zip_upload(const std::uint8_t* data, std::size_t size) {
   return 0;
 }
 
+namespace {
+
+/// What the fuzzed listener reports to: it admits the called AE title
+/// "FUZZ" and keeps nothing.
+class admitting_sink : public ingest_sink {
+public:
+  association_verdict admit(const association_request& request) override {
+    return request.called_ae == "FUZZ" ? association_verdict::accept
+                                       : association_verdict::unknown_called_ae;
+  }
+  void association_rejected(const association_request&, ec) override {}
+  void association_started(const association_request&) override {}
+  void association_ended(const association_request&, association_end) override {}
+  void instance_stored(const stored_instance&) override {}
+  void store_failed(const association_request&, ec, const std::string&) override {}
+};
+
+/// A listener on a free loopback port, storing into a scratch data folder.
+struct fuzzed_listener {
+  fs::path data_dir;
+  admitting_sink sink;
+  std::unique_ptr<net::dicom_listener> listener;
+
+  fuzzed_listener() {
+    char pattern[] = "/tmp/dcmstreams-fuzz-dicom-XXXXXX";
+    data_dir = ::mkdtemp(pattern);
+    net::listener_config config;
+    config.dicom.bind = "127.0.0.1";
+    config.dicom.port = 0;
+    config.dicom.acse_timeout_s = 1;
+    config.dicom.dimse_timeout_s = 1;
+    config.data_dir = data_dir;
+    config.sync = sync_mode::none;
+    listener = std::make_unique<net::dicom_listener>(config, sink);
+    auto started = listener->start();
+    require(!started, "the listener starts");
+  }
+};
+
+} // namespace
+
+int association(const std::uint8_t* data, std::size_t size) {
+  static fuzzed_listener node;
+  static std::size_t runs = 0;
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(node.listener->port());
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  require(::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0,
+          "the listener accepts a connection");
+  // Everything at once, then the end of what this peer says; the listener's
+  // answer is read until it closes, so each input is done before the next.
+  for (std::size_t sent = 0; sent < size;) {
+    auto n = ::send(fd, data + sent, size - sent, MSG_NOSIGNAL);
+    if (n <= 0)
+      break; // the listener closed early (refused or aborted): fine
+    sent += static_cast<std::size_t>(n);
+  }
+  ::shutdown(fd, SHUT_WR);
+  char buffer[4096];
+  for (;;) {
+    pollfd ready{fd, POLLIN, 0};
+    // dicom.acse_timeout_s and dicom.dimse_timeout_s are 1 s: the listener
+    // holds no connection for long, even on a busy machine under ASan.
+    require(::poll(&ready, 1, 15000) == 1, "the listener ends the connection within 15 s");
+    if (::recv(fd, buffer, sizeof buffer, 0) <= 0)
+      break;
+  }
+  ::close(fd);
+  if (++runs % 1000 == 0) {
+    std::error_code ignored;
+    fs::remove_all(node.data_dir / "incoming", ignored);
+  }
+  return 0;
+}
+
 target find_target(std::string_view name) {
+  if (name == "association")
+    return association;
   if (name == "dataset")
     return dataset;
   if (name == "json_readers")

@@ -27,6 +27,11 @@ int http_request(const std::uint8_t* data, std::size_t size);
 /// A ZIP upload's bytes, unpacked into a scratch data folder.
 int zip_upload(const std::uint8_t* data, std::size_t size);
 
+/// The bytes a peer sends to the DICOM port, on one connection to a real
+/// listener on loopback: the A-ASSOCIATE-RQ into the negotiation, and what
+/// follows it (P-DATA with C-ECHO and C-STORE, A-RELEASE, A-ABORT, garbage).
+int association(const std::uint8_t* data, std::size_t size);
+
 /// The target by name ("dataset", "json_readers", "http_request", "zip_upload").
 using target = int (*)(const std::uint8_t*, std::size_t);
 target find_target(std::string_view name);

@@ -12,6 +12,7 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -63,8 +64,9 @@ TEST(hostile_peers,
     int fd = connect_tcp("127.0.0.1", node->port());
     ASSERT_GE(fd, 0);
     // Half are silent; half send the first 10 bytes of a request and stop.
-    if (i % 2 == 1)
+    if (i % 2 == 1) {
       ASSERT_TRUE(send_all(fd, request.substr(0, 10)));
+    }
     peers.fds.push_back(fd);
   }
   // One more trickles a byte every 500 ms, as the attack did every 20 s.
@@ -166,4 +168,33 @@ TEST(hostile_peers, an_association_the_node_aborts_frees_its_slot_at_once) {
   EXPECT_TRUE(eventually([&] { return echo_within_2s(*node) == 0; }, 5s)) << node->log();
   auto log = node->log();
   EXPECT_FALSE(contains(log, "association slots are busy")) << log;
+}
+
+TEST(hostile_peers, a_peer_that_stops_within_its_request_is_dropped_at_once_not_polled) {
+  // A peer that sends part of its association request and then closes its
+  // side can never complete it. Its socket reads as ready from then on: the
+  // accept thread used to look at it again and again until the ACSE timeout
+  // (30 s), a busy loop on one core. Found by the association fuzz target.
+  temp_dir root;
+  node_options options;
+  // Dropped within the 10 s waited for below, so not by this timeout.
+  options.dicom_json = ", \"acse_timeout_s\": 60";
+  auto node = start_node(root, options);
+  auto request = association_request_pdu("HALF", "TESTAE", echo_context);
+  closing_fds peers;
+  for (std::size_t cut : {std::size_t{3}, std::size_t{40}}) {
+    int fd = connect_tcp("127.0.0.1", node->port());
+    ASSERT_GE(fd, 0);
+    peers.fds.push_back(fd);
+    ASSERT_TRUE(send_all(fd, request.substr(0, cut)));
+    ::shutdown(fd, SHUT_WR);
+  }
+  for (int fd : peers.fds) {
+    auto type = next_pdu_type(fd, 10s);
+    ASSERT_TRUE(type) << "a peer that stopped was not dropped before its ACSE timeout";
+    EXPECT_EQ(*type, 0) << "PDU " << int(*type) << " instead of a closed socket";
+  }
+  auto log = node->log();
+  EXPECT_TRUE(contains(log, "it closed after 40 of the")) << log;
+  EXPECT_EQ(echo_within_2s(*node), 0);
 }
