@@ -1,5 +1,7 @@
 #include "pipeline/foundation/pattern.hpp"
 
+#include <cctype>
+
 namespace dcmstreams {
 
 result<std::regex> compile_pattern(const std::string& pattern) {
@@ -10,13 +12,29 @@ result<std::regex> compile_pattern(const std::string& pattern) {
   };
   if (pattern.size() > max_pattern_length)
     return refuse("it is longer than " + std::to_string(max_pattern_length) + " characters");
-  for (std::size_t i = 0; i + 1 < pattern.size(); ++i) {
-    if (pattern[i] != '\\')
+  bool in_class = false; // inside [...], braces and digits are plain characters
+  for (std::size_t i = 0; i < pattern.size(); ++i) {
+    char c = pattern[i];
+    if (c == '\\' && i + 1 < pattern.size()) {
+      char next = pattern[++i]; // the escaped character
+      if (next >= '1' && next <= '9')
+        return refuse("back-references such as \\" + std::string(1, next) +
+                      " are not supported (for a digit write [" + next + "])");
       continue;
-    if (pattern[i + 1] >= '1' && pattern[i + 1] <= '9')
-      return refuse("back-references such as \\" + std::string(1, pattern[i + 1]) +
-                    " are not supported (for a digit write [" + pattern[i + 1] + "])");
-    ++i; // the escaped character
+    }
+    if (c == '[')
+      in_class = true;
+    else if (c == ']')
+      in_class = false;
+    else if (c == '{' && !in_class) {
+      // A repetition count: {n}, {n,} or {n,m}.
+      std::size_t digits = 0;
+      for (std::size_t j = i + 1; j < pattern.size() && pattern[j] != '}'; ++j) {
+        digits = std::isdigit(static_cast<unsigned char>(pattern[j])) ? digits + 1 : 0;
+        if (digits > 4)
+          return refuse("repetition counts above 9999 are not supported");
+      }
+    }
   }
   try {
     return std::regex{pattern, std::regex::ECMAScript | std::regex::icase};

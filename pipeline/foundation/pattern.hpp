@@ -2,10 +2,11 @@
 // The node's regular expressions (routing rules, a stream's `accept` filters,
 // a destination's `which` filters): case-insensitive ECMAScript searches, as
 // the old appliance's were. A pattern is checked before it is compiled: at
-// most 512 characters and no back-reference. libstdc++ compiles and matches
-// recursively, and its compiler overflows on a back-reference of many digits
-// (found by fuzzing routing.json); nothing the node matches (AE titles,
-// outcomes, attribute values) needs either.
+// most 512 characters, no back-reference, no repetition count above 9999.
+// libstdc++ compiles and matches recursively, and its compiler overflows on a
+// number of many digits in a back-reference or a count (found by fuzzing
+// routing.json and info.json); nothing the node matches (AE titles, outcomes,
+// attribute values) needs them.
 
 #include "pipeline/foundation/error.hpp"
 

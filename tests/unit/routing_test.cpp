@@ -56,21 +56,29 @@ TEST(routing_file, syntax_errors_have_a_line) {
 TEST(routing_file, back_references_and_overlong_patterns_are_refused_by_name) {
   // Fuzzing found that libstdc++'s regex compiler overflows on a
   // back-reference of many digits; no pattern the node matches needs one.
-  auto backreference = parse_routing(
-      R"({"routing": [{"AETitleIn": "CT\\99999999999999999999", "send": []}]})", "routing.json",
-      {});
+  auto backreference =
+      parse_routing(R"({"routing": [{"AETitleIn": "CT\\99999999999999999999", "send": []}]})",
+                    "routing.json", {});
   ASSERT_FALSE(backreference);
   EXPECT_NE(backreference.error().message.find("routing[0].AETitleIn"), std::string::npos)
       << backreference.error().message;
   EXPECT_NE(backreference.error().message.find("back-references"), std::string::npos)
       << backreference.error().message;
-  auto long_pattern = parse_routing(
-      R"({"routing": [{"AETitleFrom": ")" + std::string(600, 'A') + R"(", "send": []}]})",
-      "routing.json", {});
+  auto long_pattern = parse_routing(R"({"routing": [{"AETitleFrom": ")" + std::string(600, 'A') +
+                                        R"(", "send": []}]})",
+                                    "routing.json", {});
   ASSERT_FALSE(long_pattern);
   EXPECT_NE(long_pattern.error().message.find("longer than 512 characters"), std::string::npos)
       << long_pattern.error().message;
-  // An escaped backslash before a digit is no back-reference.
-  EXPECT_TRUE(parse_routing(R"({"routing": [{"AETitleIn": "CT\\\\1", "send": []}]})",
+  auto count =
+      parse_routing(R"({"routing": [{"AETitleFrom": "CT|k{66666666666666666666}", "send": []}]})",
+                    "routing.json", {});
+  ASSERT_FALSE(count);
+  EXPECT_NE(count.error().message.find("repetition counts above 9999"), std::string::npos)
+      << count.error().message;
+  EXPECT_TRUE(parse_routing(R"({"routing": [{"AETitleFrom": "^CT[0-9]{2,16}$", "send": []}]})",
                             "routing.json", {}));
+  // An escaped backslash before a digit is no back-reference.
+  EXPECT_TRUE(
+      parse_routing(R"({"routing": [{"AETitleIn": "CT\\\\1", "send": []}]})", "routing.json", {}));
 }
