@@ -1,5 +1,6 @@
 #include "pipeline/foundation/pattern.hpp"
 
+#include <algorithm>
 #include <cctype>
 
 namespace dcmstreams {
@@ -13,6 +14,7 @@ result<std::regex> compile_pattern(const std::string& pattern) {
   if (pattern.size() > max_pattern_length)
     return refuse("it is longer than " + std::to_string(max_pattern_length) + " characters");
   bool in_class = false; // inside [...], braces and digits are plain characters
+  std::size_t repetitions = 1;
   for (std::size_t i = 0; i < pattern.size(); ++i) {
     char c = pattern[i];
     if (c == '\\' && i + 1 < pattern.size()) {
@@ -27,13 +29,21 @@ result<std::regex> compile_pattern(const std::string& pattern) {
     else if (c == ']')
       in_class = false;
     else if (c == '{' && !in_class) {
-      // A repetition count: {n}, {n,} or {n,m}.
-      std::size_t digits = 0;
+      // A repetition count: {n}, {n,} or {n,m}. libstdc++ copies what it
+      // repeats that many times, and counts on counts multiply.
+      std::size_t digits = 0, number = 0, largest = 0;
       for (std::size_t j = i + 1; j < pattern.size() && pattern[j] != '}'; ++j) {
-        digits = std::isdigit(static_cast<unsigned char>(pattern[j])) ? digits + 1 : 0;
+        bool digit = std::isdigit(static_cast<unsigned char>(pattern[j])) != 0;
+        digits = digit ? digits + 1 : 0;
         if (digits > 4)
           return refuse("repetition counts above 9999 are not supported");
+        number = digit ? number * 10 + static_cast<std::size_t>(pattern[j] - '0') : 0;
+        largest = std::max(largest, number);
       }
+      repetitions *= std::max<std::size_t>(largest, 1);
+      if (repetitions > max_repetitions)
+        return refuse("its repetition counts multiply to more than " +
+                      std::to_string(max_repetitions));
     }
   }
   try {
