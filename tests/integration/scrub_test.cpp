@@ -58,27 +58,35 @@ TEST(scrub, a_full_disk_loses_its_oldest_finished_jobs_and_nothing_else) {
     ASSERT_TRUE(node.wait_for_log("job " + std::to_string(i + 2) + " of stream copy success", 30s))
         << node.log();
   }
-  // Above 50 %: the two oldest copy jobs go, which takes the disk below 30 %.
-  std::string jobs;
+  // Above 50 %: the oldest copy jobs go until the disk is below 30 %. Two
+  // take it there, unless the ingest journal holds more free segments at that
+  // moment (they count as used): then the newest copy job goes as well.
+  std::string jobs, metrics;
+  std::size_t kept = 0;
   ASSERT_TRUE(eventually(
       [&] {
         jobs = http_get(node.web_port(), "/api/v1/jobs?state=success").body;
-        return contains(jobs, "\"total\":1");
+        metrics = http_get(node.web_port(), "/metrics").body;
+        kept = contains(jobs, "\"total\":1") ? 1 : contains(jobs, "\"total\":0") ? 0 : 2;
+        return kept < 2 &&
+               contains(metrics, "dcmstreams_scrubbed_jobs_total{reason=\"disk\"} " +
+                                     std::to_string(3 - kept)) &&
+               // The deleted jobs' instances left the store too: only the kept jobs' remain.
+               count_files(root / "data" / "store") == 16 * kept + 4;
       },
       20s))
-      << jobs << node.log();
+      << jobs << metrics << node.log();
   EXPECT_TRUE(contains(node.log(), "above 50.0%: deleting the oldest finished jobs")) << node.log();
-  auto metrics = http_get(node.web_port(), "/metrics").body;
-  EXPECT_TRUE(contains(metrics, "dcmstreams_scrubbed_jobs_total{reason=\"disk\"} 2")) << metrics;
-  // The newest copy job, the running job and the pending study are all there.
-  EXPECT_TRUE(contains(jobs, "{\"id\":4,\"stream\":\"copy\"")) << jobs;
+  // Oldest first: a copy job that is kept is the newest one.
+  if (kept == 1) {
+    EXPECT_TRUE(contains(jobs, "{\"id\":4,\"stream\":\"copy\"")) << jobs;
+  }
+  // The running job and the pending study are never the scrubber's.
   EXPECT_TRUE(contains(http_get(node.web_port(), "/api/v1/jobs?state=running").body,
                        "\"stream\":\"slow\""));
   EXPECT_EQ(node.pending_instances(), 4u);
   auto studies = http_get(node.web_port(), "/api/v1/studies").body;
   EXPECT_TRUE(contains(studies, "\"instances\":4")) << studies;
-  // The deleted jobs' instances left the store too: only the kept jobs' remain.
-  EXPECT_EQ(count_files(root / "data" / "store"), 16u + 4u);
 }
 
 TEST(scrub, jobs_past_their_retention_go_and_a_dry_run_only_says_so) {
