@@ -70,6 +70,9 @@ std::string attempt(sender_pointer self, send_task& task, const attempt_files& f
   options.called_ae = task.called_ae;
   options.calling_ae = task.calling_ae;
   options.associations = static_cast<int>(task.associations);
+  // A destination that accepted and then went silent (hung, cut off) ends
+  // the attempt after this long; the retry policy takes it from there.
+  options.acse_timeout_s = options.dimse_timeout_s = st.settings.routing.sending.timeout_s;
   auto on_file = [&](const file_outcome& outcome) {
     send_file progress;
     auto original = files.original_of.find(outcome.path);

@@ -82,6 +82,7 @@ job_plan plan_for(const streams::stream_definition& stream) {
   plan.command = stream.command;
   plan.steps = stream.pipeline;
   plan.timeout_s = stream.timeout_s;
+  plan.log_limit_bytes = stream.log_limit_mb << 20;
   return plan;
 }
 

@@ -106,6 +106,10 @@ int serve(int argc, char** argv) {
        {layout.incoming_dir(), layout.receive_dir(), layout.store_dir(), layout.jobs_dir()})
     if (auto problem = create_directories(dir, true))
       return fail(problem->message + "; check the data folder (--data DIR)");
+  if (auto problem = check_writable(config->data_dir))
+    return fail(problem->message +
+                "; the node keeps its journal, store, jobs and database there: make it "
+                "writable (remount it read-write) and start again");
   auto opened = database::open(layout.database_file());
   if (!opened)
     return fail(opened.error().message);

@@ -221,6 +221,17 @@ private:
         sent = makeOFCondition(OFM_dcmnet, 3, OF_error, e.what());
       }
       if (sent.bad()) {
+        // A peer that let the timeout pass is hung or cut off: the association's
+        // state is unknown, and waiting the timeout again for every further
+        // file would hold the sender for files × timeout. Abort, and let the
+        // retry policy try again later.
+        if (sent == DIMSE_NODATAAVAILABLE || sent == DUL_READTIMEOUT) {
+          scu.abortAssociation();
+          fail_from(i, "not sent: " + peer() + " did not answer within " +
+                           std::to_string(options_.dimse_timeout_s) +
+                           " s (sending.timeout_s); the association was aborted");
+          return false;
+        }
         if (!scu.isConnected()) {
           fail_from(i, "the association with " + peer() + " broke: " + sent.text());
           return false;

@@ -19,6 +19,8 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev libarchive-dev libsodium-dev
   # peers and data the tests and benchmarks use
   dcmtk orthanc prometheus python3-pydicom dicom3tools procps curl wrk
+  # the reliability campaign (tests/chaos/): a clock that jumps, network namespaces
+  faketime iproute2
   # charts of the benchmark report
   gnuplot-nox
   # systemd-analyze checks packaging/dcmstreams.service

@@ -100,7 +100,7 @@ result<stream_definition> parse_stream(std::string_view text, const fs::path& fo
   json::problems unknown{file.string(), {}};
   json::object_reader{*root, "", unknown}.reject_unknown_keys(
       {"name", "description", "version", "AETitle", "enabled", "license", "command", "pipeline",
-       "concurrency", "timeout_s", "quiet_period_s", "group_by", "accept"});
+       "concurrency", "timeout_s", "log_limit_mb", "quiet_period_s", "group_by", "accept"});
   for (auto& note : unknown.messages)
     stream.notes.push_back(note + " (ignored)");
 
@@ -170,6 +170,8 @@ result<stream_definition> parse_stream(std::string_view text, const fs::path& fo
   if (auto timeout =
           reader.get_number("timeout_s", json::at_least_zero, "0 (no limit) or more seconds"))
     stream.timeout_s = *timeout;
+  if (auto limit = reader.get_integer("log_limit_mb", 1, 1 << 20))
+    stream.log_limit_mb = static_cast<std::uint64_t>(*limit);
   if (auto quiet =
           reader.get_number("quiet_period_s", quiet_period_accepted, quiet_period_requirement))
     stream.quiet_period_s = *quiet;

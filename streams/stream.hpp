@@ -5,6 +5,7 @@
 #include "pipeline/dicom/attribute_filter.hpp"
 #include "pipeline/foundation/error.hpp"
 #include "pipeline/imaging/kernels.hpp"
+#include <cstdint>
 
 #include <filesystem>
 #include <optional>
@@ -30,6 +31,8 @@ struct stream_definition {
   std::vector<kernel_step> pipeline;
   int concurrency = 1;
   double timeout_s = 0; // 0: no limit
+  /// The most of a program's output processing.log keeps per run.
+  std::uint64_t log_limit_mb = 64;
   std::optional<double> quiet_period_s;
   grouping group_by = grouping::study;
   std::vector<attribute_match> accept; // all must match for an instance to enter a job

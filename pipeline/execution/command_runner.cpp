@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -197,6 +198,61 @@ void kill_descendants(pid_t group) {
   ::_exit(128 + sig);
 }
 
+// The program's stdout and stderr come through a pipe that the node reads:
+// what fits under the limit is appended to processing.log, the rest is read
+// and counted only, so that a program flooding its output neither fills the
+// data disk nor blocks on a full pipe.
+class output_copier {
+public:
+  output_copier(int pipe, int log, std::uint64_t limit) : pipe_(pipe), log_(log), limit_(limit) {}
+
+  /// Reads what the pipe holds now (at most 4 MiB, so that the caller's
+  /// timeout and cancel checks keep their pace); false at end-of-file.
+  bool read_available(command_outcome& outcome) {
+    char buffer[65536];
+    for (int round = 0; round < 64; ++round) {
+      ssize_t got = ::read(pipe_, buffer, sizeof buffer);
+      if (got == 0)
+        return false;
+      if (got < 0)
+        return errno == EINTR || errno == EAGAIN;
+      auto size = static_cast<std::uint64_t>(got);
+      std::uint64_t kept =
+          outcome.output_bytes < limit_ ? std::min(size, limit_ - outcome.output_bytes) : 0;
+      outcome.output_bytes += size;
+      outcome.output_left_out += size - kept;
+      if (kept > 0)
+        write_all(buffer, kept);
+      if (kept < size && !said_so_) {
+        said_so_ = true;
+        std::string note = "\n[dcmstreams] the program's output beyond " +
+                           std::to_string(limit_ >> 20) +
+                           " MiB is left out of processing.log (the stream's log_limit_mb)\n";
+        write_all(note.data(), note.size());
+      }
+    }
+    return true;
+  }
+
+private:
+  void write_all(const char* data, std::uint64_t size) {
+    while (size > 0) {
+      ssize_t wrote = ::write(log_, data, size);
+      if (wrote < 0 && errno == EINTR)
+        continue;
+      if (wrote <= 0)
+        return; // a full disk: the job's outcome does not depend on its log
+      data += wrote;
+      size -= static_cast<std::uint64_t>(wrote);
+    }
+  }
+
+  int pipe_;
+  int log_;
+  std::uint64_t limit_;
+  bool said_so_ = false;
+};
+
 } // namespace
 
 command_outcome run_command(const command_spec& spec, cancel_token& cancel) {
@@ -213,9 +269,16 @@ command_outcome run_command(const command_spec& spec, cancel_token& cancel) {
   }
   // The child reports a failed exec through this pipe; a successful exec
   // closes it (O_CLOEXEC), so the parent reads end-of-file.
-  int exec_pipe[2];
+  int exec_pipe[2], output_pipe[2];
   if (::pipe2(exec_pipe, O_CLOEXEC) != 0) {
     ::close(log);
+    outcome.message = "cannot create a pipe: " + errno_text(errno);
+    return outcome;
+  }
+  if (::pipe2(output_pipe, O_CLOEXEC) != 0) {
+    ::close(log);
+    ::close(exec_pipe[0]);
+    ::close(exec_pipe[1]);
     outcome.message = "cannot create a pipe: " + errno_text(errno);
     return outcome;
   }
@@ -238,17 +301,27 @@ command_outcome run_command(const command_spec& spec, cancel_token& cancel) {
   pid_t node = ::getpid();
   pid_t pid = ::fork();
   if (pid < 0) {
-    ::close(log);
-    ::close(exec_pipe[0]);
-    ::close(exec_pipe[1]);
+    for (int fd : {log, exec_pipe[0], exec_pipe[1], output_pipe[0], output_pipe[1]})
+      ::close(fd);
     outcome.message = "cannot fork: " + errno_text(errno);
     return outcome;
   }
   if (pid == 0)
-    run_keeper(node, argv.data(), envp.data(), log, exec_pipe[1], spec.working_dir.c_str());
+    run_keeper(node, argv.data(), envp.data(), output_pipe[1], exec_pipe[1],
+               spec.working_dir.c_str());
   ::setpgid(pid, pid); // also in the parent, so the group exists before any signal
   ::close(exec_pipe[1]);
-  ::close(log);
+  ::close(output_pipe[1]);
+  ::fcntl(output_pipe[0], F_SETFL, O_NONBLOCK);
+  output_copier copier{output_pipe[0], log, spec.log_limit_bytes};
+  // Closes what the copy needs whichever way this function returns.
+  struct descriptors {
+    int a, b;
+    ~descriptors() {
+      ::close(a);
+      ::close(b);
+    }
+  } closer{output_pipe[0], log};
   int exec_error = 0;
   ssize_t got;
   do {
@@ -265,6 +338,7 @@ command_outcome run_command(const command_spec& spec, cancel_token& cancel) {
   cancel.attach(pid);
 
   int pidfd = pidfd_open(pid);
+  bool output_open = true;
   auto deadline = spec.timeout_s > 0
                       ? start + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
                                     std::chrono::duration<double>(spec.timeout_s))
@@ -291,11 +365,20 @@ command_outcome run_command(const command_spec& spec, cancel_token& cancel) {
       ::kill(-pid, SIGKILL);
       kill_at = std::chrono::steady_clock::time_point::max();
     }
-    if (pidfd >= 0) {
-      pollfd exited{pidfd, POLLIN, 0};
-      ::poll(&exited, 1, 100);
-    } else {
-      ::usleep(50 * 1000);
+    // poll() skips a negative descriptor: without a pidfd, the timeout paces the loop.
+    pollfd waited[2] = {{pidfd, POLLIN, 0}, {output_open ? output_pipe[0] : -1, POLLIN, 0}};
+    ::poll(waited, 2, pidfd >= 0 ? 100 : 50);
+    if (output_open)
+      output_open = copier.read_available(outcome);
+  }
+  // The keeper killed whatever the program left before it exited, so every
+  // writer is gone: what is still in the pipe is the end of the output.
+  while (output_open) {
+    output_open = copier.read_available(outcome);
+    if (output_open) {
+      pollfd rest{output_pipe[0], POLLIN, 0};
+      if (::poll(&rest, 1, 1000) <= 0)
+        break;
     }
   }
   if (pidfd >= 0)

@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <filesystem>
 #include <map>
 #include <string>
@@ -35,8 +36,12 @@ struct command_spec {
   std::filesystem::path working_dir;
   std::map<std::string, std::string> environment; // added to the node's
   std::filesystem::path log_file;                 // stdout and stderr, appended
-  double timeout_s = 0;                           // 0: no limit
-  double kill_grace_s = 5;                        // after TERM, before KILL
+  /// Of the program's output, at most this much reaches log_file; the rest
+  /// is read and counted, so a program that floods its output neither fills
+  /// the disk nor blocks.
+  std::uint64_t log_limit_bytes = 64ull << 20;
+  double timeout_s = 0;    // 0: no limit
+  double kill_grace_s = 5; // after TERM, before KILL
 };
 
 struct command_outcome {
@@ -46,6 +51,8 @@ struct command_outcome {
   bool timed_out = false;
   bool cancelled = false;
   double seconds = 0;
+  std::uint64_t output_bytes = 0;    // the program's stdout and stderr
+  std::uint64_t output_left_out = 0; // of them, beyond log_limit_bytes
   /// In words: "exit status 3", "killed by signal 9 (Killed) after the 600 s timeout", ...
   std::string message;
   bool succeeded() const { return started && exit_code == 0 && !timed_out && !cancelled; }

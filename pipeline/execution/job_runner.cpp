@@ -50,7 +50,7 @@ std::vector<fs::path> input_files(const fs::path& input) {
 }
 
 job_outcome run_program(const fs::path& dir, const job_record& job, const job_plan& plan,
-                        cancel_token& cancel) {
+                        cancel_token& cancel, job_log& log) {
   command_spec spec;
   spec.argv = plan.command;
   spec.argv.push_back((dir / "INPUT").string());
@@ -58,6 +58,7 @@ job_outcome run_program(const fs::path& dir, const job_record& job, const job_pl
   spec.working_dir = dir;
   spec.log_file = dir / "processing.log";
   spec.timeout_s = plan.timeout_s;
+  spec.log_limit_bytes = plan.log_limit_bytes;
   spec.environment = {{"DCMSTREAMS_JOB_ID", std::to_string(job.id)},
                       {"DCMSTREAMS_STREAM", job.stream},
                       {"DCMSTREAMS_CALLED_AE", job.called_ae},
@@ -66,6 +67,10 @@ job_outcome run_program(const fs::path& dir, const job_record& job, const job_pl
                       {"DCMSTREAMS_STUDY_UID", job.study_uid},
                       {"DCMSTREAMS_SERIES_UID", job.series_uid}};
   auto run = run_command(spec, cancel);
+  if (run.output_left_out > 0)
+    log.line(std::to_string(run.output_left_out) + " of the program's " +
+             std::to_string(run.output_bytes) +
+             " bytes of output were left out of this log (log_limit_mb)");
   job_outcome outcome;
   outcome.seconds = run.seconds;
   outcome.message = run.message;
@@ -237,6 +242,27 @@ result<job_outcome> read_proc_json(const fs::path& file) {
   return outcome;
 }
 
+// A failed job whose output filled the data disk would leave the node unable
+// to record that it failed (SQLite, info.json and proc.json need space too):
+// its row would stay "running", which the scrubber must never delete, and
+// ingest would refuse every store until someone deleted files by hand. The
+// output of a failed job is never routed, so it goes, and the message says so.
+void free_the_disk_of_a_failed_output(const fs::path& output, job_outcome& outcome) {
+  constexpr std::uint64_t full_below = 1 << 20;
+  auto space = free_bytes(output);
+  if (outcome.state != job_state::failed || !space || *space >= full_below)
+    return;
+  std::error_code error;
+  std::uint64_t bytes = 0;
+  for (auto& entry : fs::recursive_directory_iterator(output, error))
+    if (entry.is_regular_file(error))
+      bytes += entry.file_size(error);
+  fs::remove_all(output, error);
+  fs::create_directories(output, error);
+  outcome.message += "; the data disk was full, so this failed job's OUTPUT (" +
+                     std::to_string(bytes >> 20) + " MiB) was removed to free it";
+}
+
 job_outcome run_job(const store_layout& layout, const job_record& job, const job_plan& plan,
                     cancel_token& cancel) {
   auto start = clock::now();
@@ -255,7 +281,7 @@ job_outcome run_job(const store_layout& layout, const job_record& job, const job
                                    : plan.command.front()));
     try {
       outcome = plan.command.empty() ? run_kernels(dir, job, plan, cancel, log)
-                                     : run_program(dir, job, plan, cancel);
+                                     : run_program(dir, job, plan, cancel, log);
     } catch (const std::bad_alloc&) {
       outcome = {};
       outcome.message = "not enough memory for the job's volumes";
@@ -265,6 +291,7 @@ job_outcome run_job(const store_layout& layout, const job_record& job, const job
     }
   }
   outcome.seconds = since(start);
+  free_the_disk_of_a_failed_output(output, outcome);
   // A program that wrote its own proc.json decides its outcome; a cancel or
   // a timeout decides over it.
   auto own = dir / "proc.json";

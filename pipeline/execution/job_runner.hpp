@@ -8,6 +8,7 @@
 #include "pipeline/imaging/kernels.hpp"
 #include "pipeline/jobs/job.hpp"
 #include "pipeline/jobs/store.hpp"
+#include <cstdint>
 
 #include <string>
 #include <vector>
@@ -16,11 +17,12 @@ namespace dcmstreams {
 
 /// What a stream asks for, in plain terms (the stream registry fills it in).
 struct job_plan {
-  std::string stream;               // folder name
-  std::string title;                // the stream's display name
-  std::vector<std::string> command; // an external program, or
-  std::vector<kernel_step> steps;   // built-in kernels
-  double timeout_s = 0;             // 0: none
+  std::string stream;                          // folder name
+  std::string title;                           // the stream's display name
+  std::vector<std::string> command;            // an external program, or
+  std::vector<kernel_step> steps;              // built-in kernels
+  double timeout_s = 0;                        // 0: none
+  std::uint64_t log_limit_bytes = 64ull << 20; // of the program's output in processing.log
 };
 
 struct kernel_timing {

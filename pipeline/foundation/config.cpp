@@ -195,7 +195,7 @@ void read_storage(json::object_reader& reader, storage_config& storage) {
 
 void read_sending(json::object_reader& reader, sending_config& sending) {
   reader.reject_unknown_keys({"retry_initial_s", "retry_factor", "retry_max_s", "max_attempts",
-                              "default_host", "default_port"});
+                              "timeout_s", "default_host", "default_port"});
   for (auto [key, out] : {std::pair{"retry_initial_s", &sending.retry_initial_s},
                           std::pair{"retry_max_s", &sending.retry_max_s}})
     if (auto value = reader.get_number(key, json::above_zero, "more than 0"))
@@ -204,6 +204,8 @@ void read_sending(json::object_reader& reader, sending_config& sending) {
     sending.retry_factor = *f;
   if (auto n = reader.get_integer("max_attempts", 1, 1000))
     sending.max_attempts = static_cast<int>(*n);
+  if (auto t = reader.get_integer("timeout_s", 1, 3600))
+    sending.timeout_s = static_cast<int>(*t);
   if (auto host = reader.get_string("default_host"))
     sending.default_host = *host;
   read_port(reader, "default_port", sending.default_port);

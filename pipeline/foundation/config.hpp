@@ -86,10 +86,11 @@ struct destination_config {
 /// How results leave the node (routing issue): retries and the `$me`/`$port`
 /// placeholders of routing.json.
 struct sending_config {
-  double retry_initial_s = 2;             // first wait after a failed attempt
-  double retry_factor = 2;                // each further wait is this much longer
-  double retry_max_s = 300;               // but never longer than this
-  int max_attempts = 10;                  // then the send waits in `failed` until retried
+  double retry_initial_s = 2; // first wait after a failed attempt
+  double retry_factor = 2;    // each further wait is this much longer
+  double retry_max_s = 300;   // but never longer than this
+  int max_attempts = 10;      // then the send waits in `failed` until retried
+  int timeout_s = 60;         // for a destination's association answer and each store's answer
   std::string default_host = "127.0.0.1"; // $me
   std::uint16_t default_port = 104;       // $port
 };

@@ -155,6 +155,12 @@ status create_directories(const fs::path& dir, bool durable) {
   return std::nullopt;
 }
 
+status check_writable(const fs::path& dir) {
+  if (::access(dir.c_str(), W_OK) == 0)
+    return std::nullopt;
+  return io_failure(dir, "cannot be written", errno);
+}
+
 result<disk_space> disk_space_of(const fs::path& path) {
   struct statvfs info {};
   if (::statvfs(path.c_str(), &info) != 0)

@@ -45,6 +45,10 @@ struct disk_space {
 };
 result<disk_space> disk_space_of(const std::filesystem::path& path);
 
+/// A problem if the folder cannot be written (a read-only file system, as
+/// after a remount on disk errors, or missing permissions), in words.
+status check_writable(const std::filesystem::path& dir);
+
 /// Free space for unprivileged users on the file system holding `path`, in bytes.
 result<std::uint64_t> free_bytes(const std::filesystem::path& path);
 

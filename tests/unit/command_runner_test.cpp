@@ -44,6 +44,22 @@ TEST(command_runner, exit_status_output_and_environment) {
   EXPECT_NE(killed.message.find("killed by signal 9"), std::string::npos);
 }
 
+TEST(command_runner, a_program_that_floods_its_output_fills_the_log_only_up_to_the_limit) {
+  fixtures::temp_dir dir;
+  cancel_token cancel;
+  auto spec = shell(dir, "echo first; head -c 5000000 /dev/zero | tr '\\0' x; echo; echo last >&2");
+  spec.log_limit_bytes = 1 << 20;
+  auto outcome = run_command(spec, cancel);
+  EXPECT_TRUE(outcome.succeeded()) << outcome.message;
+  EXPECT_EQ(outcome.output_bytes, 6u + 5000000u + 1u + 5u);
+  EXPECT_EQ(outcome.output_left_out, outcome.output_bytes - (1u << 20));
+  auto log = fixtures::read_file(dir / "processing.log");
+  EXPECT_LT(log.size(), (1u << 20) + 200u);
+  EXPECT_EQ(log.rfind("first\n", 0), 0u) << "the start of the output is kept";
+  EXPECT_NE(log.find("output beyond 1 MiB is left out of processing.log"), std::string::npos);
+  EXPECT_EQ(log.find("last"), std::string::npos);
+}
+
 TEST(command_runner, a_program_that_cannot_start_is_a_clear_failure) {
   fixtures::temp_dir dir;
   cancel_token cancel;
