@@ -22,6 +22,8 @@ void load_and_publish(const std::filesystem::path& streams_dir, streams::shared_
                       node_metrics* metrics, readiness_board* readiness) {
   auto previous = shared.get();
   auto next = std::make_shared<streams::registry_snapshot>(streams::load_registry(streams_dir));
+  if (next->listing_failed)
+    next->streams = previous->streams;
   // A broken edit must not take a working stream off the air: its AE title
   // would be refused until someone notices.
   for (auto& name : next->unusable) {
@@ -64,13 +66,15 @@ registry_actor::behavior_type
 registry_watcher(registry_actor::stateful_pointer<registry_watcher_state> self,
                  registry_watcher_settings settings) {
   self->state.settings = std::move(settings);
-  self->state.fingerprint = streams::registry_fingerprint(self->state.settings.streams_dir);
+  self->state.fingerprint =
+      streams::registry_fingerprint(self->state.settings.streams_dir).value_or("");
   self->delayed_send(self, self->state.settings.interval, tick_atom::value);
   return {
       [self](tick_atom) {
+        // A folder that cannot be listed now (no descriptor left) has not changed.
         auto now = streams::registry_fingerprint(self->state.settings.streams_dir);
-        if (now != self->state.fingerprint) {
-          self->state.fingerprint = now;
+        if (now && *now != self->state.fingerprint) {
+          self->state.fingerprint = *now;
           log::info(component, "the streams folder changed; reloading");
           load_and_publish(self->state.settings.streams_dir, *self->state.settings.shared,
                            self->state.settings.metrics, self->state.settings.readiness);
@@ -78,7 +82,8 @@ registry_watcher(registry_actor::stateful_pointer<registry_watcher_state> self,
         self->delayed_send(self, self->state.settings.interval, tick_atom::value);
       },
       [self](reload_atom) -> std::uint64_t {
-        self->state.fingerprint = streams::registry_fingerprint(self->state.settings.streams_dir);
+        self->state.fingerprint =
+            streams::registry_fingerprint(self->state.settings.streams_dir).value_or("");
         load_and_publish(self->state.settings.streams_dir, *self->state.settings.shared,
                          self->state.settings.metrics, self->state.settings.readiness);
         return self->state.settings.shared->get()->streams.size();

@@ -206,6 +206,7 @@ int serve(int argc, char** argv) {
   web::server_settings web_settings;
   web_settings.bind = config->web.bind;
   web_settings.port = config->web.port;
+  web_settings.read_timeout_s = config->web.read_timeout_s;
   web_settings.upload_dir = layout.receive_dir();
   web::http_server web_server{web_settings,
                               [&api](web::http_request request, web::responder respond) {

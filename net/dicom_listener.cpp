@@ -344,12 +344,12 @@ void dicom_listener::start_association(negotiating_connection c) {
   workers_.push_back({std::move(thread), done});
 }
 
-void dicom_listener::accept_connection(std::vector<negotiating_connection>& negotiating) {
+int dicom_listener::accept_connection(std::vector<negotiating_connection>& negotiating) {
   sockaddr_storage from{};
   socklen_t length = sizeof from;
   int fd = ::accept4(listen_fd_, reinterpret_cast<sockaddr*>(&from), &length, SOCK_CLOEXEC);
   if (fd < 0)
-    return;
+    return errno;
   int one = 1;
   ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   char host[INET6_ADDRSTRLEN] = "?";
@@ -373,6 +373,7 @@ void dicom_listener::accept_connection(std::vector<negotiating_connection>& nego
       {fd, host, peer_port,
        std::chrono::steady_clock::now() + std::chrono::seconds(config_.dicom.acse_timeout_s), 0,
        pdu_header_bytes});
+  return 0;
 }
 
 // One thread accepts every connection and waits, in one poll, for each to
@@ -383,15 +384,20 @@ void dicom_listener::accept_loop() {
   using clock = std::chrono::steady_clock;
   std::vector<negotiating_connection> negotiating; // oldest first
   std::vector<pollfd> fds;
+  // Out of descriptors, the connection stays in the backlog and poll reports
+  // it again at once: accepting pauses instead of spinning a core.
+  clock::time_point accept_resumes{};
+  bool said_accept_fails = false;
   auto close_all = [&] {
     for (auto& c : negotiating)
       ::close(c.fd);
     negotiating.clear();
   };
   for (;;) {
-    fds.assign({{listen_fd_, POLLIN, 0}, {wake_pipe_[0], POLLIN, 0}});
     auto now = clock::now();
-    auto wait = std::chrono::milliseconds(wedged_ ? 100 : 1000);
+    bool accepting = now >= accept_resumes;
+    fds.assign({{accepting ? listen_fd_ : -1, POLLIN, 0}, {wake_pipe_[0], POLLIN, 0}});
+    auto wait = std::chrono::milliseconds(wedged_ || !accepting ? 100 : 1000);
     for (auto& c : negotiating) {
       fds.push_back({c.fd, POLLIN, 0});
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(c.deadline - now);
@@ -433,8 +439,19 @@ void dicom_listener::accept_loop() {
         ::close(c.fd);
     }
     negotiating.swap(still_negotiating);
-    if (ready > 0 && (fds[0].revents & POLLIN))
-      accept_connection(negotiating);
+    if (ready > 0 && (fds[0].revents & POLLIN)) {
+      int error = accept_connection(negotiating);
+      if (error == EMFILE || error == ENFILE || error == ENOBUFS || error == ENOMEM) {
+        accept_resumes = clock::now() + std::chrono::milliseconds(100);
+        if (!said_accept_fails)
+          log::warning(component, "cannot accept DICOM connections: " + errno_text(error) +
+                                      "; trying again every 100 ms (raise LimitNOFILE if this "
+                                      "repeats)");
+        said_accept_fails = true;
+      } else if (error == 0) {
+        said_accept_fails = false;
+      }
+    }
   }
 }
 

@@ -80,7 +80,8 @@ private:
   enum class request_progress { waiting, complete, dropped };
 
   void accept_loop();
-  void accept_connection(std::vector<negotiating_connection>& negotiating);
+  /// 0, or the errno of a failed accept.
+  int accept_connection(std::vector<negotiating_connection>& negotiating);
   request_progress check_request(negotiating_connection& c);
   void start_association(negotiating_connection c);
   void reap_finished_workers();

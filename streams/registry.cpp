@@ -23,9 +23,8 @@ const stream_definition* registry_snapshot::find_by_name(std::string_view folder
 
 namespace {
 
-std::vector<fs::path> stream_folders(const fs::path& streams_dir) {
+std::vector<fs::path> stream_folders(const fs::path& streams_dir, std::error_code& error) {
   std::vector<fs::path> folders;
-  std::error_code error;
   for (auto& entry : fs::directory_iterator(streams_dir, error))
     if (entry.is_directory() && entry.path().filename().string().front() != '.')
       folders.push_back(entry.path());
@@ -45,8 +44,16 @@ registry_snapshot load_registry(const fs::path& streams_dir) {
                                 "--streams DIR");
     return snapshot;
   }
+  auto folders = stream_folders(streams_dir, error);
+  if (error) {
+    // Out of descriptors, say: that says nothing about the streams.
+    snapshot.listing_failed = true;
+    snapshot.problems.push_back(streams_dir.string() + ": cannot list the streams folder (" +
+                                error.message() + "); the streams loaded before stay");
+    return snapshot;
+  }
   std::vector<stream_definition> loaded;
-  for (auto& folder : stream_folders(streams_dir)) {
+  for (auto& folder : folders) {
     if (!fs::exists(folder / "info.json"))
       continue; // not a stream folder (e.g. shared scripts)
     auto stream = load_stream(folder);
@@ -77,9 +84,13 @@ registry_snapshot load_registry(const fs::path& streams_dir) {
   return snapshot;
 }
 
-std::string registry_fingerprint(const fs::path& streams_dir) {
+std::optional<std::string> registry_fingerprint(const fs::path& streams_dir) {
   std::string fingerprint;
-  for (auto& folder : stream_folders(streams_dir)) {
+  std::error_code listing;
+  auto folders = stream_folders(streams_dir, listing);
+  if (listing && listing != std::errc::no_such_file_or_directory)
+    return std::nullopt;
+  for (auto& folder : folders) {
     fingerprint += folder.filename().string();
     for (const char* name : {"info.json", "work.sh"}) {
       std::error_code error;

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -18,6 +19,7 @@ struct registry_snapshot {
   std::vector<stream_definition> streams; // loaded, enabled or not, by folder name
   std::vector<std::string> problems;      // streams skipped, each with its reasons
   std::vector<std::string> unusable;      // folders whose info.json failed to load
+  bool listing_failed = false;            // the folder could not be read: nothing is known
 
   /// The stream with this AE title (enabled or not), or null.
   const stream_definition* find_by_ae(std::string_view ae_title) const;
@@ -32,7 +34,7 @@ registry_snapshot load_registry(const std::filesystem::path& streams_dir);
 
 /// A cheap summary of the streams folder (names, sizes and times of every
 /// info.json and work.sh) that changes whenever a reload is due.
-std::string registry_fingerprint(const std::filesystem::path& streams_dir);
+std::optional<std::string> registry_fingerprint(const std::filesystem::path& streams_dir);
 
 /// Holds the current snapshot; readers get a shared pointer they may keep.
 class shared_registry {

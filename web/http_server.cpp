@@ -106,10 +106,11 @@ private:
 
   // The parser stops at its header limit (8 KB); which part was too large
   // decides the status: the request line (414) or the header fields (431).
+  // The parser consumes the lines it has parsed, so the request line was
+  // whole if it set the target.
   void refuse_large_header() {
-    auto buffered = beast::buffers_to_string(buffer_.data());
     auto limit = std::to_string(header_limit) + " bytes";
-    if (buffered.find("\r\n") == std::string::npos)
+    if (header_parser_->get().target().empty())
       return respond_now(error_response(414, "the request target (URL) is longer than " + limit),
                          false);
     respond_now(
@@ -296,14 +297,33 @@ struct http_server::impl {
   std::optional<tcp::acceptor> acceptor;
   std::vector<std::thread> threads;
   std::uint16_t port = 0;
+  std::optional<net::steady_timer> accept_pause;
+  bool said_accept_fails = false;
 
   void accept() {
     acceptor->async_accept(net::make_strand(io), [this](beast::error_code ec, tcp::socket socket) {
       if (ec == net::error::operation_aborted)
         return;
-      if (!ec)
+      if (!ec) {
+        said_accept_fails = false;
         std::make_shared<session>(std::move(socket), settings, handler)->run();
-      accept();
+        accept();
+        return;
+      }
+      // Out of descriptors (EMFILE) the connection stays queued and every
+      // accept fails at once: accepting again at once would spin a core
+      // until a descriptor is free. Pause, and say so once.
+      if (!said_accept_fails) {
+        said_accept_fails = true;
+        log::warning("web", "cannot accept HTTP connections: " + ec.message() +
+                                "; trying again every 100 ms (raise LimitNOFILE if this "
+                                "repeats)");
+      }
+      accept_pause->expires_after(std::chrono::milliseconds(100));
+      accept_pause->async_wait([this](beast::error_code waited) {
+        if (waited != net::error::operation_aborted)
+          accept();
+      });
     });
   }
 };
@@ -343,6 +363,7 @@ status http_server::start() {
                    "cannot listen for HTTP on " + where + ": " + ec.message() + hint};
   }
   impl_->port = impl_->acceptor->local_endpoint().port();
+  impl_->accept_pause.emplace(impl_->io);
   impl_->accept();
   for (int i = 0; i < std::max(1, s.threads); ++i)
     impl_->threads.emplace_back([this] { impl_->io.run(); });
@@ -357,6 +378,8 @@ void http_server::stop() {
     beast::error_code ignored;
     if (impl_->acceptor)
       impl_->acceptor->close(ignored);
+    if (impl_->accept_pause)
+      impl_->accept_pause->cancel();
   });
   impl_->io.stop();
   for (auto& t : impl_->threads)

@@ -47,6 +47,9 @@ struct web_config {
   /// Names users type to reach the node (besides addresses and loopback
   /// names); a request with any other Host is refused (DNS rebinding).
   std::vector<std::string> hostnames;
+  /// A client has this long to send a request's headers (and each part of a
+  /// body); slower ones are closed.
+  int read_timeout_s = 30;
 };
 
 /// A quiet period, in the node configuration and in a stream's info.json.
