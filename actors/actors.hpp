@@ -42,6 +42,7 @@ using complete_atom = caf::atom_constant<caf::atom("complete")>;
 using crash_atom = caf::atom_constant<caf::atom("crash")>;
 using create_atom = caf::atom_constant<caf::atom("create")>;
 using delete_atom = caf::atom_constant<caf::atom("delete")>;
+using discard_atom = caf::atom_constant<caf::atom("discard")>;
 using finished_atom = caf::atom_constant<caf::atom("finished")>;
 using get_atom = caf::atom_constant<caf::atom("get")>;
 using job_atom = caf::atom_constant<caf::atom("job")>;
@@ -164,8 +165,7 @@ template <class Inspector> typename Inspector::result_type inspect(Inspector& f,
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, arrived_instance& x) {
-  return f(caf::meta::type_name("arrived_instance"), x.sop_uid, x.path, x.bytes, x.inode, x.record,
-           x.superseded);
+  return f(caf::meta::type_name("arrived_instance"), x.sop_uid, x.path, x.bytes, x.inode, x.record);
 }
 
 template <class Inspector>
@@ -203,6 +203,8 @@ template <class Inspector> typename Inspector::result_type inspect(Inspector& f,
 using job_store_actor = caf::typed_actor<
     /// Turns a completed study into queued (or skipped) jobs (pipeline/jobs/intake.hpp).
     caf::replies_to<create_atom, completed_study>::with<std::vector<job_record>>,
+    /// Journal records of copies a later copy replaced (intake::discard_replaced).
+    caf::reacts_to<discard_atom, std::vector<journal_ref>>,
     /// Finishes or undoes interrupted job creations; lists pending instances.
     caf::replies_to<recover_atom>::with<recovery_report>,
     /// The instances of studies still arriving, from incoming/ (for a
@@ -293,7 +295,9 @@ using assembler_actor = caf::typed_actor<
     /// Lists the pending studies.
     caf::replies_to<get_atom, pending_atom>::with<std::vector<pending_study>>,
     /// Timer: checks whether a group's quiet period has passed.
-    caf::reacts_to<tick_atom, study_key>>;
+    caf::reacts_to<tick_atom, study_key>,
+    /// Timer: hands the replaced copies gathered so far to the job store.
+    caf::reacts_to<discard_atom>>;
 
 /// Keeps the data disk from filling: above storage.scrub_high_pct it deletes
 /// the oldest finished jobs until below scrub_low_pct, and jobs older than

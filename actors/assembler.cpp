@@ -27,6 +27,13 @@ void schedule_check(self_pointer self, const study_key& key, pending_group& grou
   self->delayed_send(self, delay, tick_atom::value, key);
 }
 
+void discard_replaced(self_pointer self) {
+  if (self->state.replaced.empty())
+    return;
+  self->send(self->state.settings.job_store, discard_atom::value, std::move(self->state.replaced));
+  self->state.replaced.clear();
+}
+
 void complete(self_pointer self, const study_key& key, const char* why) {
   auto it = self->state.groups.find(key);
   if (it == self->state.groups.end())
@@ -50,6 +57,9 @@ void complete(self_pointer self, const study_key& key, const char* why) {
   log::info(component, key.describe() + " is complete (" + why + "), " +
                            std::to_string(study.instances.size()) + " instances for stream " +
                            study.stream);
+  // The job store takes messages in order: the study's replaced copies are
+  // gone before its job consumes the copies it keeps.
+  discard_replaced(self);
   self->request(self->state.settings.job_store, caf::infinite, create_atom::value, study)
       .then(
           [self, study, last_arrival](std::vector<job_record>& jobs) {
@@ -108,13 +118,17 @@ void add_instance(self_pointer self, const study_key& key, const arrived_instanc
   auto [entry, added] = group.instances.try_emplace(instance.sop_uid, instance);
   if (!added) {
     // The same instance sent again by the same sender for a pending study:
-    // the new copy replaces the earlier one, whose record the job consumes too.
+    // the new copy replaces the earlier one, whose journal record goes
+    // (within a second, with the others replaced meanwhile).
     auto earlier = std::move(entry->second);
     entry->second = instance;
-    auto& superseded = entry->second.superseded;
-    superseded.insert(superseded.end(), earlier.superseded.begin(), earlier.superseded.end());
-    if (earlier.record && !(earlier.record == instance.record))
-      superseded.push_back(earlier.record);
+    if (earlier.record && !(earlier.record == instance.record)) {
+      self->state.replaced.push_back(earlier.record);
+      if (!self->state.discard_scheduled) {
+        self->state.discard_scheduled = true;
+        self->delayed_send(self, std::chrono::seconds(1), discard_atom::value);
+      }
+    }
     if (self->state.settings.metrics)
       self->state.settings.metrics->instances_replaced.with({key.called_ae}).increment();
     log::info(component, "instance " + instance.sop_uid + " of " + key.describe() +
@@ -177,6 +191,10 @@ assembler_actor::behavior_type assembler(self_pointer self, assembler_settings s
           result.push_back(std::move(entry));
         }
         return result;
+      },
+      [self](discard_atom) {
+        self->state.discard_scheduled = false;
+        discard_replaced(self);
       },
       [self](tick_atom, const study_key& key) {
         auto it = self->state.groups.find(key);

@@ -41,6 +41,9 @@ struct assembler_settings {
 struct assembler_state {
   assembler_settings settings;
   std::map<study_key, pending_group> groups;
+  /// Records of replaced copies, handed to the job store in batches.
+  std::vector<journal_ref> replaced;
+  bool discard_scheduled = false;
   static inline const char* name = "assembler";
 };
 

@@ -30,6 +30,9 @@ job_store_actor::behavior_type job_store(job_store_actor::stateful_pointer<job_s
           publish_job(self->state, job);
         return *jobs;
       },
+      [self](discard_atom, const std::vector<journal_ref>& records) {
+        self->state.jobs->discard_replaced(records);
+      },
       [self](recover_atom) -> recovery_report { return self->state.jobs->recover(); },
       [self](get_atom, pending_atom) {
         std::vector<std::string> problems;

@@ -31,8 +31,8 @@ void listener_bridge::instance_stored(const stored_instance& instance) {
   caf::anon_send(
       assembler_, arrived_atom::value,
       study_key{instance.called_ae, instance.calling_ae, instance.peer, instance.study_uid},
-      arrived_instance{
-          instance.sop_uid, instance.path, instance.bytes, instance.inode, instance.record, {}});
+      arrived_instance{instance.sop_uid, instance.path, instance.bytes, instance.inode,
+                       instance.record});
 }
 
 void listener_bridge::store_failed(const association_request&, ec reason, const std::string&) {

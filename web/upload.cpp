@@ -218,7 +218,6 @@ result<unpacked_upload> unpack_upload(const void* bytes, std::size_t size,
                                                       path.string(),
                                                       static_cast<std::uint64_t>(info.st_size),
                                                       info.st_ino,
-                                                      {},
                                                       {}}});
   }
   std::error_code ignored;

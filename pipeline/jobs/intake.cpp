@@ -124,12 +124,10 @@ result<std::vector<job_record>> intake::create_jobs(const completed_study& arriv
   completed_study study = arrived;
   if (auto problem = write_out(study))
     return *problem;
-  std::vector<journal_ref> consumed;
-  for (auto& instance : study.instances) {
-    consumed.insert(consumed.end(), instance.superseded.begin(), instance.superseded.end());
+  std::vector<journal_ref> consumed = replaced_records(study);
+  for (auto& instance : study.instances)
     if (instance.record)
       consumed.push_back(instance.record);
-  }
   // Which instances the stream takes, and in which job.
   auto filter = attribute_filter::compile(study.accept);
   if (!filter)
@@ -348,6 +346,37 @@ status intake::finish_recovered(job_record& job) {
   if (job.completed == 0)
     job.completed = now_ms();
   return db_.update_job(job);
+}
+
+void intake::discard_replaced(const std::vector<journal_ref>& records) {
+  if (records.empty())
+    return;
+  // On failure (a full disk) they stay pending; the job of their study
+  // consumes them (replaced_records).
+  if (auto consumption = journal_.consume({}, records, false)) {
+    auto done = records;
+    done.push_back(*consumption);
+    journal_.release(done);
+  }
+}
+
+std::vector<journal_ref> intake::replaced_records(const completed_study& study) const {
+  // Records are appended in order, so an older copy has a smaller place; a
+  // newer one (arrived after the study completed) belongs to the next group.
+  std::map<std::string, journal_ref> kept; // by SOP Instance UID
+  for (auto& instance : study.instances)
+    if (instance.record)
+      kept[instance.sop_uid] = instance.record;
+  std::vector<journal_ref> replaced;
+  auto& key = study.key;
+  for (auto& record : journal_.pending_instances()) {
+    auto& o = record.origin;
+    auto copy = kept.find(o.sop_uid);
+    if (copy != kept.end() && record.ref < copy->second && o.study_uid == key.study_uid &&
+        o.called_ae == key.called_ae && o.calling_ae == key.calling_ae && o.peer == key.peer)
+      replaced.push_back(record.ref);
+  }
+  return replaced;
 }
 
 recovery_report intake::recover() {

@@ -62,9 +62,6 @@ struct arrived_instance {
   std::uint64_t bytes = 0;
   std::uint64_t inode = 0; // of the file as it arrived; a later copy has another
   journal_ref record;
-  /// Records of earlier copies with the same SOP Instance UID in the same
-  /// group: the job's consumption record names them too.
-  std::vector<journal_ref> superseded;
 };
 
 struct completed_study {
@@ -105,6 +102,13 @@ public:
   /// instances left in incoming/.
   recovery_report recover();
 
+  /// Journal records of copies that a later copy of the same instance
+  /// replaced while their study was pending: consumed now (not durably: a
+  /// crash only brings both copies back, and the later one wins again), so
+  /// that a study sent again and again holds neither memory nor journal
+  /// segments for every copy until it completes.
+  void discard_replaced(const std::vector<journal_ref>& records);
+
   /// The instances of studies still arriving: files in incoming/ (not the
   /// files being received), then the journal's pending records, oldest
   /// first; files that cannot be read are named in `problems`.
@@ -132,6 +136,10 @@ private:
   /// Removes `creating` rows without info.json, left by a creation whose undo
   /// failed (the database was full too); none is in progress meanwhile.
   void discard_abandoned_creations();
+
+  /// Replaced records of the study's instances still pending in the journal
+  /// (a discard that failed or never arrived): the job consumes them too.
+  std::vector<journal_ref> replaced_records(const completed_study& study) const;
 
   store_layout layout_;
   database& db_;

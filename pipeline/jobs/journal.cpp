@@ -405,6 +405,12 @@ status journal::wait_durable(const journal_ticket& ticket, writer* waiting) {
     durable_bytes_ = std::max(durable_bytes_, target);
     flushing_ = false;
     flushed_.notify_all();
+    if (recycle_deferred_) {
+      recycle_deferred_ = false;
+      lock.unlock();
+      recycle_oldest();
+      lock.lock();
+    }
   }
 }
 
@@ -465,11 +471,17 @@ void journal::recycle_oldest() {
       // Oldest first, so that a consumption record is never gone from disk
       // while a record it consumed is still there; never the segment taking
       // appends, nor one a flush is working on.
-      if (flushing_ || active_.size() < 2 || !active_.front()->live.empty())
+      if (active_.size() < 2 || !active_.front()->live.empty())
         return;
+      // Under steady ingest a flush is nearly always running: the flush
+      // recycles when it ends, or segments would pile up while records go.
+      bool busy = flushing_;
       for (auto& [start, writing] : writing_)
-        if (writing.seg == active_.front().get())
-          return;
+        busy |= writing.seg == active_.front().get();
+      if (busy) {
+        recycle_deferred_ = true;
+        return;
+      }
       seg = std::move(active_.front());
       active_.erase(active_.begin());
     }

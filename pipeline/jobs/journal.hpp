@@ -231,6 +231,7 @@ private:
   std::uint64_t appended_bytes_ = 0; // running byte count of all appends
   std::uint64_t durable_bytes_ = 0;
   bool flushing_ = false;
+  bool recycle_deferred_ = false; // a recycle found a flush or write in its way
   std::uint64_t appended_records_ = 0;
   std::uint64_t flushes_ = 0;
   std::vector<writer*> writers_;

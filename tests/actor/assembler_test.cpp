@@ -61,7 +61,7 @@ struct fixture : test_coordinator_fixture<> {
     fs::create_directories(path.parent_path());
     std::ofstream{path} << "instance " << sop;
     self->send(assembler_handle, arrived_atom::value, key,
-               arrived_instance{sop, path.string(), 10, 0, {}, {}});
+               arrived_instance{sop, path.string(), 10, 0, {}});
     sched.run();
   }
 

@@ -95,10 +95,12 @@ def markdown(summary, data):
                  f"{soak['minutes']} min: {soak['stored']} instances stored, "
                  f"{soak['failed']} failed; RSS middle third {soak['rss_middle_mb']:.1f} MB, "
                  f"last third {soak['rss_last_mb']:.1f} MB; descriptors "
-                 f"{soak['descriptors']}; threads {soak['threads']}; "
+                 f"{soak['descriptors']}; threads {soak['threads']}; journal segments "
+                 f"{soak['journal_segments']}; "
                  f"{'ok' if soak['ok'] else '**not ok**: ' + '; '.join(soak['problems'])}\n")
     problems = [p for part in data.values() if isinstance(part, list)
                 for row in part for p in row.get("problems", [])]
+    problems += data.get("soak", {}).get("problems", [])
     if problems:
         text += "\n\n## Problems\n\n" + "\n".join(f"- {p}" for p in problems) + "\n"
     return text

@@ -64,7 +64,7 @@ incoming_study receive(const store_layout& layout, const fs::path& scratch, int 
     auto path = layout.incoming_instance(study.key.called_ae, study.key.calling_ae, study.key.peer,
                                          study.key.study_uid, sop);
     fixtures::write_file(path, content);
-    study.instances.push_back({sop, path.string(), content.size(), inode(path), {}, {}});
+    study.instances.push_back({sop, path.string(), content.size(), inode(path), {}});
   }
   return study;
 }
@@ -195,7 +195,7 @@ TEST_F(intake_fixture, a_study_with_nothing_left_is_refused_and_leaves_no_job) {
   intake jobs{layout, *db, ingest_journal(), false};
   study_key key{"SMOOTH", "X", "127.0.0.1", "1.2.3"};
   auto job = jobs.create_jobs(
-      {key, "smooth", {{"1.2.3.4", "/nonexistent/1.2.3.4.dcm", 10, 1, {}, {}}}, 0, {}, false});
+      {key, "smooth", {{"1.2.3.4", "/nonexistent/1.2.3.4.dcm", 10, 1, {}}}, 0, {}, false});
   ASSERT_FALSE(job);
   EXPECT_EQ(job.error().code, ec::not_found);
   auto creating = db->jobs_in_state(job_state::creating);
@@ -238,7 +238,7 @@ TEST_F(intake_fixture, group_by_series_makes_one_job_per_series) {
         layout.incoming_instance("SMOOTH", "STORESCU", "127.0.0.1", study.key.study_uid, sop);
     fs::create_directories(path.parent_path());
     fs::copy_file(file, path);
-    study.instances.push_back({sop, path.string(), fs::file_size(path), inode(path), {}, {}});
+    study.instances.push_back({sop, path.string(), fs::file_size(path), inode(path), {}});
   }
   intake jobs{layout, *db, ingest_journal(), false};
   completed_study by_series{study.key, "s", study.instances, 0, {{"Modality", "CT"}}, true};
@@ -356,12 +356,17 @@ TEST_F(intake_fixture, a_creation_that_could_not_be_undone_leaves_no_ghost_besid
 
 TEST_F(intake_fixture, journaled_instances_become_byte_identical_input_and_their_records_go) {
   auto study = receive_into(ingest_journal(), scratch.path(), 6);
-  // A copy replaced by a later one in the same group: the job consumes both.
-  auto earlier = ingest_journal().append_instance(
-      {"SMOOTH", "STORESCU", "127.0.0.1", study.key.study_uid, study.instances[0].sop_uid},
-      "an earlier copy");
-  ASSERT_TRUE(earlier);
-  study.instances[0].superseded.push_back(earlier->ref);
+  // The first instance was sent again: the study's copy is the second one,
+  // and the discard of the first never came (the job store restarted), so
+  // the job consumes it too. A third copy, which arrived after the study
+  // completed, belongs to the next group and stays pending.
+  auto& first = study.instances[0];
+  journal_origin origin{"SMOOTH", "STORESCU", "127.0.0.1", study.key.study_uid, first.sop_uid};
+  auto again = ingest_journal().append_instance(origin, study.files[first.sop_uid]);
+  ASSERT_TRUE(again);
+  first.record = again->ref;
+  auto late = ingest_journal().append_instance(origin, "a copy after the study completed");
+  ASSERT_TRUE(late);
   intake jobs{layout, *db, ingest_journal(), true};
   auto created = jobs.create_jobs({study.key, "smooth", study.instances, 1234, {}, false});
   ASSERT_TRUE(created) << created.error().message;
@@ -377,13 +382,33 @@ TEST_F(intake_fixture, journaled_instances_become_byte_identical_input_and_their
   EXPECT_FALSE(fs::exists(layout.incoming_study_dir(study.key.called_ae, study.key.calling_ae,
                                                     study.key.peer, study.key.study_uid)));
   auto usage = ingest_journal().current_usage();
-  EXPECT_EQ(usage.live_records, 0u) << "records are released once the job is queued";
-  // After a restart nothing is pending: the earlier copy does not come back.
+  EXPECT_EQ(usage.live_records, 1u) << "records are released once the job is queued, "
+                                       "all but the late copy";
+  // After a restart only the late copy is pending: the replaced one does not come back.
   reopen_journal();
   intake restarted{layout, *db, ingest_journal(), true};
   auto report = restarted.recover();
-  EXPECT_TRUE(report.pending.empty());
+  ASSERT_EQ(report.pending.size(), 1u);
+  EXPECT_EQ(report.pending[0].instance.sop_uid, first.sop_uid);
   EXPECT_TRUE(report.resumed_jobs.empty());
+}
+
+TEST_F(intake_fixture, a_replaced_copy_is_discarded_at_once_and_does_not_come_back) {
+  auto study = receive_into(ingest_journal(), scratch.path(), 3);
+  auto& first = study.instances[0];
+  auto replaced = first.record;
+  auto again = ingest_journal().append_instance(
+      {"SMOOTH", "STORESCU", "127.0.0.1", study.key.study_uid, first.sop_uid},
+      study.files[first.sop_uid]);
+  ASSERT_TRUE(again);
+  EXPECT_FALSE(ingest_journal().wait_durable(*again));
+  intake jobs{layout, *db, ingest_journal(), true};
+  jobs.discard_replaced({replaced});
+  EXPECT_EQ(ingest_journal().current_usage().live_records, 3u);
+  reopen_journal();
+  intake restarted{layout, *db, ingest_journal(), true};
+  auto report = restarted.recover();
+  EXPECT_EQ(report.pending.size(), 3u) << "the three instances, each once";
 }
 
 TEST_F(intake_fixture, recovery_finishes_a_committed_creation_and_undoes_one_without_commit) {
