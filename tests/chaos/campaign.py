@@ -121,20 +121,13 @@ def main():
             summary["crash trials"] = {"runs": len(rows),
                                        "failed": sum(1 for r in rows if r["problems"]),
                                        "lost": sum(r["lost"] for r in rows)}
-        if "faults" in args.parts:
-            import faults
-            cases = faults.run(args.binary, work, rng, args.only, log)
-            data["faults"] = cases
-            summary["faults"] = {"runs": len(cases),
-                                 "failed": sum(1 for c in cases if not c["ok"]),
-                                 "lost": sum(c.get("lost", 0) for c in cases)}
-        if "hostile" in args.parts:
-            import hostile
-            cases = hostile.run(args.binary, work, args.only, log)
-            data["hostile"] = cases
-            summary["hostile peers"] = {"runs": len(cases),
-                                        "failed": sum(1 for c in cases if not c["ok"]),
-                                        "lost": sum(c.get("lost", 0) for c in cases)}
+        for part, title in (("faults", "faults"), ("hostile", "hostile peers")):
+            if part in args.parts:
+                cases = __import__(part).run(args.binary, work, args.only, log)
+                data[part] = cases
+                summary[title] = {"runs": len(cases),
+                                  "failed": sum(1 for c in cases if not c["ok"]),
+                                  "lost": sum(c.get("lost", 0) for c in cases)}
         if "soak" in args.parts:
             import soak
             result = soak.run(args.binary, work, args.soak_minutes, log)

@@ -8,12 +8,12 @@ Cases that mount a tmpfs or create a network namespace need root
 that reason rather than pass unseen."""
 
 import os
-import shutil
 import sqlite3
 import subprocess
 import time
 
-from peers import destination, eventually, files_under, marked_processes, node, storescu, study
+from peers import (destination, eventually, marked_processes, node, run_cases, storescu,
+                   study)
 
 FAKETIME = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1"
 COPY = {"AETitle": "COPY", "command": ["sh", "-c", 'cp "$0"/* "$1"/']}
@@ -124,6 +124,16 @@ def disk_full_at_job_output(c):
         alive and len(again) == 10 and c.lost == 0
 
 
+def one_job_after(c, n, acknowledged):
+    """Waits for the study's job once the obstacle is gone; (jobs, whether it
+    is exactly one successful job with every acknowledged instance)."""
+    finished_jobs(n, 1, 30)
+    time.sleep(1)  # a second job, if one were made, would show by now
+    jobs = n.jobs()
+    c.lost = len(acknowledged - n.input_uids())
+    return jobs, len(jobs) == 1 and jobs[0]["state"] == "success" and c.lost == 0
+
+
 def disk_full_at_job_creation(c):
     disk = c.disk(32)
     n = c.node(config={"storage": {"journal_segment_mb": 1},
@@ -133,15 +143,11 @@ def disk_full_at_job_creation(c):
     disk.fill(0)  # the disk fills before the quiet period ends: the job cannot be created
     failed = eventually(lambda: "cannot create the job for" in n.log(), 20, 0.1)
     os.remove(os.path.join(disk.folder, "filler"))
-    finished_jobs(n, 1, 30)
-    time.sleep(1)
-    jobs = n.jobs()
-    c.lost = len(acknowledged - n.input_uids())
+    jobs, one = one_job_after(c, n, acknowledged)
     c.observed = (f"creation failed and was logged: {bool(failed)}; then {len(jobs)} job(s) "
                   f"{[j['state'] for j in jobs]}, job folders {len(n.job_folders())}; "
                   f"{c.lost} of {len(acknowledged)} lost")
-    return failed and len(jobs) == 1 and jobs[0]["state"] == "success" and \
-        len(n.job_folders()) == 1 and c.lost == 0
+    return failed and one and len(n.job_folders()) == 1
 
 
 def sqlite_locked(c):
@@ -155,14 +161,11 @@ def sqlite_locked(c):
     during = n.echo()
     lock.execute("ROLLBACK")
     lock.close()
-    finished_jobs(n, 1, 30)
-    time.sleep(1)
-    jobs = n.jobs()
-    c.lost = len(acknowledged - n.input_uids())
+    jobs, one = one_job_after(c, n, acknowledged)
     c.observed = (f"{len(acknowledged)} of 20 stored while the database was locked 8 s; node "
                   f"answered C-ECHO: {during}; then {len(jobs)} job(s) "
                   f"{[j['state'] for j in jobs]}; {c.lost} lost")
-    return len(jobs) == 1 and jobs[0]["state"] == "success" and during and c.lost == 0
+    return one and during
 
 
 def read_only_data(c):
@@ -417,24 +420,6 @@ class context:
             cleanup()
 
 
-def run(binary, work, rng, only, log=print):
-    results = []
-    for number, (name, must, case) in enumerate(CASES):
-        if only and only not in name:
-            continue
-        c = context(binary, os.path.join(work, f"fault-{number}"), f"fault-{number}-{os.getpid()}")
-        started = time.time()
-        try:
-            ok = bool(case(c))
-        except Exception as error:  # a case that breaks is a finding, not the end of the campaign
-            ok, c.observed = False, f"{c.observed} the case broke: {error!r}"
-        finally:
-            c.close()
-        row = {"name": name, "must": must, "observed": c.observed, "ok": ok, "lost": c.lost,
-               "seconds": round(time.time() - started, 1),
-               "problems": [] if ok else [f"{name}: {c.observed}"]}
-        results.append(row)
-        log(f"fault {name}: {'ok' if ok else 'NOT OK'} ({row['seconds']} s): {c.observed}")
-        if ok:
-            shutil.rmtree(c.root, ignore_errors=True)
-    return results
+def run(binary, work, only, log=print):
+    return run_cases("fault", CASES, lambda number: context(
+        binary, os.path.join(work, f"fault-{number}"), f"fault-{number}-{os.getpid()}"), only, log)

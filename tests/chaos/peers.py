@@ -5,7 +5,6 @@ facts a checker needs (SOP Instance UIDs, data set bytes, processes left)."""
 
 import json
 import os
-import random
 import shutil
 import signal
 import struct
@@ -346,5 +345,28 @@ def marked_processes(mark, spare=()):
     return found
 
 
-def random_source(seed):
-    return random.Random(seed)
+def run_cases(kind, cases, make_context, only, log=print):
+    """Runs (name, must, case) triples whose name contains `only`, each with a
+    context of its own (`make_context(number)`, which has `observed`, `lost`,
+    `root` and `close()`); a case that raises is a finding, not the end of the
+    campaign. Keeps the folder of each case that failed."""
+    results = []
+    for number, (name, must, case) in enumerate(cases):
+        if only and only not in name:
+            continue
+        c = make_context(number)
+        started = time.time()
+        try:
+            ok = bool(case(c))
+        except Exception as error:
+            ok, c.observed = False, f"{c.observed} the case broke: {error!r}"
+        finally:
+            c.close()
+        row = {"name": name, "must": must, "observed": c.observed, "ok": ok, "lost": c.lost,
+               "seconds": round(time.time() - started, 1),
+               "problems": [] if ok else [f"{name}: {c.observed}"]}
+        results.append(row)
+        log(f"{kind} {name}: {'ok' if ok else 'NOT OK'} ({row['seconds']} s): {c.observed}")
+        if ok:
+            shutil.rmtree(c.root, ignore_errors=True)
+    return results
