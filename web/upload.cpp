@@ -115,9 +115,15 @@ result<unpacked_upload> unpack_upload(const void* bytes, std::size_t size,
     if (next != ARCHIVE_OK && next != ARCHIVE_WARN)
       return failure{ec::invalid_argument,
                      std::string("the ZIP archive is damaged: ") + archive_problem(reader.get())};
-    if (archive_entry_filetype(entry) != AE_IFREG)
-      continue;
     std::string name = archive_entry_pathname(entry) ? archive_entry_pathname(entry) : "?";
+    if (archive_entry_filetype(entry) != AE_IFREG) {
+      // Folders are only structure; anything else (a symbolic link, a device)
+      // is never followed nor made, and the answer says so.
+      if (archive_entry_filetype(entry) != AE_IFDIR)
+        upload.skipped.push_back(name + ": not a regular file (a symbolic link or a device): "
+                                        "left out");
+      continue;
+    }
     // The entry's own (uncompressed) size decides, not the archive's: a few
     // kilobytes of ZIP can hold gigabytes.
     if (archive_entry_size_is_set(entry) &&
