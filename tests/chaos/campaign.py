@@ -5,7 +5,7 @@ figure must be 0).
 
     tests/chaos/campaign.py            # full: 20 crash trials per phase, every fault and
                                        # hostile case, a 10-minute soak (about 40 minutes)
-    tests/chaos/campaign.py --quick    # 2 trials per phase, every fault and case, a 1-minute soak (CI)
+    tests/chaos/campaign.py --quick    # 2 trials per phase, every case, a 1-minute soak (CI)
     tests/chaos/campaign.py --parts trials,soak --trials 5 --soak-minutes 2
 
 Parts: crash trials (trials.py), faults (faults.py), hostile peers

@@ -199,8 +199,8 @@ def read_only_data(c):
     said = last[-1].split("  ", 1)[-1] if last else "nothing"
     c.observed = (f"start on the read-only folder: exit {code}, said {said!r}; writable again: "
                   f"{len(n.jobs())} jobs, {len(after)} of 10 stored; {c.lost} lost")
-    return code not in (None, 0) and "read-only file system" in said.lower() and len(after) == 10 and \
-        c.lost == 0
+    refused = code not in (None, 0) and "read-only file system" in said.lower()
+    return refused and len(after) == 10 and c.lost == 0
 
 
 def routed(c, destinations, config=None, instances=20, prefix=()):

@@ -374,7 +374,8 @@ CASES = [
      "close", descriptors_run_out),
     ("HTTP headers trickled", "closed at the read timeout", slow_http_headers),
     ("16 KB of headers, 16 KB URL", "431 and 414", oversize_headers_and_url),
-    ("cross-site request, foreign Host (DNS rebinding)", "403 and 421", cross_site_and_foreign_host),
+    ("cross-site request, foreign Host (DNS rebinding)", "403 and 421",
+     cross_site_and_foreign_host),
     ("ZIP upload with ../, absolute and symlink entries", "nothing written outside the node; "
      "the link named as left out",
      zip_slip_and_symlinks),

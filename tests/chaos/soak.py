@@ -126,5 +126,6 @@ def run(binary, work, minutes, log=print):
         f"{minutes} min ({result['instances_per_s']}/s), {totals['failed']} failed; RSS "
         f"{figures['rss_mb'][0]:.1f} → {figures['rss_mb'][1]:.1f} MB (peak "
         f"{result['rss_peak_mb']:.1f}); descriptors {result['descriptors']}; threads "
-        f"{result['threads']}; journal segments {result['journal_segments']}: {'ok' if not problems else 'NOT OK: ' + '; '.join(problems)}")
+        f"{result['threads']}; journal segments {result['journal_segments']}: "
+        f"{'ok' if not problems else 'NOT OK: ' + '; '.join(problems)}")
     return result

@@ -221,7 +221,7 @@ def run(binary, work, per_phase, instances, rng, log=print):
             t = trial(binary, work, number, phase, instances, rng)
             try:
                 row = t.run()
-            except Exception as error:  # a trial that breaks is a finding, not a crash of the driver
+            except Exception as error:  # a trial that breaks is a finding, not the end
                 t.problems.append(f"the trial broke: {error!r}")
                 row = t.report()
             finally:
