@@ -25,9 +25,7 @@ while (($# > 0)); do
   *) targets+=("$1"); shift ;;
   esac
 done
-# The association target is run by naming it: its open finding
-# (tests/fuzz/open/association_held_over_15s) would stop every run until fixed.
-((${#targets[@]} > 0)) || targets=(dataset json_readers http_request zip_upload)
+((${#targets[@]} > 0)) || targets=(association dataset json_readers http_request zip_upload)
 
 build=build-fuzz
 if [[ ! -f "$build/build.ninja" ]]; then

@@ -18,6 +18,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -197,17 +200,28 @@ int association(const std::uint8_t* data, std::size_t size) {
   // answer is read until it closes, so each input is done before the next.
   for (std::size_t sent = 0; sent < size;) {
     auto n = ::send(fd, data + sent, size - sent, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR)
+      continue;
     if (n <= 0)
       break; // the listener closed early (refused or aborted): fine
     sent += static_cast<std::size_t>(n);
   }
   ::shutdown(fd, SHUT_WR);
   char buffer[4096];
+  // dicom.acse_timeout_s and dicom.dimse_timeout_s are 1 s: the listener
+  // holds no connection for long, even on a busy machine under ASan.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
   for (;;) {
     pollfd ready{fd, POLLIN, 0};
-    // dicom.acse_timeout_s and dicom.dimse_timeout_s are 1 s: the listener
-    // holds no connection for long, even on a busy machine under ASan.
-    require(::poll(&ready, 1, 15000) == 1, "the listener ends the connection within 15 s");
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    int polled = ::poll(&ready, 1, static_cast<int>(std::max<long>(left.count(), 0)));
+    // libFuzzer's -timeout watchdog is a SIGALRM every few seconds: a wait it
+    // interrupts goes on (taking it for a held connection was this target's
+    // only "finding" for a while).
+    if (polled < 0 && errno == EINTR)
+      continue;
+    require(polled == 1, "the listener ends the connection within 15 s");
     if (::recv(fd, buffer, sizeof buffer, 0) <= 0)
       break;
   }
