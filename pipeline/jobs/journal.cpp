@@ -179,13 +179,25 @@ result<std::unique_ptr<journal::segment>> journal::create_segment(std::uint64_t 
 
 void journal::prepare_loop() {
   std::unique_lock lock(mutex_);
+  // One try per wake: a recycle still in a flush's way is deferred again, and
+  // that flush's end wakes this thread.
+  bool may_recycle = true;
   while (!stopping_) {
+    if (recycle_deferred_ && may_recycle) {
+      recycle_deferred_ = false;
+      may_recycle = false;
+      lock.unlock();
+      recycle_oldest();
+      lock.lock();
+      continue;
+    }
     // One segment ahead, made once the one taking appends is half full:
     // zero-filling early would compete with ingest for the disk for nothing.
     bool needed = free_.empty() && (active_.empty() || active_.back()->sealed ||
                                     active_.back()->used > active_.back()->size / 2);
     if (!needed) {
       prepare_wanted_.wait(lock);
+      may_recycle = true;
       continue;
     }
     auto number = next_file_++;
@@ -198,6 +210,7 @@ void journal::prepare_loop() {
     }
     log::warning(component, made.error().message + "; trying again in 5 s");
     prepare_wanted_.wait_for(lock, std::chrono::seconds(5));
+    may_recycle = true;
   }
 }
 
@@ -376,6 +389,7 @@ status journal::wait_durable(const journal_ticket& ticket, writer* waiting) {
       if (!s->dirty)
         continue;
       s->dirty = false;
+      s->in_flush = true;
       std::uint64_t covered = s->used;
       for (auto& [start, writing] : writing_)
         if (writing.seg == s.get())
@@ -389,6 +403,7 @@ status journal::wait_durable(const journal_ticket& ticket, writer* waiting) {
     lock.lock();
     ++flushes_;
     for (auto& flush : dirty) {
+      flush.seg->in_flush = false;
       if (flush.error == 0) {
         flush.seg->synced = std::max(flush.seg->synced, flush.covered);
         continue;
@@ -405,12 +420,8 @@ status journal::wait_durable(const journal_ticket& ticket, writer* waiting) {
     durable_bytes_ = std::max(durable_bytes_, target);
     flushing_ = false;
     flushed_.notify_all();
-    if (recycle_deferred_) {
-      recycle_deferred_ = false;
-      lock.unlock();
-      recycle_oldest();
-      lock.lock();
-    }
+    if (recycle_deferred_)
+      prepare_wanted_.notify_one();
   }
 }
 
@@ -470,12 +481,11 @@ void journal::recycle_oldest() {
       std::lock_guard lock(mutex_);
       // Oldest first, so that a consumption record is never gone from disk
       // while a record it consumed is still there; never the segment taking
-      // appends, nor one a flush is working on.
+      // appends, nor one a flush or a write is working on (the flush that
+      // holds it hands the recycle to the preparer when it ends).
       if (active_.size() < 2 || !active_.front()->live.empty())
         return;
-      // Under steady ingest a flush is nearly always running: the flush
-      // recycles when it ends, or segments would pile up while records go.
-      bool busy = flushing_;
+      bool busy = active_.front()->in_flush;
       for (auto& [start, writing] : writing_)
         busy |= writing.seg == active_.front().get();
       if (busy) {

@@ -184,8 +184,9 @@ private:
     std::uint64_t sequence = 0; // 0: free
     std::uint64_t used = 0;     // next record's offset
     std::set<std::uint64_t> live;
-    bool dirty = false;  // written since its last flush
-    bool sealed = false; // takes no more records
+    bool dirty = false;    // written since its last flush
+    bool sealed = false;   // takes no more records
+    bool in_flush = false; // a flush syncs it (outside the lock): not to be recycled meanwhile
     std::uint64_t synced = 0;
     std::uint64_t broken_at = UINT64_MAX; // records from here on were refused
   };
@@ -231,7 +232,9 @@ private:
   std::uint64_t appended_bytes_ = 0; // running byte count of all appends
   std::uint64_t durable_bytes_ = 0;
   bool flushing_ = false;
-  bool recycle_deferred_ = false; // a recycle found a flush or write in its way
+  // A recycle found a flush or a write on the oldest segment: the preparer
+  // thread does it once that ends, never an association's thread.
+  bool recycle_deferred_ = false;
   std::uint64_t appended_records_ = 0;
   std::uint64_t flushes_ = 0;
   std::vector<writer*> writers_;

@@ -12,7 +12,9 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstring>
+#include <mutex>
 #include <set>
 #include <thread>
 
@@ -202,6 +204,43 @@ TEST(journal, released_segments_are_recycled_and_their_old_records_never_come_ba
     ASSERT_TRUE(data);
     EXPECT_EQ(*data, data_of(n));
   }
+}
+
+TEST(journal, segments_are_recycled_while_flushes_follow_each_other_without_pause) {
+  fixtures::temp_dir dir;
+  auto j = open_journal(dir.path(), small_segment);
+  // Eight associations append and wait without pause, so a flush is nearly
+  // always running; another thread releases what is durable (as job
+  // creation does), each segment dying while a flush runs.
+  std::mutex mutex;
+  std::vector<journal_ref> durable;
+  std::atomic<int> writing{8};
+  std::vector<std::thread> writers;
+  for (int w = 0; w < 8; ++w)
+    writers.emplace_back([&, w] {
+      for (int n = 0; n < 250; ++n) {
+        auto ref = append_durably(*j, w * 1000 + n);
+        std::lock_guard lock(mutex);
+        durable.push_back(ref);
+      }
+      --writing;
+    });
+  std::size_t most_segments = 0;
+  while (writing > 0) {
+    std::vector<journal_ref> released;
+    {
+      std::lock_guard lock(mutex);
+      released.swap(durable);
+    }
+    j->release(released);
+    most_segments = std::max(most_segments, j->current_usage().segments);
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
+  for (auto& writer : writers)
+    writer.join();
+  // 2,000 records of 3 KB fill about 95 segments of 64 KiB; those holding
+  // only released records are recycled while the flushes go on.
+  EXPECT_LE(most_segments, 5u) << "dead segments piled up behind the flushes";
 }
 
 TEST(journal, a_record_larger_than_the_limit_is_refused) {
