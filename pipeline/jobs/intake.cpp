@@ -363,18 +363,15 @@ void intake::discard_replaced(const std::vector<journal_ref>& records) {
 std::vector<journal_ref> intake::replaced_records(const completed_study& study) const {
   // Records are appended in order, so an older copy has a smaller place; a
   // newer one (arrived after the study completed) belongs to the next group.
-  std::map<std::string, journal_ref> kept; // by SOP Instance UID
-  for (auto& instance : study.instances)
-    if (instance.record)
-      kept[instance.sop_uid] = instance.record;
   std::vector<journal_ref> replaced;
   auto& key = study.key;
-  for (auto& record : journal_.pending_instances()) {
-    auto& o = record.origin;
-    auto copy = kept.find(o.sop_uid);
-    if (copy != kept.end() && record.ref < copy->second && o.study_uid == key.study_uid &&
-        o.called_ae == key.called_ae && o.calling_ae == key.calling_ae && o.peer == key.peer)
-      replaced.push_back(record.ref);
+  for (auto& instance : study.instances) {
+    if (!instance.record)
+      continue;
+    auto older = journal_.older_pending_copies(
+        {key.called_ae, key.calling_ae, key.peer, key.study_uid, instance.sop_uid},
+        instance.record);
+    replaced.insert(replaced.end(), older.begin(), older.end());
   }
   return replaced;
 }

@@ -109,9 +109,9 @@ status journal::scan() {
     while (auto record = read_record(seg->fd, seg->sequence, offset, seg->size)) {
       journal_ref ref{seg->sequence, offset};
       if (record->kind == kind_instance) {
-        if (auto origin = parse_instance_meta(record->meta)) {
+        if (parse_instance_meta(record->meta)) {
           seg->live.insert(offset);
-          pending_.insert(ref);
+          add_pending(ref, record->meta);
         }
       } else if (auto consumption = parse_consumption_meta(record->meta)) {
         seg->live.insert(offset);
@@ -125,7 +125,7 @@ status journal::scan() {
   }
   for (auto& consumption : consumptions)
     for (auto& ref : consumption.consumed)
-      pending_.erase(ref);
+      drop_pending(ref);
   recovered_consumptions_ = std::move(consumptions);
   return std::nullopt;
 }
@@ -282,7 +282,7 @@ result<journal_ticket> journal::append(std::uint16_t kind, std::string_view meta
   writing_[start] = in_flight{seg, ticket.ref.offset};
   seg->live.insert(ticket.ref.offset);
   if (pending)
-    pending_.insert(ticket.ref);
+    add_pending(ticket.ref, meta);
   int fd = seg->fd;
   lock.unlock();
 
@@ -303,7 +303,7 @@ result<journal_ticket> journal::append(std::uint16_t kind, std::string_view meta
     seg->broken_at = std::min(seg->broken_at, ticket.ref.offset);
     seg->sealed = true;
     seg->live.erase(ticket.ref.offset);
-    pending_.erase(ticket.ref);
+    drop_pending(ticket.ref);
   } else {
     seg->dirty = true;
   }
@@ -458,7 +458,7 @@ result<journal_ref> journal::consume(const std::vector<std::int64_t>& jobs,
     }
   std::lock_guard lock(mutex_);
   for (auto& ref : consumed)
-    pending_.erase(ref);
+    drop_pending(ref);
   return ticket->ref;
 }
 
@@ -468,7 +468,7 @@ void journal::release(const std::vector<journal_ref>& refs) {
     for (auto& ref : refs) {
       if (auto* seg = find(ref.sequence))
         seg->live.erase(ref.offset);
-      pending_.erase(ref);
+      drop_pending(ref);
     }
   }
   recycle_oldest();
@@ -523,7 +523,7 @@ std::vector<journaled_instance> journal::pending_instances() const {
   std::vector<where> places;
   {
     std::lock_guard lock(mutex_);
-    for (auto& ref : pending_)
+    for (auto& [ref, origin_hash] : pending_)
       if (auto* seg = find(ref.sequence))
         places.push_back({ref, seg->fd, seg->size});
   }
@@ -533,6 +533,53 @@ std::vector<journaled_instance> journal::pending_instances() const {
     if (auto origin = read_origin(place.fd, place.ref, place.size))
       pending.push_back(std::move(*origin));
   return pending;
+}
+
+std::vector<journal_ref> journal::older_pending_copies(const journal_origin& origin,
+                                                       const journal_ref& before) const {
+  struct where {
+    journal_ref ref;
+    int fd;
+    std::uint64_t size;
+  };
+  std::vector<where> candidates;
+  {
+    std::lock_guard lock(mutex_);
+    auto [first, last] =
+        pending_by_origin_.equal_range(std::hash<std::string_view>{}(instance_meta(origin)));
+    for (auto it = first; it != last; ++it)
+      if (it->second < before)
+        if (auto* seg = find(it->second.sequence))
+          candidates.push_back({it->second, seg->fd, seg->size});
+  }
+  // A hash says "maybe": the record's own origin decides.
+  std::vector<journal_ref> copies;
+  for (auto& candidate : candidates) {
+    auto found = read_origin(candidate.fd, candidate.ref, candidate.size);
+    if (found && instance_meta(found->origin) == instance_meta(origin))
+      copies.push_back(candidate.ref);
+  }
+  std::sort(copies.begin(), copies.end());
+  return copies;
+}
+
+void journal::add_pending(const journal_ref& ref, std::string_view origin_meta) {
+  auto origin_hash = std::hash<std::string_view>{}(origin_meta);
+  if (pending_.emplace(ref, origin_hash).second)
+    pending_by_origin_.emplace(origin_hash, ref);
+}
+
+void journal::drop_pending(const journal_ref& ref) {
+  auto it = pending_.find(ref);
+  if (it == pending_.end())
+    return;
+  auto [first, last] = pending_by_origin_.equal_range(it->second);
+  for (auto same = first; same != last; ++same)
+    if (same->second == ref) {
+      pending_by_origin_.erase(same);
+      break;
+    }
+  pending_.erase(it);
 }
 
 journal::usage journal::current_usage() const {

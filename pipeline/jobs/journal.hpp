@@ -45,6 +45,7 @@
 #include <string_view>
 #include <thread>
 #include <tuple>
+#include <unordered_map>
 #include <vector>
 
 namespace dcmstreams {
@@ -160,6 +161,11 @@ public:
 
   /// Instance records appended or found at open that no job consumed, oldest first.
   std::vector<journaled_instance> pending_instances() const;
+  /// Pending records of the same instance from the same sender as `origin`,
+  /// older than `before`: copies a later one replaced. Reads only the records
+  /// that are such copies, however many are pending.
+  std::vector<journal_ref> older_pending_copies(const journal_origin& origin,
+                                                const journal_ref& before) const;
   /// The consumption records found at open.
   const std::vector<journal_consumption>& recovered_consumptions() const {
     return recovered_consumptions_;
@@ -197,9 +203,12 @@ private:
 
   explicit journal(journal_settings settings);
   status scan();
-  /// Appends one record; a `pending` one is listed until consumed or released.
+  /// Appends one record; a `pending` one (an instance, whose `meta` is its
+  /// origin) is listed until consumed or released.
   result<journal_ticket> append(std::uint16_t kind, std::string_view meta, std::string_view data,
                                 bool pending);
+  void add_pending(const journal_ref& ref, std::string_view origin_meta);
+  void drop_pending(const journal_ref& ref);
   /// A segment to append to, taking a prepared one (or making one now).
   result<segment*> next_segment(std::unique_lock<std::mutex>& lock);
   /// Makes segment-<number>.log: zero-filled (slow, ahead of need) or only allocated.
@@ -223,10 +232,11 @@ private:
   std::vector<std::unique_ptr<segment>> active_; // by sequence; the last takes appends
   std::vector<std::unique_ptr<segment>> free_;   // written before, ready for reuse
   std::map<std::uint64_t, in_flight> writing_;   // by start in the running byte count
-  // Only where each pending record is: its origin is read back from the
-  // segment when asked (after an actor restart), so memory stays small with
-  // tens of thousands of pending instances.
-  std::set<journal_ref> pending_;
+  // Only where each pending record is and a hash of its origin: the origin
+  // itself is read back from the segment when asked, so memory stays small
+  // (about 100 bytes an instance) with tens of thousands pending.
+  std::map<journal_ref, std::size_t> pending_;
+  std::unordered_multimap<std::size_t, journal_ref> pending_by_origin_;
   std::uint64_t last_sequence_ = 0;
   std::uint64_t next_file_ = 0;
   std::uint64_t appended_bytes_ = 0; // running byte count of all appends

@@ -243,6 +243,36 @@ TEST(journal, segments_are_recycled_while_flushes_follow_each_other_without_paus
   EXPECT_LE(most_segments, 5u) << "dead segments piled up behind the flushes";
 }
 
+TEST(journal, older_copies_of_an_instance_are_found_by_their_origin_alone) {
+  fixtures::temp_dir dir;
+  auto mine = origin_of(1);
+  auto other_sender = mine;
+  other_sender.calling_ae = "OTHER";
+  auto append = [](journal& j, const journal_origin& origin) {
+    auto ticket = j.append_instance(origin, data_of(1));
+    EXPECT_TRUE(ticket);
+    EXPECT_FALSE(j.wait_durable(*ticket));
+    return ticket->ref;
+  };
+  journal_ref second;
+  {
+    auto j = open_journal(dir.path());
+    auto first = append(*j, mine);
+    append(*j, other_sender);
+    append(*j, origin_of(2));
+    second = append(*j, mine);
+    EXPECT_EQ(j->older_pending_copies(mine, second), std::vector<journal_ref>{first});
+    EXPECT_TRUE(j->older_pending_copies(mine, first).empty());
+    ASSERT_TRUE(j->consume({1}, {first}, true));
+    EXPECT_TRUE(j->older_pending_copies(mine, second).empty()) << "a consumed copy is not pending";
+  }
+  // After a restart the copies are known from the scan.
+  auto j = open_journal(dir.path());
+  auto third = append(*j, mine);
+  EXPECT_EQ(j->older_pending_copies(mine, third), std::vector<journal_ref>{second});
+  EXPECT_EQ(j->older_pending_copies(other_sender, third).size(), 1u);
+}
+
 TEST(journal, a_record_larger_than_the_limit_is_refused) {
   fixtures::temp_dir dir;
   auto j = open_journal(dir.path(), small_segment);
