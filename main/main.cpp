@@ -3,11 +3,9 @@
 
 #include "build_info.hpp"
 #include "main/commands.hpp"
+#include "pipeline/dicom/dcmtk_log.hpp"
 #include "pipeline/foundation/log.hpp"
 #include "web/routes.hpp"
-
-#include <dcmtk/config/osconfig.h>
-#include <dcmtk/oflog/oflog.h>
 
 #include <cstring>
 #include <exception>
@@ -34,8 +32,8 @@ dcmstreams --version shows the version.
 
 int main(int argc, char** argv) {
   using namespace dcmstreams;
-  // DCMTK logs only warnings and errors of its own; ours go through log::.
-  OFLog::configure(OFLogger::WARN_LOG_LEVEL);
+  // DCMTK's warnings and errors go through log:: as ours do.
+  route_dcmtk_log_to_node_log();
   if (argc < 2 || std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0) {
     std::cout << usage;
     return argc < 2 ? 2 : 0;
