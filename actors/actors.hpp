@@ -43,6 +43,7 @@ using crash_atom = caf::atom_constant<caf::atom("crash")>;
 using create_atom = caf::atom_constant<caf::atom("create")>;
 using delete_atom = caf::atom_constant<caf::atom("delete")>;
 using discard_atom = caf::atom_constant<caf::atom("discard")>;
+using enlist_atom = caf::atom_constant<caf::atom("enlist")>;
 using finished_atom = caf::atom_constant<caf::atom("finished")>;
 using get_atom = caf::atom_constant<caf::atom("get")>;
 using job_atom = caf::atom_constant<caf::atom("job")>;
@@ -62,6 +63,7 @@ using sends_atom = caf::atom_constant<caf::atom("sends")>;
 using stats_atom = caf::atom_constant<caf::atom("stats")>;
 using tick_atom = caf::atom_constant<caf::atom("tick")>;
 using update_atom = caf::atom_constant<caf::atom("update")>;
+using workers_atom = caf::atom_constant<caf::atom("workers")>;
 
 // -- message types -----------------------------------------------------------------
 
@@ -74,6 +76,34 @@ struct pending_study {
   epoch_ms first_arrival = 0;
   epoch_ms last_arrival = 0;
 };
+
+/// A worker as it introduces itself to the head (docs/cluster.md).
+struct worker_info {
+  std::string name;
+  std::string host; // the worker machine's host name
+  std::uint32_t slots = 1;
+  std::uint32_t pid = 0;
+  std::string version; // of dcmstreams
+};
+
+template <class Inspector> typename Inspector::result_type inspect(Inspector& f, worker_info& x) {
+  return f(caf::meta::type_name("worker_info"), x.name, x.host, x.slots, x.pid, x.version);
+}
+
+/// A worker as the head knows it.
+struct worker_status {
+  worker_info info;
+  std::string state;     // "joined": answers; "lost": silent past cluster.lost_after_s
+  epoch_ms joined = 0;   // when it last joined
+  epoch_ms answered = 0; // its last answer to a heartbeat
+  std::uint32_t running = 0;
+  std::uint64_t joins = 0; // how often it joined since the head started
+};
+
+template <class Inspector> typename Inspector::result_type inspect(Inspector& f, worker_status& x) {
+  return f(caf::meta::type_name("worker_status"), x.info, x.state, x.joined, x.answered, x.running,
+           x.joins);
+}
 
 /// A stream's queue and run times, for listings and ETAs.
 struct stream_stats {
@@ -314,6 +344,22 @@ using scrubber_actor = caf::typed_actor<
 using watchdog_actor = caf::typed_actor<
     /// Timer: one probe, then the next after the interval.
     caf::reacts_to<tick_atom>>;
+
+/// A worker process's side of the cluster (docs/cluster.md).
+using worker_actor = caf::typed_actor<
+    /// The head's heartbeat: replies with the number of jobs running there.
+    caf::replies_to<ping_atom>::with<std::uint32_t>>;
+
+/// The head's side of the cluster, published on cluster.port: keeps the
+/// workers that joined and notices those that die, hang or are cut off.
+using cluster_head_actor = caf::typed_actor<
+    /// A worker joins with its actor (a worker_actor); replies with the
+    /// heartbeat interval in seconds, or refuses (a live worker has the name).
+    caf::replies_to<enlist_atom, worker_info, caf::actor>::with<double>,
+    /// Timer: one heartbeat to every connected worker.
+    caf::reacts_to<tick_atom>,
+    /// The workers, joined and lost, by name.
+    caf::replies_to<get_atom, workers_atom>::with<std::vector<worker_status>>>;
 
 /// Watches the streams folder and publishes a new registry when it changes.
 using registry_actor = caf::typed_actor<

@@ -93,7 +93,22 @@ node_metrics::node_metrics(metrics::registry& reg)
                                  "Journal records not yet released (pending instances, and "
                                  "those of jobs being created).")),
       build_info(
-          reg.add_gauge("dcmstreams_build_info", "Version of dcmstreams; always 1.", {"version"})) {
+          reg.add_gauge("dcmstreams_build_info", "Version of dcmstreams; always 1.", {"version"})),
+      worker_up(reg.add_gauge("dcmstreams_worker_up",
+                              "1 while a worker answers the head's heartbeats, 0 once it is lost.",
+                              {"worker"})),
+      worker_slots(reg.add_gauge("dcmstreams_worker_slots",
+                                 "Execution slots a worker enlisted with.", {"worker"})),
+      worker_running(reg.add_gauge("dcmstreams_worker_jobs_running",
+                                   "Jobs running on a worker, as its last heartbeat said.",
+                                   {"worker"})),
+      worker_joins(reg.add_counter("dcmstreams_worker_joins_total",
+                                   "Times a worker joined the head (again after a loss).",
+                                   {"worker"})),
+      worker_losses(reg.add_counter("dcmstreams_worker_losses_total",
+                                    "Times a worker was lost, by reason (disconnected: its "
+                                    "connection closed; silent: no heartbeat answer).",
+                                    {"worker", "reason"})) {
   build_info.with({::dcmstreams::build_info::version}).set(1);
 }
 

@@ -41,6 +41,11 @@ struct node_metrics {
   metrics::family<metrics::gauge>& journal_segments;  // {state}: in_use, free
   metrics::family<metrics::gauge>& journal_live;      // records not yet released
   metrics::family<metrics::gauge>& build_info;        // {version}
+  metrics::family<metrics::gauge>& worker_up;         // {worker}: 1 joined, 0 lost
+  metrics::family<metrics::gauge>& worker_slots;      // {worker}
+  metrics::family<metrics::gauge>& worker_running;    // {worker}
+  metrics::family<metrics::counter>& worker_joins;    // {worker}
+  metrics::family<metrics::counter>& worker_losses;   // {worker,reason}
 };
 
 } // namespace dcmstreams

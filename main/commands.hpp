@@ -9,5 +9,6 @@ int send(int argc, char** argv);
 int synth(int argc, char** argv);
 int check(int argc, char** argv);
 int passwd(int argc, char** argv);
+int worker(int argc, char** argv);
 
 } // namespace dcmstreams::commands

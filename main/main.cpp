@@ -22,6 +22,7 @@ commands:
   synth    write synthetic CT or MR studies
   check    validate the configuration, stream folders and routing file
   passwd   make a password hash for a web user (web.users in dcmstreams.json)
+  worker   join a head node (its cluster.port) and run jobs it hands over
   routes   list the HTTP routes, who may call each, and what it does (Markdown)
 
 dcmstreams <command> --help shows the options of a command.
@@ -55,6 +56,8 @@ int main(int argc, char** argv) {
       return commands::check(argc, argv);
     if (command == "passwd")
       return commands::passwd(argc, argv);
+    if (command == "worker")
+      return commands::worker(argc, argv);
     if (command == "routes") {
       std::cout << web::routes_markdown();
       return 0;

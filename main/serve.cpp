@@ -1,5 +1,7 @@
 // `dcmstreams serve`: wires the node together and waits for a signal.
 
+#include "actors/cluster.hpp"
+#include "actors/cluster_head.hpp"
 #include "actors/listener_bridge.hpp"
 #include "actors/node.hpp"
 #include "actors/node_metrics.hpp"
@@ -131,6 +133,9 @@ int serve(int argc, char** argv) {
   // on small machines while associations need it; a shared queue with a
   // condition variable wakes workers only for messages.
   actor_config.set("scheduler.policy", caf::atom("sharing"));
+  bool cluster_on = config->cluster.port != 0;
+  if (cluster_on)
+    configure_cluster(actor_config);
   // Senders use the client until the actor system has stopped them all.
   net::dcmtk_storage_client client;
   caf::actor_system system{actor_config};
@@ -167,6 +172,20 @@ int serve(int argc, char** argv) {
   for (auto& [name, handle] : supervised)
     stop_when_given_up(name, handle);
 
+  cluster_head_actor cluster;
+  if (cluster_on) {
+    cluster = system.spawn(cluster_head, cluster_head_settings{config->cluster, &metrics});
+    auto port = publish_cluster_head(system, cluster, config->cluster);
+    if (!port) {
+      stop_actors(system, {caf::actor_cast<caf::actor>(cluster)});
+      stop_node(system, *actors);
+      return fail(port.error().message);
+    }
+    log::info(component, "workers join on " + config->cluster.bind + ":" + std::to_string(*port) +
+                             " (dcmstreams worker --join " + config->cluster.bind + ":" +
+                             std::to_string(*port) + ")");
+  }
+
   listener_bridge bridge{actors->registry, actors->assembler, metrics, config->ae_title};
   net::listener_config listener_settings;
   listener_settings.dicom = config->dicom;
@@ -176,6 +195,7 @@ int serve(int argc, char** argv) {
   listener_settings.ingest_journal = actors->ingest_journal.get();
   net::dicom_listener listener{listener_settings, bridge};
   if (auto problem = listener.start()) {
+    stop_actors(system, {caf::actor_cast<caf::actor>(cluster)});
     stop_node(system, *actors);
     return fail(problem->message);
   }
@@ -194,6 +214,7 @@ int serve(int argc, char** argv) {
                                                     : std::string{"the DICOM listener is down"};
                            },
                            actors->readiness,
+                           cluster,
                            {},
                            {}};
   // Faults for the supervision tests; never set in production.
@@ -215,6 +236,7 @@ int serve(int argc, char** argv) {
   if (auto problem = web_server.start()) {
     listener.stop();
     api.stop();
+    stop_actors(system, {caf::actor_cast<caf::actor>(cluster)});
     stop_node(system, *actors);
     return fail(problem->message);
   }
@@ -228,7 +250,8 @@ int serve(int argc, char** argv) {
   int received = 0;
   sigwait(&stop_signals, &received);
   log::info(component, std::string("stopping on ") + (received == SIGINT ? "SIGINT" : "SIGTERM"));
-  stop_actors(system, {caf::actor_cast<caf::actor>(watchdog)});
+  stop_actors(system,
+              {caf::actor_cast<caf::actor>(watchdog), caf::actor_cast<caf::actor>(cluster)});
   web_server.stop();
   api.stop();
   listener.stop();

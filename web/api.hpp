@@ -38,6 +38,8 @@ struct api_backend {
   std::function<std::string()> listener_problem;
   /// Problems of the streams folder and the routing file; may be null.
   std::shared_ptr<readiness_board> readiness;
+  /// The head's side of the cluster; invalid when cluster.port is 0.
+  cluster_head_actor cluster;
   /// Test hooks, served under /api/v1/test/ only when set (serve sets them
   /// when DCMSTREAMS_TEST_HOOKS=1): makes the DICOM listener stop answering;
   /// makes a supervised actor (by the name its restarts are counted under)

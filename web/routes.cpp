@@ -23,6 +23,7 @@ const std::vector<route>& routes() {
     {"GET",    "/api/v1/status",                    a::viewer, "version, uptime, DICOM port, disk, queue and problems", get_status},
     {"GET",    "/api/v1/throughput",                a::viewer, "instances, jobs and sends per 10 s for the last hour", get_throughput},
     {"GET",    "/api/v1/events",                    a::viewer, "the live event feed (server-sent events: job, send, studies, deleted)", get_events},
+    {"GET",    "/api/v1/workers",                   a::viewer, "the cluster's workers: name, state (joined, lost), slots, running jobs, last heartbeat", list_workers},
     {"GET",    "/api/v1/streams",                   a::viewer, "the streams, their queues, run times and a storescu line each", get_streams},
     {"GET",    "/api/v1/jobs",                      a::viewer, "jobs, newest first; ?stream= state= sender= q= from= to= limit= offset=", list_jobs},
     {"GET",    "/api/v1/jobs/{job}",                a::viewer, "one job with its outcome, result.json, file counts and sends", get_job},

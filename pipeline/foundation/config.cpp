@@ -38,6 +38,16 @@ std::optional<std::string> check_ae_title(std::string_view title) {
   return std::nullopt;
 }
 
+bool is_loopback_address(std::string_view address) {
+  std::string text{address};
+  unsigned char bytes[16];
+  if (inet_pton(AF_INET, text.c_str(), bytes) == 1)
+    return bytes[0] == 127;
+  if (inet_pton(AF_INET6, text.c_str(), bytes) == 1)
+    return std::all_of(bytes, bytes + 15, [](unsigned char b) { return b == 0; }) && bytes[15] == 1;
+  return false;
+}
+
 std::optional<std::string> check_host(std::string_view host) {
   if (host.empty())
     return std::string("is empty: give the destination's address or DNS name");
@@ -213,6 +223,30 @@ void read_sending(json::object_reader& reader, sending_config& sending) {
   read_port(reader, "default_port", sending.default_port);
 }
 
+void read_cluster(json::object_reader& reader, cluster_config& cluster) {
+  reader.reject_unknown_keys({"port", "bind", "heartbeat_s", "lost_after_s"});
+  read_port(reader, "port", cluster.port);
+  if (auto bind = reader.get_string("bind")) {
+    // Workers are trusted with whole studies: until the cluster speaks TLS,
+    // its port stays on this machine.
+    if (!is_loopback_address(*bind))
+      reader.sink().add(reader.path_of("bind"),
+                        "\"" + *bind +
+                            "\" is not a loopback address; the cluster port speaks plain TCP, "
+                            "so it is only opened on 127.0.0.1 or ::1");
+    else
+      cluster.bind = *bind;
+  }
+  if (auto h = reader.get_number("heartbeat_s", json::above_zero, "more than 0"))
+    cluster.heartbeat_s = *h;
+  if (auto lost = reader.get_number("lost_after_s", json::above_zero, "more than 0"))
+    cluster.lost_after_s = *lost;
+  if (cluster.lost_after_s <= cluster.heartbeat_s)
+    reader.sink().add(reader.path_of("lost_after_s"),
+                      "must be longer than heartbeat_s (" + std::to_string(cluster.heartbeat_s) +
+                          " s), or every worker counts as lost between two heartbeats");
+}
+
 void read_destinations(json::object_reader& reader, const json::value& destinations,
                        std::map<std::string, destination_config>& out) {
   for (auto& [name, object] : destinations.items()) {
@@ -265,7 +299,8 @@ result<node_config> parse_node_config(std::string_view text, const std::string& 
   json::problems problems{source, {}};
   json::object_reader reader{*root, "", problems};
   reader.reject_unknown_keys({"ae_title", "dicom", "web", "data_dir", "streams_dir", "routing_file",
-                              "completion", "storage", "sending", "destinations", "log"});
+                              "completion", "storage", "sending", "destinations", "cluster",
+                              "log"});
   node_config config;
   config.source = source;
   read_ae_title(reader, "ae_title", config.ae_title);
@@ -285,6 +320,8 @@ result<node_config> parse_node_config(std::string_view text, const std::string& 
                      [&](json::object_reader& sub) { read_sending(sub, config.sending); });
   if (auto object = reader.get_object("destinations"))
     read_destinations(reader, *object, config.destinations);
+  reader.with_object("cluster",
+                     [&](json::object_reader& sub) { read_cluster(sub, config.cluster); });
   reader.with_object("log", [&](json::object_reader& sub) {
     sub.reject_unknown_keys({"level"});
     if (auto level = sub.get_string("level")) {

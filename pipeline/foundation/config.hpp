@@ -98,6 +98,16 @@ struct sending_config {
   std::uint16_t default_port = 104;       // $port
 };
 
+/// The head's side of scale-out (docs/cluster.md): workers connect to it.
+struct cluster_config {
+  std::uint16_t port = 0; // 0: no cluster, jobs run on this node only
+  std::string bind = "127.0.0.1";
+  /// How often the head asks each worker whether it is alive, and how long
+  /// a worker may leave that unanswered before it counts as lost.
+  double heartbeat_s = 1;
+  double lost_after_s = 5;
+};
+
 struct node_config {
   std::string ae_title = "DCMSTREAMS";
   dicom_config dicom;
@@ -110,6 +120,7 @@ struct node_config {
   storage_config storage;
   sending_config sending;
   std::map<std::string, destination_config> destinations;
+  cluster_config cluster;
   std::string log_level = "info";
   /// The file the configuration came from, empty for built-in defaults.
   std::filesystem::path source;
@@ -123,6 +134,9 @@ result<node_config> load_node_config(const std::filesystem::path& path);
 /// Checks an AE title: 1 to 16 characters, no backslash or control characters,
 /// not only spaces. Returns what is wrong, or nothing.
 std::optional<std::string> check_ae_title(std::string_view title);
+
+/// Whether `address` is a loopback address (127.0.0.0/8 or ::1).
+bool is_loopback_address(std::string_view address);
 
 /// Checks a host to connect to: an IPv4 or IPv6 address, or a DNS name
 /// (labels of letters, digits and hyphens). Returns what is wrong, or nothing.

@@ -64,4 +64,10 @@ void write(level l, std::string_view component, std::string_view message) {
                static_cast<int>(message.size()), message.data());
 }
 
+std::string seconds_text(double seconds) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.1f s", seconds);
+  return text;
+}
+
 } // namespace dcmstreams::log

@@ -17,6 +17,9 @@ bool enabled(level l);
 
 void write(level l, std::string_view component, std::string_view message);
 
+/// A duration for a sentence: "1.5 s".
+std::string seconds_text(double seconds);
+
 inline void debug(std::string_view component, std::string_view message) {
   if (enabled(level::debug))
     write(level::debug, component, message);

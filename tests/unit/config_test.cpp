@@ -33,6 +33,7 @@ TEST(node_config, reads_every_documented_key) {
     "destinations": {"pacs": {"host": "10.0.0.9", "port": 4242, "ae_title": "ORTHANC",
                               "calling_ae_title": "NODE1", "associations": 4,
                               "transfer_syntax": "jpeg-ls"}},
+    "cluster": {"port": 7000, "bind": "::1", "heartbeat_s": 0.5, "lost_after_s": 3},
     "log": {"level": "debug"}})",
                                   "dcmstreams.json");
   ASSERT_TRUE(config) << config.error().message;
@@ -47,7 +48,28 @@ TEST(node_config, reads_every_documented_key) {
   EXPECT_EQ(config->storage.reserve_free_mb, 10u);
   EXPECT_EQ(config->destinations.at("pacs").port, 4242);
   EXPECT_EQ(config->destinations.at("pacs").associations, 4);
+  EXPECT_EQ(config->cluster.port, 7000);
+  EXPECT_EQ(config->cluster.bind, "::1");
+  EXPECT_DOUBLE_EQ(config->cluster.heartbeat_s, 0.5);
+  EXPECT_DOUBLE_EQ(config->cluster.lost_after_s, 3);
   EXPECT_EQ(config->log_level, "debug");
+}
+
+TEST(node_config, the_cluster_port_is_opened_on_loopback_only_and_heartbeats_fit) {
+  EXPECT_EQ(parse_node_config("{}", "n.json")->cluster.port, 0) << "no cluster unless asked";
+  auto config = parse_node_config(
+      R"({"cluster": {"port": 7000, "bind": "0.0.0.0", "heartbeat_s": 2, "lost_after_s": 2}})",
+      "n.json");
+  ASSERT_FALSE(config);
+  auto& message = config.error().message;
+  EXPECT_NE(message.find("cluster.bind: \"0.0.0.0\" is not a loopback address"), std::string::npos)
+      << message;
+  EXPECT_NE(message.find("cluster.lost_after_s: must be longer than heartbeat_s"),
+            std::string::npos)
+      << message;
+  EXPECT_TRUE(is_loopback_address("127.0.0.2"));
+  EXPECT_FALSE(is_loopback_address("10.0.0.1"));
+  EXPECT_FALSE(is_loopback_address("localhost")) << "an address, not a name that may resolve";
 }
 
 TEST(node_config, a_typo_names_the_key_and_suggests_the_right_one) {
