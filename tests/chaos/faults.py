@@ -12,8 +12,8 @@ import sqlite3
 import subprocess
 import time
 
-from peers import (destination, eventually, marked_processes, node, run_cases, storescu,
-                   study)
+from peers import (destination, eventually, free_port, marked_processes, node, run_cases,
+                   storescu, study)
 
 FAKETIME = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1"
 COPY = {"AETitle": "COPY", "command": ["sh", "-c", 'cp "$0"/* "$1"/']}
@@ -280,6 +280,44 @@ def network_blackhole(c):
     return bool(delivered) and twice <= 1
 
 
+def worker_cut_off(c):
+    namespace = f"dcmstreams-chaos-cluster-{os.getpid()}"
+    out = subprocess.run(["ip", "netns", "add", namespace], capture_output=True, text=True)
+    if out.returncode != 0:
+        raise PermissionError(f"creating a network namespace needs root: {out.stderr.strip()}")
+    c.cleanups.append(lambda: subprocess.run(["ip", "netns", "delete", namespace]))
+    inside = ["ip", "netns", "exec", namespace]
+    subprocess.run([*inside, "ip", "link", "set", "lo", "up"], check=True)
+    port = free_port()
+    n = c.node(config={"cluster": {"port": port, "heartbeat_s": 0.2, "lost_after_s": 2}},
+               streams={"copy": {"AETitle": "COPY", "command": ["true"]}})
+    n.netns = namespace
+    n.start()
+    with open(os.path.join(c.root, "worker.log"), "w") as log:
+        worker = subprocess.Popen([*inside, c.binary, "worker", "--join", f"127.0.0.1:{port}",
+                                   "--name", "cut"], env=n.env, stdout=log,
+                                  stderr=subprocess.STDOUT)
+    c.cleanups.append(lambda: (worker.kill(), worker.wait()))
+
+    def state():
+        try:
+            return {w["name"]: w["state"] for w in n.get("/api/v1/workers")["workers"]}.get("cut")
+        except OSError:
+            return None
+
+    joined = eventually(lambda: state() == "joined", 30, 0.1)
+    subprocess.run([*inside, "ip", "link", "set", "lo", "down"], check=True)
+    cut_at = time.monotonic()
+    # The API is on the same loopback: the log says it.
+    lost = eventually(lambda: "worker cut (pid" in n.log() and "no answer" in n.log(), 15, 0.05)
+    lost_after = time.monotonic() - cut_at
+    subprocess.run([*inside, "ip", "link", "set", "lo", "up"], check=True)
+    back = eventually(lambda: state() == "joined", 30, 0.1)
+    c.observed = (f"joined: {bool(joined)}; lost {lost_after:.1f} s after the link went down "
+                  f"(lost_after_s 2): {bool(lost)}; back once it came up: {bool(back)}")
+    return bool(joined) and bool(lost) and lost_after <= 2 + 1.5 and bool(back)
+
+
 def program(c, name, script, extra=None):
     """A node with one stream running `script`; one study sent, its job waited for."""
     info = {"AETitle": "PROG", "command": ["sh", "-c", script]}
@@ -376,6 +414,8 @@ CASES = [
      slow_destination_beside_a_fast_one),
     ("network blackhole (lo down in a namespace)", "detected by the timeout, retried, delivered "
      "with at most the one in flight twice", network_blackhole),
+    ("worker cut off from the head (lo down in a namespace)", "the head counts it lost within "
+     "cluster.lost_after_s; it is back when the link returns", worker_cut_off),
     ("stream program floods stdout", "processing.log capped at log_limit_mb and says so; the job "
      "succeeds", program_floods_stdout),
     ("stream program leaves children", "every process of the job ends with it",
