@@ -85,6 +85,7 @@ result<node_actors> spawn_node(caf::actor_system& system, const node_config& con
   manager.router = actors.router;
   manager.registry = actors.registry;
   manager.data_dir = config.data_dir;
+  manager.deidentify_key_file = config.deidentify_key_file();
   manager.metrics = &metrics;
   manager.history = std::move(history);
   actors.job_manager = spawn_supervised<job_manager_actor>(

@@ -17,6 +17,7 @@
 #include "pipeline/dicom/codecs.hpp"
 #include "pipeline/foundation/files.hpp"
 #include "pipeline/foundation/log.hpp"
+#include "pipeline/foundation/secret.hpp"
 #include "pipeline/jobs/database.hpp"
 #include "pipeline/jobs/store.hpp"
 #include "web/api.hpp"
@@ -112,6 +113,12 @@ int serve(int argc, char** argv) {
     return fail(problem->message +
                 "; the node keeps its journal, store, jobs and database there: make it "
                 "writable (remount it read-write) and start again");
+  // Made now, not by the first job that needs it: a folder that cannot hold
+  // it, or a configured file that is missing, is said at once.
+  if (auto secret =
+          load_secret(config->deidentify_key_file(), config->deidentify_secret_file.empty());
+      !secret)
+    return fail(secret.error().message + " (deidentify.secret_file)");
   auto opened = database::open(layout.database_file());
   if (!opened)
     return fail(opened.error().message);

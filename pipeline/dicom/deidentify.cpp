@@ -11,18 +11,86 @@
 #include <dcmtk/dcmdata/dcuid.h>
 #include <dcmtk/dcmdata/dcvrcs.h>
 
+#include <sodium.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cstdio>
+#include <optional>
 #include <set>
+#include <stdexcept>
 
 namespace dcmstreams {
 
-std::string uid_mapper::map(const std::string& original) {
-  auto it = mapping_.find(original);
-  if (it != mapping_.end())
+pseudonymizer::pseudonymizer(std::string key, deidentify_options options)
+    : key_(std::move(key)), options_(options) {
+  // Idempotent and thread-safe; randombytes_buf needs it.
+  if (sodium_init() < 0)
+    throw std::runtime_error("libsodium cannot start (no random source)");
+  if (key_.empty()) {
+    key_.resize(crypto_auth_hmacsha256_KEYBYTES);
+    randombytes_buf(key_.data(), key_.size());
+  }
+}
+
+std::string pseudonymizer::digest(std::string_view domain, const std::string& value) const {
+  // The domain keeps a UID and a patient ID with the same text apart.
+  crypto_auth_hmacsha256_state state;
+  crypto_auth_hmacsha256_init(&state, reinterpret_cast<const unsigned char*>(key_.data()),
+                              key_.size());
+  crypto_auth_hmacsha256_update(&state, reinterpret_cast<const unsigned char*>(domain.data()),
+                                domain.size());
+  const unsigned char separator = 0;
+  crypto_auth_hmacsha256_update(&state, &separator, 1);
+  crypto_auth_hmacsha256_update(&state, reinterpret_cast<const unsigned char*>(value.data()),
+                                value.size());
+  std::string mac(crypto_auth_hmacsha256_BYTES, '\0');
+  crypto_auth_hmacsha256_final(&state, reinterpret_cast<unsigned char*>(mac.data()));
+  return mac;
+}
+
+std::string pseudonymizer::uid(const std::string& original) {
+  auto it = uids_.find(original);
+  if (it != uids_.end())
     return it->second;
-  char buffer[100];
-  std::string fresh = dcmGenerateUniqueIdentifier(buffer, SITE_INSTANCE_UID_ROOT);
-  mapping_.emplace(original, fresh);
+  auto mac = digest("uid", original);
+  unsigned __int128 number = 0;
+  for (int i = 0; i < 16; ++i)
+    number = (number << 8) | static_cast<unsigned char>(mac[static_cast<std::size_t>(i)]);
+  // A version 8 (custom) UUID of RFC 9562: bits 48-51 are 1000, bits 64-65 are 10.
+  number &= ~(static_cast<unsigned __int128>(0xF) << 76);
+  number |= static_cast<unsigned __int128>(0x8) << 76;
+  number &= ~(static_cast<unsigned __int128>(0x3) << 62);
+  number |= static_cast<unsigned __int128>(0x2) << 62;
+  std::string digits;
+  do {
+    digits.insert(digits.begin(), static_cast<char>('0' + static_cast<int>(number % 10)));
+    number /= 10;
+  } while (number != 0);
+  auto fresh = "2.25." + digits;
+  uids_.emplace(original, fresh);
   return fresh;
+}
+
+std::string pseudonymizer::patient(const std::string& patient_key) const {
+  // 12 characters of Crockford's base 32: 60 bits, unambiguous to read aloud.
+  static constexpr char alphabet[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+  auto mac = digest("patient", patient_key);
+  std::uint64_t bits = 0;
+  for (int i = 0; i < 8; ++i)
+    bits = (bits << 8) | static_cast<unsigned char>(mac[static_cast<std::size_t>(i)]);
+  std::string name = "ANON-";
+  for (int i = 0; i < 12; ++i, bits >>= 5)
+    name += alphabet[bits & 31];
+  return name;
+}
+
+int pseudonymizer::day_shift(const std::string& patient_key) const {
+  auto mac = digest("days", patient_key);
+  std::uint32_t bits = 0;
+  for (int i = 0; i < 4; ++i)
+    bits = (bits << 8) | static_cast<unsigned char>(mac[static_cast<std::size_t>(i)]);
+  return static_cast<int>(bits % 365) + 1;
 }
 
 const std::vector<profile_entry>& basic_profile() {
@@ -142,7 +210,7 @@ const std::vector<profile_entry>& basic_profile() {
       {0x0040, 0xA07A, 'X', "ParticipantSequence"},
       {0x0010, 0x1040, 'X', "PatientAddress"},
       {0x0010, 0x4000, 'X', "PatientComments"},
-      {0x0010, 0x0020, 'Z', "PatientID"},
+      {0x0010, 0x0020, 'P', "PatientID"},
       {0x0010, 0x2203, 'Z', "PatientSexNeutered"},
       {0x0038, 0x0500, 'X', "PatientState"},
       {0x0040, 0x1004, 'X', "PatientTransportArrangements"},
@@ -153,7 +221,7 @@ const std::vector<profile_entry>& basic_profile() {
       {0x0038, 0x0400, 'X', "PatientInstitutionResidence"},
       {0x0010, 0x0050, 'X', "PatientInsurancePlanCodeSequence"},
       {0x0010, 0x1060, 'X', "PatientMotherBirthName"},
-      {0x0010, 0x0010, 'Z', "PatientName"},
+      {0x0010, 0x0010, 'P', "PatientName"},
       {0x0010, 0x0101, 'X', "PatientPrimaryLanguageCodeSequence"},
       {0x0010, 0x0102, 'X', "PatientPrimaryLanguageModifierCodeSequence"},
       {0x0010, 0x21F0, 'X', "PatientReligiousPreference"},
@@ -307,7 +375,77 @@ bool is_overlay_or_curve(const DcmTagKey& tag) {
   return overlay || curve;
 }
 
-void apply(DcmItem& item, uid_mapper& uids) {
+/// Who the data set is about, as the pseudonyms need it.
+struct patient_pseudonym {
+  std::string name; // the pseudonym for PatientID and PatientName
+  int day_shift = 0;
+};
+
+// Days since 1970-01-01 of a date of the proleptic Gregorian calendar, and
+// back (Howard Hinnant's civil calendar algorithms).
+long days_from_civil(long y, unsigned m, unsigned d) {
+  y -= m <= 2;
+  long era = (y >= 0 ? y : y - 399) / 400;
+  auto yoe = static_cast<unsigned>(y - era * 400);
+  unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+  unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + static_cast<long>(doe) - 719468;
+}
+
+void civil_from_days(long z, long& y, unsigned& m, unsigned& d) {
+  z += 719468;
+  long era = (z >= 0 ? z : z - 146096) / 146097;
+  auto doe = static_cast<unsigned>(z - era * 146097);
+  unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  y = static_cast<long>(yoe) + era * 400;
+  unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  unsigned mp = (5 * doy + 2) / 153;
+  d = doy - (153 * mp + 2) / 5 + 1;
+  m = mp < 10 ? mp + 3 : mp - 9;
+  y += m <= 2;
+}
+
+/// "YYYYMMDD" (and whatever follows it in a DT) moved back by `days`;
+/// nothing when the text does not start with a valid date.
+std::optional<std::string> shift_date(const std::string& text, int days) {
+  if (text.size() < 8 || !std::all_of(text.begin(), text.begin() + 8, [](char c) {
+        return std::isdigit(static_cast<unsigned char>(c)) != 0;
+      }))
+    return std::nullopt;
+  long year = std::stol(text.substr(0, 4));
+  auto month = static_cast<unsigned>(std::stoul(text.substr(4, 2)));
+  auto day = static_cast<unsigned>(std::stoul(text.substr(6, 2)));
+  if (month < 1 || month > 12 || day < 1 || day > 31)
+    return std::nullopt;
+  civil_from_days(days_from_civil(year, month, day) - days, year, month, day);
+  if (year < 0 || year > 9999)
+    return std::nullopt;
+  char date[16];
+  std::snprintf(date, sizeof date, "%04ld%02u%02u", year, month, day);
+  return date + text.substr(8);
+}
+
+/// Every value of a DA or DT element moved back, or nothing if one cannot be.
+std::optional<std::string> shift_dates(DcmElement& element, int days) {
+  OFString value;
+  if (element.getOFStringArray(value).bad())
+    return std::nullopt;
+  std::string all{value.c_str()}, shifted;
+  std::size_t start = 0;
+  while (start <= all.size()) {
+    auto end = all.find('\\', start);
+    auto moved = shift_date(all.substr(start, end - start), days);
+    if (!moved)
+      return std::nullopt;
+    shifted += (shifted.empty() ? "" : "\\") + *moved;
+    if (end == std::string::npos)
+      break;
+    start = end + 1;
+  }
+  return shifted;
+}
+
+void apply(DcmItem& item, pseudonymizer& pseudonyms, const patient_pseudonym& patient) {
   static const std::map<std::pair<std::uint16_t, std::uint16_t>, char> actions = [] {
     std::map<std::pair<std::uint16_t, std::uint16_t>, char> m;
     for (auto& e : basic_profile())
@@ -329,6 +467,15 @@ void apply(DcmItem& item, uid_mapper& uids) {
     auto it = actions.find({tag.getGroup(), tag.getElement()});
     char action = it == actions.end() ? 'K' : it->second;
     DcmEVR vr = element->ident();
+    if (action != 'K' && pseudonyms.options().shift_dates && (vr == EVR_DA || vr == EVR_DT)) {
+      if (element->getLength() == 0)
+        continue;
+      if (auto shifted = shift_dates(*element, patient.day_shift)) {
+        element->putString(shifted->c_str());
+        continue;
+      }
+      // Not a date anyone can move: the profile's action takes it.
+    }
     switch (action) {
     case 'X':
       delete item.remove(element);
@@ -345,6 +492,14 @@ void apply(DcmItem& item, uid_mapper& uids) {
       else
         element->putString(dummy_for(vr).c_str());
       continue;
+    case 'P':
+      // A value in a binary VR (UN from a file that lost its VRs) cannot
+      // take text: it is emptied instead.
+      if (vr == EVR_PN || vr == EVR_LO || vr == EVR_SH)
+        element->putString(patient.name.c_str());
+      else
+        element->clear();
+      continue;
     case 'U': {
       OFString value;
       // UI values may hold several UIDs; each is mapped.
@@ -353,7 +508,7 @@ void apply(DcmItem& item, uid_mapper& uids) {
         std::size_t start = 0;
         while (start <= all.size()) {
           auto end = all.find('\\', start);
-          mapped += (mapped.empty() ? "" : "\\") + uids.map(all.substr(start, end - start));
+          mapped += (mapped.empty() ? "" : "\\") + pseudonyms.uid(all.substr(start, end - start));
           if (end == std::string::npos)
             break;
           start = end + 1;
@@ -368,37 +523,62 @@ void apply(DcmItem& item, uid_mapper& uids) {
     if (vr == EVR_SQ) {
       auto* sequence = static_cast<DcmSequenceOfItems*>(element);
       for (unsigned long n = 0; n < sequence->card(); ++n)
-        apply(*sequence->getItem(n), uids);
+        apply(*sequence->getItem(n), pseudonyms, patient);
     }
+  }
+}
+
+std::string text_of(DcmItem& dataset, const DcmTagKey& tag) {
+  OFString value;
+  dataset.findAndGetOFStringArray(tag, value);
+  return value.c_str();
+}
+
+void add_method_code(DcmItem& dataset, const char* value, const char* meaning) {
+  DcmItem* code = nullptr;
+  if (dataset.findOrCreateSequenceItem(DCM_DeidentificationMethodCodeSequence, code, -2).good() &&
+      code) {
+    code->putAndInsertString(DCM_CodeValue, value);
+    code->putAndInsertString(DCM_CodingSchemeDesignator, "DCM");
+    code->putAndInsertString(DCM_CodeMeaning, meaning);
   }
 }
 
 } // namespace
 
-void deidentify(DcmItem& dataset, uid_mapper& uids) {
-  apply(dataset, uids);
+void deidentify(DcmItem& dataset, pseudonymizer& pseudonyms) {
+  // The patient as the sender names them: by ID (within its issuer), or by
+  // name and birth date where the ID is empty, so that patients without an
+  // ID do not all become one.
+  auto id = text_of(dataset, DCM_PatientID);
+  auto patient_key = !id.empty() ? "id\n" + text_of(dataset, DCM_IssuerOfPatientID) + "\n" + id
+                                 : "name\n" + text_of(dataset, DCM_PatientName) + "\n" +
+                                       text_of(dataset, DCM_PatientBirthDate);
+  patient_pseudonym patient{pseudonyms.patient(patient_key), pseudonyms.day_shift(patient_key)};
+  bool shift = pseudonyms.options().shift_dates;
+  apply(dataset, pseudonyms, patient);
   dataset.putAndInsertString(DCM_PatientIdentityRemoved, "YES");
   dataset.putAndInsertString(DCM_DeidentificationMethod,
                              // LO: at most 64 characters.
-                             "PS3.15 Basic Application Confidentiality Profile (dcmstreams)");
-  DcmItem* code = nullptr;
-  if (dataset.findOrCreateSequenceItem(DCM_DeidentificationMethodCodeSequence, code, 0).good() &&
-      code) {
-    code->putAndInsertString(DCM_CodeValue, "113100");
-    code->putAndInsertString(DCM_CodingSchemeDesignator, "DCM");
-    code->putAndInsertString(DCM_CodeMeaning, "Basic Application Confidentiality Profile");
-  }
+                             shift ? "PS3.15 Basic Profile, modified dates (dcmstreams)"
+                                   : "PS3.15 Basic Profile (dcmstreams)");
+  dataset.putAndInsertString(DCM_LongitudinalTemporalInformationModified,
+                             shift ? "MODIFIED" : "REMOVED");
+  add_method_code(dataset, "113100", "Basic Application Confidentiality Profile");
+  if (shift)
+    add_method_code(dataset, "113107",
+                    "Retain Longitudinal Temporal Information Modified Dates Option");
 }
 
 status deidentify_file(const std::filesystem::path& input, const std::filesystem::path& output,
-                       uid_mapper& uids) {
+                       pseudonymizer& pseudonyms) {
   try {
     DcmFileFormat file;
     if (auto problem = load_dicom_file(file, input))
       return problem;
     DcmDataset& data = *file.getDataset();
     E_TransferSyntax xfer = data.getOriginalXfer();
-    deidentify(data, uids);
+    deidentify(data, pseudonyms);
     // The meta header is rebuilt from the data set, with the new SOP Instance UID.
     file.getMetaInfo()->clear();
     OFCondition cond =

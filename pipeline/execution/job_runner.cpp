@@ -3,6 +3,7 @@
 #include "pipeline/dicom/deidentify.hpp"
 #include "pipeline/foundation/files.hpp"
 #include "pipeline/foundation/json.hpp"
+#include "pipeline/foundation/secret.hpp"
 #include "pipeline/imaging/derived_series.hpp"
 
 #include <chrono>
@@ -90,10 +91,23 @@ job_outcome run_kernels(const fs::path& dir, const job_record& job, const job_pl
   auto files = input_files(dir / "INPUT");
   auto output = dir / "OUTPUT";
   bool needs_volumes = false, deidentify_outputs = false, makes_images = false;
+  deidentify_options deidentification;
   for (auto& step : plan.steps) {
     needs_volumes |= step.kernel != "deidentify";
     deidentify_outputs |= step.kernel == "deidentify";
+    deidentification.shift_dates |= step.kernel == "deidentify" && step.shift_dates;
     makes_images |= step.makes_image();
+  }
+  // The node's secret keys the pseudonyms: the same study is de-identified
+  // into the same study in every job.
+  std::string pseudonym_key;
+  if (deidentify_outputs) {
+    auto key = load_secret(plan.deidentify_key_file, false);
+    if (!key) {
+      outcome.message = "cannot de-identify: " + key.error().message;
+      return outcome;
+    }
+    pseudonym_key = std::move(*key);
   }
   loaded_series loaded;
   if (needs_volumes) {
@@ -172,7 +186,7 @@ job_outcome run_kernels(const fs::path& dir, const job_record& job, const job_pl
              " ms");
   }
 
-  uid_mapper uids;
+  pseudonymizer pseudonyms{pseudonym_key, deidentification};
   std::size_t written = 0;
   if (makes_images) {
     for (std::size_t i = 0; i < images.size(); ++i) {
@@ -182,7 +196,7 @@ job_outcome run_kernels(const fs::path& dir, const job_record& job, const job_pl
       request.stream = plan.stream;
       request.derivation = derivation;
       request.out_dir = output / ("series" + std::to_string(i + 1));
-      request.deidentify_with = deidentify_outputs ? &uids : nullptr;
+      request.deidentify_with = deidentify_outputs ? &pseudonyms : nullptr;
       auto files_written = write_derived_series(request);
       if (!files_written) {
         outcome.message = files_written.error().message;
@@ -192,7 +206,7 @@ job_outcome run_kernels(const fs::path& dir, const job_record& job, const job_pl
     }
   } else if (deidentify_outputs) {
     for (auto& file : files) {
-      if (auto problem = deidentify_file(file, output / file.filename(), uids)) {
+      if (auto problem = deidentify_file(file, output / file.filename(), pseudonyms)) {
         outcome.message = problem->message;
         return outcome;
       }

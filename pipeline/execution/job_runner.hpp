@@ -23,6 +23,7 @@ struct job_plan {
   std::vector<kernel_step> steps;              // built-in kernels
   double timeout_s = 0;                        // 0: none
   std::uint64_t log_limit_bytes = 64ull << 20; // of the program's output in processing.log
+  std::filesystem::path deidentify_key_file;   // the secret of de-identification pseudonyms
 };
 
 struct kernel_timing {

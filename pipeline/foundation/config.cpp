@@ -300,7 +300,7 @@ result<node_config> parse_node_config(std::string_view text, const std::string& 
   json::object_reader reader{*root, "", problems};
   reader.reject_unknown_keys({"ae_title", "dicom", "web", "data_dir", "streams_dir", "routing_file",
                               "completion", "storage", "sending", "destinations", "cluster",
-                              "log"});
+                              "deidentify", "log"});
   node_config config;
   config.source = source;
   read_ae_title(reader, "ae_title", config.ae_title);
@@ -322,6 +322,11 @@ result<node_config> parse_node_config(std::string_view text, const std::string& 
     read_destinations(reader, *object, config.destinations);
   reader.with_object("cluster",
                      [&](json::object_reader& sub) { read_cluster(sub, config.cluster); });
+  reader.with_object("deidentify", [&](json::object_reader& sub) {
+    sub.reject_unknown_keys({"secret_file"});
+    if (auto file = sub.get_string("secret_file"))
+      config.deidentify_secret_file = *file;
+  });
   reader.with_object("log", [&](json::object_reader& sub) {
     sub.reject_unknown_keys({"level"});
     if (auto level = sub.get_string("level")) {
@@ -347,8 +352,9 @@ result<node_config> load_node_config(const std::filesystem::path& path) {
   // Folders named in the file are relative to the file, as users expect when
   // they keep one configuration folder per node.
   auto base = path.parent_path();
-  for (auto* dir : {&parsed->data_dir, &parsed->streams_dir, &parsed->routing_file})
-    if (dir->is_relative() && !base.empty())
+  for (auto* dir : {&parsed->data_dir, &parsed->streams_dir, &parsed->routing_file,
+                    &parsed->deidentify_secret_file})
+    if (!dir->empty() && dir->is_relative() && !base.empty())
       *dir = base / *dir;
   return parsed;
 }

@@ -121,9 +121,17 @@ struct node_config {
   sending_config sending;
   std::map<std::string, destination_config> destinations;
   cluster_config cluster;
+  /// deidentify.secret_file: the key of de-identification pseudonyms; empty:
+  /// the node's own, made at first start (deidentify_key_file()).
+  std::filesystem::path deidentify_secret_file;
   std::string log_level = "info";
   /// The file the configuration came from, empty for built-in defaults.
   std::filesystem::path source;
+
+  /// deidentify.secret_file, or <data>/deidentify.key.
+  std::filesystem::path deidentify_key_file() const {
+    return deidentify_secret_file.empty() ? data_dir / "deidentify.key" : deidentify_secret_file;
+  }
 };
 
 /// Parses dcmstreams.json text; every problem is reported, each naming the key.

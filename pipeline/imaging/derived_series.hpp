@@ -20,7 +20,7 @@ struct derived_series_request {
   std::string stream;                    // named in SeriesDescription
   std::string derivation;                // "gaussian sigma 1 mm; mip slab 10 mm"
   std::filesystem::path out_dir;         // files go to <out_dir>/<n>.dcm
-  uid_mapper* deidentify_with = nullptr; // apply the confidentiality profile too
+  pseudonymizer* deidentify_with = nullptr; // apply the confidentiality profile too
 };
 
 /// Returns the files written. 16-bit results keep the source's SOP class

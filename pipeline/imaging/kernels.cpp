@@ -87,6 +87,8 @@ std::string kernel_step::describe() const {
                       : "resample by factor " + number(factor.value_or(1));
   if (kernel == "stats")
     return "stats threshold " + number(threshold);
+  if (kernel == "deidentify")
+    return shift_dates ? "deidentify, dates moved" : "deidentify";
   return kernel;
 }
 
@@ -166,7 +168,9 @@ result<kernel_step> read_kernel_step(const json::value& object, const std::strin
     if (auto b = reader.get_integer("bins", 1, 4096))
       step.bins = static_cast<int>(*b);
   } else if (step.kernel == "deidentify") {
-    reader.reject_unknown_keys({"kernel"});
+    reader.reject_unknown_keys({"kernel", "shift_dates"});
+    if (auto shift = reader.get_flag("shift_dates"))
+      step.shift_dates = *shift;
   } else {
     std::string names;
     for (auto& name : kernel_names())

@@ -36,6 +36,8 @@ struct kernel_step {
   // stats
   double threshold = 0;
   int bins = 64;
+  // deidentify: move dates back by the patient's own days instead of removing them
+  bool shift_dates = false;
 
   /// "gaussian sigma 1 mm", for logs and DerivationDescription.
   std::string describe() const;

@@ -8,10 +8,15 @@
 #include "tests/support/process.hpp"
 #include "tests/support/reference_kernels.hpp"
 
+#include <dcmtk/config/osconfig.h>
+#include <dcmtk/dcmdata/dcdeftag.h>
+#include <dcmtk/dcmdata/dcfilefo.h>
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <thread>
 
@@ -46,6 +51,23 @@ struct event {
   int job;
   double time;
 };
+
+/// Each output file's pseudonymous identity: SOP Instance UID -> "study|patient|date".
+std::map<std::string, std::string> identities(const fs::path& output) {
+  std::map<std::string, std::string> found;
+  for (auto& file : files_under(output)) {
+    DcmFileFormat dicom;
+    EXPECT_TRUE(dicom.loadFile(file.c_str()).good()) << file;
+    auto text = [&](const DcmTagKey& tag) {
+      OFString value;
+      dicom.getDataset()->findAndGetOFStringArray(tag, value);
+      return std::string{value.c_str()};
+    };
+    found[text(DCM_SOPInstanceUID)] =
+        text(DCM_StudyInstanceUID) + "|" + text(DCM_PatientID) + "|" + text(DCM_StudyDate);
+  }
+  return found;
+}
 
 std::vector<event> read_events(const fs::path& log) {
   std::vector<event> events;
@@ -287,4 +309,42 @@ TEST(execution, the_bundled_streams_run) {
   for (auto& job : node.job_dirs())
     EXPECT_EQ(test_node::job_info(job, "state"), "success")
         << test_node::job_info(job, "stream") << ": " << test_node::job_info(job, "message");
+}
+
+TEST(execution, a_study_de_identified_again_after_a_restart_gets_the_same_pseudonyms) {
+  temp_dir root, scratch;
+  test_node node{root.path()};
+  write_stream(node.streams_dir(), "anon", "ANON",
+               R"("pipeline": [{"kernel": "deidentify", "shift_dates": true}])");
+  node.start();
+  auto key = node.data_dir() / "deidentify.key";
+  ASSERT_TRUE(fs::exists(key)) << "made at start";
+  EXPECT_EQ(fs::status(key).permissions() & fs::perms::all,
+            fs::perms::owner_read | fs::perms::owner_write);
+  auto study = synth_study(scratch / "study", 3, 16);
+  ASSERT_EQ(send(node, "ANON", study), 0);
+  ASSERT_TRUE(node.wait_for_finished_jobs(1, 30s)) << node.log();
+  // A restart, then the same study again: a job of its own.
+  node.stop();
+  node.start();
+  ASSERT_EQ(send(node, "ANON", study), 0);
+  ASSERT_TRUE(node.wait_for_finished_jobs(2, 30s)) << node.log();
+  auto jobs = node.job_dirs();
+  ASSERT_EQ(jobs.size(), 2u);
+  for (auto& job : jobs)
+    ASSERT_EQ(test_node::job_info(job, "state"), "success") << read_file(job / "processing.log");
+  auto first = identities(jobs[0] / "OUTPUT"), second = identities(jobs[1] / "OUTPUT");
+  ASSERT_EQ(first.size(), 3u);
+  EXPECT_EQ(first, second) << "the same UIDs, patient and dates in both jobs";
+  auto original = identities(study);
+  for (auto& [uid, identity] : first) {
+    EXPECT_EQ(original.count(uid), 0u) << "the SOP Instance UID was replaced";
+    EXPECT_EQ(uid.rfind("2.25.", 0), 0u) << uid;
+    EXPECT_NE(identity.find("|ANON-"), std::string::npos) << identity;
+    EXPECT_NE(identity, original.begin()->second);
+  }
+  for (auto& file : files_under(jobs[1] / "OUTPUT")) {
+    auto checked = run({"dciodvfy", file.string()});
+    EXPECT_EQ(checked.output.find("Error"), std::string::npos) << file << "\n" << checked.output;
+  }
 }
