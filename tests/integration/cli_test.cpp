@@ -25,9 +25,9 @@ TEST(cli, version_and_help) {
   EXPECT_EQ(version.output.rfind("dcmstreams 0.", 0), 0u) << version.output;
   auto help = run({binary(), "--help"});
   EXPECT_EQ(help.exit_code, 0);
-  for (auto command : {"serve", "send", "synth", "check"})
+  for (auto command : {"serve", "send", "synth", "check", "worker"})
     EXPECT_NE(help.output.find(command), std::string::npos);
-  for (auto command : {"serve", "send", "synth", "check"}) {
+  for (auto command : {"serve", "send", "synth", "check", "worker"}) {
     auto sub = run({binary(), command, "--help"});
     EXPECT_EQ(sub.exit_code, 0) << command;
     EXPECT_NE(sub.output.find(std::string("usage: dcmstreams ") + command), std::string::npos);
@@ -138,6 +138,23 @@ TEST(cli, serve_says_when_the_port_is_taken) {
   EXPECT_EQ(served.exit_code, 1);
   EXPECT_NE(served.output.find("Address already in use"), std::string::npos) << served.output;
   EXPECT_NE(served.output.find("--dicom-port"), std::string::npos) << served.output;
+}
+
+TEST(cli, serve_names_a_missing_de_identification_secret_and_the_key) {
+  temp_dir dir;
+  write_stream(dir / "streams", "test", "TESTAE");
+  write_file(dir / "dcmstreams.json",
+             R"({"data_dir": "data", "streams_dir": "streams", "dicom": {"port": )" +
+                 std::to_string(free_port()) + R"(}, "web": {"port": )" +
+                 std::to_string(free_port()) + R"(}, "storage": {"reserve_free_mb": 1},
+                 "deidentify": {"secret_file": "keys/missing.key"}})");
+  auto served = run({binary(), "serve", "--config", (dir / "dcmstreams.json").string()}, 30s);
+  EXPECT_EQ(served.exit_code, 1);
+  EXPECT_NE(served.output.find((dir / "keys" / "missing.key").string()), std::string::npos)
+      << served.output;
+  EXPECT_NE(served.output.find("deidentify.secret_file"), std::string::npos) << served.output;
+  EXPECT_FALSE(std::filesystem::exists(dir / "keys" / "missing.key"))
+      << "a named secret is never made up";
 }
 
 TEST(cli, serve_refuses_bad_arguments) {
