@@ -166,9 +166,9 @@ template <class Inspector> typename Inspector::result_type inspect(Inspector& f,
 
 template <class Inspector> typename Inspector::result_type inspect(Inspector& f, send_task& x) {
   return f(caf::meta::type_name("send_task"), x.id, x.job_id, x.rule, x.destination, x.host, x.port,
-           x.called_ae, x.calling_ae, x.associations, x.transfer_syntax, x.state, x.attempts,
-           x.created, x.next_attempt, x.finished, x.message, x.files_total, x.files_sent,
-           x.files_failed);
+           x.called_ae, x.calling_ae, x.associations, x.transfer_syntax, x.deidentify, x.state,
+           x.attempts, x.created, x.next_attempt, x.finished, x.message, x.files_total,
+           x.files_sent, x.files_failed);
 }
 
 template <class Inspector>

@@ -73,9 +73,10 @@ result<node_actors> spawn_node(caf::actor_system& system, const node_config& con
                [&](caf::error& e) { failed = std::move(e); });
   if (failed)
     return failure{ec::database_error, "cannot read the job queue: " + describe(failed)};
-  routing_settings routing{config.ae_title,        config.routing_file,      config.data_dir,
-                           config.sending,         config.destinations,      events,
-                           actors.readiness.get(), config.routing_file_named};
+  routing_settings routing{
+      config.ae_title,          config.routing_file, config.data_dir, config.deidentify_key_file(),
+      config.sending,           config.destinations, events,          actors.readiness.get(),
+      config.routing_file_named};
   router_settings router_config{routing, &client, &metrics, std::make_shared<sender_pool>()};
   actors.senders = router_config.senders;
   actors.router = spawn_supervised<router_actor>(system, "router",

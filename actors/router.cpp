@@ -69,7 +69,7 @@ void load_rules(router_pointer self) {
 std::string sender_key(const send_task& task) {
   return task.destination + "|" + task.host + ":" + std::to_string(task.port) + "|" +
          task.called_ae + "|" + task.calling_ae + "|" + task.transfer_syntax + "|" +
-         std::to_string(task.associations);
+         task.deidentify + "|" + std::to_string(task.associations);
 }
 
 std::string destination_of(const std::string& sender_key) {
@@ -181,6 +181,7 @@ void route(router_pointer self, const job_record& job) {
     task.calling_ae = plan.target.calling_ae;
     task.associations = plan.target.associations;
     task.transfer_syntax = plan.target.transfer_syntax;
+    task.deidentify = plan.target.deidentify;
     task.created = now_ms();
     auto id = st.db->insert_send(task, files);
     if (!id) {

@@ -1,14 +1,17 @@
 #include "actors/sender.hpp"
 
+#include "pipeline/dicom/deidentify.hpp"
 #include "pipeline/dicom/transcode.hpp"
 #include "pipeline/foundation/files.hpp"
 #include "pipeline/foundation/log.hpp"
+#include "pipeline/foundation/secret.hpp"
 #include "pipeline/jobs/store.hpp"
 #include "pipeline/jobs/views.hpp"
 #include "pipeline/routing/send_policy.hpp"
 
 #include <map>
 #include <mutex>
+#include <optional>
 #include <random>
 
 namespace dcmstreams {
@@ -21,18 +24,30 @@ constexpr const char* component = "routing";
 
 using sender_pointer = sender_actor::stateful_pointer<sender_state>;
 
-/// The files an attempt sends (transcoded copies where the destination asks
-/// for a transfer syntax), and what each copy stands for.
+/// The files an attempt sends (de-identified or transcoded copies where the
+/// destination asks for them), and what each copy stands for.
 struct attempt_files {
   std::vector<fs::path> paths;
   std::map<std::string, std::string> original_of; // path sent -> path recorded
+  std::string problem;                            // why a file was kept back
 };
 
 /// The files still to send: never sent, or refused last time. A file that is
 /// gone (its job was deleted) is recorded as missing and never sent again.
+/// For a destination that de-identifies, a file that cannot be is kept back
+/// (recorded as refused), never sent as it is.
 attempt_files files_to_send(database& db, const send_task& task,
-                            const std::vector<send_file>& files, const fs::path& scratch) {
+                            const std::vector<send_file>& files, const fs::path& scratch,
+                            const fs::path& key_file) {
   attempt_files out;
+  std::optional<pseudonymizer> pseudonyms;
+  std::string key_problem;
+  if (!task.deidentify.empty()) {
+    if (auto key = load_secret(key_file, false))
+      pseudonyms.emplace(*key, deidentify_options{task.deidentify == "shift_dates"});
+    else
+      key_problem = key.error().message;
+  }
   for (auto& file : files) {
     if (is_stored(file.state) || file.state == file_send_state::missing)
       continue;
@@ -42,9 +57,21 @@ attempt_files files_to_send(database& db, const send_task& task,
       continue;
     }
     fs::path to_send = file.path;
+    if (!task.deidentify.empty()) {
+      create_directories(scratch, false);
+      auto copy = scratch / ("deidentified-" + std::to_string(out.paths.size()) + ".dcm");
+      auto problem = pseudonyms ? deidentify_file(file.path, copy, *pseudonyms)
+                                : status{failure{ec::invalid_config, key_problem}};
+      if (problem) {
+        out.problem = "not sent, for it cannot be de-identified: " + problem->message;
+        db.update_send_file(task.id, {file.path, file_send_state::refused, 0, out.problem});
+        continue;
+      }
+      to_send = copy;
+    }
     if (!task.transfer_syntax.empty()) {
       create_directories(scratch, false);
-      auto coded = transcode(file.path, scratch / (std::to_string(out.paths.size()) + ".dcm"),
+      auto coded = transcode(to_send, scratch / (std::to_string(out.paths.size()) + ".dcm"),
                              task.transfer_syntax);
       if (coded)
         to_send = *coded;
@@ -128,10 +155,11 @@ void run_send(sender_pointer self, std::int64_t id) {
   save_send(db, st.settings.routing, task);
 
   auto scratch = st.settings.routing.data_dir / "sending" / std::to_string(id);
-  auto to_send = files_to_send(db, task, *files, scratch);
-  std::string last_problem;
+  auto to_send = files_to_send(db, task, *files, scratch, st.settings.routing.deidentify_key_file);
+  std::string last_problem = to_send.problem;
   if (!to_send.paths.empty())
-    last_problem = attempt(self, task, to_send);
+    if (auto problem = attempt(self, task, to_send); !problem.empty())
+      last_problem = problem;
   std::error_code ignored;
   fs::remove_all(scratch, ignored);
 

@@ -256,8 +256,8 @@ void read_destinations(json::object_reader& reader, const json::value& destinati
       continue;
     }
     json::object_reader d{object, path, reader.sink()};
-    d.reject_unknown_keys(
-        {"host", "port", "ae_title", "calling_ae_title", "associations", "transfer_syntax"});
+    d.reject_unknown_keys({"host", "port", "ae_title", "calling_ae_title", "associations",
+                           "transfer_syntax", "deidentify"});
     destination_config destination;
     destination.name = name;
     if (auto host = d.get_string("host")) {
@@ -283,6 +283,16 @@ void read_destinations(json::object_reader& reader, const json::value& destinati
                               *syntax + "\"");
       else
         destination.transfer_syntax = *syntax;
+    }
+    if (auto* found = d.get("deidentify")) {
+      auto& value = *found;
+      if (value.is_boolean())
+        destination.deidentify = value.get<bool>() ? "basic" : "";
+      else if (value.is_object() && value.size() == 1 && value.contains("shift_dates") &&
+               value["shift_dates"].is_boolean())
+        destination.deidentify = value["shift_dates"].get<bool>() ? "shift_dates" : "basic";
+      else
+        reader.sink().add(path + ".deidentify", "must be true, false or {\"shift_dates\": true}");
     }
     out[name] = destination;
   }

@@ -84,6 +84,9 @@ struct destination_config {
   std::string calling_ae_title;
   int associations = 1;
   std::string transfer_syntax; // empty: send as stored
+  /// De-identify copies before sending (the stream kernel's profile and
+  /// pseudonyms): "" no, "basic", or "shift_dates" (dates moved, not removed).
+  std::string deidentify;
 };
 
 /// How results leave the node (routing issue): retries and the `$me`/`$port`

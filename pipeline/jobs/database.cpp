@@ -11,7 +11,7 @@ namespace dcmstreams {
 namespace {
 
 // The schema version this code writes; older files are migrated step by step.
-constexpr int schema_version = 2;
+constexpr int schema_version = 3;
 
 const char* schema_v1 = R"sql(
 CREATE TABLE IF NOT EXISTS jobs (
@@ -72,10 +72,15 @@ CREATE TABLE IF NOT EXISTS send_files (
 );
 )sql";
 
+// Sends to destinations that de-identify what they get.
+const char* schema_v3 = R"sql(
+ALTER TABLE sends ADD COLUMN deidentify TEXT NOT NULL DEFAULT '';
+)sql";
+
 const char* send_columns = "id, job_id, rule, destination, host, port, called_ae, calling_ae, "
                            "associations, transfer_syntax, state, attempts, created_ms, "
                            "next_attempt_ms, finished_ms, message, files_total, files_sent, "
-                           "files_failed";
+                           "files_failed, deidentify";
 
 const char* job_columns = "id, stream, state, called_ae, calling_ae, peer, study_uid, series_uid, "
                           "instances, bytes, received_ms, completed_ms, started_ms, finished_ms, "
@@ -205,6 +210,12 @@ result<std::unique_ptr<database>> database::open(const std::filesystem::path& fi
     if (auto problem = db->execute(schema_v2))
       return *problem;
     if (auto problem = db->execute("PRAGMA user_version=2"))
+      return *problem;
+  }
+  if (current < 3) {
+    if (auto problem = db->execute(schema_v3))
+      return *problem;
+    if (auto problem = db->execute("PRAGMA user_version=3"))
       return *problem;
   }
   return db;
@@ -448,6 +459,7 @@ void bind_send_fields(statement& s, const send_task& t) {
   s.bind(16, t.files_total);
   s.bind(17, t.files_sent);
   s.bind(18, t.files_failed);
+  s.bind(19, t.deidentify);
 }
 
 send_task read_send(statement& s) {
@@ -471,6 +483,7 @@ send_task read_send(statement& s) {
   t.files_total = s.integer(16);
   t.files_sent = s.integer(17);
   t.files_failed = s.integer(18);
+  t.deidentify = s.text(19);
   return t;
 }
 
@@ -485,8 +498,8 @@ result<std::int64_t> database::insert_send(send_task task, const std::vector<std
   };
   statement s{db_, "INSERT INTO sends (job_id, rule, destination, host, port, called_ae, "
                    "calling_ae, associations, transfer_syntax, state, attempts, created_ms, "
-                   "next_attempt_ms, finished_ms, message, files_total, files_sent, files_failed) "
-                   "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"};
+                   "next_attempt_ms, finished_ms, message, files_total, files_sent, files_failed, "
+                   "deidentify) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"};
   task.files_total = static_cast<std::int64_t>(files.size());
   bind_send_fields(s, task);
   if (!s.prepared() || s.step() != SQLITE_DONE)
@@ -509,9 +522,9 @@ status database::update_send(const send_task& task) {
   statement s{db_, "UPDATE sends SET job_id=?, rule=?, destination=?, host=?, port=?, "
                    "called_ae=?, calling_ae=?, associations=?, transfer_syntax=?, state=?, "
                    "attempts=?, created_ms=?, next_attempt_ms=?, finished_ms=?, message=?, "
-                   "files_total=?, files_sent=?, files_failed=? WHERE id=?"};
+                   "files_total=?, files_sent=?, files_failed=?, deidentify=? WHERE id=?"};
   bind_send_fields(s, task);
-  s.bind(19, task.id);
+  s.bind(20, task.id);
   if (!s.prepared() || s.step() != SQLITE_DONE)
     return sqlite_failure("cannot update send " + std::to_string(task.id));
   return std::nullopt;

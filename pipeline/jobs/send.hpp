@@ -50,6 +50,7 @@ struct send_task {
   std::string calling_ae;
   std::int64_t associations = 1;
   std::string transfer_syntax;
+  std::string deidentify; // destination_config::deidentify
   send_state state = send_state::queued;
   std::int64_t attempts = 0;
   epoch_ms created = 0;

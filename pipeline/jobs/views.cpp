@@ -57,6 +57,7 @@ json::value send_view(const send_task& t) {
       {"port", t.port},
       {"called_ae", t.called_ae},
       {"calling_ae", t.calling_ae},
+      {"deidentify", t.deidentify},
       {"state", to_string(t.state)},
       {"attempts", t.attempts},
       {"created", iso8601(t.created)},

@@ -75,6 +75,7 @@ read_destination(const json::value& element, const std::string& path, json::prob
     destination.called_ae = it->second.ae_title;
     destination.associations = it->second.associations;
     destination.transfer_syntax = it->second.transfer_syntax;
+    destination.deidentify = it->second.deidentify;
     return destination;
   }
   if (!element.is_object()) {
@@ -250,6 +251,7 @@ std::vector<planned_send> evaluate_routing(const routing_table& table, const rou
         t.calling_ae = d.calling_ae.empty() ? node_ae : d.calling_ae;
         t.associations = d.associations;
         t.transfer_syntax = d.transfer_syntax;
+        t.deidentify = d.deidentify;
         t.name =
             d.named.empty() ? t.called_ae + "@" + t.host + ":" + std::to_string(t.port) : d.named;
         sends.push_back(std::move(send));

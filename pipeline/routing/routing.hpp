@@ -31,6 +31,7 @@ struct route_destination {
   std::string called_ae;       // AETitleTo
   int associations = 1;        // a named destination's setting
   std::string transfer_syntax; // a named destination's setting; empty: as stored
+  std::string deidentify;      // a named destination's setting (destination_config)
   std::vector<tag_filter> which;
   bool stop = false; // "break" inside the destination
 };
@@ -78,6 +79,7 @@ struct route_target {
   std::string calling_ae;
   int associations = 1;
   std::string transfer_syntax;
+  std::string deidentify;
 };
 
 /// One send a rule asks for.

@@ -10,6 +10,8 @@
 #include "tests/support/process.hpp"
 
 #include <dcmtk/config/osconfig.h>
+#include <dcmtk/dcmdata/dcdeftag.h>
+#include <dcmtk/dcmdata/dcfilefo.h>
 #include <dcmtk/dcmdata/dcuid.h>
 
 #include <gtest/gtest.h>
@@ -291,6 +293,56 @@ TEST(routing, a_destination_with_a_transfer_syntax_receives_compressed_files) {
   for (auto& file : any.files())
     EXPECT_EQ(transfer_syntax_of(file), UID_JPEGLSLosslessTransferSyntax) << file;
   EXPECT_EQ(sends_of(node)[0].destination, "archive");
+}
+
+TEST(routing, a_destination_that_de_identifies_gets_pseudonymous_copies_and_another_the_originals) {
+  temp_dir root, scratch;
+  storescp_peer research{scratch / "research", {"+xa"}}, clinical{scratch / "clinical"};
+  node_options options;
+  options.extra_config =
+      R"("destinations": {"research": {"host": "127.0.0.1", "port": )" +
+      std::to_string(research.port()) +
+      R"(, "ae_title": "RESEARCH", "deidentify": {"shift_dates": true}, "transfer_syntax": "jpeg-ls"},
+          "clinical": {"host": "127.0.0.1", "port": )" +
+      std::to_string(clinical.port()) + R"(, "ae_title": "CLINICAL"}})";
+  options.routing_json = R"({"routing": [{"RouteDirectory": "INPUT",
+                                           "send": [{".*": "research"}, {".*": "clinical"}]}]})";
+  test_node node{root.path(), options};
+  write_stream(node.streams_dir(), "copy", "COPY");
+  node.start();
+  auto study = synth_study(scratch / "s", 4, 32);
+  std::set<std::string> originals;
+  for (auto& file : files_under(study))
+    originals.insert(sop_instance_uid(file));
+  ASSERT_EQ(send(node, "COPY", study), 0);
+  ASSERT_TRUE(all_sends(node, 2, "done", 60s)) << node.log();
+  auto attribute = [](const fs::path& file, const DcmTagKey& tag) {
+    DcmFileFormat dicom;
+    EXPECT_TRUE(dicom.loadFile(file.c_str()).good()) << file;
+    OFString value;
+    dicom.getDataset()->findAndGetOFStringArray(tag, value);
+    return std::string{value.c_str()};
+  };
+  ASSERT_EQ(research.files().size(), 4u);
+  for (auto& file : research.files()) {
+    EXPECT_EQ(originals.count(sop_instance_uid(file)), 0u) << file;
+    EXPECT_EQ(sop_instance_uid(file).rfind("2.25.", 0), 0u) << file;
+    EXPECT_EQ(attribute(file, DCM_PatientID).rfind("ANON-", 0), 0u) << file;
+    EXPECT_EQ(attribute(file, DCM_LongitudinalTemporalInformationModified), "MODIFIED");
+    EXPECT_EQ(transfer_syntax_of(file), UID_JPEGLSLosslessTransferSyntax) << "and then compressed";
+    auto checked = run({"dciodvfy", file.string()});
+    EXPECT_EQ(checked.output.find("Error"), std::string::npos) << file << "\n" << checked.output;
+  }
+  std::set<std::string> at_clinical;
+  for (auto& file : clinical.files())
+    at_clinical.insert(sop_instance_uid(file));
+  EXPECT_EQ(at_clinical, originals) << "the other destination gets the originals";
+  for (auto& task : sends_of(node))
+    EXPECT_EQ(task.deidentify, task.destination == "research" ? "shift_dates" : "")
+        << task.destination;
+  auto job = node.job_dirs().at(0);
+  for (auto& file : test_node::input_files(job))
+    EXPECT_EQ(originals.count(sop_instance_uid(file)), 1u) << "INPUT stays as it came";
 }
 
 TEST(routing, jpeg_2000_is_forwarded_as_received_and_a_peer_that_refuses_it_gets_a_clear_reason) {

@@ -32,7 +32,11 @@ TEST(node_config, reads_every_documented_key) {
                 "scrub_low_pct": 85, "retention_days": 30},
     "destinations": {"pacs": {"host": "10.0.0.9", "port": 4242, "ae_title": "ORTHANC",
                               "calling_ae_title": "NODE1", "associations": 4,
-                              "transfer_syntax": "jpeg-ls"}},
+                              "transfer_syntax": "jpeg-ls"},
+                     "research": {"host": "10.0.0.8", "port": 104, "ae_title": "RESEARCH",
+                                  "deidentify": {"shift_dates": true}},
+                     "registry": {"host": "10.0.0.7", "port": 104, "ae_title": "REG",
+                                  "deidentify": true}},
     "cluster": {"port": 7000, "bind": "::1", "heartbeat_s": 0.5, "lost_after_s": 3},
     "log": {"level": "debug"}})",
                                   "dcmstreams.json");
@@ -48,6 +52,9 @@ TEST(node_config, reads_every_documented_key) {
   EXPECT_EQ(config->storage.reserve_free_mb, 10u);
   EXPECT_EQ(config->destinations.at("pacs").port, 4242);
   EXPECT_EQ(config->destinations.at("pacs").associations, 4);
+  EXPECT_EQ(config->destinations.at("pacs").deidentify, "");
+  EXPECT_EQ(config->destinations.at("research").deidentify, "shift_dates");
+  EXPECT_EQ(config->destinations.at("registry").deidentify, "basic");
   EXPECT_EQ(config->cluster.port, 7000);
   EXPECT_EQ(config->cluster.bind, "::1");
   EXPECT_DOUBLE_EQ(config->cluster.heartbeat_s, 0.5);
