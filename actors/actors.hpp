@@ -50,6 +50,7 @@ using job_atom = caf::atom_constant<caf::atom("job")>;
 using jobs_atom = caf::atom_constant<caf::atom("jobs")>;
 using kill_atom = caf::atom_constant<caf::atom("kill")>;
 using pending_atom = caf::atom_constant<caf::atom("pending")>;
+using pseudonym_atom = caf::atom_constant<caf::atom("pseudonym")>;
 using ping_atom = caf::atom_constant<caf::atom("ping")>;
 using queued_atom = caf::atom_constant<caf::atom("queued")>;
 using recover_atom = caf::atom_constant<caf::atom("recover")>;
@@ -221,6 +222,16 @@ typename Inspector::result_type inspect(Inspector& f, recovery_report& x) {
            x.removed_partial_files, x.problems);
 }
 
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, pseudonym_record& x) {
+  return f(caf::meta::type_name("pseudonym_record"), x.pseudonym, x.kind, x.original);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, database::kept_pseudonym& x) {
+  return f(caf::meta::type_name("kept_pseudonym"), x.record, x.job_id, x.created);
+}
+
 template <class Inspector> typename Inspector::result_type inspect(Inspector& f, pending_study& x) {
   return f(caf::meta::type_name("pending_study"), x.key, x.stream, x.instances, x.bytes,
            x.first_arrival, x.last_arrival);
@@ -256,6 +267,9 @@ using job_store_actor = caf::typed_actor<
     caf::replies_to<get_atom, sends_atom, std::int64_t>::with<std::vector<send_task>>,
     /// One send with the outcome of each file.
     caf::replies_to<get_atom, send_atom, std::int64_t>::with<send_detail>,
+    /// What a pseudonym stands for (deidentify.keep_mapping).
+    caf::replies_to<get_atom, pseudonym_atom,
+                    std::string>::with<std::vector<database::kept_pseudonym>>,
     /// Whether the database takes writes (readiness).
     caf::replies_to<ping_atom>::with<bool>>;
 

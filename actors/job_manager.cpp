@@ -20,7 +20,7 @@ stream_mailbox_actor spawn_mailbox(manager_pointer self, const std::string& stre
   settings.manager = st.settings.reachable_as ? st.settings.reachable_as : job_manager_actor{self};
   settings.registry = st.settings.registry;
   settings.data_dir = st.settings.data_dir;
-  settings.deidentify_key_file = st.settings.deidentify_key_file;
+  settings.pseudonyms = st.settings.pseudonyms;
   settings.metrics = st.settings.metrics;
   if (auto h = st.history.find(stream); h != st.history.end())
     settings.history = h->second;

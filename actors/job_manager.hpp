@@ -31,7 +31,7 @@ struct job_manager_settings {
   router_actor router; // may be invalid (tests): results are then not routed
   std::shared_ptr<streams::shared_registry> registry;
   std::filesystem::path data_dir;
-  std::filesystem::path deidentify_key_file; // node_config::deidentify_key_file()
+  pseudonym_settings pseudonyms; // node_config::pseudonyms()
   node_metrics* metrics = nullptr;
   std::vector<stream_stats> history; // run times so far, per stream
   /// Outlives a restart of the manager, so that running jobs stay known.

@@ -117,6 +117,17 @@ job_store_actor::behavior_type job_store(job_store_actor::stateful_pointer<job_s
           return make_error(files.error());
         return send_detail{**found, std::move(*files)};
       },
+      [self](get_atom, pseudonym_atom,
+             const std::string& pseudonym) -> caf::result<std::vector<database::kept_pseudonym>> {
+        auto found = self->state.settings.db->find_pseudonym(pseudonym);
+        if (!found)
+          return make_error(found.error());
+        if (found->empty())
+          return make_error(ec::not_found,
+                            "no pseudonym " + pseudonym +
+                                " is kept (only those given while deidentify.keep_mapping is on)");
+        return std::move(*found);
+      },
       [self](ping_atom) -> caf::result<bool> {
         if (auto problem = self->state.settings.db->writable())
           return make_error(*problem);

@@ -74,7 +74,7 @@ result<node_actors> spawn_node(caf::actor_system& system, const node_config& con
   if (failed)
     return failure{ec::database_error, "cannot read the job queue: " + describe(failed)};
   routing_settings routing{
-      config.ae_title,          config.routing_file, config.data_dir, config.deidentify_key_file(),
+      config.ae_title,          config.routing_file, config.data_dir, config.pseudonyms(),
       config.sending,           config.destinations, events,          actors.readiness.get(),
       config.routing_file_named};
   router_settings router_config{routing, &client, &metrics, std::make_shared<sender_pool>()};
@@ -86,7 +86,7 @@ result<node_actors> spawn_node(caf::actor_system& system, const node_config& con
   manager.router = actors.router;
   manager.registry = actors.registry;
   manager.data_dir = config.data_dir;
-  manager.deidentify_key_file = config.deidentify_key_file();
+  manager.pseudonyms = config.pseudonyms();
   manager.metrics = &metrics;
   manager.history = std::move(history);
   actors.job_manager = spawn_supervised<job_manager_actor>(

@@ -38,13 +38,14 @@ struct attempt_files {
 /// (recorded as refused), never sent as it is.
 attempt_files files_to_send(database& db, const send_task& task,
                             const std::vector<send_file>& files, const fs::path& scratch,
-                            const fs::path& key_file) {
+                            const pseudonym_settings& settings) {
   attempt_files out;
   std::optional<pseudonymizer> pseudonyms;
   std::string key_problem;
   if (!task.deidentify.empty()) {
-    if (auto key = load_secret(key_file, false))
-      pseudonyms.emplace(*key, deidentify_options{task.deidentify == "shift_dates"});
+    if (auto key = load_secret(settings.key_file, false))
+      pseudonyms.emplace(
+          *key, deidentify_options{task.deidentify == "shift_dates", settings.keep_mapping});
     else
       key_problem = key.error().message;
   }
@@ -81,6 +82,16 @@ attempt_files files_to_send(database& db, const send_task& task,
     out.original_of[to_send.string()] = file.path;
     out.paths.push_back(to_send);
   }
+  if (pseudonyms)
+    if (auto problem = db.record_pseudonyms(pseudonyms->take_records(), task.job_id)) {
+      // The copies could not be traced back: none of them goes.
+      out.problem = "not sent, for its pseudonyms cannot be kept (deidentify.keep_mapping): " +
+                    problem->message;
+      for (auto& [sent, original] : out.original_of)
+        db.update_send_file(task.id, {original, file_send_state::refused, 0, out.problem});
+      out.paths.clear();
+      out.original_of.clear();
+    }
   return out;
 }
 
@@ -155,7 +166,7 @@ void run_send(sender_pointer self, std::int64_t id) {
   save_send(db, st.settings.routing, task);
 
   auto scratch = st.settings.routing.data_dir / "sending" / std::to_string(id);
-  auto to_send = files_to_send(db, task, *files, scratch, st.settings.routing.deidentify_key_file);
+  auto to_send = files_to_send(db, task, *files, scratch, st.settings.routing.pseudonyms);
   std::string last_problem = to_send.problem;
   if (!to_send.paths.empty())
     if (auto problem = attempt(self, task, to_send); !problem.empty())

@@ -26,7 +26,7 @@ struct routing_settings {
   std::string node_ae;
   std::filesystem::path routing_file;
   std::filesystem::path data_dir;
-  std::filesystem::path deidentify_key_file; // node_config::deidentify_key_file()
+  pseudonym_settings pseudonyms; // node_config::pseudonyms()
   sending_config sending;
   std::map<std::string, destination_config> destinations;
   event_hub* events = nullptr; // gets a "send" event at each change of a send; may be null

@@ -62,7 +62,7 @@ void start_next(mailbox_pointer self) {
     log::info(component, "job " + std::to_string(job.id) + " of stream " + job.stream +
                              " starts (" + std::to_string(job.instances) + " instances)");
     auto plan = plan_for(*stream);
-    plan.deidentify_key_file = self->state.deidentify_key_file;
+    plan.pseudonyms = self->state.pseudonyms;
     store_layout layout{self->state.data_dir};
     auto manager = self->state.manager;
     // The run blocks (a process, kernels, whole-study I/O): its own thread.
@@ -125,7 +125,7 @@ stream_mailbox_actor::behavior_type stream_mailbox(mailbox_pointer self,
   st.manager = std::move(settings.manager);
   st.registry = std::move(settings.registry);
   st.data_dir = std::move(settings.data_dir);
-  st.deidentify_key_file = std::move(settings.deidentify_key_file);
+  st.pseudonyms = std::move(settings.pseudonyms);
   st.metrics = settings.metrics;
   st.running = settings.running ? settings.running : std::make_shared<running_jobs>();
   auto& history = settings.history;

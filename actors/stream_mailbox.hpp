@@ -40,7 +40,7 @@ struct stream_mailbox_state {
   router_actor router; // may be invalid (tests): results are then not routed
   std::shared_ptr<streams::shared_registry> registry;
   std::filesystem::path data_dir;
-  std::filesystem::path deidentify_key_file;
+  pseudonym_settings pseudonyms;
   node_metrics* metrics = nullptr;
   job_manager_actor manager; // where runners report
   static inline const char* name = "stream-mailbox";
@@ -54,7 +54,7 @@ struct mailbox_settings {
   job_manager_actor manager;
   std::shared_ptr<streams::shared_registry> registry;
   std::filesystem::path data_dir;
-  std::filesystem::path deidentify_key_file; // the secret of de-identification pseudonyms
+  pseudonym_settings pseudonyms; // of de-identification
   node_metrics* metrics = nullptr;
   stream_stats history;
   std::shared_ptr<running_jobs> running;

@@ -116,7 +116,7 @@ int serve(int argc, char** argv) {
   // Made now, not by the first job that needs it: a folder that cannot hold
   // it, or a configured file that is missing, is said at once.
   if (auto secret =
-          load_secret(config->deidentify_key_file(), config->deidentify_secret_file.empty());
+          load_secret(config->pseudonyms().key_file, config->deidentify_secret_file.empty());
       !secret)
     return fail(secret.error().message + " (deidentify.secret_file)");
   auto opened = database::open(layout.database_file());

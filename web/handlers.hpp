@@ -21,6 +21,9 @@ void get_throughput(api_context& api, const route_call& call);
 void get_metrics(api_context& api, const route_call& call);
 void get_events(api_context& api, const route_call& call);
 
+// What a pseudonym stands for (pseudonyms_api.cpp).
+void get_pseudonym(api_context& api, const route_call& call);
+
 // The cluster's workers (cluster_api.cpp).
 void list_workers(api_context& api, const route_call& call);
 

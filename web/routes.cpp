@@ -39,6 +39,7 @@ const std::vector<route>& routes() {
     {"GET",    "/api/v1/sends",                     a::viewer, "recent sends, newest first; ?limit=", list_sends},
     {"GET",    "/api/v1/sends/{send}",              a::viewer, "one send with each file's outcome", get_send},
     {"POST",   "/api/v1/sends/{send}/retry",        a::admin,  "send a failed send's unstored files again", retry_send},
+    {"GET",    "/api/v1/pseudonyms",                a::admin,  "what a pseudonym stands for: ?value= a UID or ANON-... patient (deidentify.keep_mapping)", get_pseudonym},
     {"GET",    "/api/v1/routing",                   a::viewer, "routing.json as it is", get_routing},
     {"PUT",    "/api/v1/routing",                   a::admin,  "replace routing.json (checked first: 422 with each problem's place)", put_routing},
     {"GET",    "/code/php/getInstalledBuckets.php", a::viewer, "old appliance: the streams", get_installed_buckets},

@@ -69,7 +69,14 @@ std::string pseudonymizer::uid(const std::string& original) {
   } while (number != 0);
   auto fresh = "2.25." + digits;
   uids_.emplace(original, fresh);
+  note(fresh, "uid", original);
   return fresh;
+}
+
+void pseudonymizer::note(const std::string& pseudonym, const std::string& kind,
+                         const std::string& original) {
+  if (options_.keep_mapping && !original.empty() && noted_.emplace(pseudonym, kind).second)
+    records_.push_back({pseudonym, kind, original});
 }
 
 std::string pseudonymizer::patient(const std::string& patient_key) const {
@@ -555,6 +562,8 @@ void deidentify(DcmItem& dataset, pseudonymizer& pseudonyms) {
                                  : "name\n" + text_of(dataset, DCM_PatientName) + "\n" +
                                        text_of(dataset, DCM_PatientBirthDate);
   patient_pseudonym patient{pseudonyms.patient(patient_key), pseudonyms.day_shift(patient_key)};
+  pseudonyms.note(patient.name, "patient_id", id);
+  pseudonyms.note(patient.name, "patient_name", text_of(dataset, DCM_PatientName));
   bool shift = pseudonyms.options().shift_dates;
   apply(dataset, pseudonyms, patient);
   dataset.putAndInsertString(DCM_PatientIdentityRemoved, "YES");

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,15 @@ struct deidentify_options {
   /// days of the patient's own (1 to 365) instead: PS3.15's "Retain
   /// Longitudinal Temporal Information with Modified Dates" option.
   bool shift_dates = false;
+  /// Keep a record of what each pseudonym stands for (deidentify.keep_mapping).
+  bool keep_mapping = false;
+};
+
+/// What one pseudonym stands for.
+struct pseudonym_record {
+  std::string pseudonym;
+  std::string kind; // "uid", "patient_id" or "patient_name"
+  std::string original;
 };
 
 /// Keyed pseudonyms (HMAC-SHA256 under the node's secret): the same original
@@ -44,6 +54,10 @@ public:
   const deidentify_options& options() const { return options_; }
   /// UIDs mapped so far.
   std::size_t size() const { return uids_.size(); }
+  /// With keep_mapping: notes that `pseudonym` stands for `original`.
+  void note(const std::string& pseudonym, const std::string& kind, const std::string& original);
+  /// The records noted since the last call.
+  std::vector<pseudonym_record> take_records() { return std::move(records_); }
 
 private:
   std::string digest(std::string_view domain, const std::string& value) const;
@@ -51,6 +65,8 @@ private:
   std::string key_;
   deidentify_options options_;
   std::map<std::string, std::string> uids_;
+  std::set<std::pair<std::string, std::string>> noted_; // (pseudonym, kind)
+  std::vector<pseudonym_record> records_;
 };
 
 struct profile_entry {

@@ -5,6 +5,7 @@
 #include "pipeline/foundation/json.hpp"
 #include "pipeline/foundation/secret.hpp"
 #include "pipeline/imaging/derived_series.hpp"
+#include "pipeline/jobs/database.hpp"
 
 #include <chrono>
 #include <cstdio>
@@ -85,9 +86,10 @@ job_outcome run_program(const fs::path& dir, const job_record& job, const job_pl
   return outcome;
 }
 
-job_outcome run_kernels(const fs::path& dir, const job_record& job, const job_plan& plan,
+job_outcome run_kernels(const store_layout& layout, const job_record& job, const job_plan& plan,
                         cancel_token& cancel, job_log& log) {
   job_outcome outcome;
+  auto dir = layout.job_dir(job.id);
   auto files = input_files(dir / "INPUT");
   auto output = dir / "OUTPUT";
   bool needs_volumes = false, deidentify_outputs = false, makes_images = false;
@@ -98,11 +100,12 @@ job_outcome run_kernels(const fs::path& dir, const job_record& job, const job_pl
     deidentification.shift_dates |= step.kernel == "deidentify" && step.shift_dates;
     makes_images |= step.makes_image();
   }
+  deidentification.keep_mapping = plan.pseudonyms.keep_mapping;
   // The node's secret keys the pseudonyms: the same study is de-identified
   // into the same study in every job.
   std::string pseudonym_key;
   if (deidentify_outputs) {
-    auto key = load_secret(plan.deidentify_key_file, false);
+    auto key = load_secret(plan.pseudonyms.key_file, false);
     if (!key) {
       outcome.message = "cannot de-identify: " + key.error().message;
       return outcome;
@@ -213,6 +216,17 @@ job_outcome run_kernels(const fs::path& dir, const job_record& job, const job_pl
       ++written;
     }
   }
+  if (deidentification.keep_mapping) {
+    // Asked for, so a job whose pseudonyms cannot be kept fails: its output
+    // could not be traced back.
+    auto db = database::open(layout.database_file());
+    status problem = db ? (*db)->record_pseudonyms(pseudonyms.take_records(), job.id)
+                        : status{failure{db.error()}};
+    if (problem) {
+      outcome.message = "cannot keep the pseudonyms (deidentify.keep_mapping): " + problem->message;
+      return outcome;
+    }
+  }
   if (has_stats) {
     json::value result = {{"series", std::move(stats)}};
     if (auto problem =
@@ -294,7 +308,7 @@ job_outcome run_job(const store_layout& layout, const job_record& job, const job
              (plan.command.empty() ? std::to_string(plan.steps.size()) + " kernel steps"
                                    : plan.command.front()));
     try {
-      outcome = plan.command.empty() ? run_kernels(dir, job, plan, cancel, log)
+      outcome = plan.command.empty() ? run_kernels(layout, job, plan, cancel, log)
                                      : run_program(dir, job, plan, cancel, log);
     } catch (const std::bad_alloc&) {
       outcome = {};

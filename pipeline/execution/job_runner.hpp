@@ -5,6 +5,7 @@
 // the actor scheduler.
 
 #include "pipeline/execution/command_runner.hpp"
+#include "pipeline/foundation/config.hpp"
 #include "pipeline/imaging/kernels.hpp"
 #include "pipeline/jobs/job.hpp"
 #include "pipeline/jobs/store.hpp"
@@ -23,7 +24,7 @@ struct job_plan {
   std::vector<kernel_step> steps;              // built-in kernels
   double timeout_s = 0;                        // 0: none
   std::uint64_t log_limit_bytes = 64ull << 20; // of the program's output in processing.log
-  std::filesystem::path deidentify_key_file;   // the secret of de-identification pseudonyms
+  pseudonym_settings pseudonyms;               // of de-identification
 };
 
 struct kernel_timing {

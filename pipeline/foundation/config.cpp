@@ -333,9 +333,11 @@ result<node_config> parse_node_config(std::string_view text, const std::string& 
   reader.with_object("cluster",
                      [&](json::object_reader& sub) { read_cluster(sub, config.cluster); });
   reader.with_object("deidentify", [&](json::object_reader& sub) {
-    sub.reject_unknown_keys({"secret_file"});
+    sub.reject_unknown_keys({"secret_file", "keep_mapping"});
     if (auto file = sub.get_string("secret_file"))
       config.deidentify_secret_file = *file;
+    if (auto keep = sub.get_flag("keep_mapping"))
+      config.deidentify_keep_mapping = *keep;
   });
   reader.with_object("log", [&](json::object_reader& sub) {
     sub.reject_unknown_keys({"level"});

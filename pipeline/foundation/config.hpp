@@ -111,6 +111,12 @@ struct cluster_config {
   double lost_after_s = 5;
 };
 
+/// What de-identification (in streams and on the way to destinations) needs.
+struct pseudonym_settings {
+  std::filesystem::path key_file; // the secret that keys pseudonyms
+  bool keep_mapping = false;      // record what each pseudonym stands for
+};
+
 struct node_config {
   std::string ae_title = "DCMSTREAMS";
   dicom_config dicom;
@@ -125,15 +131,20 @@ struct node_config {
   std::map<std::string, destination_config> destinations;
   cluster_config cluster;
   /// deidentify.secret_file: the key of de-identification pseudonyms; empty:
-  /// the node's own, made at first start (deidentify_key_file()).
+  /// the node's own, made at first start (pseudonyms()).
   std::filesystem::path deidentify_secret_file;
+  /// deidentify.keep_mapping: pseudonyms and what they stand for are kept
+  /// in the database, for an admin to look up.
+  bool deidentify_keep_mapping = false;
   std::string log_level = "info";
   /// The file the configuration came from, empty for built-in defaults.
   std::filesystem::path source;
 
-  /// deidentify.secret_file, or <data>/deidentify.key.
-  std::filesystem::path deidentify_key_file() const {
-    return deidentify_secret_file.empty() ? data_dir / "deidentify.key" : deidentify_secret_file;
+  /// The secret (deidentify.secret_file, or <data>/deidentify.key) and whether
+  /// mappings are kept.
+  pseudonym_settings pseudonyms() const {
+    return {deidentify_secret_file.empty() ? data_dir / "deidentify.key" : deidentify_secret_file,
+            deidentify_keep_mapping};
   }
 };
 

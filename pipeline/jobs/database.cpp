@@ -72,9 +72,18 @@ CREATE TABLE IF NOT EXISTS send_files (
 );
 )sql";
 
-// Sends to destinations that de-identify what they get.
+// Sends to destinations that de-identify what they get, and what pseudonyms
+// stand for (deidentify.keep_mapping).
 const char* schema_v3 = R"sql(
 ALTER TABLE sends ADD COLUMN deidentify TEXT NOT NULL DEFAULT '';
+CREATE TABLE IF NOT EXISTS pseudonyms (
+  pseudonym  TEXT    NOT NULL,
+  kind       TEXT    NOT NULL,
+  original   TEXT    NOT NULL,
+  job_id     INTEGER NOT NULL DEFAULT 0,
+  created_ms INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY (pseudonym, kind)
+);
 )sql";
 
 const char* send_columns = "id, job_id, rule, destination, host, port, called_ae, calling_ae, "
@@ -556,6 +565,49 @@ result<std::vector<send_task>> database::recent_sends(std::int64_t limit) {
   s.bind(1, limit);
   return collect_rows<send_task>(s, read_send, "cannot list sends",
                                  [this](const std::string& w) { return sqlite_failure(w); });
+}
+
+status database::record_pseudonyms(const std::vector<pseudonym_record>& records,
+                                   std::int64_t job_id) {
+  if (records.empty())
+    return std::nullopt;
+  if (auto problem = execute("BEGIN IMMEDIATE"))
+    return problem;
+  statement s{db_, "INSERT OR IGNORE INTO pseudonyms (pseudonym, kind, original, job_id, "
+                   "created_ms) VALUES (?, ?, ?, ?, ?)"};
+  auto now = now_ms();
+  for (auto& r : records) {
+    sqlite3_reset(s.handle());
+    s.bind(1, r.pseudonym);
+    s.bind(2, r.kind);
+    s.bind(3, r.original);
+    s.bind(4, job_id);
+    s.bind(5, now);
+    if (!s.prepared() || s.step() != SQLITE_DONE) {
+      auto problem = sqlite_failure("cannot keep the pseudonyms of job " + std::to_string(job_id));
+      execute("ROLLBACK");
+      return problem;
+    }
+  }
+  if (auto problem = execute("COMMIT")) {
+    execute("ROLLBACK");
+    return problem;
+  }
+  return std::nullopt;
+}
+
+result<std::vector<database::kept_pseudonym>>
+database::find_pseudonym(const std::string& pseudonym) {
+  statement s{db_, "SELECT pseudonym, kind, original, job_id, created_ms FROM pseudonyms "
+                   "WHERE pseudonym=? ORDER BY kind"};
+  s.bind(1, pseudonym);
+  return collect_rows<kept_pseudonym>(
+      s,
+      [](statement& row) {
+        return kept_pseudonym{
+            {row.text(0), row.text(1), row.text(2)}, row.integer(3), row.integer(4)};
+      },
+      "cannot look up a pseudonym", [this](const std::string& w) { return sqlite_failure(w); });
 }
 
 result<std::vector<send_file>> database::send_files(std::int64_t send_id) {

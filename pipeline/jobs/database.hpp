@@ -2,6 +2,7 @@
 // SQLite bookkeeping in <data>/dcmstreams.db (WAL). One connection per
 // owner; the owning actor serializes access.
 
+#include "pipeline/dicom/deidentify.hpp"
 #include "pipeline/foundation/error.hpp"
 #include "pipeline/jobs/job.hpp"
 #include "pipeline/jobs/send.hpp"
@@ -84,6 +85,17 @@ public:
   result<std::vector<send_task>> recent_sends(std::int64_t limit);
   result<std::vector<send_file>> send_files(std::int64_t send_id);
   status update_send_file(std::int64_t send_id, const send_file& file);
+
+  /// Keeps what pseudonyms stand for (deidentify.keep_mapping); the first
+  /// job that gave a pseudonym stays its job.
+  status record_pseudonyms(const std::vector<pseudonym_record>& records, std::int64_t job_id);
+  /// What `pseudonym` stands for, with the job that first gave it.
+  struct kept_pseudonym {
+    pseudonym_record record;
+    std::int64_t job_id = 0;
+    epoch_ms created = 0;
+  };
+  result<std::vector<kept_pseudonym>> find_pseudonym(const std::string& pseudonym);
 
   /// Writes a heartbeat row: fails when the disk or the database refuses writes.
   status writable();

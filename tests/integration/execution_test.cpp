@@ -4,6 +4,7 @@
 
 #include "pipeline/imaging/volume.hpp"
 
+#include "tests/support/http_client.hpp"
 #include "tests/support/node.hpp"
 #include "tests/support/process.hpp"
 #include "tests/support/reference_kernels.hpp"
@@ -347,4 +348,44 @@ TEST(execution, a_study_de_identified_again_after_a_restart_gets_the_same_pseudo
     auto checked = run({"dciodvfy", file.string()});
     EXPECT_EQ(checked.output.find("Error"), std::string::npos) << file << "\n" << checked.output;
   }
+}
+
+TEST(execution, with_keep_mapping_an_admin_finds_what_each_pseudonym_stands_for) {
+  temp_dir root, scratch;
+  node_options options;
+  options.extra_config = R"("deidentify": {"keep_mapping": true})";
+  test_node node{root.path(), options};
+  write_stream(node.streams_dir(), "anon", "ANON", R"("pipeline": [{"kernel": "deidentify"}])");
+  node.start();
+  auto study = synth_study(scratch / "study", 2, 16);
+  ASSERT_EQ(send(node, "ANON", study), 0);
+  ASSERT_TRUE(node.wait_for_finished_jobs(1, 30s)) << node.log();
+  auto job = node.job_dirs().at(0);
+  ASSERT_EQ(test_node::job_info(job, "state"), "success") << read_file(job / "processing.log");
+  auto output = files_under(job / "OUTPUT").at(0);
+  auto input = test_node::input_files(job).at(0);
+  auto attribute = [](const fs::path& file, const DcmTagKey& tag) {
+    DcmFileFormat dicom;
+    EXPECT_TRUE(dicom.loadFile(file.c_str()).good()) << file;
+    OFString value;
+    dicom.getDataset()->findAndGetOFStringArray(tag, value);
+    return std::string{value.c_str()};
+  };
+  auto look_up = [&](const std::string& value) {
+    return http_get(node.web_port(), "/api/v1/pseudonyms?value=" + value);
+  };
+  auto study_uid = look_up(attribute(output, DCM_StudyInstanceUID));
+  EXPECT_EQ(study_uid.status, 200) << study_uid.body;
+  EXPECT_TRUE(contains(study_uid.body, "\"kind\":\"uid\",\"original\":\"" +
+                                           attribute(input, DCM_StudyInstanceUID) + "\""))
+      << study_uid.body;
+  auto patient = look_up(attribute(output, DCM_PatientID));
+  EXPECT_EQ(patient.status, 200) << patient.body;
+  EXPECT_TRUE(contains(patient.body, "\"kind\":\"patient_id\",\"original\":\"" +
+                                         attribute(input, DCM_PatientID) + "\""))
+      << patient.body;
+  EXPECT_TRUE(contains(patient.body, "\"kind\":\"patient_name\"")) << patient.body;
+  EXPECT_TRUE(contains(patient.body, "\"job_id\":1")) << patient.body;
+  EXPECT_EQ(look_up("2.25.1").status, 404);
+  EXPECT_EQ(look_up("").status, 400);
 }

@@ -304,7 +304,8 @@ TEST(routing, a_destination_that_de_identifies_gets_pseudonymous_copies_and_anot
       std::to_string(research.port()) +
       R"(, "ae_title": "RESEARCH", "deidentify": {"shift_dates": true}, "transfer_syntax": "jpeg-ls"},
           "clinical": {"host": "127.0.0.1", "port": )" +
-      std::to_string(clinical.port()) + R"(, "ae_title": "CLINICAL"}})";
+      std::to_string(clinical.port()) + R"(, "ae_title": "CLINICAL"}},
+          "deidentify": {"keep_mapping": true})";
   options.routing_json = R"({"routing": [{"RouteDirectory": "INPUT",
                                            "send": [{".*": "research"}, {".*": "clinical"}]}]})";
   test_node node{root.path(), options};
@@ -333,6 +334,14 @@ TEST(routing, a_destination_that_de_identifies_gets_pseudonymous_copies_and_anot
     auto checked = run({"dciodvfy", file.string()});
     EXPECT_EQ(checked.output.find("Error"), std::string::npos) << file << "\n" << checked.output;
   }
+  // What the research copies say can be traced back by an admin.
+  auto copy = research.files().at(0);
+  auto traced = http_get(node.web_port(), "/api/v1/pseudonyms?value=" + sop_instance_uid(copy));
+  EXPECT_EQ(traced.status, 200) << traced.body;
+  bool found_original = false;
+  for (auto& uid : originals)
+    found_original |= contains(traced.body, "\"original\":\"" + uid + "\"");
+  EXPECT_TRUE(found_original) << traced.body;
   std::set<std::string> at_clinical;
   for (auto& file : clinical.files())
     at_clinical.insert(sop_instance_uid(file));
