@@ -58,6 +58,16 @@ node_metrics::node_metrics(metrics::registry& reg)
       send_queue_depth(reg.add_gauge("dcmstreams_send_queue_depth",
                                      "Send tasks waiting for or being sent, by destination.",
                                      {"destination"})),
+      send_attempt_duration(reg.add_histogram(
+          "dcmstreams_send_attempt_duration_seconds",
+          "Time one attempt of a send took to send its files (whatever came of it), by "
+          "destination.",
+          metrics::exponential_buckets(0.01, 2, 18), {"destination"})),
+      send_duration(reg.add_histogram(
+          "dcmstreams_send_duration_seconds",
+          "Time from a send's creation to its end (done or failed), retries included, by "
+          "destination.",
+          metrics::exponential_buckets(0.01, 2, 20), {"destination"})),
       actor_restarts(reg.add_counter("dcmstreams_actor_restarts_total",
                                      "Long-lived actors restarted by the supervisor after they "
                                      "died, by actor.",

@@ -17,18 +17,20 @@ struct node_metrics {
   metrics::family<metrics::counter>& instances_replaced; // {called_ae}
   metrics::family<metrics::counter>& store_failures;     // {reason}
   metrics::family<metrics::gauge>& studies_pending;
-  metrics::family<metrics::counter>& studies_completed;  // {stream}
-  metrics::family<metrics::histogram>& completion_delay; // {stream}
-  metrics::family<metrics::counter>& jobs_created;       // {stream}
-  metrics::family<metrics::gauge>& queue_depth;          // {stream}
-  metrics::family<metrics::gauge>& jobs_running;         // {stream}
-  metrics::family<metrics::counter>& jobs_total;         // {stream,result}
-  metrics::family<metrics::histogram>& job_duration;     // {stream}
-  metrics::family<metrics::histogram>& kernel_duration;  // {kernel}
-  metrics::family<metrics::counter>& sends_total;        // {destination,result}
-  metrics::family<metrics::counter>& send_retries;       // {destination}
-  metrics::family<metrics::gauge>& send_queue_depth;     // {destination}
-  metrics::family<metrics::counter>& actor_restarts;     // {actor}
+  metrics::family<metrics::counter>& studies_completed;       // {stream}
+  metrics::family<metrics::histogram>& completion_delay;      // {stream}
+  metrics::family<metrics::counter>& jobs_created;            // {stream}
+  metrics::family<metrics::gauge>& queue_depth;               // {stream}
+  metrics::family<metrics::gauge>& jobs_running;              // {stream}
+  metrics::family<metrics::counter>& jobs_total;              // {stream,result}
+  metrics::family<metrics::histogram>& job_duration;          // {stream}
+  metrics::family<metrics::histogram>& kernel_duration;       // {kernel}
+  metrics::family<metrics::counter>& sends_total;             // {destination,result}
+  metrics::family<metrics::counter>& send_retries;            // {destination}
+  metrics::family<metrics::gauge>& send_queue_depth;          // {destination}
+  metrics::family<metrics::histogram>& send_attempt_duration; // {destination}
+  metrics::family<metrics::histogram>& send_duration;         // {destination}
+  metrics::family<metrics::counter>& actor_restarts;          // {actor}
   metrics::family<metrics::counter>& watchdog_restarts;
   metrics::family<metrics::counter>& scrubbed_jobs;   // {reason}
   metrics::family<metrics::counter>& scrubbed_bytes;  // {reason}

@@ -168,9 +168,13 @@ void run_send(sender_pointer self, std::int64_t id) {
   auto scratch = st.settings.routing.data_dir / "sending" / std::to_string(id);
   auto to_send = files_to_send(db, task, *files, scratch, st.settings.routing.pseudonyms);
   std::string last_problem = to_send.problem;
+  auto started = std::chrono::steady_clock::now();
   if (!to_send.paths.empty())
     if (auto problem = attempt(self, task, to_send); !problem.empty())
       last_problem = problem;
+  if (auto* metrics = st.settings.metrics)
+    metrics->send_attempt_duration.with({task.destination})
+        .observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
   std::error_code ignored;
   fs::remove_all(scratch, ignored);
 
@@ -207,6 +211,8 @@ void run_send(sender_pointer self, std::int64_t id) {
     if (metrics) {
       metrics->sends_total.with({task.destination, to_string(task.state)}).increment();
       metrics->send_queue_depth.with({task.destination}).decrement();
+      metrics->send_duration.with({task.destination})
+          .observe(static_cast<double>(task.finished - task.created) / 1000.0);
     }
   }
 }

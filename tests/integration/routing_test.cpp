@@ -293,6 +293,13 @@ TEST(routing, a_destination_with_a_transfer_syntax_receives_compressed_files) {
   for (auto& file : any.files())
     EXPECT_EQ(transfer_syntax_of(file), UID_JPEGLSLosslessTransferSyntax) << file;
   EXPECT_EQ(sends_of(node)[0].destination, "archive");
+  auto metrics = http_get(node.web_port(), "/metrics").body;
+  EXPECT_TRUE(
+      contains(metrics, "dcmstreams_send_duration_seconds_count{destination=\"archive\"} 1"))
+      << metrics;
+  EXPECT_TRUE(contains(metrics,
+                       "dcmstreams_send_attempt_duration_seconds_count{destination=\"archive\"} 1"))
+      << metrics;
 }
 
 TEST(routing, a_destination_that_de_identifies_gets_pseudonymous_copies_and_another_the_originals) {
