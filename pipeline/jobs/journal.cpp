@@ -514,7 +514,7 @@ void journal::recycle_oldest() {
   }
 }
 
-std::vector<journaled_instance> journal::pending_instances() const {
+std::vector<journaled_instance> journal::read_pending(const std::vector<journal_ref>& refs) const {
   struct where {
     journal_ref ref;
     int fd;
@@ -523,42 +523,46 @@ std::vector<journaled_instance> journal::pending_instances() const {
   std::vector<where> places;
   {
     std::lock_guard lock(mutex_);
-    for (auto& [ref, origin_hash] : pending_)
+    for (auto& ref : refs)
       if (auto* seg = find(ref.sequence))
         places.push_back({ref, seg->fd, seg->size});
   }
-  std::vector<journaled_instance> pending;
-  pending.reserve(places.size());
+  // Read outside the lock: appends and flushes go on meanwhile.
+  std::vector<journaled_instance> found;
+  found.reserve(places.size());
   for (auto& place : places)
     if (auto origin = read_origin(place.fd, place.ref, place.size))
-      pending.push_back(std::move(*origin));
-  return pending;
+      found.push_back(std::move(*origin));
+  return found;
+}
+
+std::vector<journaled_instance> journal::pending_instances() const {
+  std::vector<journal_ref> refs;
+  {
+    std::lock_guard lock(mutex_);
+    refs.reserve(pending_.size());
+    for (auto& [ref, origin_hash] : pending_)
+      refs.push_back(ref);
+  }
+  return read_pending(refs);
 }
 
 std::vector<journal_ref> journal::older_pending_copies(const journal_origin& origin,
                                                        const journal_ref& before) const {
-  struct where {
-    journal_ref ref;
-    int fd;
-    std::uint64_t size;
-  };
-  std::vector<where> candidates;
+  auto meta = instance_meta(origin);
+  std::vector<journal_ref> candidates;
   {
     std::lock_guard lock(mutex_);
-    auto [first, last] =
-        pending_by_origin_.equal_range(std::hash<std::string_view>{}(instance_meta(origin)));
+    auto [first, last] = pending_by_origin_.equal_range(std::hash<std::string_view>{}(meta));
     for (auto it = first; it != last; ++it)
       if (it->second < before)
-        if (auto* seg = find(it->second.sequence))
-          candidates.push_back({it->second, seg->fd, seg->size});
+        candidates.push_back(it->second);
   }
   // A hash says "maybe": the record's own origin decides.
   std::vector<journal_ref> copies;
-  for (auto& candidate : candidates) {
-    auto found = read_origin(candidate.fd, candidate.ref, candidate.size);
-    if (found && instance_meta(found->origin) == instance_meta(origin))
-      copies.push_back(candidate.ref);
-  }
+  for (auto& found : read_pending(candidates))
+    if (instance_meta(found.origin) == meta)
+      copies.push_back(found.ref);
   std::sort(copies.begin(), copies.end());
   return copies;
 }

@@ -208,6 +208,8 @@ private:
   result<journal_ticket> append(std::uint16_t kind, std::string_view meta, std::string_view data,
                                 bool pending);
   void add_pending(const journal_ref& ref, std::string_view origin_meta);
+  /// The origins of these records, those still in the journal, in order.
+  std::vector<journaled_instance> read_pending(const std::vector<journal_ref>& refs) const;
   void drop_pending(const journal_ref& ref);
   /// A segment to append to, taking a prepared one (or making one now).
   result<segment*> next_segment(std::unique_lock<std::mutex>& lock);

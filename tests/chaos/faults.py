@@ -252,14 +252,21 @@ def slow_destination_beside_a_fast_one(c):
     return bool(fast_done) and slow_then < 10 and bool(slow_done)
 
 
-def network_blackhole(c):
-    namespace = f"dcmstreams-chaos-{os.getpid()}"
+def network_namespace(c, name):
+    """A network namespace with its loopback up, deleted with the case; returns
+    its name and the prefix that runs a command inside it."""
+    namespace = f"dcmstreams-chaos-{name}-{os.getpid()}"
     out = subprocess.run(["ip", "netns", "add", namespace], capture_output=True, text=True)
     if out.returncode != 0:
         raise PermissionError(f"creating a network namespace needs root: {out.stderr.strip()}")
     c.cleanups.append(lambda: subprocess.run(["ip", "netns", "delete", namespace]))
     inside = ["ip", "netns", "exec", namespace]
     subprocess.run([*inside, "ip", "link", "set", "lo", "up"], check=True)
+    return namespace, inside
+
+
+def network_blackhole(c):
+    namespace, inside = network_namespace(c, "blackhole")
     target = destination(os.path.join(c.root, "target"), prefix=inside)
     c.peers.append(target)
     n = routed(c, [target], instances=100)
@@ -281,13 +288,7 @@ def network_blackhole(c):
 
 
 def worker_cut_off(c):
-    namespace = f"dcmstreams-chaos-cluster-{os.getpid()}"
-    out = subprocess.run(["ip", "netns", "add", namespace], capture_output=True, text=True)
-    if out.returncode != 0:
-        raise PermissionError(f"creating a network namespace needs root: {out.stderr.strip()}")
-    c.cleanups.append(lambda: subprocess.run(["ip", "netns", "delete", namespace]))
-    inside = ["ip", "netns", "exec", namespace]
-    subprocess.run([*inside, "ip", "link", "set", "lo", "up"], check=True)
+    namespace, inside = network_namespace(c, "cluster")
     port = free_port()
     n = c.node(config={"cluster": {"port": port, "heartbeat_s": 0.2, "lost_after_s": 2}},
                streams={"copy": {"AETitle": "COPY", "command": ["true"]}})

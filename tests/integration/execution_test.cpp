@@ -9,10 +9,6 @@
 #include "tests/support/process.hpp"
 #include "tests/support/reference_kernels.hpp"
 
-#include <dcmtk/config/osconfig.h>
-#include <dcmtk/dcmdata/dcdeftag.h>
-#include <dcmtk/dcmdata/dcfilefo.h>
-
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -56,17 +52,10 @@ struct event {
 /// Each output file's pseudonymous identity: SOP Instance UID -> "study|patient|date".
 std::map<std::string, std::string> identities(const fs::path& output) {
   std::map<std::string, std::string> found;
-  for (auto& file : files_under(output)) {
-    DcmFileFormat dicom;
-    EXPECT_TRUE(dicom.loadFile(file.c_str()).good()) << file;
-    auto text = [&](const DcmTagKey& tag) {
-      OFString value;
-      dicom.getDataset()->findAndGetOFStringArray(tag, value);
-      return std::string{value.c_str()};
-    };
-    found[text(DCM_SOPInstanceUID)] =
-        text(DCM_StudyInstanceUID) + "|" + text(DCM_PatientID) + "|" + text(DCM_StudyDate);
-  }
+  for (auto& file : files_under(output))
+    found[attribute_text(file, "SOPInstanceUID")] = attribute_text(file, "StudyInstanceUID") + "|" +
+                                                    attribute_text(file, "PatientID") + "|" +
+                                                    attribute_text(file, "StudyDate");
   return found;
 }
 
@@ -364,25 +353,18 @@ TEST(execution, with_keep_mapping_an_admin_finds_what_each_pseudonym_stands_for)
   ASSERT_EQ(test_node::job_info(job, "state"), "success") << read_file(job / "processing.log");
   auto output = files_under(job / "OUTPUT").at(0);
   auto input = test_node::input_files(job).at(0);
-  auto attribute = [](const fs::path& file, const DcmTagKey& tag) {
-    DcmFileFormat dicom;
-    EXPECT_TRUE(dicom.loadFile(file.c_str()).good()) << file;
-    OFString value;
-    dicom.getDataset()->findAndGetOFStringArray(tag, value);
-    return std::string{value.c_str()};
-  };
   auto look_up = [&](const std::string& value) {
     return http_get(node.web_port(), "/api/v1/pseudonyms?value=" + value);
   };
-  auto study_uid = look_up(attribute(output, DCM_StudyInstanceUID));
+  auto study_uid = look_up(attribute_text(output, "StudyInstanceUID"));
   EXPECT_EQ(study_uid.status, 200) << study_uid.body;
   EXPECT_TRUE(contains(study_uid.body, "\"kind\":\"uid\",\"original\":\"" +
-                                           attribute(input, DCM_StudyInstanceUID) + "\""))
+                                           attribute_text(input, "StudyInstanceUID") + "\""))
       << study_uid.body;
-  auto patient = look_up(attribute(output, DCM_PatientID));
+  auto patient = look_up(attribute_text(output, "PatientID"));
   EXPECT_EQ(patient.status, 200) << patient.body;
   EXPECT_TRUE(contains(patient.body, "\"kind\":\"patient_id\",\"original\":\"" +
-                                         attribute(input, DCM_PatientID) + "\""))
+                                         attribute_text(input, "PatientID") + "\""))
       << patient.body;
   EXPECT_TRUE(contains(patient.body, "\"kind\":\"patient_name\"")) << patient.body;
   EXPECT_TRUE(contains(patient.body, "\"job_id\":1")) << patient.body;

@@ -4,6 +4,9 @@
 #include "pipeline/foundation/json.hpp"
 #include "tests/support/http_client.hpp"
 
+#include <dcmtk/config/osconfig.h>
+#include <dcmtk/dcmdata/dcfilefo.h>
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -194,6 +197,22 @@ std::string sop_instance_uid(const fs::path& file) {
   if (!header)
     throw std::runtime_error(header.error().message);
   return header->sop_instance_uid;
+}
+
+std::string attribute_text(const fs::path& file, const std::string& keyword) {
+  DcmTag tag;
+  if (DcmTag::findTagFromName(keyword.c_str(), tag).bad()) {
+    ADD_FAILURE() << keyword << " is no attribute keyword DCMTK knows";
+    return "";
+  }
+  DcmFileFormat dicom;
+  if (dicom.loadFile(file.c_str()).bad()) {
+    ADD_FAILURE() << file << ": DCMTK cannot read it";
+    return "";
+  }
+  OFString value;
+  dicom.getDataset()->findAndGetOFStringArray(tag, value);
+  return value.c_str();
 }
 
 std::vector<fs::path> files_under(const fs::path& dir) {
