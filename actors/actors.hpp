@@ -54,6 +54,7 @@ using pseudonym_atom = caf::atom_constant<caf::atom("pseudonym")>;
 using ping_atom = caf::atom_constant<caf::atom("ping")>;
 using queued_atom = caf::atom_constant<caf::atom("queued")>;
 using recover_atom = caf::atom_constant<caf::atom("recover")>;
+using released_atom = caf::atom_constant<caf::atom("released")>;
 using reload_atom = caf::atom_constant<caf::atom("reload")>;
 using restart_atom = caf::atom_constant<caf::atom("restart")>;
 using retry_atom = caf::atom_constant<caf::atom("retry")>;
@@ -334,6 +335,12 @@ using job_manager_actor = caf::typed_actor<
 using assembler_actor = caf::typed_actor<
     /// An instance is durable in incoming/ (from the listener or from recovery).
     caf::reacts_to<arrived_atom, study_key, arrived_instance>,
+    /// The same, from the association on this peer port (for complete_on "release").
+    caf::reacts_to<arrived_atom, study_key, arrived_instance, std::uint16_t>,
+    /// The association from (called AE, calling AE, peer, peer port) was
+    /// released: studies of streams with complete_on "release" complete once
+    /// every association that stored instances of them is released.
+    caf::reacts_to<released_atom, std::string, std::string, std::string, std::uint16_t>,
     /// Completes every pending group of the study now; replies how many.
     caf::replies_to<complete_atom, std::string>::with<std::uint64_t>,
     /// Lists the pending studies.

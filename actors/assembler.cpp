@@ -108,6 +108,7 @@ void add_instance(self_pointer self, const study_key& key, const arrived_instanc
         group.stream = stream->folder_name;
         if (stream->quiet_period_s)
           group.quiet_period = seconds(*stream->quiet_period_s);
+        group.complete_on_release = stream->complete_on_release;
       }
     }
     update_pending_gauge(self);
@@ -167,6 +168,25 @@ assembler_actor::behavior_type assembler(self_pointer self, assembler_settings s
   return {
       [self](arrived_atom, const study_key& key, const arrived_instance& instance) {
         add_instance(self, key, instance);
+      },
+      [self](arrived_atom, const study_key& key, const arrived_instance& instance,
+             std::uint16_t peer_port) {
+        add_instance(self, key, instance);
+        auto it = self->state.groups.find(key);
+        if (it != self->state.groups.end() && it->second.complete_on_release)
+          it->second.associations.insert(peer_port);
+      },
+      [self](released_atom, const std::string& called_ae, const std::string& calling_ae,
+             const std::string& peer, std::uint16_t peer_port) {
+        // A study sent over parallel associations completes when the last
+        // of those that stored instances of it is released.
+        std::vector<study_key> released;
+        for (auto& [key, group] : self->state.groups)
+          if (key.called_ae == called_ae && key.calling_ae == calling_ae && key.peer == peer &&
+              group.associations.erase(peer_port) > 0 && group.associations.empty())
+            released.push_back(key);
+        for (auto& key : released)
+          complete(self, key, "its association was released");
       },
       [self](complete_atom, const std::string& study_uid) -> std::uint64_t {
         std::vector<study_key> matching;

@@ -11,6 +11,7 @@
 
 #include <map>
 #include <memory>
+#include <set>
 
 namespace dcmstreams {
 
@@ -23,6 +24,10 @@ struct pending_group {
   caf::actor_clock::time_point last_arrival;
   caf::timespan quiet_period{};
   bool timer_pending = false;
+  /// Its stream has complete_on "release"; the peer ports of the open
+  /// associations that stored instances of it (complete when none is left).
+  bool complete_on_release = false;
+  std::set<std::uint16_t> associations;
 };
 
 /// What the assembler starts with.

@@ -21,8 +21,12 @@ void listener_bridge::association_started(const association_request&) {
   metrics_.associations_active.with({}).increment();
 }
 
-void listener_bridge::association_ended(const association_request&, association_end) {
+void listener_bridge::association_ended(const association_request& request, association_end end) {
   metrics_.associations_active.with({}).decrement();
+  // Only a release says "that was all": an abort may be cut off mid-study.
+  if (end == association_end::released)
+    caf::anon_send(assembler_, released_atom::value, request.called_ae, request.calling_ae,
+                   request.peer, request.peer_port);
 }
 
 void listener_bridge::instance_stored(const stored_instance& instance) {
@@ -32,7 +36,8 @@ void listener_bridge::instance_stored(const stored_instance& instance) {
       assembler_, arrived_atom::value,
       study_key{instance.called_ae, instance.calling_ae, instance.peer, instance.study_uid},
       arrived_instance{instance.sop_uid, instance.path, instance.bytes, instance.inode,
-                       instance.record});
+                       instance.record},
+      instance.peer_port);
 }
 
 void listener_bridge::store_failed(const association_request&, ec reason, const std::string&) {

@@ -397,6 +397,7 @@ OFCondition association::store(T_DIMSE_C_StoreRQ& request, T_ASC_PresentationCon
   stored.called_ae = request_.called_ae;
   stored.calling_ae = request_.calling_ae;
   stored.peer = request_.peer;
+  stored.peer_port = request_.peer_port;
   stored.study_uid = header->study_uid;
   stored.series_uid = header->series_uid;
   stored.sop_class_uid = header->sop_class_uid;

@@ -100,7 +100,8 @@ result<stream_definition> parse_stream(std::string_view text, const fs::path& fo
   json::problems unknown{file.string(), {}};
   json::object_reader{*root, "", unknown}.reject_unknown_keys(
       {"name", "description", "version", "AETitle", "enabled", "license", "command", "pipeline",
-       "concurrency", "timeout_s", "log_limit_mb", "quiet_period_s", "group_by", "accept"});
+       "concurrency", "timeout_s", "log_limit_mb", "quiet_period_s", "complete_on", "group_by",
+       "accept"});
   for (auto& note : unknown.messages)
     stream.notes.push_back(note + " (ignored)");
 
@@ -175,6 +176,14 @@ result<stream_definition> parse_stream(std::string_view text, const fs::path& fo
   if (auto quiet =
           reader.get_number("quiet_period_s", quiet_period_accepted, quiet_period_requirement))
     stream.quiet_period_s = *quiet;
+  if (auto trigger = reader.get_string("complete_on")) {
+    if (*trigger == "release")
+      stream.complete_on_release = true;
+    else if (*trigger != "quiet")
+      problems.add("complete_on", "must be \"quiet\" (after quiet_period_s) or \"release\" (also "
+                                  "when the sending association is released), not \"" +
+                                      *trigger + "\"");
+  }
   if (auto group = reader.get_string("group_by")) {
     if (*group == "study")
       stream.group_by = grouping::study;

@@ -34,6 +34,9 @@ struct stream_definition {
   /// The most of a program's output processing.log keeps per run.
   std::uint64_t log_limit_mb = 64;
   std::optional<double> quiet_period_s;
+  /// complete_on "release": a study also completes when an association that
+  /// stored instances of it is released (the quiet period stays the fallback).
+  bool complete_on_release = false;
   grouping group_by = grouping::study;
   std::vector<attribute_match> accept; // all must match for an instance to enter a job
   /// Notes that do not stop the stream from loading (unknown keys, legacy work.sh).

@@ -15,11 +15,11 @@
 namespace dcmstreams {
 
 struct derived_series_request {
-  const series_volume* source = nullptr; // the series the result comes from
-  const volume* image = nullptr;         // the result
-  std::string stream;                    // named in SeriesDescription
-  std::string derivation;                // "gaussian sigma 1 mm; mip slab 10 mm"
-  std::filesystem::path out_dir;         // files go to <out_dir>/<n>.dcm
+  const series_volume* source = nullptr;    // the series the result comes from
+  const volume* image = nullptr;            // the result
+  std::string stream;                       // named in SeriesDescription
+  std::string derivation;                   // "gaussian sigma 1 mm; mip slab 10 mm"
+  std::filesystem::path out_dir;            // files go to <out_dir>/<n>.dcm
   pseudonymizer* deidentify_with = nullptr; // apply the confidentiality profile too
 };
 

@@ -29,6 +29,7 @@ struct stored_instance {
   std::string called_ae;
   std::string calling_ae;
   std::string peer;
+  std::uint16_t peer_port = 0; // of the association that stored it
   std::string study_uid;
   std::string series_uid;
   std::string sop_class_uid;

@@ -65,6 +65,33 @@ struct fixture : test_coordinator_fixture<> {
     sched.run();
   }
 
+  // The same, from the association on `peer_port` (as the listener bridge sends it).
+  void arrive_via(const study_key& key, const std::string& sop, std::uint16_t peer_port) {
+    auto path =
+        layout->incoming_instance(key.called_ae, key.calling_ae, key.peer, key.study_uid, sop);
+    fs::create_directories(path.parent_path());
+    std::ofstream{path} << "instance " << sop;
+    self->send(assembler_handle, arrived_atom::value, key,
+               arrived_instance{sop, path.string(), 10, 0, {}}, peer_port);
+    sched.run();
+  }
+
+  void released(const study_key& key, std::uint16_t peer_port) {
+    self->send(assembler_handle, released_atom::value, key.called_ae, key.calling_ae, key.peer,
+               peer_port);
+    sched.run();
+  }
+
+  // A stream "rel" (AE title REL) that completes on release.
+  void use_release_stream() {
+    auto streams_dir = root / "streams";
+    fs::create_directories(streams_dir / "rel");
+    std::ofstream{streams_dir / "rel" / "info.json"}
+        << R"({"AETitle": "REL", "command": ["true"], "complete_on": "release"})";
+    registry->set(
+        std::make_shared<streams::registry_snapshot>(streams::load_registry(streams_dir)));
+  }
+
   std::vector<job_record> queued_jobs() {
     auto jobs = db->jobs_in_state(job_state::queued);
     CAF_REQUIRE(static_cast<bool>(jobs));
@@ -179,6 +206,41 @@ CAF_TEST(a stream can shorten its quiet period) {
   auto jobs = queued_jobs();
   CAF_REQUIRE_EQUAL(jobs.size(), 1u);
   CAF_CHECK_EQUAL(jobs[0].stream, "fast");
+}
+
+CAF_TEST(complete on release : a study completes when its associations are released) {
+  use_release_stream();
+  study_key rel{"REL", "MODALITY", "10.0.0.5", "1.2.5"};
+  // Two parallel associations of one sender: the study waits for both.
+  arrive_via(rel, "1.2.5.1", 40001);
+  arrive_via(rel, "1.2.5.2", 40002);
+  released(rel, 40001);
+  CAF_CHECK_EQUAL(queued_jobs().size(), 0u);
+  released(rel, 40002);
+  auto jobs = queued_jobs();
+  CAF_REQUIRE_EQUAL(jobs.size(), 1u);
+  CAF_CHECK_EQUAL(jobs[0].instances, 2);
+  CAF_CHECK_EQUAL(jobs[0].stream, "rel");
+}
+
+CAF_TEST(complete on release : other senders and ports do not count and the quiet period does) {
+  use_release_stream();
+  study_key rel{"REL", "MODALITY", "10.0.0.5", "1.2.6"};
+  arrive_via(rel, "1.2.6.1", 40001);
+  released({"REL", "OTHER", "10.0.0.5", "1.2.6"}, 40001);
+  released(rel, 40009);
+  CAF_CHECK_EQUAL(queued_jobs().size(), 0u);
+  // An aborted association sends no release: the quiet period completes the study.
+  wait(15s);
+  CAF_CHECK_EQUAL(queued_jobs().size(), 1u);
+}
+
+CAF_TEST(without complete on release a release changes nothing) {
+  arrive_via(ct, "1.2.3.1", 40001);
+  released(ct, 40001);
+  CAF_CHECK_EQUAL(queued_jobs().size(), 0u);
+  wait(15s);
+  CAF_CHECK_EQUAL(queued_jobs().size(), 1u);
 }
 
 CAF_TEST(pending studies are listed) {

@@ -371,3 +371,23 @@ TEST(execution, with_keep_mapping_an_admin_finds_what_each_pseudonym_stands_for)
   EXPECT_EQ(look_up("2.25.1").status, 404);
   EXPECT_EQ(look_up("").status, 400);
 }
+
+TEST(execution,
+     complete_on_release_makes_the_job_when_storescu_releases_not_after_the_quiet_period) {
+  temp_dir root, scratch;
+  test_node node{root.path()};
+  // A quiet period of a minute: only the release can make the job in time.
+  write_stream(node.streams_dir(), "rel", "REL",
+               R"("command": ["/bin/true"], "complete_on": "release", "quiet_period_s": 60)");
+  node.start();
+  auto sent_at = std::chrono::steady_clock::now();
+  ASSERT_EQ(send(node, "REL", synth_study(scratch / "a", 3, 16)), 0);
+  ASSERT_TRUE(node.wait_for_finished_jobs(1, 20s)) << node.log();
+  EXPECT_LT(std::chrono::steady_clock::now() - sent_at, 30s);
+  EXPECT_TRUE(contains(node.log(), "is complete (its association was released)")) << node.log();
+  auto job = node.job_dirs().at(0);
+  EXPECT_EQ(test_node::input_files(job).size(), 3u);
+  // The same study again in a second association: a job of its own.
+  ASSERT_EQ(send(node, "REL", scratch / "a"), 0);
+  ASSERT_TRUE(node.wait_for_finished_jobs(2, 20s)) << node.log();
+}
