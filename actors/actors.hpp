@@ -2,6 +2,7 @@
 // Every atom, message type and typed actor interface of dcmstreams, in one
 // place. One line of doc per handler says what it does.
 
+#include "pipeline/execution/file_transfer.hpp"
 #include "pipeline/execution/job_runner.hpp"
 #include "pipeline/foundation/error.hpp"
 #include "pipeline/jobs/database.hpp"
@@ -11,6 +12,7 @@
 #include <caf/all.hpp>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -38,11 +40,13 @@ ec code_of(const caf::error& error);
 
 using arrived_atom = caf::atom_constant<caf::atom("arrived")>;
 using cancel_atom = caf::atom_constant<caf::atom("cancel")>;
+using chunk_atom = caf::atom_constant<caf::atom("chunk")>;
 using complete_atom = caf::atom_constant<caf::atom("complete")>;
 using crash_atom = caf::atom_constant<caf::atom("crash")>;
 using create_atom = caf::atom_constant<caf::atom("create")>;
 using delete_atom = caf::atom_constant<caf::atom("delete")>;
 using discard_atom = caf::atom_constant<caf::atom("discard")>;
+using done_atom = caf::atom_constant<caf::atom("done")>;
 using enlist_atom = caf::atom_constant<caf::atom("enlist")>;
 using finished_atom = caf::atom_constant<caf::atom("finished")>;
 using get_atom = caf::atom_constant<caf::atom("get")>;
@@ -53,11 +57,13 @@ using pending_atom = caf::atom_constant<caf::atom("pending")>;
 using pseudonym_atom = caf::atom_constant<caf::atom("pseudonym")>;
 using ping_atom = caf::atom_constant<caf::atom("ping")>;
 using queued_atom = caf::atom_constant<caf::atom("queued")>;
+using read_atom = caf::atom_constant<caf::atom("read")>;
 using recover_atom = caf::atom_constant<caf::atom("recover")>;
 using released_atom = caf::atom_constant<caf::atom("released")>;
 using reload_atom = caf::atom_constant<caf::atom("reload")>;
 using restart_atom = caf::atom_constant<caf::atom("restart")>;
 using retry_atom = caf::atom_constant<caf::atom("retry")>;
+using run_atom = caf::atom_constant<caf::atom("run")>;
 using route_atom = caf::atom_constant<caf::atom("route")>;
 using scrub_atom = caf::atom_constant<caf::atom("scrub")>;
 using send_atom = caf::atom_constant<caf::atom("send")>;
@@ -209,7 +215,53 @@ typename Inspector::result_type inspect(Inspector& f, completed_study& x) {
 template <class Inspector> typename Inspector::result_type inspect(Inspector& f, job_record& x) {
   return f(caf::meta::type_name("job_record"), x.id, x.stream, x.state, x.called_ae, x.calling_ae,
            x.peer, x.study_uid, x.series_uid, x.instances, x.bytes, x.received, x.completed,
-           x.started, x.finished, x.message);
+           x.started, x.finished, x.message, x.worker, x.lost_runs);
+}
+
+// -- what moves between head and worker (docs/cluster.md) ---------------------------
+
+template <class Inspector> typename Inspector::result_type inspect(Inspector& f, transfer_file& x) {
+  return f(caf::meta::type_name("transfer_file"), x.path, x.size);
+}
+
+/// Carries a std::optional<double> (CAF 0.17 has no inspect for it).
+struct optional_number {
+  std::optional<double>& value;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, optional_number& x) {
+  bool present = x.value.has_value();
+  double number = x.value.value_or(0);
+  if constexpr (Inspector::reads_state) {
+    return f(present, number);
+  } else {
+    auto result = f(present, number);
+    x.value = present ? std::optional<double>{number} : std::nullopt;
+    return result;
+  }
+}
+
+template <class Inspector> typename Inspector::result_type inspect(Inspector& f, kernel_step& x) {
+  optional_number lower{x.lower}, upper{x.upper}, background{x.background},
+      spacing_mm{x.spacing_mm}, factor{x.factor};
+  return f(caf::meta::type_name("kernel_step"), x.kernel, x.sigma_mm, lower, upper, x.mode,
+           background, x.center, x.width, x.slab_mm, spacing_mm, factor, x.threshold, x.bins,
+           x.shift_dates);
+}
+
+/// A job handed to a worker: what to run, and the files of its INPUT/,
+/// which the worker asks the head's runner for in chunks.
+struct remote_job {
+  job_record job;
+  job_plan plan;             // without pseudonyms: de-identifying jobs run on the head
+  std::uint64_t attempt = 0; // the head's number of this run, for logs and folders
+  std::vector<transfer_file> inputs;
+};
+
+template <class Inspector> typename Inspector::result_type inspect(Inspector& f, remote_job& x) {
+  return f(caf::meta::type_name("remote_job"), x.job, x.plan.stream, x.plan.title, x.plan.command,
+           x.plan.steps, x.plan.timeout_s, x.plan.log_limit_bytes, x.attempt, x.inputs);
 }
 
 template <class Inspector>
@@ -310,7 +362,9 @@ using stream_mailbox_actor = caf::typed_actor<
     caf::replies_to<get_atom, stats_atom>::with<stream_stats>,
     /// Timer after a restart: takes the stream's queued jobs back from the
     /// job store and starts running again.
-    caf::reacts_to<recover_atom>>;
+    caf::reacts_to<recover_atom>,
+    /// Timer while every slot of the cluster was taken: tries again.
+    caf::reacts_to<tick_atom>>;
 
 /// Owns and supervises the stream mailboxes: routes new jobs to them, cancels
 /// and re-runs, and restarts a mailbox that died (with back-off).
@@ -369,7 +423,22 @@ using watchdog_actor = caf::typed_actor<
 /// A worker process's side of the cluster (docs/cluster.md).
 using worker_actor = caf::typed_actor<
     /// The head's heartbeat: replies with the number of jobs running there.
-    caf::replies_to<ping_atom>::with<std::uint32_t>>;
+    caf::replies_to<ping_atom>::with<std::uint32_t>,
+    /// Runs a job for the head's runner (the caf::actor): replies with the
+    /// run's own actor, which then speaks the attempt protocol below.
+    caf::replies_to<run_atom, remote_job, caf::actor>::with<caf::actor>>;
+
+// The attempt protocol between the head's runner of a job (a detached
+// blocking actor, actors/remote_run.hpp) and the worker's run of it
+// (actors/worker_run.hpp), plain messages in both directions:
+//   receiver -> sender: (read_atom, uint32 file, uint64 offset)  asks for a chunk
+//   sender -> receiver: (chunk_atom, uint32 file, uint64 offset, std::vector<char> data,
+//                        std::string problem)                     an empty problem: data is good
+//   worker -> runner:   (finished_atom, job_outcome, std::vector<transfer_file> results)
+//   runner -> worker:   (cancel_atom)  stop the run;  (done_atom)  results taken, clean up
+// The worker first asks the runner for the inputs; the runner then asks the
+// worker for the results (OUTPUT/, processing.log, proc.json). Each side
+// monitors the other: a runner that is gone means the head gave the run up.
 
 /// The head's side of the cluster, published on cluster.port: keeps the
 /// workers that joined and notices those that die, hang or are cut off.

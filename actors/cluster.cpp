@@ -20,6 +20,9 @@ void configure_cluster(caf::actor_system_config& config) {
   config.add_message_type<worker_info>("dcmstreams::worker_info");
   config.add_message_type<worker_status>("dcmstreams::worker_status");
   config.add_message_type<std::vector<worker_status>>("std::vector<dcmstreams::worker_status>");
+  config.add_message_type<remote_job>("dcmstreams::remote_job");
+  config.add_message_type<job_outcome>("dcmstreams::job_outcome");
+  config.add_message_type<std::vector<transfer_file>>("std::vector<dcmstreams::transfer_file>");
 }
 
 result<std::uint16_t> publish_cluster_head(caf::actor_system& system,

@@ -24,6 +24,8 @@ void lose(self_pointer self, joined_worker& w, const char* reason, const std::st
   if (w.status.state == "lost")
     return;
   w.status.state = "lost";
+  if (auto& slots = self->state.settings.slots)
+    slots->lost(w.status.info.name);
   log::warning(component, "worker " + w.status.info.name + " (pid " +
                               std::to_string(w.status.info.pid) + " on " + w.status.info.host +
                               ") is lost: " + why);
@@ -68,6 +70,8 @@ void heartbeat(self_pointer self) {
               w->status.running = running;
               if (w->status.state == "lost") {
                 w->status.state = "joined";
+                if (auto& slots = self->state.settings.slots)
+                  slots->back(name);
                 ++w->status.joins;
                 if (auto* m = self->state.settings.metrics)
                   m->worker_joins.with({name}).increment();
@@ -124,6 +128,8 @@ cluster_head_actor::behavior_type cluster_head(self_pointer self, cluster_head_s
         w.status.state = "joined";
         w.status.joined = w.status.answered = now_ms();
         w.status.joins = joins;
+        if (auto& slots = self->state.settings.slots)
+          slots->joined(info.name, w.handle, info.slots);
         log::info(component, "worker " + info.name + " joined: " + std::to_string(info.slots) +
                                  " slots, pid " + std::to_string(info.pid) + " on " + info.host +
                                  ", dcmstreams " + info.version);

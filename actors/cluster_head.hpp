@@ -8,6 +8,7 @@
 
 #include "actors/actors.hpp"
 #include "actors/node_metrics.hpp"
+#include "actors/slot_table.hpp"
 #include "pipeline/foundation/config.hpp"
 
 #include <map>
@@ -18,6 +19,8 @@ namespace dcmstreams {
 struct cluster_head_settings {
   cluster_config cluster;
   node_metrics* metrics = nullptr;
+  /// Where jobs run: told of every join and loss (none: workers only join).
+  std::shared_ptr<slot_table> slots;
 };
 
 struct joined_worker {

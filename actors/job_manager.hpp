@@ -31,7 +31,8 @@ struct job_manager_settings {
   router_actor router; // may be invalid (tests): results are then not routed
   std::shared_ptr<streams::shared_registry> registry;
   std::filesystem::path data_dir;
-  pseudonym_settings pseudonyms; // node_config::pseudonyms()
+  pseudonym_settings pseudonyms;     // node_config::pseudonyms()
+  std::shared_ptr<slot_table> slots; // with a cluster: the head's and the workers' slots
   node_metrics* metrics = nullptr;
   std::vector<stream_stats> history; // run times so far, per stream
   /// Outlives a restart of the manager, so that running jobs stay known.

@@ -87,6 +87,9 @@ result<node_actors> spawn_node(caf::actor_system& system, const node_config& con
   manager.registry = actors.registry;
   manager.data_dir = config.data_dir;
   manager.pseudonyms = config.pseudonyms();
+  if (config.cluster.port != 0)
+    actors.slots = std::make_shared<slot_table>(config.cluster.head_slots);
+  manager.slots = actors.slots;
   manager.metrics = &metrics;
   manager.history = std::move(history);
   actors.job_manager = spawn_supervised<job_manager_actor>(

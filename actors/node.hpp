@@ -8,6 +8,7 @@
 #include "actors/events.hpp"
 #include "actors/node_metrics.hpp"
 #include "actors/router.hpp"
+#include "actors/slot_table.hpp"
 #include "pipeline/foundation/config.hpp"
 #include "pipeline/foundation/readiness.hpp"
 #include "pipeline/jobs/database.hpp"
@@ -31,6 +32,9 @@ struct node_actors {
   assembler_actor assembler;
   registry_actor watcher;
   scrubber_actor scrubber;
+  /// With a cluster (cluster.port): where jobs run, the head's slots and the
+  /// workers' (the cluster head keeps the workers in it up to date).
+  std::shared_ptr<slot_table> slots;
   /// The router's senders, which outlive a router that dies.
   std::shared_ptr<sender_pool> senders;
   /// Every supervised actor by the name its restarts are counted under.

@@ -42,6 +42,10 @@ node_metrics::node_metrics(metrics::registry& reg)
                                  "Jobs finished, by stream and result (success, failed, "
                                  "cancelled, skipped).",
                                  {"stream", "result"})),
+      jobs_requeued(reg.add_counter("dcmstreams_jobs_requeued_total",
+                                    "Jobs queued again because the worker running them was "
+                                    "lost, by stream.",
+                                    {"stream"})),
       job_duration(reg.add_histogram("dcmstreams_job_duration_seconds",
                                      "Run time of jobs, by stream.",
                                      metrics::exponential_buckets(0.05, 2, 16), {"stream"})),

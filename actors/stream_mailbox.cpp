@@ -1,5 +1,6 @@
 #include "actors/stream_mailbox.hpp"
 
+#include "actors/remote_run.hpp"
 #include "pipeline/foundation/log.hpp"
 
 #include <algorithm>
@@ -37,11 +38,35 @@ void finish_without_running(mailbox_pointer self, job_record job, job_state stat
                            to_string(state) + ": " + message);
 }
 
+/// Whether a job of this plan must run on the head: de-identification needs
+/// the node's secret (and its database when mappings are kept).
+bool needs_the_head(const job_plan& plan) {
+  return std::any_of(plan.steps.begin(), plan.steps.end(),
+                     [](const kernel_step& step) { return step.kernel == "deidentify"; });
+}
+
+// How often a mailbox looks for a free slot again while every one is taken.
+constexpr std::chrono::milliseconds slot_retry{200};
+
+void wait_for_a_slot(mailbox_pointer self, const job_record& job) {
+  auto& st = self->state;
+  if (st.waiting_for_slot)
+    return;
+  st.waiting_for_slot = true;
+  if (!st.slots->any_slots() && !st.said_no_slots) {
+    st.said_no_slots = true;
+    log::warning(component, "job " + std::to_string(job.id) + " of stream " + job.stream +
+                                " waits for a worker: cluster.head_slots is 0 and no worker "
+                                "has joined (dcmstreams worker --join)");
+  }
+  self->delayed_send(self, slot_retry, tick_atom::value);
+}
+
 void start_next(mailbox_pointer self) {
   auto snapshot = self->state.registry->get();
   auto* stream = snapshot->find_by_name(self->state.stream);
   std::size_t concurrency = stream ? static_cast<std::size_t>(stream->concurrency) : 1;
-  while (!self->state.paused && !self->state.queue.empty() &&
+  while (!self->state.paused && !self->state.waiting_for_slot && !self->state.queue.empty() &&
          self->state.running->size() < concurrency) {
     auto job = std::move(self->state.queue.front());
     self->state.queue.pop_front();
@@ -52,23 +77,42 @@ void start_next(mailbox_pointer self) {
                                  "; re-run the job once it is back");
       continue;
     }
+    auto plan = plan_for(*stream);
+    plan.pseudonyms = self->state.pseudonyms;
+    std::optional<placement> where;
+    if (auto& slots = self->state.slots) {
+      where = slots->take(needs_the_head(plan));
+      if (!where) {
+        self->state.queue.push_front(std::move(job));
+        wait_for_a_slot(self, self->state.queue.front());
+        break;
+      }
+    }
     job.state = job_state::running;
     job.started = now_ms();
     job.finished = 0;
     job.message.clear();
+    job.worker = where ? where->worker : std::string{};
+    self->state.said_no_slots = false;
     record(self, job);
     auto cancel = std::make_shared<cancel_token>();
     (*self->state.running)[job.id] = {job, cancel};
     log::info(component, "job " + std::to_string(job.id) + " of stream " + job.stream +
-                             " starts (" + std::to_string(job.instances) + " instances)");
-    auto plan = plan_for(*stream);
-    plan.pseudonyms = self->state.pseudonyms;
+                             " starts (" + std::to_string(job.instances) + " instances)" +
+                             (job.worker.empty() ? "" : " on worker " + job.worker));
     store_layout layout{self->state.data_dir};
     auto manager = self->state.manager;
-    // The run blocks (a process, kernels, whole-study I/O): its own thread.
+    auto slots = self->state.slots;
+    // The run blocks (a process, kernels, whole-study I/O, or a worker's
+    // run with its transfers): its own thread.
     self->system().spawn<caf::detached>([=](caf::blocking_actor* runner) {
-      auto outcome = run_job(layout, job, plan, *cancel);
-      runner->send(manager, finished_atom::value, job, outcome);
+      auto ran = job;
+      auto outcome = where && !where->worker.empty()
+                         ? run_on_worker(runner, *where, layout, ran, plan, *cancel, *slots)
+                         : run_job(layout, ran, plan, *cancel);
+      if (where)
+        slots->release(*where);
+      runner->send(manager, finished_atom::value, ran, outcome);
     });
   }
   update_gauges(self);
@@ -128,6 +172,7 @@ stream_mailbox_actor::behavior_type stream_mailbox(mailbox_pointer self,
   st.pseudonyms = std::move(settings.pseudonyms);
   st.metrics = settings.metrics;
   st.running = settings.running ? settings.running : std::make_shared<running_jobs>();
+  st.slots = std::move(settings.slots);
   auto& history = settings.history;
   st.runs = history.runs;
   st.mean_s = history.mean_s;
@@ -154,8 +199,24 @@ stream_mailbox_actor::behavior_type stream_mailbox(mailbox_pointer self,
                     resume(self, none);
                   });
       },
+      [self](tick_atom) {
+        self->state.waiting_for_slot = false;
+        start_next(self);
+      },
       [self](finished_atom, job_record& job, const job_outcome& outcome) {
         self->state.running->erase(job.id);
+        if (outcome.state == job_state::queued) {
+          // Its worker was lost: the job goes first in line again.
+          job.state = job_state::queued;
+          job.started = 0;
+          job.message = outcome.message;
+          record(self, job);
+          if (auto* m = self->state.metrics)
+            m->jobs_requeued.with({job.stream}).increment();
+          self->state.queue.push_front(std::move(job));
+          start_next(self);
+          return;
+        }
         job.state = outcome.state;
         job.finished = now_ms();
         job.message = outcome.message;

@@ -8,6 +8,7 @@
 
 #include "actors/actors.hpp"
 #include "actors/node_metrics.hpp"
+#include "actors/slot_table.hpp"
 #include "streams/registry.hpp"
 
 #include <deque>
@@ -42,7 +43,10 @@ struct stream_mailbox_state {
   std::filesystem::path data_dir;
   pseudonym_settings pseudonyms;
   node_metrics* metrics = nullptr;
-  job_manager_actor manager; // where runners report
+  job_manager_actor manager;         // where runners report
+  std::shared_ptr<slot_table> slots; // with a cluster: where jobs run; else none
+  bool waiting_for_slot = false;     // a retry is due (every slot was taken)
+  bool said_no_slots = false;        // logged that no slot exists at all
   static inline const char* name = "stream-mailbox";
 };
 
@@ -58,6 +62,8 @@ struct mailbox_settings {
   node_metrics* metrics = nullptr;
   stream_stats history;
   std::shared_ptr<running_jobs> running;
+  /// With a cluster (cluster.port): the head's and the workers' slots.
+  std::shared_ptr<slot_table> slots;
   /// Negative for a new mailbox; after a restart, the seconds to wait before
   /// taking the stream's queued jobs back from the database (back-off).
   double resume_after_s = -1;

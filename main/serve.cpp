@@ -181,7 +181,7 @@ int serve(int argc, char** argv) {
 
   cluster_head_actor cluster;
   if (cluster_on) {
-    cluster = system.spawn(cluster_head, cluster_head_settings{config->cluster, &metrics});
+    cluster = system.spawn(cluster_head, cluster_head_settings{config->cluster, &metrics, actors->slots});
     auto port = publish_cluster_head(system, cluster, config->cluster);
     if (!port) {
       stop_actors(system, {caf::actor_cast<caf::actor>(cluster)});

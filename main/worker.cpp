@@ -7,7 +7,9 @@
 #include "build_info.hpp"
 #include "main/cli.hpp"
 #include "main/commands.hpp"
+#include "pipeline/foundation/files.hpp"
 #include "pipeline/foundation/log.hpp"
+#include "pipeline/jobs/store.hpp"
 
 #include <caf/all.hpp>
 
@@ -17,6 +19,7 @@
 #include <atomic>
 #include <chrono>
 #include <csignal>
+#include <filesystem>
 #include <iostream>
 #include <thread>
 
@@ -60,11 +63,13 @@ std::optional<std::pair<std::string, std::uint16_t>> parse_head(const std::strin
 int worker(int argc, char** argv) {
   cli::command_line args{
       "worker",
-      "--join HOST:PORT [--slots N] [--name NAME]",
+      "--join HOST:PORT [--slots N] [--name NAME] [--data DIR]",
       "Joins the head node at HOST:PORT (its cluster.port) and runs jobs it hands over.",
       {{"join", "HOST:PORT", "the head's cluster address (required)"},
        {"slots", "N", "jobs this worker runs at a time (default: 1)"},
        {"name", "NAME", "this worker's name at the head (default: the host name)"},
+       {"data", "DIR",
+        "where runs keep their inputs and results (default: /var/tmp/dcmstreams-worker-NAME)"},
        {"log-level", "LEVEL", "debug, info, warning or error (default: info)"}}};
   if (auto exit_code = args.parse_or_help(argc, argv))
     return *exit_code;
@@ -116,6 +121,18 @@ int worker(int argc, char** argv) {
   settings.info.slots = static_cast<std::uint32_t>(*slots);
   settings.info.pid = static_cast<std::uint32_t>(::getpid());
   settings.info.version = build_info::version;
+  settings.work_dir = args.value("data").value_or("/var/tmp/dcmstreams-worker-" +
+                                                  folder_name_for_ae(settings.info.name));
+  // Runs of an earlier worker process here were given up by the head when
+  // it lost that worker.
+  if (auto problem = create_directories(settings.work_dir, false)) {
+    std::cerr << "dcmstreams worker: " << problem->message << " (--data)\n";
+    return 2;
+  }
+  std::error_code error;
+  for (auto& entry : std::filesystem::directory_iterator(settings.work_dir, error))
+    if (entry.path().filename().string().rfind("run-", 0) == 0)
+      std::filesystem::remove_all(entry.path(), error);
   auto info = settings.info;
   auto me = system.spawn(cluster_worker, std::move(settings));
   log::info(component, "dcmstreams " + std::string{build_info::version} + " worker " + info.name +

@@ -249,6 +249,10 @@ job_outcome run_kernels(const store_layout& layout, const job_record& job, const
 
 } // namespace
 
+void append_job_log(const fs::path& log_file, const std::string& text) {
+  job_log{log_file}.line(text);
+}
+
 result<job_outcome> read_proc_json(const fs::path& file) {
   auto doc = json::load_file(file);
   if (!doc)

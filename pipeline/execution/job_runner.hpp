@@ -46,6 +46,10 @@ struct job_outcome {
 job_outcome run_job(const store_layout& layout, const job_record& job, const job_plan& plan,
                     cancel_token& cancel);
 
+/// Adds a line of the node's own to a job's processing.log, stamped as the
+/// node's lines between a program's output are.
+void append_job_log(const std::filesystem::path& log_file, const std::string& text);
+
 /// Reads the outcome from a job's proc.json: `[{"success": "...", "message": "..."}]`.
 /// "success" means success; anything else is a failure with that text.
 result<job_outcome> read_proc_json(const std::filesystem::path& file);

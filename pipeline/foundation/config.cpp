@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <thread>
 
 namespace dcmstreams {
 
@@ -223,8 +224,16 @@ void read_sending(json::object_reader& reader, sending_config& sending) {
   read_port(reader, "default_port", sending.default_port);
 }
 
+} // namespace
+
+std::uint32_t cluster_config::default_head_slots() {
+  return std::max(1u, std::thread::hardware_concurrency());
+}
+
+namespace {
+
 void read_cluster(json::object_reader& reader, cluster_config& cluster) {
-  reader.reject_unknown_keys({"port", "bind", "heartbeat_s", "lost_after_s"});
+  reader.reject_unknown_keys({"port", "bind", "heartbeat_s", "lost_after_s", "head_slots"});
   read_port(reader, "port", cluster.port);
   if (auto bind = reader.get_string("bind")) {
     // Workers are trusted with whole studies: until the cluster speaks TLS,
@@ -241,6 +250,8 @@ void read_cluster(json::object_reader& reader, cluster_config& cluster) {
     cluster.heartbeat_s = *h;
   if (auto lost = reader.get_number("lost_after_s", json::above_zero, "more than 0"))
     cluster.lost_after_s = *lost;
+  if (auto slots = reader.get_integer("head_slots", 0, 4096))
+    cluster.head_slots = static_cast<std::uint32_t>(*slots);
   if (cluster.lost_after_s <= cluster.heartbeat_s)
     reader.sink().add(reader.path_of("lost_after_s"),
                       "must be longer than heartbeat_s (" + std::to_string(cluster.heartbeat_s) +

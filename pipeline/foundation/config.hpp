@@ -109,6 +109,11 @@ struct cluster_config {
   /// a worker may leave that unanswered before it counts as lost.
   double heartbeat_s = 1;
   double lost_after_s = 5;
+  /// Jobs the head runs itself at a time while it has a cluster port; 0: only
+  /// workers run jobs (de-identifying ones excepted, which need the node's
+  /// secret). Default: the head's hardware threads.
+  std::uint32_t head_slots = default_head_slots();
+  static std::uint32_t default_head_slots();
 };
 
 /// What de-identification (in streams and on the way to destinations) needs.

@@ -11,7 +11,7 @@ namespace dcmstreams {
 namespace {
 
 // The schema version this code writes; older files are migrated step by step.
-constexpr int schema_version = 3;
+constexpr int schema_version = 4;
 
 const char* schema_v1 = R"sql(
 CREATE TABLE IF NOT EXISTS jobs (
@@ -86,6 +86,11 @@ CREATE TABLE IF NOT EXISTS pseudonyms (
 );
 )sql";
 
+const char* schema_v4 = R"sql(
+ALTER TABLE jobs ADD COLUMN worker TEXT NOT NULL DEFAULT '';
+ALTER TABLE jobs ADD COLUMN lost_runs INTEGER NOT NULL DEFAULT 0;
+)sql";
+
 const char* send_columns = "id, job_id, rule, destination, host, port, called_ae, calling_ae, "
                            "associations, transfer_syntax, state, attempts, created_ms, "
                            "next_attempt_ms, finished_ms, message, files_total, files_sent, "
@@ -93,7 +98,7 @@ const char* send_columns = "id, job_id, rule, destination, host, port, called_ae
 
 const char* job_columns = "id, stream, state, called_ae, calling_ae, peer, study_uid, series_uid, "
                           "instances, bytes, received_ms, completed_ms, started_ms, finished_ms, "
-                          "message, routed_ms";
+                          "message, worker, lost_runs, routed_ms";
 
 // A prepared statement that finalizes itself.
 class statement {
@@ -154,8 +159,10 @@ void bind_job_fields(statement& s, const job_record& job, bool with_routed = tru
   s.bind(12, job.started);
   s.bind(13, job.finished);
   s.bind(14, job.message);
+  s.bind(15, job.worker);
+  s.bind(16, job.lost_runs);
   if (with_routed)
-    s.bind(15, job.routed);
+    s.bind(17, job.routed);
 }
 
 job_record read_job(statement& s) {
@@ -175,7 +182,9 @@ job_record read_job(statement& s) {
   job.started = s.integer(12);
   job.finished = s.integer(13);
   job.message = s.text(14);
-  job.routed = s.integer(15);
+  job.worker = s.text(15);
+  job.lost_runs = s.integer(16);
+  job.routed = s.integer(17);
   return job;
 }
 
@@ -227,6 +236,12 @@ result<std::unique_ptr<database>> database::open(const std::filesystem::path& fi
     if (auto problem = db->execute("PRAGMA user_version=3"))
       return *problem;
   }
+  if (current < 4) {
+    if (auto problem = db->execute(schema_v4))
+      return *problem;
+    if (auto problem = db->execute("PRAGMA user_version=4"))
+      return *problem;
+  }
   return db;
 }
 
@@ -251,7 +266,8 @@ status database::execute(const char* sql) {
 result<std::int64_t> database::insert_job(const job_record& job) {
   statement s{db_, "INSERT INTO jobs (stream, state, called_ae, calling_ae, peer, study_uid, "
                    "series_uid, instances, bytes, received_ms, completed_ms, started_ms, "
-                   "finished_ms, message, routed_ms) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"};
+                   "finished_ms, message, worker, lost_runs, routed_ms) "
+                   "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"};
   if (!s.prepared())
     return sqlite_failure("cannot prepare the job insert");
   bind_job_fields(s, job);
@@ -263,11 +279,12 @@ result<std::int64_t> database::insert_job(const job_record& job) {
 status database::update_job(const job_record& job) {
   statement s{db_, "UPDATE jobs SET stream=?, state=?, called_ae=?, calling_ae=?, peer=?, "
                    "study_uid=?, series_uid=?, instances=?, bytes=?, received_ms=?, "
-                   "completed_ms=?, started_ms=?, finished_ms=?, message=? WHERE id=?"};
+                   "completed_ms=?, started_ms=?, finished_ms=?, message=?, worker=?, lost_runs=? "
+                   "WHERE id=?"};
   if (!s.prepared())
     return sqlite_failure("cannot prepare the job update");
   bind_job_fields(s, job, false);
-  s.bind(15, job.id);
+  s.bind(17, job.id);
   if (s.step() != SQLITE_DONE)
     return sqlite_failure("cannot update job " + std::to_string(job.id));
   return std::nullopt;

@@ -48,6 +48,8 @@ struct job_record {
   epoch_ms finished = 0;
   epoch_ms routed = 0; // its results were handed to the routing rules
   std::string message; // outcome in words
+  std::string worker;  // the worker it ran on last; empty: the node itself (docs/cluster.md)
+  std::int64_t lost_runs = 0; // runs that ended with their worker lost (it runs again once)
 };
 
 } // namespace dcmstreams

@@ -44,6 +44,8 @@ json::value job_view(const job_record& job) {
       {"started", iso8601(job.started)},
       {"finished", iso8601(job.finished)},
       {"message", job.message},
+      {"worker", job.worker},
+      {"lost_runs", job.lost_runs},
   };
 }
 

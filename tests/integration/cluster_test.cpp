@@ -3,16 +3,23 @@
 // stopped (SIGSTOP) once it leaves heartbeats unanswered, and is back when
 // it goes on; after the head restarts, workers join again by themselves; a
 // worker of another wire version or with a name in use is refused, saying
-// why.
+// why. Jobs run on workers with their files moved in chunks: spread over
+// the workers, results as from a run on the head and routed from there; a
+// worker killed or stopped mid-job gives the job to another, which runs it
+// once more and routes it once; a late result is thrown away; a head killed
+// mid-job runs it again after its restart.
 
 #include "pipeline/foundation/json.hpp"
 #include "tests/support/http_client.hpp"
 #include "tests/support/node.hpp"
+#include "tests/support/peers.hpp"
 #include "tests/support/process.hpp"
 
 #include <gtest/gtest.h>
 
 #include <csignal>
+#include <set>
+#include <thread>
 
 using namespace dcmstreams;
 using namespace dcmstreams::fixtures;
@@ -27,25 +34,33 @@ struct cluster_fixture : ::testing::Test {
   std::uint16_t cluster_port = free_port();
   std::unique_ptr<test_node> head;
   std::vector<std::unique_ptr<process>> workers;
+  std::map<std::string, process*> named; // the last worker started with each name
 
   void SetUp() override {
     node_options options;
     options.extra_config = "\"cluster\": {\"port\": " + std::to_string(cluster_port) +
-                           ", \"heartbeat_s\": 0.2, \"lost_after_s\": 1}";
+                           ", \"heartbeat_s\": 0.2, \"lost_after_s\": 1" + more_cluster() + "}";
+    options.routing_json = routing();
     head = std::make_unique<test_node>(root / "head", options);
+    write_streams(head->streams_dir());
     head->start();
   }
+
+  virtual std::string more_cluster() { return ""; }
+  virtual std::string routing() { return ""; }
+  virtual void write_streams(const fs::path&) {}
 
   process& start_worker(const std::string& name, int slots,
                         std::map<std::string, std::string> env = {}) {
     env["TCP_NODELAY"] = "1";
-    workers.push_back(std::make_unique<process>(
-        process_options{{dcmstreams_binary().string(), "worker", "--join",
-                         "127.0.0.1:" + std::to_string(cluster_port), "--slots",
-                         std::to_string(slots), "--name", name},
-                        env,
-                        {},
-                        root / (name + "-" + std::to_string(workers.size()) + ".log")}));
+    workers.push_back(std::make_unique<process>(process_options{
+        {dcmstreams_binary().string(), "worker", "--join",
+         "127.0.0.1:" + std::to_string(cluster_port), "--slots", std::to_string(slots), "--name",
+         name, "--data", (root / (name + "-data")).string()},
+        env,
+        {},
+        root / (name + "-" + std::to_string(workers.size()) + ".log")}));
+    named[name] = workers.back().get();
     return *workers.back();
   }
 
@@ -65,6 +80,53 @@ struct cluster_fixture : ::testing::Test {
     auto workers = listed();
     auto it = workers.find(name);
     return it == workers.end() ? "" : it->second["state"].get<std::string>();
+  }
+};
+
+/// The head runs no jobs itself (cluster.head_slots 0): workers run them,
+/// and results go from the head to a storescp.
+struct cluster_jobs : cluster_fixture {
+  temp_dir scratch;
+  storescp_peer destination{scratch.path()};
+
+  std::string more_cluster() override { return ", \"head_slots\": 0"; }
+  std::string routing() override {
+    return R"({"routing": [{"RouteDirectory": "OUTPUT", "send": [{"success": {"IP": "127.0.0.1", )"
+           R"("PORT": )" +
+           std::to_string(destination.port()) + R"(, "AETitleTo": "PACS"}}]}]})";
+  }
+  void write_streams(const fs::path& dir) override {
+    write_stream(dir, "smooth", "SMOOTH",
+                 R"("concurrency": 4, "pipeline": [{"kernel": "gaussian", "sigma_mm": 1.5}])");
+    // Long enough to be caught running; copies its inputs as results.
+    write_stream(dir, "slow", "SLOW",
+                 R"("command": ["/bin/sh", "-c", "sleep 2; cp \"$0\"/* \"$1\"/"])");
+    write_stream(dir, "anon", "ANON", R"("pipeline": [{"kernel": "deidentify"}])");
+  }
+
+  void send_study(const std::string& ae, int instances, int rows, const std::string& name) {
+    auto study = synth_study(scratch / name, instances, rows);
+    ASSERT_EQ(run({"storescu", "-aec", ae, "+sd", "+r", "127.0.0.1", std::to_string(head->port()),
+                   study.string()})
+                  .exit_code,
+              0);
+  }
+
+  json::value job(int id) {
+    auto reply = http_get(head->web_port(), "/api/v1/jobs/" + std::to_string(id));
+    auto body = json::parse(reply.body, "job");
+    return reply.status == 200 && body ? *body : json::value{};
+  }
+
+  std::string job_state(int id) {
+    auto j = job(id);
+    return j.is_object() ? j["state"].get<std::string>() : "";
+  }
+
+  /// The worker job `id` runs on now ("" until it runs on one).
+  std::string running_on(int id) {
+    auto j = job(id);
+    return j.is_object() && j["state"] == "running" ? j["worker"].get<std::string>() : "";
   }
 };
 
@@ -155,4 +217,118 @@ TEST(cluster, a_worker_without_a_head_address_is_told_how_to_call_it) {
   auto wrong = run({dcmstreams_binary().string(), "worker", "--join", "head"});
   EXPECT_EQ(wrong.exit_code, 2);
   EXPECT_TRUE(contains(wrong.output, "--join head is not HOST:PORT")) << wrong.output;
+}
+
+TEST_F(cluster_jobs, jobs_spread_over_the_workers_and_their_results_are_routed_from_the_head) {
+  start_worker("w1", 1);
+  start_worker("w2", 1);
+  ASSERT_TRUE(eventually([&] { return listed().size() == 2; }, 10s)) << head->log();
+  for (int i = 0; i < 4; ++i)
+    send_study("SMOOTH", 6, 64, "s" + std::to_string(i));
+  ASSERT_TRUE(head->wait_for_finished_jobs(4, 60s)) << head->log();
+  std::set<std::string> used;
+  for (int id = 1; id <= 4; ++id) {
+    auto j = job(id);
+    ASSERT_EQ(j["state"], "success") << j.dump() << head->log();
+    used.insert(j["worker"].get<std::string>());
+    EXPECT_EQ(j["output_files"], 6);
+    EXPECT_EQ(j["lost_runs"], 0);
+  }
+  EXPECT_EQ(used, (std::set<std::string>{"w1", "w2"})) << "least loaded: both workers run jobs";
+  auto dir = head->data_dir() / "jobs" / "1";
+  auto log = read_file(dir / "processing.log");
+  EXPECT_TRUE(contains(log, "runs on worker w")) << log;
+  EXPECT_TRUE(contains(log, "gaussian sigma 1.5 mm done"))
+      << "the worker's lines come back: " << log;
+  EXPECT_EQ(read_file(dir / "proc.json"), "[{\"success\":\"success\",\"message\":\"\"}]\n");
+  for (auto& file : files_under(dir / "OUTPUT")) {
+    auto checked = run({"dciodvfy", file.string()});
+    EXPECT_EQ(checked.output.find("Error"), std::string::npos) << file << "\n" << checked.output;
+  }
+  EXPECT_TRUE(eventually([&] { return destination.files().size() == 24; }, 30s))
+      << destination.files().size() << "\n"
+      << head->log();
+  for (auto& name : {"w1", "w2"})
+    EXPECT_TRUE(
+        eventually([&] { return files_under(root / (name + std::string("-data"))).empty(); }, 5s))
+        << "a worker keeps no files of runs whose results the head took";
+}
+
+TEST_F(cluster_jobs, a_job_whose_worker_is_killed_runs_once_more_elsewhere_and_is_routed_once) {
+  start_worker("w1", 1);
+  start_worker("w2", 1);
+  ASSERT_TRUE(eventually([&] { return listed().size() == 2; }, 10s)) << head->log();
+  send_study("SLOW", 5, 32, "study");
+  std::string first;
+  ASSERT_TRUE(eventually([&] { return !(first = running_on(1)).empty(); }, 20s)) << head->log();
+  std::this_thread::sleep_for(500ms); // inputs over, the program sleeping
+  named.at(first)->signal(SIGKILL);
+  ASSERT_TRUE(eventually([&] { return job_state(1) == "success"; }, 30s)) << head->log();
+  auto j = job(1);
+  EXPECT_NE(j["worker"], first) << j.dump();
+  EXPECT_EQ(j["lost_runs"], 1);
+  EXPECT_EQ(j["output_files"], 5);
+  auto log = read_file(head->data_dir() / "jobs" / "1" / "processing.log");
+  EXPECT_TRUE(contains(log, "worker " + first + " was lost during attempt")) << log;
+  EXPECT_TRUE(contains(log, "the job runs again")) << log;
+  EXPECT_TRUE(eventually([&] { return destination.files().size() == 5; }, 30s)) << head->log();
+  std::this_thread::sleep_for(1s);
+  EXPECT_EQ(destination.files().size(), 5u) << "routed once";
+  auto metrics = http_get(head->web_port(), "/metrics").body;
+  EXPECT_TRUE(contains(metrics, "dcmstreams_jobs_requeued_total{stream=\"slow\"} 1")) << metrics;
+  EXPECT_TRUE(contains(metrics, "dcmstreams_jobs_total{stream=\"slow\",result=\"success\"} 1"))
+      << metrics;
+}
+
+TEST_F(cluster_jobs, a_stopped_worker_s_job_runs_elsewhere_and_its_late_result_is_thrown_away) {
+  start_worker("w1", 1);
+  start_worker("w2", 1);
+  ASSERT_TRUE(eventually([&] { return listed().size() == 2; }, 10s)) << head->log();
+  send_study("SLOW", 4, 32, "study");
+  std::string first;
+  ASSERT_TRUE(eventually([&] { return !(first = running_on(1)).empty(); }, 20s)) << head->log();
+  auto& stopped = *named.at(first);
+  stopped.signal(SIGSTOP);
+  auto stopped_at = std::chrono::steady_clock::now();
+  ASSERT_TRUE(eventually([&] { return job_state(1) == "success"; }, 30s)) << head->log();
+  auto j = job(1);
+  EXPECT_NE(j["worker"], first);
+  EXPECT_EQ(j["lost_runs"], 1);
+  // lost_after_s 1 (+ one heartbeat), then the 2 s program elsewhere.
+  EXPECT_LT(std::chrono::steady_clock::now() - stopped_at, 10s);
+  stopped.signal(SIGCONT);
+  EXPECT_TRUE(
+      eventually([&] { return contains(stopped.output(), "its result is thrown away"); }, 15s))
+      << stopped.output();
+  EXPECT_TRUE(eventually([&] { return destination.files().size() == 4; }, 30s)) << head->log();
+  EXPECT_TRUE(eventually([&] { return state_of(first) == "joined"; }, 10s));
+  std::this_thread::sleep_for(3s); // the stopped run's program ends meanwhile
+  EXPECT_EQ(destination.files().size(), 4u) << "routed once";
+  EXPECT_EQ(files_under(head->data_dir() / "jobs" / "1" / "OUTPUT").size(), 4u);
+  EXPECT_EQ(job(1)["worker"], j["worker"]) << "the late result changed nothing";
+}
+
+TEST_F(cluster_jobs, jobs_wait_for_a_worker_and_a_head_killed_mid_job_runs_it_after_a_restart) {
+  send_study("SLOW", 3, 32, "study");
+  ASSERT_TRUE(head->wait_for_log("waits for a worker: cluster.head_slots is 0", 20s))
+      << head->log();
+  EXPECT_EQ(job_state(1), "queued");
+  auto& worker = start_worker("w1", 1);
+  ASSERT_TRUE(eventually([&] { return running_on(1) == "w1"; }, 20s)) << head->log();
+  head->kill();
+  head->start();
+  ASSERT_TRUE(eventually([&] { return job_state(1) == "success"; }, 40s))
+      << head->log() << worker.output();
+  EXPECT_TRUE(contains(worker.output(), "its result is thrown away")) << worker.output();
+  EXPECT_TRUE(eventually([&] { return destination.files().size() == 3; }, 30s)) << head->log();
+  std::this_thread::sleep_for(1s);
+  EXPECT_EQ(destination.files().size(), 3u) << "routed once";
+}
+
+TEST_F(cluster_jobs, de_identifying_jobs_run_on_the_head_which_holds_the_secret) {
+  start_worker("w1", 1);
+  ASSERT_TRUE(eventually([&] { return listed().size() == 1; }, 10s)) << head->log();
+  send_study("ANON", 2, 16, "study");
+  ASSERT_TRUE(eventually([&] { return job_state(1) == "success"; }, 30s)) << head->log();
+  EXPECT_EQ(job(1)["worker"], "") << "head_slots 0 does not send the node's secret away";
 }

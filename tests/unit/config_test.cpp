@@ -37,7 +37,7 @@ TEST(node_config, reads_every_documented_key) {
                                   "deidentify": {"shift_dates": true}},
                      "registry": {"host": "10.0.0.7", "port": 104, "ae_title": "REG",
                                   "deidentify": true}},
-    "cluster": {"port": 7000, "bind": "::1", "heartbeat_s": 0.5, "lost_after_s": 3},
+    "cluster": {"port": 7000, "bind": "::1", "heartbeat_s": 0.5, "lost_after_s": 3, "head_slots": 0},
     "log": {"level": "debug"}})",
                                   "dcmstreams.json");
   ASSERT_TRUE(config) << config.error().message;
@@ -59,13 +59,15 @@ TEST(node_config, reads_every_documented_key) {
   EXPECT_EQ(config->cluster.bind, "::1");
   EXPECT_DOUBLE_EQ(config->cluster.heartbeat_s, 0.5);
   EXPECT_DOUBLE_EQ(config->cluster.lost_after_s, 3);
+  EXPECT_EQ(config->cluster.head_slots, 0u);
   EXPECT_EQ(config->log_level, "debug");
 }
 
 TEST(node_config, the_cluster_port_is_opened_on_loopback_only_and_heartbeats_fit) {
   EXPECT_EQ(parse_node_config("{}", "n.json")->cluster.port, 0) << "no cluster unless asked";
   auto config = parse_node_config(
-      R"({"cluster": {"port": 7000, "bind": "0.0.0.0", "heartbeat_s": 2, "lost_after_s": 2}})",
+      R"({"cluster": {"port": 7000, "bind": "0.0.0.0", "heartbeat_s": 2, "lost_after_s": 2,
+          "head_slots": -1}})",
       "n.json");
   ASSERT_FALSE(config);
   auto& message = config.error().message;
@@ -74,6 +76,9 @@ TEST(node_config, the_cluster_port_is_opened_on_loopback_only_and_heartbeats_fit
   EXPECT_NE(message.find("cluster.lost_after_s: must be longer than heartbeat_s"),
             std::string::npos)
       << message;
+  EXPECT_NE(message.find("cluster.head_slots"), std::string::npos) << message;
+  EXPECT_GE(parse_node_config("{}", "n.json")->cluster.head_slots, 1u)
+      << "by default the head runs jobs too";
   EXPECT_TRUE(is_loopback_address("127.0.0.2"));
   EXPECT_FALSE(is_loopback_address("10.0.0.1"));
   EXPECT_FALSE(is_loopback_address("localhost")) << "an address, not a name that may resolve";

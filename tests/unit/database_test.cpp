@@ -33,6 +33,8 @@ CREATE TABLE send_files (send_id INTEGER NOT NULL, path TEXT NOT NULL,
   message TEXT NOT NULL DEFAULT '', PRIMARY KEY (send_id, path));
 INSERT INTO sends (job_id, rule, destination, host, port, called_ae, calling_ae, state,
   files_total, files_sent) VALUES (7, 'r', 'pacs', '10.0.0.9', 104, 'PACS', 'NODE', 'done', 3, 3);
+INSERT INTO jobs (stream, state, called_ae, calling_ae, peer, study_uid, finished_ms, routed_ms)
+  VALUES ('ct', 'success', 'CT', 'MOD', '10.0.0.2', '1.2.3', 1000, 1000);
 PRAGMA user_version=2;
 )sql";
 
@@ -54,6 +56,21 @@ TEST(database, a_version_2_database_is_moved_forward_and_keeps_its_sends) {
   EXPECT_EQ((**old).destination, "pacs");
   EXPECT_EQ((**old).files_sent, 3);
   EXPECT_EQ((**old).deidentify, "") << "older sends sent files as they were";
+  auto old_job = (*db)->find_job(1);
+  ASSERT_TRUE(old_job && *old_job);
+  EXPECT_EQ((**old_job).study_uid, "1.2.3");
+  EXPECT_EQ((**old_job).routed, 1000);
+  EXPECT_EQ((**old_job).worker, "") << "older jobs ran on the node itself";
+  EXPECT_EQ((**old_job).lost_runs, 0);
+  auto moved = **old_job;
+  moved.worker = "gpu-box-1";
+  moved.lost_runs = 1;
+  ASSERT_FALSE((*db)->update_job(moved));
+  auto updated = (*db)->find_job(1);
+  ASSERT_TRUE(updated && *updated);
+  EXPECT_EQ((**updated).worker, "gpu-box-1");
+  EXPECT_EQ((**updated).lost_runs, 1);
+  EXPECT_EQ((**updated).routed, 1000) << "updates leave the routing mark alone";
 
   send_task task;
   task.job_id = 8;
