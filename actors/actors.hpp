@@ -257,11 +257,17 @@ struct remote_job {
   job_plan plan;             // without pseudonyms: de-identifying jobs run on the head
   std::uint64_t attempt = 0; // the head's number of this run, for logs and folders
   std::vector<transfer_file> inputs;
+  /// cluster.shared_data: the attempt's folder in the head's data folder and
+  /// the token the head wrote there; a worker that reads the same token there
+  /// sees the same folder, takes INPUT/ from it and leaves its results there.
+  std::string shared_dir;
+  std::string shared_token;
 };
 
 template <class Inspector> typename Inspector::result_type inspect(Inspector& f, remote_job& x) {
   return f(caf::meta::type_name("remote_job"), x.job, x.plan.stream, x.plan.title, x.plan.command,
-           x.plan.steps, x.plan.timeout_s, x.plan.log_limit_bytes, x.attempt, x.inputs);
+           x.plan.steps, x.plan.timeout_s, x.plan.log_limit_bytes, x.attempt, x.inputs,
+           x.shared_dir, x.shared_token);
 }
 
 template <class Inspector>
@@ -434,10 +440,12 @@ using worker_actor = caf::typed_actor<
 //   receiver -> sender: (read_atom, uint32 file, uint64 offset)  asks for a chunk
 //   sender -> receiver: (chunk_atom, uint32 file, uint64 offset, std::vector<char> data,
 //                        std::string problem)                     an empty problem: data is good
-//   worker -> runner:   (finished_atom, job_outcome, std::vector<transfer_file> results)
+//   worker -> runner:   (finished_atom, job_outcome, std::vector<transfer_file> results,
+//                        bool shared)  shared: the results are in the shared folder already
 //   runner -> worker:   (cancel_atom)  stop the run;  (done_atom)  results taken, clean up
 // The worker first asks the runner for the inputs; the runner then asks the
-// worker for the results (OUTPUT/, processing.log, proc.json). Each side
+// worker for the results (OUTPUT/, processing.log, proc.json); neither with
+// a shared data folder. Each side
 // monitors the other: a runner that is gone means the head gave the run up.
 
 /// The head's side of the cluster, published on cluster.port: keeps the

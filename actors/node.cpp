@@ -88,7 +88,8 @@ result<node_actors> spawn_node(caf::actor_system& system, const node_config& con
   manager.data_dir = config.data_dir;
   manager.pseudonyms = config.pseudonyms();
   if (config.cluster.port != 0)
-    actors.slots = std::make_shared<slot_table>(config.cluster.head_slots);
+    actors.slots =
+        std::make_shared<slot_table>(config.cluster.head_slots, config.cluster.shared_data);
   manager.slots = actors.slots;
   manager.metrics = &metrics;
   manager.history = std::move(history);

@@ -2,6 +2,7 @@
 
 #include "pipeline/foundation/files.hpp"
 #include "pipeline/foundation/log.hpp"
+#include "pipeline/foundation/secret.hpp"
 
 #include <chrono>
 #include <cstdio>
@@ -101,8 +102,21 @@ job_outcome run_on_worker(caf::blocking_actor* self, const placement& slot,
     return outcome;
   }
   chunk_reader input_reader{dir / "INPUT", *inputs};
-  remote_job handed{job, plan, slot.attempt, *inputs};
+  remote_job handed{job, plan, slot.attempt, *inputs, {}, {}};
   handed.plan.pseudonyms = {};
+  auto staging = dir / (".attempt-" + attempt);
+  if (slots.shared_data()) {
+    // The worker proves it sees this folder by reading the token back.
+    handed.shared_token = random_hex(16);
+    auto problem = create_directories(staging, false);
+    if (!problem)
+      problem = write_file_atomically(staging / "token", handed.shared_token, false);
+    if (problem) {
+      outcome.message = problem->message;
+      return outcome;
+    }
+    handed.shared_dir = fs::absolute(staging).string();
+  }
 
   std::string lost_why; // set once the worker counts as lost
   caf::actor run;
@@ -130,7 +144,7 @@ job_outcome run_on_worker(caf::blocking_actor* self, const placement& slot,
   };
 
   // Phase 1: the worker asks for its inputs, then runs the job.
-  bool finished = false;
+  bool finished = false, shared = false;
   std::vector<transfer_file> results;
   std::uint64_t served = 0;
   clock::time_point inputs_done;
@@ -149,20 +163,23 @@ job_outcome run_on_worker(caf::blocking_actor* self, const placement& slot,
                      data ? std::move(*data) : std::vector<char>{},
                      data ? std::string{} : data.error().message);
         },
-        [&](finished_atom, job_outcome& result, std::vector<transfer_file>& files) {
+        [&](finished_atom, job_outcome& result, std::vector<transfer_file>& files,
+            bool in_shared_folder) {
           outcome = std::move(result);
           results = std::move(files);
+          shared = in_shared_folder;
           finished = true;
         },
         on_down, caf::after(poll) >> [] {});
   }
 
-  // Phase 2: the results come back into this attempt's own folder.
-  auto staging = dir / (".attempt-" + attempt);
+  // Phase 2: the results come back into this attempt's own folder (or are
+  // there already, written by the worker into the shared data folder).
   auto results_start = clock::now();
   chunk_writer writer{staging, results};
   std::string problem;
-  if (finished && lost_why.empty()) {
+  auto results_dir = shared ? store_layout{staging / "run"}.job_dir(job.id) : staging;
+  if (finished && lost_why.empty() && !shared) {
     if (auto opened = writer.open())
       problem = "the worker's results cannot be taken: " + opened->message;
     while (problem.empty() && lost_why.empty() && !writer.complete()) {
@@ -206,8 +223,9 @@ job_outcome run_on_worker(caf::blocking_actor* self, const placement& slot,
   }
 
   if (problem.empty())
-    if (auto adopted = adopt(staging, dir))
+    if (auto adopted = adopt(results_dir, dir))
       problem = adopted->message;
+  fs::remove_all(staging, error);
   self->send(run, done_atom::value);
   if (!problem.empty()) {
     fs::remove_all(staging, error);
@@ -217,10 +235,14 @@ job_outcome run_on_worker(caf::blocking_actor* self, const placement& slot,
   auto input_s = inputs_done.time_since_epoch().count() > 0
                      ? std::chrono::duration<double>(inputs_done - start).count()
                      : 0.0;
-  append_job_log(log_file,
-                 "on worker " + slot.worker + ": inputs " +
-                     transfer_text(inputs->size(), total_bytes(*inputs), input_s) + "; results " +
-                     transfer_text(results.size(), writer.bytes_received(), since(results_start)));
+  if (shared)
+    append_job_log(log_file, "on worker " + slot.worker +
+                                 ": inputs and results through the shared data folder");
+  else
+    append_job_log(
+        log_file, "on worker " + slot.worker + ": inputs " +
+                      transfer_text(inputs->size(), total_bytes(*inputs), input_s) + "; results " +
+                      transfer_text(results.size(), writer.bytes_received(), since(results_start)));
   outcome.seconds = since(start);
   return outcome;
 }

@@ -24,8 +24,15 @@ struct placement {
 
 class slot_table {
 public:
-  /// `head_slots`: jobs the head itself runs at a time (cluster.head_slots).
-  explicit slot_table(std::uint32_t head_slots) : head_slots_(head_slots) {}
+  /// `head_slots`: jobs the head itself runs at a time (cluster.head_slots);
+  /// `shared_data`: workers may see the data folder at the same path
+  /// (cluster.shared_data).
+  explicit slot_table(std::uint32_t head_slots, bool shared_data = false)
+      : head_slots_(head_slots), shared_data_(shared_data) {}
+
+  /// Whether runs offer workers the data folder itself (each worker checks
+  /// that it sees the same folder, and else takes files in chunks).
+  bool shared_data() const { return shared_data_; }
 
   /// A free slot, the least loaded first (the head on a tie, then the worker
   /// that got a run longest ago, so that work spreads); nothing when
@@ -63,6 +70,7 @@ private:
   };
   mutable std::mutex mutex_;
   std::uint32_t head_slots_;
+  const bool shared_data_;
   std::uint32_t head_taken_ = 0;
   std::uint64_t next_attempt_ = 1;
   std::map<std::string, worker_slots> workers_;

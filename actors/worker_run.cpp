@@ -1,6 +1,7 @@
 #include "actors/worker_run.hpp"
 
 #include "actors/remote_run.hpp"
+#include "pipeline/foundation/files.hpp"
 #include "pipeline/foundation/log.hpp"
 #include "pipeline/jobs/store.hpp"
 
@@ -44,17 +45,31 @@ void worker_run(caf::blocking_actor* self, worker_run_settings settings) {
   auto& job = handed.job;
   auto runner = settings.runner;
   auto name = "job " + std::to_string(job.id) + " (attempt " + std::to_string(handed.attempt) + ")";
+  // With a shared data folder the run happens in the head's own attempt
+  // folder, once the token the head left there proves it is the same.
+  bool shared = false;
+  if (!handed.shared_dir.empty()) {
+    auto token = read_text_file(fs::path{handed.shared_dir} / "token");
+    shared = token && *token == handed.shared_token;
+    if (!shared)
+      log::warning(component, name + ": the head's data folder (" + handed.shared_dir +
+                                  ") is not shared with this worker (" +
+                                  (token ? "another folder at that path" : token.error().message) +
+                                  "); inputs and results move in chunks");
+  }
   // Numbered by this worker: the head's attempt numbers start again when
   // it restarts, while a run of its earlier life may still be going here.
-  auto root = settings.work_dir /
-              ("run-" + std::to_string(settings.run) + "-job-" + std::to_string(job.id));
+  auto root = shared ? fs::path{handed.shared_dir} / "run"
+                     : settings.work_dir / ("run-" + std::to_string(settings.run) + "-job-" +
+                                            std::to_string(job.id));
   std::error_code error;
   fs::remove_all(root, error);
   store_layout layout{root};
   auto dir = layout.job_dir(job.id);
   self->monitor(runner);
-  log::info(component, "runs " + name + " of stream " + job.stream + " for the head: " +
-                           std::to_string(handed.inputs.size()) + " input files");
+  log::info(component, "runs " + name + " of stream " + job.stream +
+                           " for the head: " + std::to_string(handed.inputs.size()) +
+                           " input files" + (shared ? " in the shared data folder" : ""));
 
   bool runner_gone = false, cancelled = false;
   auto on_down = [&](caf::down_msg& down) {
@@ -62,13 +77,21 @@ void worker_run(caf::blocking_actor* self, worker_run_settings settings) {
       runner_gone = true;
   };
 
-  // Inputs, asked for chunk by chunk.
+  // Inputs, asked for chunk by chunk (or seen in the shared folder).
   auto start = clock::now();
   job_outcome outcome;
-  chunk_writer inputs{dir / "INPUT", handed.inputs};
+  chunk_writer inputs{dir / "INPUT", shared ? std::vector<transfer_file>{} : handed.inputs};
   std::string problem;
-  if (auto opened = inputs.open())
+  if (shared) {
+    fs::create_directories(dir, error);
+    fs::create_directory_symlink(fs::path{handed.shared_dir}.parent_path() / "INPUT", dir / "INPUT",
+                                 error);
+    if (error)
+      problem =
+          dir.string() + ": cannot prepare the run in the shared data folder: " + error.message();
+  } else if (auto opened = inputs.open()) {
     problem = opened->message;
+  }
   while (problem.empty() && !runner_gone && !cancelled && !inputs.complete()) {
     while (auto next = inputs.next())
       self->send(runner, read_atom::value, next->file, next->offset);
@@ -83,7 +106,7 @@ void worker_run(caf::blocking_actor* self, worker_run_settings settings) {
         [&](cancel_atom) { cancelled = true; }, on_down, caf::after(poll) >> [] {});
   }
   auto log_file = dir / "processing.log";
-  if (!runner_gone)
+  if (!runner_gone && !shared)
     append_job_log(log_file,
                    "worker: inputs " +
                        transfer_text(handed.inputs.size(), inputs.bytes_received(), since(start)));
@@ -129,11 +152,13 @@ void worker_run(caf::blocking_actor* self, worker_run_settings settings) {
   }
 
   // Results, sent chunk by chunk as the runner asks for them.
-  auto results = results_of(dir);
-  self->send(runner, finished_atom::value, outcome, results);
-  log::info(component, name + " " + to_string(outcome.state) + " in " +
-                           log::seconds_text(outcome.seconds) + "; " +
-                           std::to_string(results.size()) + " result files for the head");
+  auto results = shared ? std::vector<transfer_file>{} : results_of(dir);
+  self->send(runner, finished_atom::value, outcome, results, shared);
+  log::info(component,
+            name + " " + to_string(outcome.state) + " in " + log::seconds_text(outcome.seconds) +
+                "; " +
+                (shared ? std::string{"results in the shared data folder"}
+                        : std::to_string(results.size()) + " result files for the head"));
   chunk_reader reader{dir, results};
   bool taken = false;
   auto idle_since = clock::now();
@@ -155,7 +180,9 @@ void worker_run(caf::blocking_actor* self, worker_run_settings settings) {
     log::warning(component, "the head did not take the results of " + name + " in " +
                                 std::to_string(results_kept.count()) +
                                 " minutes; they are thrown away");
-  fs::remove_all(root, error);
+  // Results the head took from the shared folder are its own now.
+  if (!(shared && taken))
+    fs::remove_all(root, error);
 }
 
 } // namespace dcmstreams

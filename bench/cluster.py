@@ -56,7 +56,7 @@ def memory_kb(pid, key):
 class head:
     """A head with a cluster port and one stream; workers join it."""
 
-    def __init__(self, binary, work, stream):
+    def __init__(self, binary, work, stream, shared_data=False):
         self.binary, self.work = binary, work
         self.port, self.web, self.cluster = free_port(), free_port(), free_port()
         streams = os.path.join(work, "streams", "bench")
@@ -71,7 +71,8 @@ class head:
                        "web": {"port": self.web},
                        "completion": {"quiet_period_s": 0.5},
                        "storage": {"reserve_free_mb": 1},
-                       "cluster": {"port": self.cluster, "head_slots": 0},
+                       "cluster": {"port": self.cluster, "head_slots": 0,
+                                   "shared_data": shared_data},
                        "log": {"level": "info"}}, f)
         self.log = open(os.path.join(work, "head.log"), "w")
         self.proc = subprocess.Popen([binary, "serve", "--config", config], env=ENV,
@@ -116,10 +117,10 @@ class head:
         self.log.close()
 
 
-def scaling_run(binary, studies, instances, workers):
+def scaling_run(binary, studies, instances, workers, shared_data):
     stream = {"concurrency": 8, "pipeline": [{"kernel": "gaussian", "sigma_mm": 2.0}]}
     with tempfile.TemporaryDirectory(prefix="dcmstreams-cluster-") as work:
-        node = head(binary, work, stream)
+        node = head(binary, work, stream, shared_data)
         try:
             for study in studies:
                 node.send(study)
@@ -215,13 +216,15 @@ def main():
             synth(args.binary, folder, instances, 512)
             studies.append(folder)
         for run in range(args.runs):
-            one = scaling_run(args.binary, studies, instances, 1)
-            two = scaling_run(args.binary, studies, instances, 2)
-            results["scaling"].append({"one": one[0], "two": two[0], "ratio": two[0] / one[0],
-                                       "workers_used": two[2]})
-            print(f"scaling run {run + 1}: 1 worker {one[0]:.2f} jobs/s ({one[1]:.1f} s), "
-                  f"2 workers {two[0]:.2f} jobs/s ({two[1]:.1f} s) on {two[2]}: "
-                  f"{two[0] / one[0]:.2f}x", flush=True)
+            for shared in (False, True):
+                one = scaling_run(args.binary, studies, instances, 1, shared)
+                two = scaling_run(args.binary, studies, instances, 2, shared)
+                results["scaling"].append({"shared_data": shared, "one": one[0], "two": two[0],
+                                           "ratio": two[0] / one[0], "workers_used": two[2]})
+                how = "shared data folder" if shared else "files in chunks"
+                print(f"scaling run {run + 1}, {how}: 1 worker {one[0]:.2f} jobs/s "
+                      f"({one[1]:.1f} s), 2 workers {two[0]:.2f} jobs/s ({two[1]:.1f} s) on "
+                      f"{two[2]}: {two[0] / one[0]:.2f}x", flush=True)
         big = os.path.join(data, "big")
         files, size = synth(args.binary, big, 20 if args.quick else 100, 1600)
         for run in range(args.runs):
@@ -232,13 +235,21 @@ def main():
                   f"{t['tcp_mb_s']:.0f} MB/s, {t['mb_s'] / t['tcp_mb_s']:.2f}x); peak memory "
                   f"above idle: head {t['head_peak_mb']:.0f} MB, worker "
                   f"{t['worker_peak_mb']:.0f} MB", flush=True)
-    s = sorted(results["scaling"], key=lambda r: r["ratio"])[len(results["scaling"]) // 2]
-    t = sorted(results["transfer"], key=lambda r: r["mb_s"])[len(results["transfer"]) // 2]
-    table = ("| measure | dcmstreams | beside | ratio |\n|---|---|---|---|\n"
-             f"| gaussian jobs/s, 2 workers vs 1 (median run) | {s['two']:.2f} | "
-             f"{s['one']:.2f} | {s['ratio']:.2f}× |\n"
+
+    def median(rows, key):
+        return sorted(rows, key=lambda r: r[key])[len(rows) // 2]
+
+    rows = ""
+    for shared in (False, True):
+        s = median([r for r in results["scaling"] if r["shared_data"] == shared], "ratio")
+        how = "shared data folder" if shared else "files in chunks"
+        rows += (f"| gaussian jobs/s, 2 workers vs 1, {how} (median run) | {s['two']:.2f} | "
+                 f"{s['one']:.2f} | {s['ratio']:.2f}× |\n")
+    t = median(results["transfer"], "mb_s")
+    table = ("| measure | dcmstreams | beside | ratio |\n|---|---|---|---|\n" + rows +
              f"| head → worker, {t['mb']:.0f} MB (plain TCP) | {t['mb_s']:.0f} MB/s | "
-             f"{t['tcp_mb_s']:.0f} MB/s (Python socket copy) | {t['mb_s'] / t['tcp_mb_s']:.2f}× |\n"
+             f"{t['tcp_mb_s']:.0f} MB/s (Python socket copy) | "
+             f"{t['mb_s'] / t['tcp_mb_s']:.2f}× |\n"
              f"| peak memory above idle | head {t['head_peak_mb']:.0f} MB, worker "
              f"{t['worker_peak_mb']:.0f} MB | | |")
     write_report(args.out, "cluster", "Worker nodes",

@@ -233,7 +233,8 @@ std::uint32_t cluster_config::default_head_slots() {
 namespace {
 
 void read_cluster(json::object_reader& reader, cluster_config& cluster) {
-  reader.reject_unknown_keys({"port", "bind", "heartbeat_s", "lost_after_s", "head_slots"});
+  reader.reject_unknown_keys(
+      {"port", "bind", "heartbeat_s", "lost_after_s", "head_slots", "shared_data"});
   read_port(reader, "port", cluster.port);
   if (auto bind = reader.get_string("bind")) {
     // Workers are trusted with whole studies: until the cluster speaks TLS,
@@ -250,6 +251,8 @@ void read_cluster(json::object_reader& reader, cluster_config& cluster) {
     cluster.heartbeat_s = *h;
   if (auto lost = reader.get_number("lost_after_s", json::above_zero, "more than 0"))
     cluster.lost_after_s = *lost;
+  if (auto shared = reader.get_flag("shared_data"))
+    cluster.shared_data = *shared;
   if (auto slots = reader.get_integer("head_slots", 0, 4096))
     cluster.head_slots = static_cast<std::uint32_t>(*slots);
   if (cluster.lost_after_s <= cluster.heartbeat_s)

@@ -113,6 +113,9 @@ struct cluster_config {
   /// workers run jobs (de-identifying ones excepted, which need the node's
   /// secret). Default: the head's hardware threads.
   std::uint32_t head_slots = default_head_slots();
+  /// Workers that see data_dir at the same path (a shared file system) use
+  /// it instead of receiving inputs and sending results in chunks.
+  bool shared_data = false;
   static std::uint32_t default_head_slots();
 };
 

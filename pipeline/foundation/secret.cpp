@@ -10,10 +10,6 @@
 
 namespace dcmstreams {
 
-namespace {
-
-constexpr std::size_t shortest_secret = 16;
-
 std::string random_hex(std::size_t bytes) {
   std::string raw(bytes, '\0');
   for (std::size_t got = 0; got < bytes;) {
@@ -29,6 +25,10 @@ std::string random_hex(std::size_t bytes) {
   }
   return hex;
 }
+
+namespace {
+
+constexpr std::size_t shortest_secret = 16;
 
 /// Writes a new secret; false (and no error) if another process made the file first.
 result<bool> create_secret(const std::filesystem::path& file) {

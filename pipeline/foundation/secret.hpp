@@ -11,6 +11,9 @@
 
 namespace dcmstreams {
 
+/// `bytes` from the kernel's random source, as hex digits.
+std::string random_hex(std::size_t bytes);
+
 /// The secret in `file` (its text without the trailing newline); with
 /// `create`, a file that does not exist is made: 32 random bytes as 64 hex
 /// digits, mode 0600. A secret shorter than 16 characters is refused.

@@ -50,16 +50,19 @@ struct cluster_fixture : ::testing::Test {
   virtual std::string routing() { return ""; }
   virtual void write_streams(const fs::path&) {}
 
+  /// `prefix`: a command the worker runs under (a mount namespace).
   process& start_worker(const std::string& name, int slots,
-                        std::map<std::string, std::string> env = {}) {
+                        std::map<std::string, std::string> env = {},
+                        std::vector<std::string> prefix = {}) {
     env["TCP_NODELAY"] = "1";
+    auto argv = prefix;
+    for (auto& arg : {dcmstreams_binary().string(), std::string{"worker"}, std::string{"--join"},
+                      "127.0.0.1:" + std::to_string(cluster_port), std::string{"--slots"},
+                      std::to_string(slots), std::string{"--name"}, name, std::string{"--data"},
+                      (root / (name + "-data")).string()})
+      argv.push_back(arg);
     workers.push_back(std::make_unique<process>(process_options{
-        {dcmstreams_binary().string(), "worker", "--join",
-         "127.0.0.1:" + std::to_string(cluster_port), "--slots", std::to_string(slots), "--name",
-         name, "--data", (root / (name + "-data")).string()},
-        env,
-        {},
-        root / (name + "-" + std::to_string(workers.size()) + ".log")}));
+        argv, env, {}, root / (name + "-" + std::to_string(workers.size()) + ".log")}));
     named[name] = workers.back().get();
     return *workers.back();
   }
@@ -331,4 +334,46 @@ TEST_F(cluster_jobs, de_identifying_jobs_run_on_the_head_which_holds_the_secret)
   send_study("ANON", 2, 16, "study");
   ASSERT_TRUE(eventually([&] { return job_state(1) == "success"; }, 30s)) << head->log();
   EXPECT_EQ(job(1)["worker"], "") << "head_slots 0 does not send the node's secret away";
+}
+
+/// Head and workers see the data folder at the same path (cluster.shared_data).
+struct cluster_shared : cluster_jobs {
+  std::string more_cluster() override { return ", \"head_slots\": 0, \"shared_data\": true"; }
+};
+
+TEST_F(cluster_shared, a_worker_that_sees_the_data_folder_moves_no_files) {
+  start_worker("w1", 1);
+  ASSERT_TRUE(eventually([&] { return listed().size() == 1; }, 10s)) << head->log();
+  send_study("SMOOTH", 6, 64, "study");
+  ASSERT_TRUE(eventually([&] { return job_state(1) == "success"; }, 30s)) << head->log();
+  auto dir = head->data_dir() / "jobs" / "1";
+  auto log = read_file(dir / "processing.log");
+  EXPECT_TRUE(contains(log, "inputs and results through the shared data folder")) << log;
+  EXPECT_FALSE(contains(log, "worker: inputs")) << "nothing moved in chunks: " << log;
+  EXPECT_TRUE(contains(log, "gaussian sigma 1.5 mm done")) << log;
+  EXPECT_EQ(files_under(dir / "OUTPUT").size(), 6u);
+  EXPECT_TRUE(files_under(dir / ".attempt-1").empty()) << "the attempt's folder is gone";
+  EXPECT_TRUE(eventually([&] { return destination.files().size() == 6; }, 30s)) << head->log();
+  EXPECT_TRUE(files_under(root / "w1-data").empty());
+}
+
+TEST_F(cluster_shared, a_worker_that_sees_another_folder_at_that_path_takes_files_in_chunks) {
+  // The worker's own mount namespace hides the head's data folder under an
+  // empty tmpfs: the same path, another folder.
+  auto hidden = head->data_dir().string();
+  auto& worker =
+      start_worker("w1", 1, std::map<std::string, std::string>{},
+                   std::vector<std::string>{"unshare", "-m", "sh", "-c",
+                                            "mount -t tmpfs none \"$0\" && mkdir -p \"$0/jobs\" && "
+                                            "exec \"$@\"",
+                                            hidden});
+  ASSERT_TRUE(eventually([&] { return listed().size() == 1; }, 10s))
+      << head->log() << worker.output();
+  send_study("SMOOTH", 6, 64, "study");
+  ASSERT_TRUE(eventually([&] { return job_state(1) == "success"; }, 30s))
+      << head->log() << worker.output();
+  EXPECT_TRUE(contains(worker.output(), "is not shared with this worker")) << worker.output();
+  auto log = read_file(head->data_dir() / "jobs" / "1" / "processing.log");
+  EXPECT_TRUE(contains(log, "worker: inputs 6 files")) << log;
+  EXPECT_EQ(files_under(head->data_dir() / "jobs" / "1" / "OUTPUT").size(), 6u);
 }
