@@ -56,8 +56,23 @@ def memory_kb(pid, key):
 class head:
     """A head with a cluster port and one stream; workers join it."""
 
-    def __init__(self, binary, work, stream, shared_data=False):
+    def __init__(self, binary, work, stream, shared_data=False, tls=False):
         self.binary, self.work = binary, work
+        self.tls = []
+        cluster = {}
+        if tls:
+            ca, certificates = os.path.join(work, "ca"), os.path.join(work, "certificates")
+            subprocess.run([binary, "cluster-ca", "init", "--dir", ca], check=True,
+                           stdout=subprocess.DEVNULL)
+            for name in ("head", "worker"):
+                subprocess.run([binary, "cluster-ca", "sign", name, "--dir", ca, "--out",
+                                certificates], check=True, stdout=subprocess.DEVNULL)
+            cluster["tls"] = {"certificate": os.path.join(certificates, "head.pem"),
+                              "key": os.path.join(certificates, "head.key"),
+                              "ca": os.path.join(ca, "ca.pem")}
+            self.tls = ["--certificate", os.path.join(certificates, "worker.pem"),
+                        "--key", os.path.join(certificates, "worker.key"),
+                        "--ca", os.path.join(ca, "ca.pem")]
         self.port, self.web, self.cluster = free_port(), free_port(), free_port()
         streams = os.path.join(work, "streams", "bench")
         os.makedirs(streams)
@@ -69,10 +84,11 @@ class head:
                        "streams_dir": os.path.dirname(streams),
                        "dicom": {"port": self.port, "bind": "127.0.0.1"},
                        "web": {"port": self.web},
-                       "completion": {"quiet_period_s": 0.5},
+                       # Long enough that a busy machine never splits a study.
+                       "completion": {"quiet_period_s": 3},
                        "storage": {"reserve_free_mb": 1},
-                       "cluster": {"port": self.cluster, "head_slots": 0,
-                                   "shared_data": shared_data},
+                       "cluster": dict(cluster, port=self.cluster, head_slots=0,
+                                       shared_data=shared_data),
                        "log": {"level": "info"}}, f)
         self.log = open(os.path.join(work, "head.log"), "w")
         self.proc = subprocess.Popen([binary, "serve", "--config", config], env=ENV,
@@ -100,7 +116,7 @@ class head:
 
     def add_worker(self, name, cpu=None):
         command = [self.binary, "worker", "--join", f"127.0.0.1:{self.cluster}", "--name", name,
-                   "--data", os.path.join(self.work, name)]
+                   "--data", os.path.join(self.work, name)] + self.tls
         if cpu is not None:
             command = ["taskset", "-c", str(cpu)] + command
         log = open(os.path.join(self.work, name + ".log"), "w")
@@ -173,9 +189,9 @@ def tcp_copy(files, target):
     return total / 1e6 / (time.time() - start)
 
 
-def transfer_run(binary, study, files):
+def transfer_run(binary, study, files, tls):
     with tempfile.TemporaryDirectory(prefix="dcmstreams-transfer-") as work:
-        node = head(binary, work, {"command": ["/bin/true"]})
+        node = head(binary, work, {"command": ["/bin/true"]}, tls=tls)
         try:
             node.send(study)
             node.wait_for_jobs(1, "queued", 120)
@@ -198,7 +214,7 @@ def transfer_run(binary, study, files):
             copy_dir = os.path.join(work, "tcp-copy")
             os.makedirs(copy_dir)
             tcp = tcp_copy(files, copy_dir)
-            return {"mb": mb, "seconds": seconds, "mb_s": mb / seconds, "tcp_mb_s": tcp,
+            return {"tls": tls, "mb": mb, "seconds": seconds, "mb_s": mb / seconds, "tcp_mb_s": tcp,
                     "head_peak_mb": head_peak / 1024, "worker_peak_mb": worker_peak / 1024}
         finally:
             node.stop()
@@ -228,13 +244,15 @@ def main():
         big = os.path.join(data, "big")
         files, size = synth(args.binary, big, 20 if args.quick else 100, 1600)
         for run in range(args.runs):
-            t = transfer_run(args.binary, big, files)
-            results["transfer"].append(t)
-            print(f"transfer run {run + 1}: {t['mb']:.0f} MB head -> worker in "
-                  f"{t['seconds']:.2f} s = {t['mb_s']:.0f} MB/s (plain TCP copy "
-                  f"{t['tcp_mb_s']:.0f} MB/s, {t['mb_s'] / t['tcp_mb_s']:.2f}x); peak memory "
-                  f"above idle: head {t['head_peak_mb']:.0f} MB, worker "
-                  f"{t['worker_peak_mb']:.0f} MB", flush=True)
+            for tls in (False, True):
+                t = transfer_run(args.binary, big, files, tls)
+                results["transfer"].append(t)
+                print(f"transfer run {run + 1}, {'TLS' if tls else 'plain TCP'}: "
+                      f"{t['mb']:.0f} MB head -> worker in {t['seconds']:.2f} s = "
+                      f"{t['mb_s']:.0f} MB/s (plain TCP copy {t['tcp_mb_s']:.0f} MB/s, "
+                      f"{t['mb_s'] / t['tcp_mb_s']:.2f}x); peak memory above idle: head "
+                      f"{t['head_peak_mb']:.0f} MB, worker {t['worker_peak_mb']:.0f} MB",
+                      flush=True)
 
     def median(rows, key):
         return sorted(rows, key=lambda r: r[key])[len(rows) // 2]
@@ -245,17 +263,20 @@ def main():
         how = "shared data folder" if shared else "files in chunks"
         rows += (f"| gaussian jobs/s, 2 workers vs 1, {how} (median run) | {s['two']:.2f} | "
                  f"{s['one']:.2f} | {s['ratio']:.2f}× |\n")
-    t = median(results["transfer"], "mb_s")
-    table = ("| measure | dcmstreams | beside | ratio |\n|---|---|---|---|\n" + rows +
-             f"| head → worker, {t['mb']:.0f} MB (plain TCP) | {t['mb_s']:.0f} MB/s | "
-             f"{t['tcp_mb_s']:.0f} MB/s (Python socket copy) | "
-             f"{t['mb_s'] / t['tcp_mb_s']:.2f}× |\n"
-             f"| peak memory above idle | head {t['head_peak_mb']:.0f} MB, worker "
-             f"{t['worker_peak_mb']:.0f} MB | | |")
+    for tls in (False, True):
+        t = median([r for r in results["transfer"] if r["tls"] == tls], "mb_s")
+        how = "mutual TLS" if tls else "plain TCP"
+        rows += (f"| head → worker, {t['mb']:.0f} MB ({how}) | {t['mb_s']:.0f} MB/s | "
+                 f"{t['tcp_mb_s']:.0f} MB/s (Python socket copy) | "
+                 f"{t['mb_s'] / t['tcp_mb_s']:.2f}× |\n"
+                 f"| peak memory above idle ({how}) | head {t['head_peak_mb']:.0f} MB, worker "
+                 f"{t['worker_peak_mb']:.0f} MB | | |\n")
+    table = "| measure | dcmstreams | beside | ratio |\n|---|---|---|---|\n" + rows
     write_report(args.out, "cluster", "Worker nodes",
                  f"{count} studies of {instances} × 512×512 CT, gaussian 2 mm, head_slots 0; "
                  f"workers pinned with taskset on {CORES} cores; {args.runs} run(s). Transfer: "
-                 "the worker's own measure of its inputs arriving.", table, results)
+                 "the worker's own measure of its inputs arriving; TLS: certificates of "
+                 "`dcmstreams cluster-ca`.", table, results)
 
 
 if __name__ == "__main__":

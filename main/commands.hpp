@@ -10,5 +10,6 @@ int synth(int argc, char** argv);
 int check(int argc, char** argv);
 int passwd(int argc, char** argv);
 int worker(int argc, char** argv);
+int cluster_ca(int argc, char** argv);
 
 } // namespace dcmstreams::commands

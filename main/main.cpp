@@ -23,6 +23,7 @@ commands:
   check    validate the configuration, stream folders and routing file
   passwd   make a password hash for a web user (web.users in dcmstreams.json)
   worker   join a head node (its cluster.port) and run jobs it hands over
+  cluster-ca  make the cluster's CA, and sign the head's and workers' certificates
   routes   list the HTTP routes, who may call each, and what it does (Markdown)
 
 dcmstreams <command> --help shows the options of a command.
@@ -58,6 +59,8 @@ int main(int argc, char** argv) {
       return commands::passwd(argc, argv);
     if (command == "worker")
       return commands::worker(argc, argv);
+    if (command == "cluster-ca")
+      return commands::cluster_ca(argc, argv);
     if (command == "routes") {
       std::cout << web::routes_markdown();
       return 0;

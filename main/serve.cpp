@@ -142,7 +142,7 @@ int serve(int argc, char** argv) {
   actor_config.set("scheduler.policy", caf::atom("sharing"));
   bool cluster_on = config->cluster.port != 0;
   if (cluster_on)
-    configure_cluster(actor_config);
+    configure_cluster(actor_config, config->cluster.tls);
   // Senders use the client until the actor system has stopped them all.
   net::dcmtk_storage_client client;
   caf::actor_system system{actor_config};
@@ -181,16 +181,21 @@ int serve(int argc, char** argv) {
 
   cluster_head_actor cluster;
   if (cluster_on) {
-    cluster = system.spawn(cluster_head, cluster_head_settings{config->cluster, &metrics, actors->slots});
+    cluster =
+        system.spawn(cluster_head, cluster_head_settings{config->cluster, &metrics, actors->slots});
     auto port = publish_cluster_head(system, cluster, config->cluster);
     if (!port) {
       stop_actors(system, {caf::actor_cast<caf::actor>(cluster)});
       stop_node(system, *actors);
       return fail(port.error().message);
     }
+    auto& tls = config->cluster.tls;
     log::info(component, "workers join on " + config->cluster.bind + ":" + std::to_string(*port) +
+                             (tls.on() ? " over mutual TLS (CA " + tls.ca.string() + ")"
+                                       : std::string{" over plain TCP"}) +
                              " (dcmstreams worker --join " + config->cluster.bind + ":" +
-                             std::to_string(*port) + ")");
+                             std::to_string(*port) +
+                             (tls.on() ? " --certificate … --key … --ca …" : "") + ")");
   }
 
   listener_bridge bridge{actors->registry, actors->assembler, metrics, config->ae_title};

@@ -63,11 +63,16 @@ std::optional<std::pair<std::string, std::uint16_t>> parse_head(const std::strin
 int worker(int argc, char** argv) {
   cli::command_line args{
       "worker",
-      "--join HOST:PORT [--slots N] [--name NAME] [--data DIR]",
+      "--join HOST:PORT [--slots N] [--name NAME] [--data DIR] [--certificate F --key F --ca F]",
       "Joins the head node at HOST:PORT (its cluster.port) and runs jobs it hands over.",
       {{"join", "HOST:PORT", "the head's cluster address (required)"},
        {"slots", "N", "jobs this worker runs at a time (default: 1)"},
        {"name", "NAME", "this worker's name at the head (default: the host name)"},
+       {"certificate", "FILE",
+        "this worker's certificate, signed by the cluster CA (dcmstreams cluster-ca sign); "
+        "with --key and --ca: mutual TLS"},
+       {"key", "FILE", "the key of --certificate"},
+       {"ca", "FILE", "the cluster CA's certificate (ca.pem): the head must show one it signed"},
        {"data", "DIR",
         "where runs keep their inputs and results (default: /var/tmp/dcmstreams-worker-NAME)"},
        {"log-level", "LEVEL", "debug, info, warning or error (default: info)"}}};
@@ -109,10 +114,26 @@ int worker(int argc, char** argv) {
     stop_signal = received;
   });
 
+  cluster_tls tls;
+  tls.certificate = args.value("certificate").value_or("");
+  tls.key = args.value("key").value_or("");
+  tls.ca = args.value("ca").value_or("");
+  if (tls.certificate.empty() != tls.key.empty() || tls.certificate.empty() != tls.ca.empty()) {
+    std::cerr << args.error("--certificate, --key and --ca go together") << "\n";
+    return 2;
+  }
+  for (auto* file : {&tls.certificate, &tls.key, &tls.ca}) {
+    std::error_code error;
+    if (!file->empty() && !std::filesystem::is_regular_file(*file, error)) {
+      std::cerr << args.error(file->string() + " is not a file") << "\n";
+      return 2;
+    }
+  }
+
   caf::actor_system_config actor_config;
   actor_config.set("logger.verbosity", caf::atom("quiet"));
   actor_config.set("scheduler.policy", caf::atom("sharing"));
-  configure_cluster(actor_config);
+  configure_cluster(actor_config, tls);
   caf::actor_system system{actor_config};
 
   cluster_worker_settings settings;
@@ -137,7 +158,8 @@ int worker(int argc, char** argv) {
   auto me = system.spawn(cluster_worker, std::move(settings));
   log::info(component, "dcmstreams " + std::string{build_info::version} + " worker " + info.name +
                            " with " + std::to_string(info.slots) + " slots joins the head at " +
-                           where + " (wire version " + wire_version() + ")");
+                           where + " (wire version " + wire_version() + ", " +
+                           (tls.on() ? "mutual TLS" : "plain TCP") + ")");
 
   caf::scoped_actor self{system};
   auto wait = std::chrono::seconds(1);
@@ -148,7 +170,7 @@ int worker(int argc, char** argv) {
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
   };
   while (!stop_signal) {
-    auto head = connect_to_head(system, host, port);
+    auto head = connect_to_head(system, host, port, tls.on());
     if (!head) {
       log::warning(component, head.error().message + "; trying again in " +
                                   std::to_string(wait.count()) + " s");

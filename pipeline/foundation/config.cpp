@@ -232,18 +232,33 @@ std::uint32_t cluster_config::default_head_slots() {
 
 namespace {
 
+void read_cluster_tls(json::object_reader& reader, cluster_tls& tls) {
+  reader.reject_unknown_keys({"certificate", "key", "ca"});
+  for (auto [key, path] : {std::pair{"certificate", &tls.certificate}, std::pair{"key", &tls.key},
+                           std::pair{"ca", &tls.ca}}) {
+    auto value = reader.get_string(key);
+    if (!value || value->empty()) {
+      reader.sink().add(reader.path_of(key),
+                        "is required for TLS: a PEM file (dcmstreams cluster-ca makes them)");
+      continue;
+    }
+    *path = *value;
+  }
+}
+
 void read_cluster(json::object_reader& reader, cluster_config& cluster) {
   reader.reject_unknown_keys(
-      {"port", "bind", "heartbeat_s", "lost_after_s", "head_slots", "shared_data"});
+      {"port", "bind", "tls", "heartbeat_s", "lost_after_s", "head_slots", "shared_data"});
   read_port(reader, "port", cluster.port);
+  reader.with_object("tls", [&](json::object_reader& sub) { read_cluster_tls(sub, cluster.tls); });
   if (auto bind = reader.get_string("bind")) {
-    // Workers are trusted with whole studies: until the cluster speaks TLS,
-    // its port stays on this machine.
-    if (!is_loopback_address(*bind))
+    // Workers are trusted with whole studies: without TLS the cluster port
+    // stays on this machine.
+    if (!cluster.tls.on() && !is_loopback_address(*bind))
       reader.sink().add(reader.path_of("bind"),
                         "\"" + *bind +
-                            "\" is not a loopback address; the cluster port speaks plain TCP, "
-                            "so it is only opened on 127.0.0.1 or ::1");
+                            "\" is not a loopback address; without cluster.tls the cluster port "
+                            "speaks plain TCP, so it is only opened on 127.0.0.1 or ::1");
     else
       cluster.bind = *bind;
   }
@@ -378,10 +393,19 @@ result<node_config> load_node_config(const std::filesystem::path& path) {
   // Folders named in the file are relative to the file, as users expect when
   // they keep one configuration folder per node.
   auto base = path.parent_path();
+  auto& tls = parsed->cluster.tls;
   for (auto* dir : {&parsed->data_dir, &parsed->streams_dir, &parsed->routing_file,
-                    &parsed->deidentify_secret_file})
+                    &parsed->deidentify_secret_file, &tls.certificate, &tls.key, &tls.ca})
     if (!dir->empty() && dir->is_relative() && !base.empty())
       *dir = base / *dir;
+  for (auto [key, file] : {std::pair{"certificate", &tls.certificate}, std::pair{"key", &tls.key},
+                           std::pair{"ca", &tls.ca}}) {
+    std::error_code error;
+    if (!file->empty() && !std::filesystem::is_regular_file(*file, error))
+      return failure{ec::invalid_config, path.string() + ": cluster.tls." + key + ": " +
+                                             file->string() +
+                                             " is not a file (dcmstreams cluster-ca makes them)"};
+  }
   return parsed;
 }
 

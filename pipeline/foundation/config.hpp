@@ -102,9 +102,19 @@ struct sending_config {
 };
 
 /// The head's side of scale-out (docs/cluster.md): workers connect to it.
+/// Mutual TLS between head and workers (docs/cluster.md): each side shows a
+/// certificate the cluster CA signed and trusts no other.
+struct cluster_tls {
+  std::filesystem::path certificate; // PEM
+  std::filesystem::path key;         // PEM, unencrypted
+  std::filesystem::path ca;          // the cluster CA's certificate
+  bool on() const { return !certificate.empty(); }
+};
+
 struct cluster_config {
-  std::uint16_t port = 0; // 0: no cluster, jobs run on this node only
-  std::string bind = "127.0.0.1";
+  std::uint16_t port = 0;         // 0: no cluster, jobs run on this node only
+  std::string bind = "127.0.0.1"; // any address with tls; a loopback one without
+  cluster_tls tls;
   /// How often the head asks each worker whether it is alive, and how long
   /// a worker may leave that unanswered before it counts as lost.
   double heartbeat_s = 1;

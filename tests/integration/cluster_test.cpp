@@ -50,10 +50,11 @@ struct cluster_fixture : ::testing::Test {
   virtual std::string routing() { return ""; }
   virtual void write_streams(const fs::path&) {}
 
-  /// `prefix`: a command the worker runs under (a mount namespace).
+  /// `prefix`: a command the worker runs under (a mount namespace);
+  /// `more`: options after the usual ones (TLS).
   process& start_worker(const std::string& name, int slots,
                         std::map<std::string, std::string> env = {},
-                        std::vector<std::string> prefix = {}) {
+                        std::vector<std::string> prefix = {}, std::vector<std::string> more = {}) {
     env["TCP_NODELAY"] = "1";
     auto argv = prefix;
     for (auto& arg : {dcmstreams_binary().string(), std::string{"worker"}, std::string{"--join"},
@@ -61,6 +62,7 @@ struct cluster_fixture : ::testing::Test {
                       std::to_string(slots), std::string{"--name"}, name, std::string{"--data"},
                       (root / (name + "-data")).string()})
       argv.push_back(arg);
+    argv.insert(argv.end(), more.begin(), more.end());
     workers.push_back(std::make_unique<process>(process_options{
         argv, env, {}, root / (name + "-" + std::to_string(workers.size()) + ".log")}));
     named[name] = workers.back().get();
@@ -376,4 +378,66 @@ TEST_F(cluster_shared, a_worker_that_sees_another_folder_at_that_path_takes_file
   auto log = read_file(head->data_dir() / "jobs" / "1" / "processing.log");
   EXPECT_TRUE(contains(log, "worker: inputs 6 files")) << log;
   EXPECT_EQ(files_under(head->data_dir() / "jobs" / "1" / "OUTPUT").size(), 6u);
+}
+
+/// Mutual TLS: the head and its workers show certificates of one cluster CA.
+struct cluster_over_tls : cluster_jobs {
+  fs::path ca = root / "ca";
+  fs::path certificates = root / "certificates";
+
+  void SetUp() override {
+    auto binary = dcmstreams_binary().string();
+    ASSERT_EQ(run({binary, "cluster-ca", "init", "--dir", ca.string()}).exit_code, 0);
+    for (auto name : {"head", "w1"}) {
+      auto signed_one = run({binary, "cluster-ca", "sign", name, "--dir", ca.string(), "--out",
+                             certificates.string()});
+      ASSERT_EQ(signed_one.exit_code, 0) << signed_one.output;
+    }
+    // A certificate of another CA, as an outsider would have.
+    ASSERT_EQ(run({binary, "cluster-ca", "init", "--dir", (root / "other").string()}).exit_code, 0);
+    ASSERT_EQ(run({binary, "cluster-ca", "sign", "w1", "--dir", (root / "other").string(), "--out",
+                   (root / "outsider").string()})
+                  .exit_code,
+              0);
+    cluster_jobs::SetUp();
+  }
+
+  std::string more_cluster() override {
+    return ", \"head_slots\": 0, \"tls\": {\"certificate\": \"" +
+           (certificates / "head.pem").string() + "\", \"key\": \"" +
+           (certificates / "head.key").string() + "\", \"ca\": \"" + (ca / "ca.pem").string() +
+           "\"}";
+  }
+
+  std::vector<std::string> tls_options(const fs::path& dir, const std::string& name) {
+    return {"--certificate", (dir / (name + ".pem")).string(),
+            "--key",         (dir / (name + ".key")).string(),
+            "--ca",          (ca / "ca.pem").string()};
+  }
+};
+
+TEST_F(cluster_over_tls, workers_of_the_cluster_ca_run_jobs_and_outsiders_are_refused) {
+  auto check = run({"openssl", "verify", "-CAfile", (ca / "ca.pem").string(),
+                    (certificates / "w1.pem").string()});
+  EXPECT_EQ(check.exit_code, 0) << check.output;
+  EXPECT_TRUE(head->wait_for_log("over mutual TLS", 5s)) << head->log();
+  start_worker("w1", 1, {}, {}, tls_options(certificates, "w1"));
+  ASSERT_TRUE(eventually([&] { return state_of("w1") == "joined"; }, 10s)) << head->log();
+  auto& outsider = start_worker("outsider", 1, {}, {}, tls_options(root / "outsider", "w1"));
+  auto& plain = start_worker("plain", 1);
+  send_study("SMOOTH", 4, 32, "study");
+  ASSERT_TRUE(eventually([&] { return job_state(1) == "success"; }, 30s)) << head->log();
+  EXPECT_EQ(job(1)["worker"], "w1");
+  EXPECT_TRUE(eventually([&] { return destination.files().size() == 4; }, 30s)) << head->log();
+  // The refused ones try again after 1, 2 and 4 s: the good worker's
+  // connection outlives every failed handshake.
+  std::this_thread::sleep_for(4s);
+  EXPECT_TRUE(contains(outsider.output(), "disconnect_during_handshake")) << outsider.output();
+  EXPECT_TRUE(contains(outsider.output(), "signed by the same cluster CA")) << outsider.output();
+  EXPECT_TRUE(contains(plain.output(), "a head with cluster.tls refuses a worker without"))
+      << plain.output();
+  auto workers = listed();
+  EXPECT_EQ(workers.size(), 1u) << "only w1 joined";
+  EXPECT_EQ(workers["w1"]["joins"], 1) << "w1 never lost its connection:\n" << head->log();
+  EXPECT_FALSE(contains(head->log(), "is lost")) << head->log();
 }

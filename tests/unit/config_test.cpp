@@ -79,6 +79,18 @@ TEST(node_config, the_cluster_port_is_opened_on_loopback_only_and_heartbeats_fit
   EXPECT_NE(message.find("cluster.head_slots"), std::string::npos) << message;
   EXPECT_GE(parse_node_config("{}", "n.json")->cluster.head_slots, 1u)
       << "by default the head runs jobs too";
+  auto over_tls = parse_node_config(
+      R"({"cluster": {"port": 7000, "bind": "0.0.0.0",
+          "tls": {"certificate": "h.pem", "key": "h.key", "ca": "ca.pem"}}})",
+      "n.json");
+  ASSERT_TRUE(over_tls) << over_tls.error().message;
+  EXPECT_EQ(over_tls->cluster.bind, "0.0.0.0") << "with TLS any address may serve workers";
+  EXPECT_EQ(over_tls->cluster.tls.ca, "ca.pem");
+  auto half = parse_node_config(R"({"cluster": {"port": 7000, "tls": {"certificate": "h.pem"}}})",
+                                "n.json");
+  ASSERT_FALSE(half);
+  EXPECT_NE(half.error().message.find("cluster.tls.key: is required for TLS"), std::string::npos)
+      << half.error().message;
   EXPECT_TRUE(is_loopback_address("127.0.0.2"));
   EXPECT_FALSE(is_loopback_address("10.0.0.1"));
   EXPECT_FALSE(is_loopback_address("localhost")) << "an address, not a name that may resolve";
