@@ -53,6 +53,7 @@ using get_atom = caf::atom_constant<caf::atom("get")>;
 using job_atom = caf::atom_constant<caf::atom("job")>;
 using jobs_atom = caf::atom_constant<caf::atom("jobs")>;
 using kill_atom = caf::atom_constant<caf::atom("kill")>;
+using notify_atom = caf::atom_constant<caf::atom("notify")>;
 using pending_atom = caf::atom_constant<caf::atom("pending")>;
 using pseudonym_atom = caf::atom_constant<caf::atom("pseudonym")>;
 using ping_atom = caf::atom_constant<caf::atom("ping")>;
@@ -409,6 +410,13 @@ using assembler_actor = caf::typed_actor<
     caf::reacts_to<tick_atom, study_key>,
     /// Timer: hands the replaced copies gathered so far to the job store.
     caf::reacts_to<discard_atom>>;
+
+/// Tells a stream's notify targets that a job ended: a POST of the job as
+/// JSON, retried; the outcome goes into the job's processing.log. Runs
+/// detached (the POST blocks).
+using notifier_actor = caf::typed_actor<
+    /// Attempt `attempt` (from 1) to tell `url` that this job ended.
+    caf::reacts_to<notify_atom, job_record, std::string, std::uint32_t>>;
 
 /// Keeps the data disk from filling: above storage.scrub_high_pct it deletes
 /// the oldest finished jobs until below scrub_low_pct, and jobs older than

@@ -22,6 +22,7 @@ stream_mailbox_actor spawn_mailbox(manager_pointer self, const std::string& stre
   settings.data_dir = st.settings.data_dir;
   settings.pseudonyms = st.settings.pseudonyms;
   settings.slots = st.settings.slots;
+  settings.notifier = st.settings.notifier;
   settings.metrics = st.settings.metrics;
   if (auto h = st.history.find(stream); h != st.history.end())
     settings.history = h->second;

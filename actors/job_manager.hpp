@@ -33,6 +33,7 @@ struct job_manager_settings {
   std::filesystem::path data_dir;
   pseudonym_settings pseudonyms;     // node_config::pseudonyms()
   std::shared_ptr<slot_table> slots; // with a cluster: the head's and the workers' slots
+  notifier_actor notifier;           // may be invalid: no notifications
   node_metrics* metrics = nullptr;
   std::vector<stream_stats> history; // run times so far, per stream
   /// Outlives a restart of the manager, so that running jobs stay known.

@@ -3,6 +3,7 @@
 #include "actors/assembler.hpp"
 #include "actors/job_manager.hpp"
 #include "actors/job_store.hpp"
+#include "actors/notifier.hpp"
 #include "actors/registry_watcher.hpp"
 #include "actors/router.hpp"
 #include "actors/scrubber.hpp"
@@ -19,7 +20,8 @@ constexpr double streams_poll_interval_s = 1.0;
 
 result<node_actors> spawn_node(caf::actor_system& system, const node_config& config,
                                std::shared_ptr<database> db, node_metrics& metrics,
-                               storage_client& client, event_hub* events) {
+                               storage_client& client, event_hub* events,
+                               webhook_client* webhooks) {
   node_actors actors;
   actors.registry = std::make_shared<streams::shared_registry>();
   actors.readiness = std::make_shared<readiness_board>();
@@ -91,6 +93,13 @@ result<node_actors> spawn_node(caf::actor_system& system, const node_config& con
     actors.slots =
         std::make_shared<slot_table>(config.cluster.head_slots, config.cluster.shared_data);
   manager.slots = actors.slots;
+  if (webhooks)
+    actors.notifier = spawn_supervised<notifier_actor>(
+        system, "notifier",
+        detached_actor(notifier,
+                       notifier_settings{webhooks, config.data_dir, config.ae_title, &metrics}),
+        &metrics);
+  manager.notifier = actors.notifier;
   manager.metrics = &metrics;
   manager.history = std::move(history);
   actors.job_manager = spawn_supervised<job_manager_actor>(
@@ -152,6 +161,7 @@ void stop_node(caf::actor_system& system, node_actors& actors) {
                        caf::actor_cast<caf::actor>(actors.watcher),
                        caf::actor_cast<caf::actor>(actors.assembler),
                        caf::actor_cast<caf::actor>(actors.job_manager),
+                       caf::actor_cast<caf::actor>(actors.notifier),
                        caf::actor_cast<caf::actor>(actors.router),
                        caf::actor_cast<caf::actor>(actors.job_store)});
   // Senders are not linked to the router (they outlive its restarts).
@@ -164,12 +174,16 @@ void stop_node(caf::actor_system& system, node_actors& actors) {
 }
 
 std::map<std::string, caf::actor> node_actors::by_name() const {
-  return {{"job_store", caf::actor_cast<caf::actor>(job_store)},
-          {"router", caf::actor_cast<caf::actor>(router)},
-          {"job_manager", caf::actor_cast<caf::actor>(job_manager)},
-          {"assembler", caf::actor_cast<caf::actor>(assembler)},
-          {"scrubber", caf::actor_cast<caf::actor>(scrubber)},
-          {"streams_watcher", caf::actor_cast<caf::actor>(watcher)}};
+  std::map<std::string, caf::actor> named{
+      {"job_store", caf::actor_cast<caf::actor>(job_store)},
+      {"router", caf::actor_cast<caf::actor>(router)},
+      {"job_manager", caf::actor_cast<caf::actor>(job_manager)},
+      {"assembler", caf::actor_cast<caf::actor>(assembler)},
+      {"scrubber", caf::actor_cast<caf::actor>(scrubber)},
+      {"streams_watcher", caf::actor_cast<caf::actor>(watcher)}};
+  if (notifier)
+    named["notifier"] = caf::actor_cast<caf::actor>(notifier);
+  return named;
 }
 
 void stop_actors(caf::actor_system& system, const std::vector<caf::actor>& actors) {

@@ -13,6 +13,7 @@
 #include "pipeline/foundation/readiness.hpp"
 #include "pipeline/jobs/database.hpp"
 #include "pipeline/routing/storage_client.hpp"
+#include "pipeline/routing/webhook_client.hpp"
 #include "streams/registry.hpp"
 
 #include <map>
@@ -32,6 +33,7 @@ struct node_actors {
   assembler_actor assembler;
   registry_actor watcher;
   scrubber_actor scrubber;
+  notifier_actor notifier; // invalid without a webhook client
   /// With a cluster (cluster.port): where jobs run, the head's slots and the
   /// workers' (the cluster head keeps the workers in it up to date).
   std::shared_ptr<slot_table> slots;
@@ -44,10 +46,12 @@ struct node_actors {
 /// Loads the streams, spawns the job store, recovers what a stopped node left
 /// behind (interrupted jobs, pending studies, unfinished sends) and spawns
 /// the router, the job manager, the assembler and the streams watcher.
-/// `client` sends results out; it must outlive the actors.
+/// `client` sends results out, `webhooks` (if any) notifies of ended jobs;
+/// both must outlive the actors.
 result<node_actors> spawn_node(caf::actor_system& system, const node_config& config,
                                std::shared_ptr<database> db, node_metrics& metrics,
-                               storage_client& client, event_hub* events = nullptr);
+                               storage_client& client, event_hub* events = nullptr,
+                               webhook_client* webhooks = nullptr);
 
 /// Sends every long-lived actor an exit and waits until they are gone, the
 /// router's senders last.

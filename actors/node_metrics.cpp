@@ -46,6 +46,10 @@ node_metrics::node_metrics(metrics::registry& reg)
                                     "Jobs queued again because the worker running them was "
                                     "lost, by stream.",
                                     {"stream"})),
+      notifications(reg.add_counter("dcmstreams_notifications_total",
+                                    "Notifications of ended jobs (a stream's notify), by stream "
+                                    "and result (delivered, failed after every attempt).",
+                                    {"stream", "result"})),
       job_duration(reg.add_histogram("dcmstreams_job_duration_seconds",
                                      "Run time of jobs, by stream.",
                                      metrics::exponential_buckets(0.05, 2, 16), {"stream"})),

@@ -24,6 +24,7 @@ struct node_metrics {
   metrics::family<metrics::gauge>& jobs_running;              // {stream}
   metrics::family<metrics::counter>& jobs_total;              // {stream,result}
   metrics::family<metrics::counter>& jobs_requeued;           // {stream}
+  metrics::family<metrics::counter>& notifications;           // {stream,result}
   metrics::family<metrics::histogram>& job_duration;          // {stream}
   metrics::family<metrics::histogram>& kernel_duration;       // {kernel}
   metrics::family<metrics::counter>& sends_total;             // {destination,result}

@@ -102,6 +102,7 @@ job_outcome run_on_worker(caf::blocking_actor* self, const placement& slot,
     return outcome;
   }
   chunk_reader input_reader{dir / "INPUT", *inputs};
+  auto input_bytes = total_bytes(*inputs);
   remote_job handed{job, plan, slot.attempt, *inputs, {}, {}};
   handed.plan.pseudonyms = {};
   auto staging = dir / (".attempt-" + attempt);
@@ -157,7 +158,7 @@ job_outcome run_on_worker(caf::blocking_actor* self, const placement& slot,
           auto data = input_reader.read(file, offset);
           if (data)
             served += data->size();
-          if (data && served == total_bytes(*inputs))
+          if (data && served == input_bytes)
             inputs_done = clock::now();
           self->send(run, chunk_atom::value, file, offset,
                      data ? std::move(*data) : std::vector<char>{},
@@ -241,7 +242,7 @@ job_outcome run_on_worker(caf::blocking_actor* self, const placement& slot,
   else
     append_job_log(
         log_file, "on worker " + slot.worker + ": inputs " +
-                      transfer_text(inputs->size(), total_bytes(*inputs), input_s) + "; results " +
+                      transfer_text(inputs->size(), input_bytes, input_s) + "; results " +
                       transfer_text(results.size(), writer.bytes_received(), since(results_start)));
   outcome.seconds = since(start);
   return outcome;

@@ -26,6 +26,20 @@ void record(mailbox_pointer self, job_record& job) {
   self->send(self->state.job_store, update_atom::value, job);
 }
 
+/// Tells the stream's notify targets that asked for this end of a job.
+void notify_ended(mailbox_pointer self, const job_record& job) {
+  if (!self->state.notifier)
+    return;
+  auto snapshot = self->state.registry->get();
+  auto* stream = snapshot->find_by_name(self->state.stream);
+  if (!stream)
+    return;
+  std::string state = to_string(job.state);
+  for (auto& target : stream->notify)
+    if (std::find(target.on.begin(), target.on.end(), state) != target.on.end())
+      self->send(self->state.notifier, notify_atom::value, job, target.url, std::uint32_t{1});
+}
+
 void finish_without_running(mailbox_pointer self, job_record job, job_state state,
                             const std::string& message) {
   job.state = state;
@@ -36,6 +50,7 @@ void finish_without_running(mailbox_pointer self, job_record job, job_state stat
     m->jobs_total.with({job.stream, to_string(state)}).increment();
   log::info(component, "job " + std::to_string(job.id) + " of stream " + job.stream + " " +
                            to_string(state) + ": " + message);
+  notify_ended(self, job);
 }
 
 /// Whether a job of this plan must run on the head: de-identification needs
@@ -173,6 +188,7 @@ stream_mailbox_actor::behavior_type stream_mailbox(mailbox_pointer self,
   st.metrics = settings.metrics;
   st.running = settings.running ? settings.running : std::make_shared<running_jobs>();
   st.slots = std::move(settings.slots);
+  st.notifier = std::move(settings.notifier);
   auto& history = settings.history;
   st.runs = history.runs;
   st.mean_s = history.mean_s;
@@ -238,6 +254,7 @@ stream_mailbox_actor::behavior_type stream_mailbox(mailbox_pointer self,
           for (auto& k : outcome.kernels)
             m->kernel_duration.with({k.kernel}).observe(k.seconds);
         }
+        notify_ended(self, job);
         // Results leave by the routing rules; a cancelled job's do not.
         if (st.router && (job.state == job_state::success || job.state == job_state::failed))
           self->send(st.router, route_atom::value, job);

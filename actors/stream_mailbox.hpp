@@ -45,6 +45,7 @@ struct stream_mailbox_state {
   node_metrics* metrics = nullptr;
   job_manager_actor manager;         // where runners report
   std::shared_ptr<slot_table> slots; // with a cluster: where jobs run; else none
+  notifier_actor notifier;           // may be invalid: no notifications
   bool waiting_for_slot = false;     // a retry is due (every slot was taken)
   bool said_no_slots = false;        // logged that no slot exists at all
   static inline const char* name = "stream-mailbox";
@@ -64,6 +65,8 @@ struct mailbox_settings {
   std::shared_ptr<running_jobs> running;
   /// With a cluster (cluster.port): the head's and the workers' slots.
   std::shared_ptr<slot_table> slots;
+  /// Tells the stream's notify targets that a job ended.
+  notifier_actor notifier;
   /// Negative for a new mailbox; after a restart, the seconds to wait before
   /// taking the stream's queued jobs back from the database (back-off).
   double resume_after_s = -1;

@@ -111,6 +111,9 @@ class head:
                 return jobs
             if any(j["state"] in ("failed", "cancelled") for j in jobs):
                 raise RuntimeError(f"a job failed: {jobs}")
+            for proc, log in self.workers:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"a worker ended ({proc.returncode}): see {log.name}")
             time.sleep(0.1)
         raise RuntimeError(f"{count} jobs not {state} in {timeout} s: {self.jobs()}")
 

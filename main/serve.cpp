@@ -14,6 +14,7 @@
 #include "net/dicom_listener.hpp"
 #include "net/echo_scu.hpp"
 #include "net/storage_scu.hpp"
+#include "net/webhook_client.hpp"
 #include "pipeline/dicom/codecs.hpp"
 #include "pipeline/foundation/files.hpp"
 #include "pipeline/foundation/log.hpp"
@@ -145,10 +146,11 @@ int serve(int argc, char** argv) {
     configure_cluster(actor_config, config->cluster.tls);
   // Senders use the client until the actor system has stopped them all.
   net::dcmtk_storage_client client;
+  net::beast_webhook_client webhooks;
   caf::actor_system system{actor_config};
 
   event_hub events;
-  auto actors = spawn_node(system, *config, db, metrics, client, &events);
+  auto actors = spawn_node(system, *config, db, metrics, client, &events, &webhooks);
   if (!actors)
     return fail(actors.error().message);
   registry.add_collector([&metrics, journal = actors->ingest_journal] {

@@ -2,6 +2,7 @@
 
 #include "pipeline/foundation/config.hpp"
 #include "pipeline/foundation/files.hpp"
+#include "pipeline/foundation/http_url.hpp"
 #include "pipeline/foundation/json.hpp"
 
 #include <unistd.h>
@@ -71,6 +72,39 @@ void read_accept(json::object_reader& reader, stream_definition& stream) {
   }
 }
 
+void read_notify(json::object_reader& reader, stream_definition& stream) {
+  auto targets = reader.get_array("notify");
+  if (!targets)
+    return;
+  for (std::size_t i = 0; i < targets->size(); ++i) {
+    auto where = "notify[" + std::to_string(i) + "]";
+    auto& entry = (*targets)[i];
+    if (!entry.is_object()) {
+      reader.sink().add(where, "must be {\"url\": \"http://...\", \"on\": [\"failed\"]}");
+      continue;
+    }
+    json::object_reader target{entry, reader.path_of(where), reader.sink()};
+    target.reject_unknown_keys({"url", "on"});
+    notify_target notify;
+    if (auto url = target.get_string("url")) {
+      if (auto parsed = parse_http_url(*url); !parsed)
+        target.sink().add(target.path_of("url"), parsed.error().message);
+      else
+        notify.url = *url;
+    } else {
+      target.sink().add(target.path_of("url"), "is required: where to POST the job");
+    }
+    notify.on = target.get_string_list("on").value_or(std::vector<std::string>{"failed"});
+    for (auto& state : notify.on)
+      if (state != "success" && state != "failed" && state != "cancelled")
+        target.sink().add(target.path_of("on"), "lists \"" + state +
+                                                    "\"; a job ends as \"success\", "
+                                                    "\"failed\" or \"cancelled\"");
+    if (!notify.url.empty())
+      stream.notify.push_back(std::move(notify));
+  }
+}
+
 } // namespace
 
 result<stream_definition> load_stream(const fs::path& folder) {
@@ -101,7 +135,7 @@ result<stream_definition> parse_stream(std::string_view text, const fs::path& fo
   json::object_reader{*root, "", unknown}.reject_unknown_keys(
       {"name", "description", "version", "AETitle", "enabled", "license", "command", "pipeline",
        "concurrency", "timeout_s", "log_limit_mb", "quiet_period_s", "complete_on", "group_by",
-       "accept"});
+       "accept", "notify"});
   for (auto& note : unknown.messages)
     stream.notes.push_back(note + " (ignored)");
 
@@ -193,6 +227,7 @@ result<stream_definition> parse_stream(std::string_view text, const fs::path& fo
       problems.add("group_by", "must be \"study\" or \"series\", not \"" + *group + "\"");
   }
   read_accept(reader, stream);
+  read_notify(reader, stream);
   if (!problems.empty())
     return failure{ec::invalid_config, problems.report()};
   return stream;

@@ -16,6 +16,13 @@ namespace dcmstreams::streams {
 
 enum class grouping { study, series };
 
+/// Where a stream tells that a job ended ("notify"): an http:// URL that gets
+/// a POST with the job as JSON, for the job states in `on`.
+struct notify_target {
+  std::string url;
+  std::vector<std::string> on; // "success", "failed", "cancelled"
+};
+
 struct stream_definition {
   std::string folder_name; // <name> of the folder; the stream's id
   std::filesystem::path folder;
@@ -39,6 +46,7 @@ struct stream_definition {
   bool complete_on_release = false;
   grouping group_by = grouping::study;
   std::vector<attribute_match> accept; // all must match for an instance to enter a job
+  std::vector<notify_target> notify;
   /// Notes that do not stop the stream from loading (unknown keys, legacy work.sh).
   std::vector<std::string> notes;
 };

@@ -22,7 +22,7 @@ const env = { ...process.env, TCP_NODELAY: "1" };
 const work = fs.mkdtempSync(path.join(os.tmpdir(), "dcmstreams-ui-"));
 let nodeExit = null;
 let stopping = false;
-let node, browser, base, dicomPort;
+let node, worker, browser, base, dicomPort;
 
 function freePort() {
   return new Promise((resolve) => {
@@ -91,6 +91,7 @@ before(async () => {
   fs.mkdirSync(artifacts, { recursive: true });
   dicomPort = await freePort();
   const webPort = await freePort();
+  const clusterPort = await freePort();
   base = `http://127.0.0.1:${webPort}`;
   const streams = path.join(work, "streams");
   fs.cpSync(path.join(source, "streams/library/stats"), path.join(streams, "stats"), { recursive: true });
@@ -105,6 +106,7 @@ before(async () => {
     web: { port: webPort, bind: "127.0.0.1",
       users: [userEntry("ada", "admin-secret", "admin"), userEntry("vic", "viewer-secret", "viewer")] },
     completion: { quiet_period_s: 1 }, storage: { reserve_free_mb: 1 },
+    cluster: { port: clusterPort },
   }));
   node = spawn(binary, ["serve", "--config", path.join(work, "dcmstreams.json")],
     { env, stdio: ["ignore", fs.openSync(path.join(work, "node.log"), "w"), fs.openSync(path.join(work, "node.log"), "a")] });
@@ -114,6 +116,10 @@ before(async () => {
     if (!stopping) console.error(`dcmstreams serve ended during the tests: code ${code}, signal ${signal}`);
   });
   await waitFor("the node", async () => (await fetch(base + "/healthz")).ok, 20000);
+  // A worker, for the status page's list of workers.
+  worker = spawn(binary, ["worker", "--join", `127.0.0.1:${clusterPort}`, "--name", "browser-worker",
+    "--data", path.join(work, "worker")],
+    { env, stdio: ["ignore", fs.openSync(path.join(work, "worker.log"), "w"), fs.openSync(path.join(work, "worker.log"), "a")] });
   browser = await chromium.launch({
     executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
     args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -125,6 +131,11 @@ after(async () => {
   stopping = true;
   try {
     if (browser) await browser.close();
+    if (worker && worker.exitCode === null) {
+      const exited = new Promise((r) => worker.once("exit", r));
+      worker.kill("SIGTERM");
+      await exited;
+    }
     if (node && !nodeExit) {
       const exited = new Promise((r) => node.once("exit", r));
       node.kill("SIGTERM");
@@ -251,6 +262,18 @@ test("a viewer sees everything and may change nothing", async () => {
   await page.waitForSelector("#routing-text");
   assert.equal(await page.isDisabled("#routing-save"), true);
   await shot(page, "viewer");
+  await page.context().close();
+});
+
+test("the status page lists the workers that joined, with their slots", async () => {
+  const page = await logIn("vic", "viewer-secret");
+  await page.goto(`${base}/#/status`);
+  const row = page.locator("[data-testid=worker-row]", { hasText: "browser-worker" });
+  await row.waitFor({ timeout: 15000 });
+  const text = await row.innerText();
+  assert.match(text, /joined/);
+  assert.match(text, /0 \/ 1/);
+  await shot(page, "status-workers");
   await page.context().close();
 });
 

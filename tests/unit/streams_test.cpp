@@ -1,3 +1,4 @@
+#include "pipeline/foundation/http_url.hpp"
 #include "streams/registry.hpp"
 
 #include "tests/support/node.hpp"
@@ -71,6 +72,45 @@ TEST(stream, new_keys_are_read) {
   EXPECT_EQ(stream->group_by, streams::grouping::series);
   ASSERT_EQ(stream->accept.size(), 2u);
   EXPECT_EQ(stream->accept[1].attribute, "0008,103e");
+}
+
+TEST(stream, notify_targets_are_read_and_bad_ones_explained) {
+  temp_dir dir;
+  write_file(dir / "s" / "info.json", R"({"AETitle": "S", "command": ["/bin/true"],
+    "notify": [{"url": "http://ris.example:8080/hooks?x=1", "on": ["success", "failed"]},
+               {"url": "http://[::1]/hook"}]})");
+  auto stream = streams::load_stream(dir / "s");
+  ASSERT_TRUE(stream) << stream.error().message;
+  ASSERT_EQ(stream->notify.size(), 2u);
+  EXPECT_EQ(stream->notify[0].on, (std::vector<std::string>{"success", "failed"}));
+  EXPECT_EQ(stream->notify[1].on, std::vector<std::string>{"failed"}) << "failures by default";
+  auto url = parse_http_url(stream->notify[0].url);
+  ASSERT_TRUE(url);
+  EXPECT_EQ(url->host, "ris.example");
+  EXPECT_EQ(url->port, 8080);
+  EXPECT_EQ(url->target, "/hooks?x=1");
+  auto v6 = parse_http_url(stream->notify[1].url);
+  ASSERT_TRUE(v6);
+  EXPECT_EQ(v6->host, "::1");
+  EXPECT_EQ(v6->port, 80);
+
+  write_file(dir / "bad" / "info.json", R"({"AETitle": "B", "command": ["/bin/true"],
+    "notify": [{"url": "https://ris.example/hook"}, {"url": "ftp://x"}, {"on": ["success"]},
+               {"url": "http://ris.example:99999/"}, {"url": "http://a/", "on": ["done"]}, 3]})");
+  auto bad = streams::load_stream(dir / "bad");
+  ASSERT_FALSE(bad);
+  auto& m = bad.error().message;
+  EXPECT_NE(m.find("notify[0].url: \"https://ris.example/hook\" is https, which notify does not "
+                   "speak yet"),
+            std::string::npos)
+      << m;
+  EXPECT_NE(m.find("notify[1].url: \"ftp://x\" is not an http:// URL"), std::string::npos) << m;
+  EXPECT_NE(m.find("notify[2].url: is required"), std::string::npos) << m;
+  EXPECT_NE(m.find("notify[3].url: \"http://ris.example:99999/\" has no valid port"),
+            std::string::npos)
+      << m;
+  EXPECT_NE(m.find("notify[4].on: lists \"done\""), std::string::npos) << m;
+  EXPECT_NE(m.find("notify[5]: must be"), std::string::npos) << m;
 }
 
 TEST(stream, problems_name_file_key_and_fix) {

@@ -365,6 +365,8 @@ async function jobPage(id) {
         <dt>Started</dt><dd>${when(job.started)}</dd>
         <dt>Finished</dt><dd>${when(job.finished)}</dd>
         <dt>Run time</dt><dd>${duration(job)}</dd>
+        ${job.worker ? `<dt>Ran on</dt><dd data-testid="detail-worker">worker ${esc(job.worker)}</dd>` : ""}
+        ${job.lost_runs ? `<dt>Lost runs</dt><dd>${job.lost_runs} (its worker was lost; the job ran again)</dd>` : ""}
         <dt>Outcome</dt><dd>${esc(job.message)}</dd>
       </dl>
       ${job.result ? `<h2>Measures (result.json)</h2>${measuresTable(job.result)}` : ""}
@@ -399,6 +401,19 @@ function sendsTable(sends) {
       <td>${s.attempts}</td><td>${when(s.created)}</td><td>${esc(s.message)}</td>
       <td>${s.state === "failed" ? `<button data-retry-send="${s.id}" ${canChange() ? "" : "disabled"}>Retry</button>` : ""}</td></tr>`).join("")}
     </tbody></table>`;
+}
+
+// The head's workers (docs/cluster.md): who joined, their slots and health.
+function workersTable(cluster) {
+  const rows = cluster.workers.map((w) => `<tr data-testid="worker-row">
+      <td>${esc(w.name)}</td><td>${w.state === "joined" ? '<span class="ok">joined</span>' : '<span class="error">lost</span>'}</td>
+      <td>${w.running} / ${w.slots}</td><td>${esc(w.host)} (pid ${w.pid}, ${esc(w.version)})</td>
+      <td>${when(w.joined)}</td><td>${when(w.last_answer)}</td><td>${w.joins}</td></tr>`).join("");
+  return `<h2>Workers</h2><p class="muted">They join on ${esc(cluster.bind)}:${cluster.port}
+    (dcmstreams worker --join).</p>` + (cluster.workers.length
+    ? `<table><thead><tr><th>Worker</th><th>State</th><th>Jobs / slots</th><th>Host (pid, version)</th>
+        <th>Joined</th><th>Last answer</th><th>Joins</th></tr></thead><tbody>${rows}</tbody></table>`
+    : `<p class="muted">No worker has joined yet.</p>`);
 }
 
 function bindSendButtons(after) {
@@ -537,10 +552,12 @@ async function statusPage() {
     <h2>Throughput, last hour (per 10 s)</h2>
     <div class="legend"><span style="--c:#1f77b4">instances received</span><span style="--c:#2e7d32">jobs finished</span><span style="--c:#d35400">sends finished</span></div>
     <canvas class="chart" id="throughput"></canvas>
+    <div id="workers"></div>
     <p class="muted">Prometheus metrics: <a href="/metrics">/metrics</a>. Health: <a href="/healthz">/healthz</a>, <a href="/readyz">/readyz</a>.</p>`;
   async function draw() {
-    const [s, t, ready] = await Promise.all([api("GET", "status"), api("GET", "throughput"),
-      fetch("/readyz").then((r) => r.json())]);
+    const [s, t, ready, cluster] = await Promise.all([api("GET", "status"), api("GET", "throughput"),
+      fetch("/readyz").then((r) => r.json()), api("GET", "workers")]);
+    document.getElementById("workers").innerHTML = cluster.cluster ? workersTable(cluster) : "";
     const used = s.disk.total_bytes - s.disk.free_bytes;
     document.getElementById("status-facts").innerHTML = `
       <dt>Version</dt><dd>${esc(s.version)}</dd>
