@@ -204,7 +204,8 @@ template <class Inspector> typename Inspector::result_type inspect(Inspector& f,
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, arrived_instance& x) {
-  return f(caf::meta::type_name("arrived_instance"), x.sop_uid, x.path, x.bytes, x.inode, x.record);
+  return f(caf::meta::type_name("arrived_instance"), x.sop_uid, x.path, x.bytes, x.inode, x.record,
+           x.series_uid, x.modality, x.series_description);
 }
 
 template <class Inspector>

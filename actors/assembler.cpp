@@ -18,6 +18,23 @@ void update_pending_gauge(self_pointer self) {
     self->state.settings.events->publish("studies", {{"pending", self->state.groups.size()}});
 }
 
+} // namespace
+
+required_set::required_set(const streams::completion_rule& from) : rule(from) {
+  if (!rule.modality.empty())
+    modality.emplace(rule.modality, std::regex::icase);
+  if (!rule.series_description.empty())
+    series_description.emplace(rule.series_description, std::regex::icase);
+}
+
+bool required_set::matches(const arrived_instance& instance) const {
+  return (!modality || std::regex_search(instance.modality, *modality)) &&
+         (!series_description ||
+          std::regex_search(instance.series_description, *series_description));
+}
+
+namespace {
+
 void schedule_check(self_pointer self, const study_key& key, pending_group& group) {
   auto now = self->clock().now();
   auto max_wait = seconds(self->state.settings.defaults.max_wait_s);
@@ -92,6 +109,18 @@ void complete(self_pointer self, const study_key& key, const char* why) {
           });
 }
 
+/// Counts an instance toward its group's complete_when; whether the
+/// required set has arrived now.
+bool required_set_arrived(pending_group& group, const arrived_instance& instance) {
+  if (!group.required || instance.series_uid.empty() || !group.required->matches(instance))
+    return false;
+  ++group.required_series[instance.series_uid];
+  ++group.required_instances;
+  auto& rule = group.required->rule;
+  return group.required_series.size() >= static_cast<std::size_t>(rule.series) &&
+         group.required_instances >= static_cast<std::uint64_t>(rule.min_instances);
+}
+
 /// An instance joins its study's group; the first one opens the group.
 void add_instance(self_pointer self, const study_key& key, const arrived_instance& instance) {
   auto [it, created] = self->state.groups.try_emplace(key);
@@ -109,6 +138,8 @@ void add_instance(self_pointer self, const study_key& key, const arrived_instanc
         if (stream->quiet_period_s)
           group.quiet_period = seconds(*stream->quiet_period_s);
         group.complete_on_release = stream->complete_on_release;
+        if (stream->complete_when)
+          group.required = std::make_shared<const required_set>(*stream->complete_when);
       }
     }
     update_pending_gauge(self);
@@ -117,6 +148,7 @@ void add_instance(self_pointer self, const study_key& key, const arrived_instanc
   group.last_arrival = now;
   group.last_arrival_wall = now_ms();
   auto [entry, added] = group.instances.try_emplace(instance.sop_uid, instance);
+  bool arrived = added && required_set_arrived(group, instance);
   if (!added) {
     // The same instance sent again by the same sender for a pending study:
     // the new copy replaces the earlier one, whose journal record goes
@@ -135,7 +167,9 @@ void add_instance(self_pointer self, const study_key& key, const arrived_instanc
     log::info(component, "instance " + instance.sop_uid + " of " + key.describe() +
                              " was sent again; the new copy replaces the earlier one");
   }
-  if (!group.timer_pending)
+  if (arrived)
+    complete(self, key, "its required set arrived (complete_when)");
+  else if (!group.timer_pending)
     schedule_check(self, key, group);
 }
 

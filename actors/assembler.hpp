@@ -11,9 +11,22 @@
 
 #include <map>
 #include <memory>
+#include <optional>
+#include <regex>
 #include <set>
 
 namespace dcmstreams {
+
+/// A stream's complete_when with its patterns compiled.
+struct required_set {
+  streams::completion_rule rule;
+  std::optional<std::regex> modality;
+  std::optional<std::regex> series_description;
+
+  explicit required_set(const streams::completion_rule& from);
+  /// Whether an instance belongs to a series the rule counts.
+  bool matches(const arrived_instance& instance) const;
+};
 
 struct pending_group {
   std::string stream;
@@ -28,6 +41,10 @@ struct pending_group {
   /// associations that stored instances of it (complete when none is left).
   bool complete_on_release = false;
   std::set<std::uint16_t> associations;
+  /// Its stream's complete_when, and what of it arrived: instances by series.
+  std::shared_ptr<const required_set> required;
+  std::map<std::string, std::uint64_t> required_series;
+  std::uint64_t required_instances = 0;
 };
 
 /// What the assembler starts with.

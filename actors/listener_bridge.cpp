@@ -36,7 +36,8 @@ void listener_bridge::instance_stored(const stored_instance& instance) {
       assembler_, arrived_atom::value,
       study_key{instance.called_ae, instance.calling_ae, instance.peer, instance.study_uid},
       arrived_instance{instance.sop_uid, instance.path, instance.bytes, instance.inode,
-                       instance.record},
+                       instance.record, instance.series_uid, instance.modality,
+                       instance.series_description},
       instance.peer_port);
 }
 

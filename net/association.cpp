@@ -404,6 +404,7 @@ OFCondition association::store(T_DIMSE_C_StoreRQ& request, T_ASC_PresentationCon
   stored.sop_uid = sop_uid;
   stored.transfer_syntax_uid = context.acceptedTransferSyntax;
   stored.modality = header->modality;
+  stored.series_description = header->series_description;
   stored.bytes = bytes;
   stored.inode = inode;
   auto problem = in_file ? committer_.commit_file(file.path, stored)

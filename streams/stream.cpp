@@ -72,6 +72,33 @@ void read_accept(json::object_reader& reader, stream_definition& stream) {
   }
 }
 
+void read_complete_when(json::object_reader& reader, stream_definition& stream) {
+  if (!reader.has("complete_when"))
+    return;
+  reader.with_object("complete_when", [&](json::object_reader& sub) {
+    sub.reject_unknown_keys({"series", "modality", "series_description", "min_instances"});
+    completion_rule rule;
+    if (auto series = sub.get_integer("series", 1, 10000))
+      rule.series = static_cast<int>(*series);
+    if (auto minimum = sub.get_integer("min_instances", 0, 100000000))
+      rule.min_instances = *minimum;
+    for (auto [key, pattern] : {std::pair{"modality", &rule.modality},
+                                std::pair{"series_description", &rule.series_description}}) {
+      auto text = sub.get_string(key);
+      if (!text)
+        continue;
+      try {
+        std::regex check{*text, std::regex::icase};
+        *pattern = *text;
+      } catch (const std::regex_error& e) {
+        sub.sink().add(sub.path_of(key),
+                       "\"" + *text + "\" is not a regular expression: " + e.what());
+      }
+    }
+    stream.complete_when = rule;
+  });
+}
+
 void read_notify(json::object_reader& reader, stream_definition& stream) {
   auto targets = reader.get_array("notify");
   if (!targets)
@@ -135,7 +162,7 @@ result<stream_definition> parse_stream(std::string_view text, const fs::path& fo
   json::object_reader{*root, "", unknown}.reject_unknown_keys(
       {"name", "description", "version", "AETitle", "enabled", "license", "command", "pipeline",
        "concurrency", "timeout_s", "log_limit_mb", "quiet_period_s", "complete_on", "group_by",
-       "accept", "notify"});
+       "accept", "notify", "complete_when"});
   for (auto& note : unknown.messages)
     stream.notes.push_back(note + " (ignored)");
 
@@ -228,6 +255,7 @@ result<stream_definition> parse_stream(std::string_view text, const fs::path& fo
   }
   read_accept(reader, stream);
   read_notify(reader, stream);
+  read_complete_when(reader, stream);
   if (!problems.empty())
     return failure{ec::invalid_config, problems.report()};
   return stream;

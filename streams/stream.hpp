@@ -23,6 +23,15 @@ struct notify_target {
   std::vector<std::string> on; // "success", "failed", "cancelled"
 };
 
+/// complete_when: a study completes as soon as this much of it has arrived
+/// (the quiet period stays the fallback).
+struct completion_rule {
+  int series = 1;                 // distinct series that match the filters
+  std::string modality;           // a regular expression (case-insensitive); empty: any
+  std::string series_description; // the same
+  std::int64_t min_instances = 0; // instances of matching series, together
+};
+
 struct stream_definition {
   std::string folder_name; // <name> of the folder; the stream's id
   std::filesystem::path folder;
@@ -44,6 +53,7 @@ struct stream_definition {
   /// complete_on "release": a study also completes when an association that
   /// stored instances of it is released (the quiet period stays the fallback).
   bool complete_on_release = false;
+  std::optional<completion_rule> complete_when;
   grouping group_by = grouping::study;
   std::vector<attribute_match> accept; // all must match for an instance to enter a job
   std::vector<notify_target> notify;

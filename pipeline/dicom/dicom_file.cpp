@@ -51,6 +51,7 @@ instance_header header_of(DcmFileFormat& file) {
   header.study_uid = get_string(data, DCM_StudyInstanceUID);
   header.series_uid = get_string(data, DCM_SeriesInstanceUID);
   header.modality = get_string(data, DCM_Modality);
+  header.series_description = get_string(data, DCM_SeriesDescription);
   auto sop_class = get_string(data, DCM_SOPClassUID);
   auto sop_instance = get_string(data, DCM_SOPInstanceUID);
   if (!sop_class.empty())

@@ -18,6 +18,7 @@ struct instance_header {
   std::string study_uid;
   std::string series_uid;
   std::string modality;
+  std::string series_description;
   std::string transfer_syntax_uid;
   // File meta information the node writes when it receives an instance.
   std::string source_ae;       // (0002,0016) the calling AE title (DCMTK's custom)

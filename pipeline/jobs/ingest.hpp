@@ -36,6 +36,7 @@ struct stored_instance {
   std::string sop_uid;
   std::string transfer_syntax_uid;
   std::string modality;
+  std::string series_description;
   journal_ref record; // in the journal, or:
   std::string path;   // the final file in incoming/ (a data set too large for a record)
   std::uint64_t bytes = 0;

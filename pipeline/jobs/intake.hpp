@@ -62,6 +62,11 @@ struct arrived_instance {
   std::uint64_t bytes = 0;
   std::uint64_t inode = 0; // of the file as it arrived; a later copy has another
   journal_ref record;
+  // What a stream's complete_when looks at; empty for instances recovered
+  // after a restart (their studies complete by the quiet period).
+  std::string series_uid;
+  std::string modality;
+  std::string series_description;
 };
 
 struct completed_study {

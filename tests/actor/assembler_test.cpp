@@ -76,6 +76,31 @@ struct fixture : test_coordinator_fixture<> {
     sched.run();
   }
 
+  // An instance of a series with this modality and description.
+  void arrive_in_series(const study_key& key, const std::string& sop, const std::string& series,
+                        const std::string& modality, const std::string& description = "") {
+    auto path =
+        layout->incoming_instance(key.called_ae, key.calling_ae, key.peer, key.study_uid, sop);
+    fs::create_directories(path.parent_path());
+    std::ofstream{path} << "instance " << sop;
+    arrived_instance instance{sop, path.string(), 10, 0, {}};
+    instance.series_uid = series;
+    instance.modality = modality;
+    instance.series_description = description;
+    self->send(assembler_handle, arrived_atom::value, key, instance);
+    sched.run();
+  }
+
+  // A stream "req" (AE title REQ) with this complete_when.
+  void use_required_stream(const std::string& complete_when) {
+    auto streams_dir = root / "streams";
+    fs::create_directories(streams_dir / "req");
+    std::ofstream{streams_dir / "req" / "info.json"}
+        << R"({"AETitle": "REQ", "command": ["true"], "complete_when": )" << complete_when << "}";
+    registry->set(
+        std::make_shared<streams::registry_snapshot>(streams::load_registry(streams_dir)));
+  }
+
   void released(const study_key& key, std::uint16_t peer_port) {
     self->send(assembler_handle, released_atom::value, key.called_ae, key.calling_ae, key.peer,
                peer_port);
@@ -254,6 +279,42 @@ CAF_TEST(pending studies are listed) {
   CAF_REQUIRE_EQUAL(pending.size(), 1u);
   CAF_CHECK_EQUAL(pending[0].instances, 2u);
   CAF_CHECK_EQUAL(pending[0].bytes, 20u);
+}
+
+CAF_TEST(a study completes as soon as its required set arrived counting matching series only) {
+  use_required_stream(R"({"series": 2, "modality": "CT", "series_description": "^ax",
+                          "min_instances": 3})");
+  study_key key{"REQ", "MODALITY", "10.0.0.5", "7.7.7"};
+  arrive_in_series(key, "7.7.7.1", "7.7.7.100", "CT", "AX 1mm");
+  arrive_in_series(key, "7.7.7.2", "7.7.7.100", "CT", "AX 1mm");
+  arrive_in_series(key, "7.7.7.3", "7.7.7.200", "MR", "AX T1");   // another modality
+  arrive_in_series(key, "7.7.7.4", "7.7.7.300", "CT", "COR 3mm"); // another description
+  arrive_in_series(key, "7.7.7.2", "7.7.7.100", "CT", "AX 1mm");  // sent again: counts once
+  CAF_CHECK_EQUAL(queued_jobs().size(), 0u);
+  arrive_in_series(key, "7.7.7.5", "7.7.7.400", "CT", "ax soft");
+  // No time passed: the second matching series with the third instance did it.
+  auto jobs = queued_jobs();
+  CAF_REQUIRE_EQUAL(jobs.size(), 1u);
+  CAF_CHECK_EQUAL(jobs[0].instances, 5);
+  // A late instance starts a study of its own, which waits for its quiet period.
+  arrive_in_series(key, "7.7.7.6", "7.7.7.500", "CT", "AX 1mm");
+  wait(10s);
+  CAF_CHECK_EQUAL(queued_jobs().size(), 1u);
+  wait(6s);
+  CAF_CHECK_EQUAL(queued_jobs().size(), 2u);
+}
+
+CAF_TEST(a required set that never arrives leaves the quiet period to complete the study) {
+  use_required_stream(R"({"series": 2})");
+  study_key key{"REQ", "MODALITY", "10.0.0.5", "8.8.8"};
+  arrive_in_series(key, "8.8.8.1", "8.8.8.100", "CT");
+  arrive_in_series(key, "8.8.8.2", "8.8.8.100", "CT");
+  wait(14s);
+  CAF_CHECK_EQUAL(queued_jobs().size(), 0u);
+  wait(2s);
+  auto jobs = queued_jobs();
+  CAF_REQUIRE_EQUAL(jobs.size(), 1u);
+  CAF_CHECK_EQUAL(jobs[0].instances, 2);
 }
 
 CAF_TEST_FIXTURE_SCOPE_END()

@@ -391,3 +391,31 @@ TEST(execution,
   ASSERT_EQ(send(node, "REL", scratch / "a"), 0);
   ASSERT_TRUE(node.wait_for_finished_jobs(2, 20s)) << node.log();
 }
+
+TEST(execution, complete_when_makes_the_job_once_the_required_series_arrived_over_associations) {
+  temp_dir root, scratch;
+  test_node node{root.path()};
+  // Two CT series of at least 8 instances together; a quiet period of a
+  // minute, so only the rule can make the job in time.
+  write_stream(node.streams_dir(), "req", "REQ",
+               R"("command": ["/bin/true"], "quiet_period_s": 60,
+                  "complete_when": {"series": 2, "modality": "CT", "min_instances": 8})");
+  node.start();
+  auto study = synth_study(scratch / "s", 4, 16, 2);
+  std::vector<fs::path> series;
+  for (auto& entry : fs::recursive_directory_iterator(study))
+    if (entry.is_directory() && entry.path().filename().string().rfind("series", 0) == 0)
+      series.push_back(entry.path());
+  ASSERT_EQ(series.size(), 2u);
+  std::sort(series.begin(), series.end());
+  auto sent_at = std::chrono::steady_clock::now();
+  // Each series in an association of its own, the second after the first ended.
+  ASSERT_EQ(send(node, "REQ", series[0]), 0);
+  std::this_thread::sleep_for(1s);
+  EXPECT_TRUE(node.job_dirs().empty()) << "one series is not the required set";
+  ASSERT_EQ(send(node, "REQ", series[1]), 0);
+  ASSERT_TRUE(node.wait_for_finished_jobs(1, 20s)) << node.log();
+  EXPECT_LT(std::chrono::steady_clock::now() - sent_at, 30s);
+  EXPECT_TRUE(contains(node.log(), "its required set arrived (complete_when)")) << node.log();
+  EXPECT_EQ(test_node::input_files(node.job_dirs().at(0)).size(), 8u);
+}

@@ -113,6 +113,28 @@ TEST(stream, notify_targets_are_read_and_bad_ones_explained) {
   EXPECT_NE(m.find("notify[5]: must be"), std::string::npos) << m;
 }
 
+TEST(stream, complete_when_is_read_and_a_bad_pattern_explained) {
+  temp_dir dir;
+  write_file(dir / "s" / "info.json", R"({"AETitle": "S", "command": ["/bin/true"],
+    "complete_when": {"series": 3, "modality": "CT|PT", "min_instances": 200}})");
+  auto stream = streams::load_stream(dir / "s");
+  ASSERT_TRUE(stream) << stream.error().message;
+  ASSERT_TRUE(stream->complete_when);
+  EXPECT_EQ(stream->complete_when->series, 3);
+  EXPECT_EQ(stream->complete_when->modality, "CT|PT");
+  EXPECT_EQ(stream->complete_when->min_instances, 200);
+  write_file(dir / "bad" / "info.json", R"({"AETitle": "B", "command": ["/bin/true"],
+    "complete_when": {"series": 0, "series_description": "(AX", "instances": 3}})");
+  auto bad = streams::load_stream(dir / "bad");
+  ASSERT_FALSE(bad);
+  auto& m = bad.error().message;
+  EXPECT_NE(m.find("complete_when.series"), std::string::npos) << m;
+  EXPECT_NE(m.find("complete_when.series_description: \"(AX\" is not a regular expression"),
+            std::string::npos)
+      << m;
+  EXPECT_NE(m.find("complete_when.instances"), std::string::npos) << m;
+}
+
 TEST(stream, problems_name_file_key_and_fix) {
   temp_dir dir;
   write_file(dir / "bad" / "info.json", R"({"AETitle": "WAY_TOO_LONG_AE_TITLE",
