@@ -211,7 +211,7 @@ typename Inspector::result_type inspect(Inspector& f, arrived_instance& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, completed_study& x) {
   return f(caf::meta::type_name("completed_study"), x.key, x.stream, x.instances, x.first_arrival,
-           x.accept, x.by_series);
+           x.accept, x.by_series, x.late_of, x.late);
 }
 
 template <class Inspector> typename Inspector::result_type inspect(Inspector& f, job_record& x) {

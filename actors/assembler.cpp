@@ -2,6 +2,8 @@
 
 #include "pipeline/foundation/log.hpp"
 
+#include <algorithm>
+
 namespace dcmstreams {
 
 namespace {
@@ -51,6 +53,25 @@ void discard_replaced(self_pointer self) {
   self->state.replaced.clear();
 }
 
+// How long, and for how many studies, late instances are known as late.
+constexpr auto late_window = std::chrono::hours(24);
+constexpr std::size_t late_studies = 10000;
+
+/// The job a study became, for late instances; ignored ones leave it as it was.
+void remember_completed(self_pointer self, const completed_study& study,
+                        const std::vector<job_record>& jobs) {
+  if (jobs.empty() || (study.late_of != 0 && study.late == "ignore"))
+    return;
+  auto& completed = self->state.completed;
+  auto now = self->clock().now();
+  for (auto it = completed.begin(); it != completed.end();)
+    it = now - it->second.at > late_window ? completed.erase(it) : std::next(it);
+  if (completed.size() >= late_studies)
+    completed.erase(std::min_element(completed.begin(), completed.end(),
+                                     [](auto& a, auto& b) { return a.second.at < b.second.at; }));
+  completed[study.key] = {jobs.back().id, now};
+}
+
 void complete(self_pointer self, const study_key& key, const char* why) {
   auto it = self->state.groups.find(key);
   if (it == self->state.groups.end())
@@ -59,6 +80,8 @@ void complete(self_pointer self, const study_key& key, const char* why) {
   study.key = key;
   study.stream = it->second.stream;
   study.first_arrival = it->second.first_arrival_wall;
+  study.late_of = it->second.late_of;
+  study.late = it->second.late;
   auto last_arrival = it->second.last_arrival;
   for (auto& [sop, instance] : it->second.instances)
     study.instances.push_back(instance);
@@ -73,13 +96,17 @@ void complete(self_pointer self, const study_key& key, const char* why) {
   update_pending_gauge(self);
   log::info(component, key.describe() + " is complete (" + why + "), " +
                            std::to_string(study.instances.size()) + " instances for stream " +
-                           study.stream);
+                           study.stream +
+                           (study.late_of ? ", late for job " + std::to_string(study.late_of) +
+                                                " (late: " + study.late + ")"
+                                          : ""));
   // The job store takes messages in order: the study's replaced copies are
   // gone before its job consumes the copies it keeps.
   discard_replaced(self);
   self->request(self->state.settings.job_store, caf::infinite, create_atom::value, study)
       .then(
           [self, study, last_arrival](std::vector<job_record>& jobs) {
+            remember_completed(self, study, jobs);
             for (auto& job : jobs)
               log::info(component, "job " + std::to_string(job.id) + " " + to_string(job.state) +
                                        " for stream " + job.stream + ": " + study.key.describe() +
@@ -140,6 +167,11 @@ void add_instance(self_pointer self, const study_key& key, const arrived_instanc
         group.complete_on_release = stream->complete_on_release;
         if (stream->complete_when)
           group.required = std::make_shared<const required_set>(*stream->complete_when);
+        if (stream->late != "new_job")
+          if (auto done = self->state.completed.find(key); done != self->state.completed.end()) {
+            group.late_of = done->second.job;
+            group.late = stream->late;
+          }
       }
     }
     update_pending_gauge(self);

@@ -45,6 +45,16 @@ struct pending_group {
   std::shared_ptr<const required_set> required;
   std::map<std::string, std::uint64_t> required_series;
   std::uint64_t required_instances = 0;
+  /// Late instances of a study whose job `late_of` was made (the stream's
+  /// `late` policy, not new_job).
+  std::int64_t late_of = 0;
+  std::string late;
+};
+
+/// A study whose job was made: late instances follow the stream's policy.
+struct completed_entry {
+  std::int64_t job = 0;
+  caf::actor_clock::time_point at;
 };
 
 /// What the assembler starts with.
@@ -63,6 +73,8 @@ struct assembler_settings {
 struct assembler_state {
   assembler_settings settings;
   std::map<study_key, pending_group> groups;
+  /// Studies completed in the last day (at most 10,000), for `late`.
+  std::map<study_key, completed_entry> completed;
   /// Records of replaced copies, handed to the job store in batches.
   std::vector<journal_ref> replaced;
   bool discard_scheduled = false;

@@ -162,7 +162,7 @@ result<stream_definition> parse_stream(std::string_view text, const fs::path& fo
   json::object_reader{*root, "", unknown}.reject_unknown_keys(
       {"name", "description", "version", "AETitle", "enabled", "license", "command", "pipeline",
        "concurrency", "timeout_s", "log_limit_mb", "quiet_period_s", "complete_on", "group_by",
-       "accept", "notify", "complete_when"});
+       "accept", "notify", "complete_when", "late"});
   for (auto& note : unknown.messages)
     stream.notes.push_back(note + " (ignored)");
 
@@ -256,6 +256,16 @@ result<stream_definition> parse_stream(std::string_view text, const fs::path& fo
   read_accept(reader, stream);
   read_notify(reader, stream);
   read_complete_when(reader, stream);
+  if (auto late = reader.get_string("late")) {
+    if (*late != "new_job" && *late != "ignore" && *late != "append_and_rerun")
+      problems.add("late", "must be \"new_job\", \"ignore\" or \"append_and_rerun\", not \"" +
+                               *late + "\"");
+    else if (*late != "new_job" && stream.group_by == grouping::series)
+      problems.add("late", "works with group_by \"study\" only; a stream that makes a job per "
+                           "series makes new jobs of late instances");
+    else
+      stream.late = *late;
+  }
   if (!problems.empty())
     return failure{ec::invalid_config, problems.report()};
   return stream;

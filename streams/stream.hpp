@@ -54,6 +54,9 @@ struct stream_definition {
   /// stored instances of it is released (the quiet period stays the fallback).
   bool complete_on_release = false;
   std::optional<completion_rule> complete_when;
+  /// What instances that arrive after their study's job was made do:
+  /// "new_job" (a study of their own), "ignore", "append_and_rerun".
+  std::string late = "new_job";
   grouping group_by = grouping::study;
   std::vector<attribute_match> accept; // all must match for an instance to enter a job
   std::vector<notify_target> notify;

@@ -160,7 +160,18 @@ result<std::vector<job_record>> intake::create_jobs(const completed_study& arriv
     for (auto& job : jobs)
       undo_creation(job.id);
   };
-  if (partitions.empty()) {
+  if (study.late_of != 0 && study.late == "ignore" && !partitions.empty()) {
+    // Kept in the store like any study, run by no job.
+    partitions.clear();
+    auto ignored = create_job(
+        study, {}, "", job_state::skipped,
+        std::to_string(study.instances.size()) + " instances arrived after the study's job " +
+            std::to_string(study.late_of) + " was made; ignored (late: \"ignore\")");
+    if (!ignored)
+      return ignored.error();
+    jobs.push_back(*ignored);
+  }
+  if (partitions.empty() && jobs.empty()) {
     if (unreadable == study.instances.size())
       return failure{ec::not_found, study.key.describe() + ": none of its " +
                                         std::to_string(study.instances.size()) +
@@ -228,6 +239,23 @@ result<std::vector<job_record>> intake::create_jobs(const completed_study& arriv
   return jobs;
 }
 
+std::pair<std::int64_t, std::int64_t> intake::link_earlier_inputs(std::int64_t earlier,
+                                                                  const fs::path& input) {
+  std::int64_t count = 0, bytes = 0;
+  std::error_code error;
+  for (auto& entry : fs::directory_iterator(layout_.job_dir(earlier) / "INPUT", error)) {
+    if (!entry.is_regular_file(error))
+      continue;
+    auto link = input / entry.path().filename();
+    // A late copy of the same instance is linked already and wins.
+    if (::link(entry.path().c_str(), link.c_str()) == 0) {
+      ++count;
+      bytes += static_cast<std::int64_t>(entry.file_size(error));
+    }
+  }
+  return {count, bytes};
+}
+
 result<job_record> intake::create_job(const completed_study& study,
                                       const std::vector<const arrived_instance*>& instances,
                                       const std::string& series_uid, job_state final_state,
@@ -273,6 +301,15 @@ result<job_record> intake::create_job(const completed_study& study,
       return failure{ec::io_error, link.string() + ": cannot link " + instance->path + ": " + why};
     }
   }
+  auto late =
+      study.late_of != 0 && study.late == "append_and_rerun" && final_state == job_state::queued;
+  std::int64_t earlier_instances = 0;
+  if (late) {
+    auto [count, bytes] = link_earlier_inputs(study.late_of, input);
+    earlier_instances = count;
+    job.instances += count;
+    job.bytes += bytes;
+  }
   if (job.instances == 0 && final_state != job_state::skipped) {
     undo();
     return failure{ec::not_found, study.key.describe() + ": none of its " +
@@ -280,6 +317,12 @@ result<job_record> intake::create_job(const completed_study& study,
                                       " instances is still in the incoming folder"};
   }
   job.message = note;
+  if (late)
+    job.message = "job " + std::to_string(study.late_of) + " again: its " +
+                  std::to_string(earlier_instances) + " instances with " +
+                  std::to_string(job.instances - earlier_instances) +
+                  " that arrived after it was made (late: \"append_and_rerun\")" +
+                  (note.empty() ? "" : "; " + note);
   if (vanished > 0)
     job.message += (job.message.empty() ? "" : "; ") + std::to_string(vanished) +
                    " instances were replaced by a later copy before the study completed and are "

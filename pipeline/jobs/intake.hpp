@@ -76,6 +76,11 @@ struct completed_study {
   epoch_ms first_arrival = 0;
   std::vector<attribute_match> accept; // the stream's `accept`; empty: all
   bool by_series = false;              // the stream's `group_by: series`
+  /// Instances that came after this study's job `late_of` was made, and the
+  /// stream's `late` policy for them: "ignore" (a skipped job keeps them) or
+  /// "append_and_rerun" (a new job of them and the earlier job's INPUT).
+  std::int64_t late_of = 0;
+  std::string late;
 };
 
 struct recovered_instance {
@@ -130,6 +135,11 @@ private:
                                 const std::vector<const arrived_instance*>& instances,
                                 const std::string& series_uid, job_state final_state,
                                 const std::string& note);
+  /// For late: "append_and_rerun": links the earlier job's INPUT entries
+  /// that the late instances do not replace into `input`; how many and
+  /// their bytes.
+  std::pair<std::int64_t, std::int64_t> link_earlier_inputs(std::int64_t earlier,
+                                                            const std::filesystem::path& input);
   /// Step 4 for incoming files (file name, inode as it arrived); each moves
   /// only if it still is that file, so a newer copy stays pending.
   status move_to_store(const study_key& key,

@@ -91,6 +91,22 @@ struct fixture : test_coordinator_fixture<> {
     sched.run();
   }
 
+  // A stream "late" (AE title LATE) with this late policy.
+  void use_late_stream(const std::string& policy) {
+    auto streams_dir = root / "streams";
+    fs::create_directories(streams_dir / "late");
+    std::ofstream{streams_dir / "late" / "info.json"}
+        << R"({"AETitle": "LATE", "command": ["true"], "late": ")" << policy << "\"}";
+    registry->set(
+        std::make_shared<streams::registry_snapshot>(streams::load_registry(streams_dir)));
+  }
+
+  std::vector<job_record> jobs_in(job_state state) {
+    auto jobs = db->jobs_in_state(state);
+    CAF_REQUIRE(static_cast<bool>(jobs));
+    return *jobs;
+  }
+
   // A stream "req" (AE title REQ) with this complete_when.
   void use_required_stream(const std::string& complete_when) {
     auto streams_dir = root / "streams";
@@ -315,6 +331,56 @@ CAF_TEST(a required set that never arrives leaves the quiet period to complete t
   auto jobs = queued_jobs();
   CAF_REQUIRE_EQUAL(jobs.size(), 1u);
   CAF_CHECK_EQUAL(jobs[0].instances, 2);
+}
+
+CAF_TEST(late instances run again with the earlier ones under append_and_rerun) {
+  use_late_stream("append_and_rerun");
+  study_key key{"LATE", "MODALITY", "10.0.0.5", "9.9.9"};
+  arrive(key, "9.9.9.1");
+  arrive(key, "9.9.9.2");
+  wait(16s);
+  CAF_REQUIRE_EQUAL(queued_jobs().size(), 1u);
+  auto first = queued_jobs()[0].id;
+  arrive(key, "9.9.9.3");
+  arrive(key, "9.9.9.2"); // a late copy of an instance the first job has
+  wait(16s);
+  auto jobs = queued_jobs();
+  CAF_REQUIRE_EQUAL(jobs.size(), 2u);
+  auto& again = jobs[1];
+  CAF_CHECK_EQUAL(again.instances, 3);
+  CAF_CHECK(again.message.find("job " + std::to_string(first) +
+                               " again: its 1 instances with 2 "
+                               "that arrived after it was made") != std::string::npos);
+  auto input = layout->job_dir(again.id) / "INPUT";
+  CAF_CHECK(fs::exists(input / "9.9.9.1.dcm"));
+  CAF_CHECK(fs::exists(input / "9.9.9.3.dcm"));
+  std::ifstream late_copy{input / "9.9.9.2.dcm"};
+  std::string text((std::istreambuf_iterator<char>(late_copy)), std::istreambuf_iterator<char>());
+  CAF_CHECK_EQUAL(text, "instance 9.9.9.2");
+  // Later still: the rerun is what the next late instance extends.
+  arrive(key, "9.9.9.4");
+  wait(16s);
+  jobs = queued_jobs();
+  CAF_REQUIRE_EQUAL(jobs.size(), 3u);
+  CAF_CHECK_EQUAL(jobs[2].instances, 4);
+}
+
+CAF_TEST(late instances are kept and run by no job under ignore) {
+  use_late_stream("ignore");
+  study_key key{"LATE", "MODALITY", "10.0.0.5", "6.6.6"};
+  arrive(key, "6.6.6.1");
+  wait(16s);
+  CAF_REQUIRE_EQUAL(queued_jobs().size(), 1u);
+  arrive(key, "6.6.6.2");
+  wait(16s);
+  CAF_CHECK_EQUAL(queued_jobs().size(), 1u);
+  auto skipped = jobs_in(job_state::skipped);
+  CAF_REQUIRE_EQUAL(skipped.size(), 1u);
+  CAF_CHECK(skipped[0].message.find("ignored (late: \"ignore\")") != std::string::npos);
+  // Another sender's copy of the study is not late: a job of its own.
+  arrive(study_key{"LATE", "OTHER", "10.0.0.6", "6.6.6"}, "6.6.6.1");
+  wait(16s);
+  CAF_CHECK_EQUAL(queued_jobs().size(), 2u);
 }
 
 CAF_TEST_FIXTURE_SCOPE_END()

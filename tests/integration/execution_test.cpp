@@ -419,3 +419,37 @@ TEST(execution, complete_when_makes_the_job_once_the_required_series_arrived_ove
   EXPECT_TRUE(contains(node.log(), "its required set arrived (complete_when)")) << node.log();
   EXPECT_EQ(test_node::input_files(node.job_dirs().at(0)).size(), 8u);
 }
+
+TEST(execution, late_instances_follow_the_stream_s_policy_ignore_or_append_and_rerun) {
+  temp_dir root, scratch;
+  test_node node{root.path()};
+  write_stream(node.streams_dir(), "again", "AGAIN",
+               R"("command": ["/bin/true"], "late": "append_and_rerun")");
+  write_stream(node.streams_dir(), "once", "ONCE", R"("command": ["/bin/true"], "late": "ignore")");
+  node.start();
+  auto study = synth_study(scratch / "s", 3, 16);
+  std::vector<fs::path> files = files_under(study);
+  ASSERT_EQ(files.size(), 3u);
+  ASSERT_EQ(send(node, "AGAIN", study), 0);
+  ASSERT_EQ(send(node, "ONCE", study), 0);
+  ASSERT_TRUE(node.wait_for_finished_jobs(2, 20s)) << node.log();
+  // The modality sends one instance again after the jobs were made.
+  ASSERT_EQ(send(node, "AGAIN", files[1]), 0);
+  ASSERT_EQ(send(node, "ONCE", files[1]), 0);
+  ASSERT_TRUE(node.wait_for_finished_jobs(4, 20s)) << node.log();
+  std::map<std::string, std::vector<fs::path>> by_stream;
+  for (auto& dir : node.job_dirs())
+    by_stream[test_node::job_info(dir, "stream")].push_back(dir);
+  ASSERT_EQ(by_stream["again"].size(), 2u);
+  auto rerun = by_stream["again"][1];
+  EXPECT_EQ(test_node::input_files(rerun).size(), 3u) << "the earlier two with the late one";
+  EXPECT_TRUE(contains(node.log(), "again: its 2 instances with 1 that arrived after it was made"))
+      << node.log();
+  EXPECT_EQ(test_node::job_info(rerun, "state"), "success");
+  ASSERT_EQ(by_stream["once"].size(), 2u);
+  auto ignored = by_stream["once"][1];
+  EXPECT_EQ(test_node::job_info(ignored, "state"), "skipped");
+  EXPECT_TRUE(test_node::input_files(ignored).empty());
+  EXPECT_TRUE(node.incoming_files().empty()) << "the ignored instance is kept in the store";
+  EXPECT_EQ(node.pending_instances(), 0u);
+}

@@ -133,6 +133,26 @@ TEST(stream, complete_when_is_read_and_a_bad_pattern_explained) {
             std::string::npos)
       << m;
   EXPECT_NE(m.find("complete_when.instances"), std::string::npos) << m;
+
+  write_file(dir / "late" / "info.json", R"({"AETitle": "L", "command": ["/bin/true"],
+    "late": "append_and_rerun"})");
+  auto late = streams::load_stream(dir / "late");
+  ASSERT_TRUE(late) << late.error().message;
+  EXPECT_EQ(late->late, "append_and_rerun");
+  write_file(dir / "late2" / "info.json", R"({"AETitle": "L", "command": ["/bin/true"],
+    "late": "merge"})");
+  write_file(dir / "late3" / "info.json", R"({"AETitle": "L", "command": ["/bin/true"],
+    "group_by": "series", "late": "ignore"})");
+  auto unknown = streams::load_stream(dir / "late2");
+  ASSERT_FALSE(unknown);
+  EXPECT_NE(unknown.error().message.find("late: must be \"new_job\", \"ignore\" or"),
+            std::string::npos)
+      << unknown.error().message;
+  auto by_series = streams::load_stream(dir / "late3");
+  ASSERT_FALSE(by_series);
+  EXPECT_NE(by_series.error().message.find("late: works with group_by \"study\" only"),
+            std::string::npos)
+      << by_series.error().message;
 }
 
 TEST(stream, problems_name_file_key_and_fix) {
