@@ -166,7 +166,7 @@ template <class Inspector> typename Inspector::result_type inspect(Inspector& f,
 
 template <class Inspector> typename Inspector::result_type inspect(Inspector& f, job_filter& x) {
   return f(caf::meta::type_name("job_filter"), x.stream, x.state, x.sender, x.text, x.from, x.to,
-           x.limit, x.offset);
+           x.limit, x.offset, x.search_patient);
 }
 
 template <class Inspector> typename Inspector::result_type inspect(Inspector& f, job_page& x) {
@@ -217,7 +217,8 @@ typename Inspector::result_type inspect(Inspector& f, completed_study& x) {
 template <class Inspector> typename Inspector::result_type inspect(Inspector& f, job_record& x) {
   return f(caf::meta::type_name("job_record"), x.id, x.stream, x.state, x.called_ae, x.calling_ae,
            x.peer, x.study_uid, x.series_uid, x.instances, x.bytes, x.received, x.completed,
-           x.started, x.finished, x.message, x.worker, x.lost_runs);
+           x.started, x.finished, x.message, x.worker, x.lost_runs, x.patient_name, x.patient_id,
+           x.accession_number, x.study_date, x.study_description, x.modalities, x.series);
 }
 
 // -- what moves between head and worker (docs/cluster.md) ---------------------------

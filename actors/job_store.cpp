@@ -10,7 +10,8 @@ namespace dcmstreams {
 namespace {
 void publish_job(job_store_state& st, const job_record& job) {
   if (st.settings.events)
-    st.settings.events->publish("job", job_view(job));
+    // Everyone on the event feed sees it: who the patient is stays out.
+    st.settings.events->publish("job", job_view(job, false));
 }
 } // namespace
 

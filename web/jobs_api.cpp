@@ -102,9 +102,9 @@ std::size_t count_files(const std::filesystem::path& dir) {
 /// The job as GET /api/v1/jobs/{id} shows it: the job's view, then what its
 /// folder holds. Reads files: call on the file pool.
 json::value job_detail(const store_layout& layout, const job_record& job,
-                       const std::vector<send_task>& sends) {
+                       const std::vector<send_task>& sends, bool with_patient) {
   auto dir = layout.job_dir(job.id);
-  auto body = job_view(job);
+  auto body = job_view(job, with_patient);
   body["outcome"] = embedded_file(dir / "proc.json");
   body["result"] = embedded_file(dir / "OUTPUT" / "result.json");
   std::error_code error;
@@ -119,19 +119,27 @@ json::value job_detail(const store_layout& layout, const job_record& job,
   return body;
 }
 
+/// Whether this caller sees patients masked (web.mask_patient_for_viewers).
+bool patient_masked(const api_context& api, const route_call& call) {
+  return api.settings.config.web.mask_patient_for_viewers && call.user &&
+         call.user->role == "viewer";
+}
+
 } // namespace
 
 void list_jobs(api_context& api, const route_call& call) {
   auto filter = job_filter_of(call.request);
   if (!filter)
     return call.respond(failure_response(filter.error()));
-  api.ask([&api, filter = *filter, respond = call.respond](caf::event_based_actor* self) {
+  bool masked = patient_masked(api, call);
+  filter->search_patient = !masked;
+  api.ask([&api, filter = *filter, masked, respond = call.respond](caf::event_based_actor* self) {
     self->request(api.backend.job_store, actor_timeout, get_atom::value, jobs_atom::value, filter)
         .then(
-            [respond, filter](job_page& page) {
+            [respond, filter, masked](job_page& page) {
               auto jobs = json::value::array();
               for (auto& job : page.jobs)
-                jobs.push_back(job_view(job));
+                jobs.push_back(job_view(job, !masked));
               json::value body = {{"jobs", std::move(jobs)},
                                   {"total", page.total},
                                   {"limit", filter.limit},
@@ -143,27 +151,30 @@ void list_jobs(api_context& api, const route_call& call) {
 }
 
 void get_job(api_context& api, const route_call& call) {
-  api.ask([&api, id = call.id("job"), respond = call.respond](caf::event_based_actor* self) {
-    self->request(api.backend.job_store, actor_timeout, get_atom::value, job_atom::value, id)
-        .then(
-            [&api, self, id, respond](job_record& job) {
-              self->request(api.backend.job_store, actor_timeout, get_atom::value,
-                            sends_atom::value, id)
-                  .then(
-                      [&api, job, respond](std::vector<send_task>& sends) {
-                        // The job's small files are read off the actor
-                        // threads, on the bounded file pool.
-                        bool queued = api.file_pool.try_post([&api, job, sends = std::move(sends),
-                                                              respond] {
-                          respond(json_response(json::dump(job_detail(api.layout, job, sends))));
-                        });
-                        if (!queued)
-                          respond(busy("reading job folders"));
-                      },
-                      answer_error(respond));
-            },
-            answer_error(respond));
-  });
+  bool masked = patient_masked(api, call);
+  api.ask(
+      [&api, id = call.id("job"), masked, respond = call.respond](caf::event_based_actor* self) {
+        self->request(api.backend.job_store, actor_timeout, get_atom::value, job_atom::value, id)
+            .then(
+                [&api, self, id, masked, respond](job_record& job) {
+                  self->request(api.backend.job_store, actor_timeout, get_atom::value,
+                                sends_atom::value, id)
+                      .then(
+                          [&api, job, masked, respond](std::vector<send_task>& sends) {
+                            // The job's small files are read off the actor
+                            // threads, on the bounded file pool.
+                            bool queued = api.file_pool.try_post(
+                                [&api, job, sends = std::move(sends), masked, respond] {
+                                  respond(json_response(
+                                      json::dump(job_detail(api.layout, job, sends, !masked))));
+                                });
+                            if (!queued)
+                              respond(busy("reading job folders"));
+                          },
+                          answer_error(respond));
+                },
+                answer_error(respond));
+      });
 }
 
 void delete_job(api_context& api, const route_call& call) {
@@ -209,6 +220,10 @@ void send_job_zip(api_context& api, const route_call& call, std::int64_t id,
   auto dir = api.layout.job_dir(id);
   if (!std::filesystem::is_directory(dir))
     return call.respond(error_response(404, "no job " + std::to_string(id)));
+  if (patient_masked(api, call))
+    return call.respond(error_response(
+        403, "viewers see patients masked here (web.mask_patient_for_viewers), so they cannot "
+             "download a job's instances; ask an admin"));
   http_response response;
   response.content_type = "application/zip";
   response.headers.push_back({"Content-Disposition", "attachment; filename=\"" + name + ".zip\""});

@@ -120,7 +120,10 @@ void read_dicom(json::object_reader& reader, dicom_config& dicom) {
 }
 
 void read_web(json::object_reader& reader, web_config& web) {
-  reader.reject_unknown_keys({"port", "bind", "users", "hostnames", "read_timeout_s"});
+  reader.reject_unknown_keys(
+      {"port", "bind", "users", "hostnames", "read_timeout_s", "mask_patient_for_viewers"});
+  if (auto mask = reader.get_flag("mask_patient_for_viewers"))
+    web.mask_patient_for_viewers = *mask;
   if (auto timeout = reader.get_integer("read_timeout_s", 1, 3600))
     web.read_timeout_s = static_cast<int>(*timeout);
   read_port(reader, "port", web.port);

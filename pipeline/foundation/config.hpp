@@ -50,6 +50,9 @@ struct web_config {
   /// A client has this long to send a request's headers (and each part of a
   /// body); slower ones are closed.
   int read_timeout_s = 30;
+  /// Viewers see jobs without the patient's name and ID and the accession
+  /// number, cannot search by them, and cannot download instances.
+  bool mask_patient_for_viewers = false;
 };
 
 /// A quiet period, in the node configuration and in a stream's info.json.

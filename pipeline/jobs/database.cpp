@@ -11,7 +11,7 @@ namespace dcmstreams {
 namespace {
 
 // The schema version this code writes; older files are migrated step by step.
-constexpr int schema_version = 4;
+constexpr int schema_version = 5;
 
 const char* schema_v1 = R"sql(
 CREATE TABLE IF NOT EXISTS jobs (
@@ -91,6 +91,16 @@ ALTER TABLE jobs ADD COLUMN worker TEXT NOT NULL DEFAULT '';
 ALTER TABLE jobs ADD COLUMN lost_runs INTEGER NOT NULL DEFAULT 0;
 )sql";
 
+const char* schema_v5 = R"sql(
+ALTER TABLE jobs ADD COLUMN patient_name TEXT NOT NULL DEFAULT '';
+ALTER TABLE jobs ADD COLUMN patient_id TEXT NOT NULL DEFAULT '';
+ALTER TABLE jobs ADD COLUMN accession_number TEXT NOT NULL DEFAULT '';
+ALTER TABLE jobs ADD COLUMN study_date TEXT NOT NULL DEFAULT '';
+ALTER TABLE jobs ADD COLUMN study_description TEXT NOT NULL DEFAULT '';
+ALTER TABLE jobs ADD COLUMN modalities TEXT NOT NULL DEFAULT '';
+ALTER TABLE jobs ADD COLUMN series_count INTEGER NOT NULL DEFAULT 0;
+)sql";
+
 const char* send_columns = "id, job_id, rule, destination, host, port, called_ae, calling_ae, "
                            "associations, transfer_syntax, state, attempts, created_ms, "
                            "next_attempt_ms, finished_ms, message, files_total, files_sent, "
@@ -98,7 +108,8 @@ const char* send_columns = "id, job_id, rule, destination, host, port, called_ae
 
 const char* job_columns = "id, stream, state, called_ae, calling_ae, peer, study_uid, series_uid, "
                           "instances, bytes, received_ms, completed_ms, started_ms, finished_ms, "
-                          "message, worker, lost_runs, routed_ms";
+                          "message, worker, lost_runs, patient_name, patient_id, accession_number, "
+                          "study_date, study_description, modalities, series_count, routed_ms";
 
 // A prepared statement that finalizes itself.
 class statement {
@@ -161,8 +172,15 @@ void bind_job_fields(statement& s, const job_record& job, bool with_routed = tru
   s.bind(14, job.message);
   s.bind(15, job.worker);
   s.bind(16, job.lost_runs);
+  s.bind(17, job.patient_name);
+  s.bind(18, job.patient_id);
+  s.bind(19, job.accession_number);
+  s.bind(20, job.study_date);
+  s.bind(21, job.study_description);
+  s.bind(22, job.modalities);
+  s.bind(23, job.series);
   if (with_routed)
-    s.bind(17, job.routed);
+    s.bind(24, job.routed);
 }
 
 job_record read_job(statement& s) {
@@ -184,7 +202,14 @@ job_record read_job(statement& s) {
   job.message = s.text(14);
   job.worker = s.text(15);
   job.lost_runs = s.integer(16);
-  job.routed = s.integer(17);
+  job.patient_name = s.text(17);
+  job.patient_id = s.text(18);
+  job.accession_number = s.text(19);
+  job.study_date = s.text(20);
+  job.study_description = s.text(21);
+  job.modalities = s.text(22);
+  job.series = s.integer(23);
+  job.routed = s.integer(24);
   return job;
 }
 
@@ -242,6 +267,12 @@ result<std::unique_ptr<database>> database::open(const std::filesystem::path& fi
     if (auto problem = db->execute("PRAGMA user_version=4"))
       return *problem;
   }
+  if (current < 5) {
+    if (auto problem = db->execute(schema_v5))
+      return *problem;
+    if (auto problem = db->execute("PRAGMA user_version=5"))
+      return *problem;
+  }
   return db;
 }
 
@@ -266,8 +297,9 @@ status database::execute(const char* sql) {
 result<std::int64_t> database::insert_job(const job_record& job) {
   statement s{db_, "INSERT INTO jobs (stream, state, called_ae, calling_ae, peer, study_uid, "
                    "series_uid, instances, bytes, received_ms, completed_ms, started_ms, "
-                   "finished_ms, message, worker, lost_runs, routed_ms) "
-                   "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"};
+                   "finished_ms, message, worker, lost_runs, patient_name, patient_id, "
+                   "accession_number, study_date, study_description, modalities, series_count, "
+                   "routed_ms) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"};
   if (!s.prepared())
     return sqlite_failure("cannot prepare the job insert");
   bind_job_fields(s, job);
@@ -279,12 +311,13 @@ result<std::int64_t> database::insert_job(const job_record& job) {
 status database::update_job(const job_record& job) {
   statement s{db_, "UPDATE jobs SET stream=?, state=?, called_ae=?, calling_ae=?, peer=?, "
                    "study_uid=?, series_uid=?, instances=?, bytes=?, received_ms=?, "
-                   "completed_ms=?, started_ms=?, finished_ms=?, message=?, worker=?, lost_runs=? "
-                   "WHERE id=?"};
+                   "completed_ms=?, started_ms=?, finished_ms=?, message=?, worker=?, lost_runs=?, "
+                   "patient_name=?, patient_id=?, accession_number=?, study_date=?, "
+                   "study_description=?, modalities=?, series_count=? WHERE id=?"};
   if (!s.prepared())
     return sqlite_failure("cannot prepare the job update");
   bind_job_fields(s, job, false);
-  s.bind(17, job.id);
+  s.bind(24, job.id);
   if (s.step() != SQLITE_DONE)
     return sqlite_failure("cannot update job " + std::to_string(job.id));
   return std::nullopt;
@@ -353,9 +386,12 @@ result<job_page> database::list_jobs(const job_filter& filter) {
   }
   if (!filter.text.empty()) {
     where += " AND (study_uid LIKE ? OR stream LIKE ? OR calling_ae LIKE ? OR called_ae LIKE ? "
-             "OR peer LIKE ? OR message LIKE ? OR CAST(id AS TEXT) = ?)";
+             "OR peer LIKE ? OR message LIKE ? OR study_description LIKE ? OR modalities LIKE ? ";
+    if (filter.search_patient)
+      where += "OR patient_name LIKE ? OR patient_id LIKE ? OR accession_number LIKE ? ";
+    where += "OR CAST(id AS TEXT) = ?)";
     std::string like = "%" + filter.text + "%";
-    for (int i = 0; i < 6; ++i)
+    for (int i = 0; i < (filter.search_patient ? 11 : 8); ++i)
       texts.push_back(like);
     texts.push_back(filter.text);
   }

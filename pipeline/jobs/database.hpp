@@ -22,11 +22,13 @@ struct job_filter {
   std::string stream;
   std::string state;
   std::string sender; // calling AE title or peer address
-  std::string text;   // found in the study UID, stream, AE titles, peer, message or id
+  std::string text;   // found in the study UID, stream, AE titles, peer, message, patient name or
+                      // ID, accession number, study description, modalities, or the id
   epoch_ms from = 0;  // received at or after
   epoch_ms to = 0;    // received before
   std::int64_t limit = 50;
   std::int64_t offset = 0;
+  bool search_patient = true; // text also matches patient name, ID and accession number
 };
 
 struct job_page {

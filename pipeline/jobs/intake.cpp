@@ -1,5 +1,6 @@
 #include "pipeline/jobs/intake.hpp"
 
+#include "pipeline/dicom/attribute_filter.hpp"
 #include "pipeline/dicom/dicom_file.hpp"
 #include "pipeline/foundation/files.hpp"
 #include "pipeline/foundation/log.hpp"
@@ -239,6 +240,48 @@ result<std::vector<job_record>> intake::create_jobs(const completed_study& arriv
   return jobs;
 }
 
+namespace {
+
+/// Who and what the job is about, for lists and search: the patient and
+/// study from the first readable instance (one read per job), modalities and
+/// series from what the listener saw of each instance as it arrived.
+void take_study_facts(job_record& job, const std::vector<const arrived_instance*>& instances) {
+  std::set<std::string> modalities, series;
+  for (auto* instance : instances) {
+    if (!instance->modality.empty())
+      modalities.insert(instance->modality);
+    if (!instance->series_uid.empty())
+      series.insert(instance->series_uid);
+  }
+  for (auto* instance : instances) {
+    auto values =
+        read_attributes(instance->path, {"PatientName", "PatientID", "AccessionNumber", "StudyDate",
+                                         "StudyDescription", "Modality", "SeriesInstanceUID"});
+    if (!values)
+      continue;
+    auto value = [&](const char* keyword) {
+      auto it = values->find(keyword);
+      return it == values->end() ? std::string{} : it->second;
+    };
+    job.patient_name = value("PatientName");
+    job.patient_id = value("PatientID");
+    job.accession_number = value("AccessionNumber");
+    job.study_date = value("StudyDate");
+    job.study_description = value("StudyDescription");
+    // Recovered instances carry no header facts: the first instance's at least.
+    if (modalities.empty() && !value("Modality").empty())
+      modalities.insert(value("Modality"));
+    if (series.empty() && !value("SeriesInstanceUID").empty())
+      series.insert(value("SeriesInstanceUID"));
+    break;
+  }
+  for (auto& modality : modalities)
+    job.modalities += (job.modalities.empty() ? "" : ", ") + modality;
+  job.series = static_cast<std::int64_t>(series.size());
+}
+
+} // namespace
+
 std::pair<std::int64_t, std::int64_t> intake::link_earlier_inputs(std::int64_t earlier,
                                                                   const fs::path& input) {
   std::int64_t count = 0, bytes = 0;
@@ -315,6 +358,14 @@ result<job_record> intake::create_job(const completed_study& study,
     return failure{ec::not_found, study.key.describe() + ": none of its " +
                                       std::to_string(instances.size()) +
                                       " instances is still in the incoming folder"};
+  }
+  if (instances.empty()) {
+    std::vector<const arrived_instance*> all;
+    for (auto& instance : study.instances)
+      all.push_back(&instance);
+    take_study_facts(job, all);
+  } else {
+    take_study_facts(job, instances);
   }
   job.message = note;
   if (late)

@@ -46,10 +46,18 @@ struct job_record {
   epoch_ms completed = 0; // the study was complete and the job queued
   epoch_ms started = 0;
   epoch_ms finished = 0;
-  epoch_ms routed = 0; // its results were handed to the routing rules
-  std::string message; // outcome in words
-  std::string worker;  // the worker it ran on last; empty: the node itself (docs/cluster.md)
+  epoch_ms routed = 0;        // its results were handed to the routing rules
+  std::string message;        // outcome in words
+  std::string worker;         // the worker it ran on last; empty: the node itself (docs/cluster.md)
   std::int64_t lost_runs = 0; // runs that ended with their worker lost (it runs again once)
+  // Who and what, taken at intake from the instances (for lists and search).
+  std::string patient_name;
+  std::string patient_id;
+  std::string accession_number;
+  std::string study_date; // YYYYMMDD as in the data
+  std::string study_description;
+  std::string modalities; // "CT, PT"
+  std::int64_t series = 0;
 };
 
 } // namespace dcmstreams

@@ -27,8 +27,8 @@ std::string job_info_json(const job_record& job) {
   return json::dump(info, true) + "\n";
 }
 
-json::value job_view(const job_record& job) {
-  return {
+json::value job_view(const job_record& job, bool with_patient) {
+  json::value view = {
       {"id", job.id},
       {"stream", job.stream},
       {"state", to_string(job.state)},
@@ -46,7 +46,21 @@ json::value job_view(const job_record& job) {
       {"message", job.message},
       {"worker", job.worker},
       {"lost_runs", job.lost_runs},
+      {"patient_name", job.patient_name},
+      {"patient_id", job.patient_id},
+      {"accession_number", job.accession_number},
+      {"study_date", job.study_date},
+      {"study_description", job.study_description},
+      {"modalities", job.modalities},
+      {"series", job.series},
   };
+  if (!with_patient) {
+    for (auto* key : {"patient_name", "patient_id", "accession_number"})
+      if (!view[key].get<std::string>().empty())
+        view[key] = "•••";
+    view["patient_masked"] = true;
+  }
+  return view;
 }
 
 json::value send_view(const send_task& t) {

@@ -17,7 +17,9 @@ std::string job_info_json(const job_record& job);
 
 /// id, stream, state, called_ae, calling_ae, peer, study_uid, series_uid,
 /// instances, bytes, received, completed, started, finished, message.
-json::value job_view(const job_record& job);
+/// Without `with_patient`, the patient's name and ID and the accession
+/// number are masked ("patient_masked": true).
+json::value job_view(const job_record& job, bool with_patient = true);
 
 /// id, job_id, rule, destination, host, port, called_ae, calling_ae, state,
 /// attempts, created, next_attempt, finished, message, files_total,

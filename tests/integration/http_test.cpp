@@ -2,6 +2,7 @@
 // storescu is watched through the API and the event feed, its results are
 // downloaded, and the server's limits and start-up checks hold.
 
+#include "pipeline/foundation/json.hpp"
 #include "tests/support/http_client.hpp"
 #include "tests/support/node.hpp"
 #include "tests/support/process.hpp"
@@ -308,4 +309,76 @@ TEST(http, passwd_prints_a_hash_the_node_accepts) {
                    .status == 200;
       },
       40s));
+}
+
+namespace {
+
+/// A web.users entry made by `dcmstreams passwd`.
+std::string user_entry(const temp_dir& dir, const std::string& name, const std::string& role,
+                       const std::string& password) {
+  auto script = dir / ("passwd-" + name + ".sh");
+  write_file(script, "printf '" + password + "\\n' | " + dcmstreams_binary().string() +
+                         " passwd --name " + name + " --role " + role);
+  auto made = run({"/bin/sh", script.string()});
+  EXPECT_EQ(made.exit_code, 0) << made.output;
+  auto start = made.output.find('{');
+  return start == std::string::npos ? ""
+                                    : made.output.substr(start, made.output.rfind('}') - start + 1);
+}
+
+} // namespace
+
+TEST(http, jobs_show_patient_and_study_and_viewers_may_see_them_masked) {
+  temp_dir root, scratch;
+  node_options options;
+  options.web_json = ", \"mask_patient_for_viewers\": true, \"users\": [" +
+                     user_entry(scratch, "ada", "admin", "admin secret") + ", " +
+                     user_entry(scratch, "vic", "viewer", "viewer secret") + "]";
+  test_node node{root.path(), options};
+  write_stream(node.streams_dir(), "copy", "COPYAE");
+  node.start();
+  auto study = synth_study(scratch / "s", 3, 16, 2);
+  auto first = files_under(study).at(0);
+  auto patient_id = attribute_text(first, "PatientID");
+  ASSERT_FALSE(patient_id.empty());
+  ASSERT_EQ(run({"storescu", "-aec", "COPYAE", "+sd", "+r", "127.0.0.1",
+                 std::to_string(node.port()), study.string()})
+                .exit_code,
+            0);
+  ASSERT_TRUE(node.wait_for_finished_jobs(1, 20s)) << node.log();
+  auto admin =
+      std::map<std::string, std::string>{{"Authorization", basic_auth("ada", "admin secret")}};
+  auto viewer =
+      std::map<std::string, std::string>{{"Authorization", basic_auth("vic", "viewer secret")}};
+  auto list = [&](const std::map<std::string, std::string>& who, const std::string& query) {
+    auto reply = http_get(node.web_port(), "/api/v1/jobs" + query, who);
+    EXPECT_EQ(reply.status, 200) << reply.body;
+    auto body = json::parse(reply.body, "jobs");
+    return body ? *body : json::value{};
+  };
+  auto seen = list(admin, "");
+  ASSERT_EQ(seen["total"], 1);
+  auto& job = seen["jobs"][0];
+  EXPECT_EQ(job["patient_id"], patient_id);
+  EXPECT_EQ(job["patient_name"], attribute_text(first, "PatientName"));
+  EXPECT_EQ(job["study_date"], attribute_text(first, "StudyDate"));
+  EXPECT_EQ(job["accession_number"], attribute_text(first, "AccessionNumber"));
+  EXPECT_EQ(job["modalities"], "CT");
+  EXPECT_EQ(job["series"], 2);
+  EXPECT_EQ(job["instances"], 6);
+  EXPECT_EQ(list(admin, "?q=" + patient_id)["total"], 1) << "found by patient ID";
+
+  auto masked = list(viewer, "");
+  ASSERT_EQ(masked["total"], 1);
+  EXPECT_EQ(masked["jobs"][0]["patient_id"], "•••");
+  EXPECT_EQ(masked["jobs"][0]["patient_name"], "•••");
+  EXPECT_EQ(masked["jobs"][0]["patient_masked"], true);
+  EXPECT_EQ(masked["jobs"][0]["modalities"], "CT") << "the study stays visible";
+  EXPECT_EQ(list(viewer, "?q=" + patient_id)["total"], 0) << "no probing by patient ID";
+  auto detail = http_get(node.web_port(), "/api/v1/jobs/1", viewer);
+  EXPECT_FALSE(contains(detail.body, patient_id)) << detail.body;
+  auto zip = http_get(node.web_port(), "/api/v1/jobs/1/input.zip", viewer);
+  EXPECT_EQ(zip.status, 403);
+  EXPECT_TRUE(contains(zip.body, "mask_patient_for_viewers")) << zip.body;
+  EXPECT_EQ(http_get(node.web_port(), "/api/v1/jobs/1/input.zip", admin).status, 200);
 }

@@ -239,6 +239,22 @@ async function streamsPage() {
 
 const jobFilters = { stream: "", state: "", sender: "", q: "", from: "", to: "", offset: 0, limit: 50 };
 
+// DICOM values as people read them: "DOE^JANE" as "DOE JANE", 20261207 as 2026-12-07.
+const personName = (pn) => (pn || "").split("=")[0].split("^").filter(Boolean).join(" ");
+const dicomDate = (da) => /^\d{8}$/.test(da || "") ? `${da.slice(0, 4)}-${da.slice(4, 6)}-${da.slice(6)}` : (da || "");
+
+function patientCell(j) {
+  if (!j.patient_name && !j.patient_id) return `<span class="muted">—</span>`;
+  return `<span data-testid="patient">${esc(personName(j.patient_name))}</span><br><span class="muted">${esc(j.patient_id)}</span>`;
+}
+
+function studyCell(j) {
+  const what = [dicomDate(j.study_date), j.study_description].filter(Boolean).join(" · ");
+  const counts = `${j.modalities ? esc(j.modalities) + ", " : ""}${j.series ? j.series + " series, " : ""}${j.instances} instances`;
+  return `<span title="Study ${esc(j.study_uid)}${j.series_uid ? "\nSeries " + esc(j.series_uid) : ""}">${esc(what || j.study_uid)}</span>
+    <br><span class="muted">${counts}${j.accession_number ? " · acc. " + esc(j.accession_number) : ""}</span>`;
+}
+
 async function jobsPage() {
   const streams = (await api("GET", "streams")).streams;
   const options = (values, selected) => values.map((v) => `<option ${v === selected ? "selected" : ""} value="${esc(v)}">${esc(v || "all")}</option>`).join("");
@@ -247,13 +263,13 @@ async function jobsPage() {
       <label>Stream <select name="stream">${options(["", ...streams.map((s) => s.name)], jobFilters.stream)}</select></label>
       <label>State <select name="state">${options(["", "queued", "running", "success", "failed", "cancelled", "skipped"], jobFilters.state)}</select></label>
       <label>Sender <input name="sender" value="${esc(jobFilters.sender)}" placeholder="AE title or address"></label>
-      <label>Search <input name="q" id="job-search" value="${esc(jobFilters.q)}" placeholder="study UID, message, id…"></label>
+      <label>Search <input name="q" id="job-search" value="${esc(jobFilters.q)}" placeholder="patient, accession, study, id…"></label>
       <label>From <input name="from" type="date" value="${esc(jobFilters.from)}"></label>
       <label>To <input name="to" type="date" value="${esc(jobFilters.to)}"></label>
       <button type="submit">Filter</button>
     </form>
-    <table><thead><tr><th>Id</th><th>Stream</th><th>State</th><th>Sender</th><th>Study</th>
-      <th>Instances</th><th>Received</th><th>Run time</th><th>Message</th></tr></thead>
+    <table><thead><tr><th>Id</th><th>Stream</th><th>State</th><th>Patient</th><th>Study</th>
+      <th>Sender</th><th>Received</th><th>Run time</th><th>Message</th></tr></thead>
       <tbody id="job-rows"></tbody></table>
     <div class="pager"><button class="secondary" id="newer">newer</button><span id="page-info"></span>
       <button class="secondary" id="older">older</button></div>`;
@@ -273,9 +289,9 @@ async function jobsPage() {
       <tr class="clickable" data-job="${j.id}" data-testid="job-row">
         <td><a href="#/jobs/${j.id}">${j.id}</a></td><td>${esc(j.stream)}</td>
         <td data-testid="job-state">${state(j.state)}</td>
+        <td>${patientCell(j)}</td><td>${studyCell(j)}</td>
         <td>${esc(j.calling_ae)}<br><span class="muted">${esc(j.peer)}</span></td>
-        <td class="mono">${esc(j.study_uid)}${j.series_uid ? "<br>series " + esc(j.series_uid) : ""}</td>
-        <td>${j.instances}</td><td>${when(j.received)}</td><td>${duration(j)}</td>
+        <td>${when(j.received)}</td><td>${duration(j)}</td>
         <td>${esc(j.message)}</td></tr>`).join("") || `<tr><td colspan="9" class="muted">No jobs match.</td></tr>`;
     for (const row of document.querySelectorAll("[data-job]"))
       row.onclick = () => { location.hash = "#/jobs/" + row.dataset.job; };
@@ -357,7 +373,10 @@ async function jobPage(id) {
         <dt>State</dt><dd data-testid="detail-state">${state(job.state)}</dd>
         <dt>Stream</dt><dd>${esc(job.stream)} (called AE ${esc(job.called_ae)})</dd>
         <dt>Sender</dt><dd>${esc(job.calling_ae)} at ${esc(job.peer)}</dd>
-        <dt>Study</dt><dd class="mono">${esc(job.study_uid)}</dd>
+        <dt>Patient</dt><dd data-testid="detail-patient">${job.patient_name || job.patient_id ? `${esc(personName(job.patient_name))} (ID ${esc(job.patient_id)})` : "—"}</dd>
+        <dt>Study</dt><dd>${esc([dicomDate(job.study_date), job.study_description].filter(Boolean).join(" · ") || "—")}${job.accession_number ? `, accession ${esc(job.accession_number)}` : ""}<br>
+          <span class="muted">${esc(job.modalities)}${job.series ? `, ${job.series} series` : ""}</span></dd>
+        <dt>Study UID</dt><dd class="mono">${esc(job.study_uid)}</dd>
         ${job.series_uid ? `<dt>Series</dt><dd class="mono">${esc(job.series_uid)}</dd>` : ""}
         <dt>Instances</dt><dd>${job.instances} (${bytes(job.bytes)})</dd>
         <dt>Received</dt><dd>${when(job.received)}</dd>
