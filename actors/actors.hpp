@@ -357,7 +357,13 @@ using router_actor = caf::typed_actor<
     /// Sends a failed task again from its first unsent file; replies with it.
     caf::replies_to<retry_atom, std::int64_t>::with<send_task>,
     /// The newest send tasks, at most this many.
-    caf::replies_to<get_atom, sends_atom, std::int64_t>::with<std::vector<send_task>>>;
+    caf::replies_to<get_atom, sends_atom, std::int64_t>::with<std::vector<send_task>>,
+    /// A dry run: the sends the routing rules would make of this job now
+    /// (with their file counts); nothing is recorded or sent.
+    caf::replies_to<get_atom, route_atom, job_record>::with<std::vector<send_task>>,
+    /// Sends the job's INPUT or OUTPUT (the last string) to a destination of
+    /// the node configuration now; replies with the send.
+    caf::replies_to<send_atom, job_record, std::string, std::string>::with<send_task>>;
 
 /// Runs one stream's jobs in order, `concurrency` at a time.
 using stream_mailbox_actor = caf::typed_actor<

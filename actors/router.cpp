@@ -146,6 +146,55 @@ std::vector<std::string> files_for(const store_layout& layout, const job_record&
   return files;
 }
 
+/// The send `plan` makes of this job, as it would be recorded, with its
+/// files; nothing when the folder has none to send.
+std::optional<std::pair<send_task, std::vector<std::string>>>
+prepare_send(const store_layout& layout, const job_record& job, const planned_send& plan) {
+  auto files = files_for(layout, job, plan);
+  if (files.empty())
+    return std::nullopt;
+  send_task task;
+  task.job_id = job.id;
+  task.rule = plan.rule;
+  task.destination = plan.target.name;
+  task.host = plan.target.host;
+  task.port = plan.target.port;
+  task.called_ae = plan.target.called_ae;
+  task.calling_ae = plan.target.calling_ae;
+  task.associations = plan.target.associations;
+  task.transfer_syntax = plan.target.transfer_syntax;
+  task.deidentify = plan.target.deidentify;
+  task.created = now_ms();
+  task.files_total = static_cast<std::int64_t>(files.size());
+  return std::pair{std::move(task), std::move(files)};
+}
+
+/// Records a prepared send and hands it to its sender.
+result<send_task> start_send(router_pointer self, send_task task,
+                             const std::vector<std::string>& files) {
+  auto& st = self->state;
+  auto id = st.db->insert_send(task, files);
+  if (!id)
+    return id.error();
+  task.id = *id;
+  publish_send(st.settings.routing, task);
+  dispatch(self, task);
+  return task;
+}
+
+/// What the rules make of this job: its outcome, then the plans.
+std::vector<planned_send> plans_for(router_pointer self, const store_layout& layout,
+                                    const job_record& job, std::string& outcome) {
+  auto& st = self->state;
+  outcome = to_string(job.state);
+  if (auto written = read_proc_json(layout.job_dir(job.id) / "proc.json"))
+    outcome = written->verdict;
+  route_context context{job.called_ae, job.calling_ae, job.peer, outcome};
+  return st.table ? evaluate_routing(*st.table, context, st.settings.routing.node_ae,
+                                     st.settings.routing.sending)
+                  : std::vector<planned_send>{};
+}
+
 void route(router_pointer self, const job_record& job) {
   auto& st = self->state;
   // A restarted router routes what the database says is unrouted and may
@@ -156,46 +205,24 @@ void route(router_pointer self, const job_record& job) {
     return;
   }
   store_layout layout{st.settings.routing.data_dir};
-  std::string outcome = to_string(job.state);
-  if (auto written = read_proc_json(layout.job_dir(job.id) / "proc.json"))
-    outcome = written->verdict;
-  route_context context{job.called_ae, job.calling_ae, job.peer, outcome};
-  auto plans = st.table ? evaluate_routing(*st.table, context, st.settings.routing.node_ae,
-                                           st.settings.routing.sending)
-                        : std::vector<planned_send>{};
-  for (auto& plan : plans) {
-    auto files = files_for(layout, job, plan);
-    if (files.empty()) {
+  std::string outcome;
+  for (auto& plan : plans_for(self, layout, job, outcome)) {
+    auto prepared = prepare_send(layout, job, plan);
+    if (!prepared) {
       log::info(component, "rule \"" + plan.rule + "\" matched job " + std::to_string(job.id) +
                                " but its " + plan.directory + " has no files to send to " +
                                plan.target.name);
       continue;
     }
-    send_task task;
-    task.job_id = job.id;
-    task.rule = plan.rule;
-    task.destination = plan.target.name;
-    task.host = plan.target.host;
-    task.port = plan.target.port;
-    task.called_ae = plan.target.called_ae;
-    task.calling_ae = plan.target.calling_ae;
-    task.associations = plan.target.associations;
-    task.transfer_syntax = plan.target.transfer_syntax;
-    task.deidentify = plan.target.deidentify;
-    task.created = now_ms();
-    auto id = st.db->insert_send(task, files);
-    if (!id) {
-      log::error(component, id.error().message);
+    auto task = start_send(self, std::move(prepared->first), prepared->second);
+    if (!task) {
+      log::error(component, task.error().message);
       continue;
     }
-    task.id = *id;
-    task.files_total = static_cast<std::int64_t>(files.size());
-    publish_send(st.settings.routing, task);
     log::info(component, "job " + std::to_string(job.id) + " (" + outcome + "): rule \"" +
-                             plan.rule + "\" sends " + std::to_string(files.size()) + " " +
-                             plan.directory + " files to " + task.destination + " as send " +
-                             std::to_string(task.id));
-    dispatch(self, task);
+                             plan.rule + "\" sends " + std::to_string(task->files_total) + " " +
+                             plan.directory + " files to " + task->destination + " as send " +
+                             std::to_string(task->id));
   }
   if (auto problem = st.db->mark_routed(job.id, now_ms()))
     log::error(component, problem->message);
@@ -220,6 +247,11 @@ router_actor::behavior_type router(router_pointer self, router_settings settings
         [](get_atom, sends_atom, std::int64_t) { return std::vector<send_task>{}; },
         [](recover_atom, const std::string&) {},
         [](kill_atom, const std::string&) { return false; },
+        [](get_atom, route_atom, const job_record&) { return std::vector<send_task>{}; },
+        [](send_atom, const job_record&, const std::string&,
+           const std::string&) -> caf::result<send_task> {
+          return make_error(ec::database_error, "routing is off: the database could not open");
+        },
     };
   }
   st.db = std::move(*db);
@@ -318,6 +350,64 @@ router_actor::behavior_type router(router_pointer self, router_settings settings
         if (!sends)
           return make_error(sends.error());
         return *sends;
+      },
+      [self](get_atom, route_atom, const job_record& job) {
+        store_layout layout{self->state.settings.routing.data_dir};
+        std::string outcome;
+        std::vector<send_task> would;
+        for (auto& plan : plans_for(self, layout, job, outcome)) {
+          auto prepared = prepare_send(layout, job, plan);
+          if (prepared) {
+            would.push_back(std::move(prepared->first));
+          } else {
+            send_task empty; // matched, but nothing to send: said so
+            empty.job_id = job.id;
+            empty.rule = plan.rule;
+            empty.destination = plan.target.name;
+            empty.host = plan.target.host;
+            empty.port = plan.target.port;
+            empty.called_ae = plan.target.called_ae;
+            empty.message = "its " + plan.directory + " has no files to send";
+            would.push_back(std::move(empty));
+          }
+        }
+        return would;
+      },
+      [self](send_atom, const job_record& job, const std::string& name,
+             const std::string& directory) -> caf::result<send_task> {
+        auto& routing = self->state.settings.routing;
+        auto it = routing.destinations.find(name);
+        if (it == routing.destinations.end())
+          return make_error(ec::not_found, "no destination \"" + name +
+                                               "\" in the node configuration's destinations");
+        if (directory != "INPUT" && directory != "OUTPUT")
+          return make_error(ec::invalid_argument,
+                            "directory must be INPUT or OUTPUT, not \"" + directory + "\"");
+        auto& d = it->second;
+        planned_send plan;
+        plan.rule = "sent by hand";
+        plan.directory = directory;
+        plan.target = {d.name.empty() ? name : d.name,
+                       d.host,
+                       d.port,
+                       d.ae_title,
+                       d.calling_ae_title.empty() ? routing.node_ae : d.calling_ae_title,
+                       d.associations,
+                       d.transfer_syntax,
+                       d.deidentify};
+        store_layout layout{routing.data_dir};
+        auto prepared = prepare_send(layout, job, plan);
+        if (!prepared)
+          return make_error(ec::not_found, "job " + std::to_string(job.id) +
+                                               " has no DICOM files in " + directory + " to send");
+        auto task = start_send(self, std::move(prepared->first), prepared->second);
+        if (!task)
+          return make_error(task.error());
+        log::info(component, "job " + std::to_string(job.id) + ": " +
+                                 std::to_string(task->files_total) + " " + directory +
+                                 " files sent by hand to " + task->destination + " as send " +
+                                 std::to_string(task->id));
+        return *task;
       },
   };
 }

@@ -45,6 +45,8 @@ void get_job_output_zip(api_context& api, const route_call& call);
 void get_job_input_zip(api_context& api, const route_call& call);
 void retry_job(api_context& api, const route_call& call);
 void cancel_job(api_context& api, const route_call& call);
+void preview_job_routing(api_context& api, const route_call& call);
+void send_job_to(api_context& api, const route_call& call);
 /// A ZIP of one folder of job `id` (OUTPUT or INPUT), named `name`.zip.
 void send_job_zip(api_context& api, const route_call& call, std::int64_t id,
                   const std::string& folder, const std::string& name);

@@ -263,4 +263,58 @@ void cancel_job(api_context& api, const route_call& call) {
   });
 }
 
+void preview_job_routing(api_context& api, const route_call& call) {
+  api.ask([&api, id = call.id("job"), respond = call.respond](caf::event_based_actor* self) {
+    self->request(api.backend.job_store, actor_timeout, get_atom::value, job_atom::value, id)
+        .then(
+            [&api, self, respond](job_record& job) {
+              self->request(api.backend.router, actor_timeout, get_atom::value, route_atom::value,
+                            job)
+                  .then(
+                      [respond, job](std::vector<send_task>& sends) {
+                        auto list = json::value::array();
+                        for (auto& s : sends)
+                          list.push_back(send_view(s));
+                        json::value body = {{"job", job.id},
+                                            {"state", to_string(job.state)},
+                                            {"sends", std::move(list)}};
+                        respond(json_response(json::dump(body)));
+                      },
+                      answer_error(respond));
+            },
+            answer_error(respond));
+  });
+}
+
+void send_job_to(api_context& api, const route_call& call) {
+  auto body = json::parse(call.request.body, "the request body");
+  if (!body || !body->is_object())
+    return call.respond(error_response(
+        400, "send a JSON object: {\"destination\": \"NAME\", \"directory\": \"OUTPUT\"}"));
+  json::problems problems{"the request body", {}};
+  json::object_reader reader{*body, "", problems};
+  reader.reject_unknown_keys({"destination", "directory"});
+  auto destination = reader.get_string("destination");
+  auto directory = reader.get_string("directory").value_or("OUTPUT");
+  if (!destination)
+    problems.add("destination", "is required: the name of one of the node's destinations");
+  if (!problems.empty())
+    return call.respond(error_response(400, problems.report()));
+  api.ask([&api, id = call.id("job"), destination = *destination, directory,
+           respond = call.respond](caf::event_based_actor* self) {
+    self->request(api.backend.job_store, actor_timeout, get_atom::value, job_atom::value, id)
+        .then(
+            [&api, self, destination, directory, respond](job_record& job) {
+              self->request(api.backend.router, actor_timeout, send_atom::value, job, destination,
+                            directory)
+                  .then(
+                      [respond](send_task& task) {
+                        respond(json_response(json::dump(send_view(task)), 202));
+                      },
+                      answer_error(respond));
+            },
+            answer_error(respond));
+  });
+}
+
 } // namespace dcmstreams::web

@@ -33,6 +33,8 @@ const std::vector<route>& routes() {
     {"GET",    "/api/v1/jobs/{job}/input.zip",      a::viewer, "INPUT/ as a ZIP", get_job_input_zip},
     {"POST",   "/api/v1/jobs/{job}/retry",          a::admin,  "run a finished job again from a clean OUTPUT", retry_job},
     {"POST",   "/api/v1/jobs/{job}/cancel",         a::admin,  "cancel a queued or running job", cancel_job},
+    {"GET",    "/api/v1/jobs/{job}/routing",        a::viewer, "dry run: the sends the routing rules would make of the job now", preview_job_routing},
+    {"POST",   "/api/v1/jobs/{job}/send",           a::admin,  "send the job's OUTPUT or INPUT to a configured destination now", send_job_to},
     {"GET",    "/api/v1/studies",                   a::viewer, "studies still arriving (pending), per sender", list_studies},
     {"POST",   "/api/v1/studies/{study}/complete",  a::admin,  "complete a pending study now instead of after its quiet period", complete_study},
     {"POST",   "/api/v1/upload",                    a::admin,  "a ZIP of DICOM files as the body for the stream ?ae= (as ?sender=): 202", upload_zip},

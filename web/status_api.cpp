@@ -9,6 +9,14 @@ namespace dcmstreams::web {
 
 namespace {
 
+/// The names of the configured destinations, for "send this job to…".
+json::value destination_names(const node_config& config) {
+  auto names = json::value::array();
+  for (auto& [name, destination] : config.destinations)
+    names.push_back(name);
+  return names;
+}
+
 /// The event feed as a chunked body: a first comment so that clients see
 /// the connection is up, then each event as it comes.
 class event_stream : public body_stream {
@@ -97,6 +105,7 @@ void get_status(api_context& api, const route_call& call) {
                              static_cast<double>(now_ms() - api.settings.started) / 1000.0},
                             {"dicom", {{"bind", config.dicom.bind}, {"port", config.dicom.port}}},
                             {"data_dir", config.data_dir.string()},
+                            {"destinations", destination_names(config)},
                             {"problems", problems},
                             {"disk",
                              {{"free_bytes", disk.free},

@@ -168,6 +168,10 @@ test("an admin watches a study become a job live, reads its log and downloads it
   await page.waitForSelector("[data-testid=measures]");
   await waitFor("the log", async () => /starts/.test(await page.textContent("#job-log")));
   assert.match(await page.textContent("[data-testid=measures]"), /voxels_above_threshold/);
+  // Who and what, taken at intake.
+  assert.match(await page.textContent("[data-testid=detail-patient]"), /SYNTHETIC/);
+  await waitFor("the routing dry run", async () =>
+    /dry run/.test(await page.textContent("[data-testid=routing-preview]")));
   await shot(page, "job");
 
   const [download] = await Promise.all([page.waitForEvent("download"), page.click("#download-output")]);

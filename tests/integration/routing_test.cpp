@@ -2,6 +2,7 @@
 // Orthanc as the PACS, storescp, and another dcmstreams node.
 
 #include "pipeline/dicom/dicom_file.hpp"
+#include "pipeline/foundation/json.hpp"
 #include "pipeline/jobs/database.hpp"
 
 #include "tests/support/http_client.hpp"
@@ -493,4 +494,50 @@ TEST(routing, skipped_jobs_are_not_routed_and_only_dicom_output_is_sent) {
   EXPECT_EQ(peer.files().size(), 3u) << "only the median series; no result.json, nothing skipped";
   EXPECT_NE(node.log().find("has no files to send"), std::string::npos)
       << "the stats job matched but had only result.json";
+}
+
+TEST(routing, a_dry_run_shows_what_the_rules_would_send_and_a_job_is_sent_by_hand) {
+  temp_dir root, scratch;
+  storescp_peer routed{scratch.path()}, by_hand{scratch.path()};
+  node_options options;
+  options.extra_config = R"("destinations": {"archive": {"host": "127.0.0.1", "port": )" +
+                         std::to_string(by_hand.port()) + R"(, "ae_title": "ARCHIVE"}})";
+  options.routing_json = R"({"routing": [{"name": "to pacs", "RouteDirectory": "INPUT", "send": [)"
+                         R"({"success": )" +
+                         destination("PACS", routed.port()) + R"(}, {"failed": )" +
+                         destination("OTHER", routed.port()) + R"(}]}]})";
+  test_node node{root.path(), options};
+  write_stream(node.streams_dir(), "copy", "COPY");
+  node.start();
+  ASSERT_EQ(send(node, "COPY", synth_study(scratch / "s", 4, 16)), 0);
+  ASSERT_TRUE(all_sends(node, 1, "done", 30s)) << node.log();
+  EXPECT_EQ(routed.files().size(), 4u);
+
+  auto dry = http_get(node.web_port(), "/api/v1/jobs/1/routing");
+  ASSERT_EQ(dry.status, 200) << dry.body;
+  auto preview = json::parse(dry.body, "routing");
+  ASSERT_TRUE(preview);
+  ASSERT_EQ((*preview)["sends"].size(), 1u) << "only the rule for success fires: " << dry.body;
+  EXPECT_EQ((*preview)["sends"][0]["destination"],
+            "PACS@127.0.0.1:" + std::to_string(routed.port()));
+  EXPECT_EQ((*preview)["sends"][0]["files_total"], 4);
+  EXPECT_EQ(sends_of(node).size(), 1u) << "a dry run sends nothing";
+  EXPECT_EQ(routed.files().size(), 4u);
+
+  auto sent = http_request(node.web_port(), "POST", "/api/v1/jobs/1/send",
+                           R"({"destination": "archive", "directory": "INPUT"})",
+                           {{"Content-Type", "application/json"}});
+  ASSERT_EQ(sent.status, 202) << sent.body;
+  EXPECT_TRUE(contains(sent.body, "\"rule\":\"sent by hand\"")) << sent.body;
+  EXPECT_TRUE(eventually([&] { return by_hand.files().size() == 4; }, 30s)) << node.log();
+  EXPECT_TRUE(all_sends(node, 2, "done", 30s));
+  auto unknown =
+      http_request(node.web_port(), "POST", "/api/v1/jobs/1/send", R"({"destination": "nowhere"})",
+                   {{"Content-Type", "application/json"}});
+  EXPECT_EQ(unknown.status, 404) << unknown.body;
+  EXPECT_TRUE(contains(unknown.body, "no destination \\\"nowhere\\\"")) << unknown.body;
+  auto empty = http_request(node.web_port(), "POST", "/api/v1/jobs/1/send",
+                            R"({"destination": "archive", "directory": "OUTPUT"})",
+                            {{"Content-Type", "application/json"}});
+  EXPECT_EQ(empty.status, 404) << "a /bin/true job has no OUTPUT: " << empty.body;
 }

@@ -389,6 +389,12 @@ async function jobPage(id) {
         <dt>Outcome</dt><dd>${esc(job.message)}</dd>
       </dl>
       ${job.result ? `<h2>Measures (result.json)</h2>${measuresTable(job.result)}` : ""}
+      <h2>Routing</h2><div id="job-routing" data-testid="routing-preview"></div>
+      <form class="filters" id="send-to" style="display: none">
+        <label>Send <select name="directory"><option>OUTPUT</option><option>INPUT</option></select></label>
+        <label>to <select name="destination" id="send-destination"></select></label>
+        <button type="submit" id="send-now">Send now</button>
+      </form>
       ${job.sends.length ? `<h2>Sends</h2>${sendsTable(job.sends)}` : ""}`;
     document.getElementById("retry").onclick = () => act("job queued again", api("POST", `jobs/${id}/retry`), () => {
       document.getElementById("job-log").textContent = ""; logOffset = 0; draw();
@@ -399,7 +405,30 @@ async function jobPage(id) {
         act("job deleted", api("DELETE", "jobs/" + id), () => { location.hash = "#/jobs"; });
     };
     bindSendButtons(draw);
+    drawRouting().catch((e) => { document.getElementById("job-routing").textContent = e.message; });
     await readLog();
+  }
+  // What routing.json would send of this job now, and sending it by hand.
+  async function drawRouting() {
+    const [preview, status] = await Promise.all([api("GET", `jobs/${id}/routing`), api("GET", "status")]);
+    document.getElementById("job-routing").innerHTML = preview.sends.length
+      ? `<table><thead><tr><th>Rule</th><th>Destination</th><th>Files</th><th>Note</th></tr></thead><tbody>
+          ${preview.sends.map((s) => `<tr data-testid="routing-row"><td>${esc(s.rule)}</td>
+            <td>${esc(s.destination)}<br><span class="muted">${esc(s.called_ae)}@${esc(s.host)}:${s.port}</span></td>
+            <td>${s.files_total}</td><td>${esc(s.message)}</td></tr>`).join("")}</tbody></table>
+          <p class="muted">A dry run of routing.json for this job as it is now: nothing was sent.</p>`
+      : `<p class="muted">No rule of routing.json sends anything of this job (a dry run).</p>`;
+    const select = document.getElementById("send-destination");
+    select.innerHTML = status.destinations.map((d) => `<option>${esc(d)}</option>`).join("");
+    const form = document.getElementById("send-to");
+    // Admins only, and only with somewhere to send to (the node's destinations).
+    form.style.display = canChange() && status.destinations.length ? "" : "none";
+    form.onsubmit = (e) => {
+      e.preventDefault();
+      const data = new FormData(form);
+      act(`sending to ${data.get("destination")}`, api("POST", `jobs/${id}/send`,
+        { destination: data.get("destination"), directory: data.get("directory") }), draw);
+    };
   }
   await draw();
   return {
