@@ -84,6 +84,7 @@ struct pending_study {
   std::uint64_t bytes = 0;
   epoch_ms first_arrival = 0;
   epoch_ms last_arrival = 0;
+  epoch_ms completes_by = 0; // its quiet period or maximum wait over, whichever is first
 };
 
 /// A worker as it introduces itself to the head (docs/cluster.md).
@@ -296,7 +297,7 @@ typename Inspector::result_type inspect(Inspector& f, database::kept_pseudonym& 
 
 template <class Inspector> typename Inspector::result_type inspect(Inspector& f, pending_study& x) {
   return f(caf::meta::type_name("pending_study"), x.key, x.stream, x.instances, x.bytes,
-           x.first_arrival, x.last_arrival);
+           x.first_arrival, x.last_arrival, x.completes_by);
 }
 
 // -- typed actor interfaces ----------------------------------------------------------

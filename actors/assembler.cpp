@@ -274,6 +274,12 @@ assembler_actor::behavior_type assembler(self_pointer self, assembler_settings s
             entry.bytes += instance.bytes;
           entry.first_arrival = group.first_arrival_wall;
           entry.last_arrival = group.last_arrival_wall;
+          auto quiet_ms =
+              std::chrono::duration_cast<std::chrono::milliseconds>(group.quiet_period).count();
+          auto max_wait_ms =
+              static_cast<epoch_ms>(self->state.settings.defaults.max_wait_s * 1000.0);
+          entry.completes_by =
+              std::min(entry.last_arrival + quiet_ms, entry.first_arrival + max_wait_ms);
           result.push_back(std::move(entry));
         }
         return result;

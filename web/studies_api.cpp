@@ -24,6 +24,7 @@ json::value pending_study_view(const pending_study& p) {
       {"bytes", p.bytes},
       {"first_arrival", iso8601(p.first_arrival)},
       {"last_arrival", iso8601(p.last_arrival)},
+      {"completes_by", iso8601(p.completes_by)},
   };
 }
 

@@ -211,6 +211,8 @@ test("a pending study is completed from the browser", async () => {
   const row = page.locator("[data-testid=study-row]");
   await row.waitFor();
   assert.match(await row.innerText(), /HOLD/);
+  // Its quiet period is an hour: the countdown says so.
+  assert.match(await row.locator("[data-testid=countdown]").innerText(), /^in (59|60)\.\d min$/);
   await shot(page, "studies");
   await row.locator("button").click();
   await page.waitForSelector("text=No study is arriving.");

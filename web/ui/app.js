@@ -68,6 +68,21 @@ function duration(job) {
   return seconds((end - new Date(job.started)) / 1000);
 }
 
+// A running job's time so far beside its stream's mean run time: "12.0 s of ~40.0 s".
+function progress(job, meanByStream) {
+  const mean = meanByStream[job.stream];
+  if (job.state !== "running" || !mean) return duration(job);
+  const elapsed = (new Date() - new Date(job.started)) / 1000;
+  const left = mean - elapsed;
+  return `${duration(job)} of ~${seconds(mean)}<br><span class="muted">${left > 0 ? "about " + seconds(left) + " left" : "longer than usual"}</span>`;
+}
+
+// Seconds until a pending study completes (its quiet period or maximum wait over).
+function countdown(by) {
+  const left = (new Date(by) - new Date()) / 1000;
+  return left > 0 ? "in " + seconds(left) : "now";
+}
+
 function bytes(n) {
   if (n < 1024) return n + " B";
   const units = ["KB", "MB", "GB", "TB"];
@@ -257,6 +272,8 @@ function studyCell(j) {
 
 async function jobsPage() {
   const streams = (await api("GET", "streams")).streams;
+  // Stream folder name -> mean run time, for running jobs' progress.
+  const meanByStream = Object.fromEntries(streams.map((s) => [s.name, s.mean_s]));
   const options = (values, selected) => values.map((v) => `<option ${v === selected ? "selected" : ""} value="${esc(v)}">${esc(v || "all")}</option>`).join("");
   main.innerHTML = `<h1>Jobs</h1>
     <form class="filters" id="job-filters">
@@ -291,7 +308,7 @@ async function jobsPage() {
         <td data-testid="job-state">${state(j.state)}</td>
         <td>${patientCell(j)}</td><td>${studyCell(j)}</td>
         <td>${esc(j.calling_ae)}<br><span class="muted">${esc(j.peer)}</span></td>
-        <td>${when(j.received)}</td><td>${duration(j)}</td>
+        <td>${when(j.received)}</td><td>${progress(j, meanByStream)}</td>
         <td>${esc(j.message)}</td></tr>`).join("") || `<tr><td colspan="9" class="muted">No jobs match.</td></tr>`;
     for (const row of document.querySelectorAll("[data-job]"))
       row.onclick = () => { location.hash = "#/jobs/" + row.dataset.job; };
@@ -475,17 +492,22 @@ async function studiesPage() {
   async function draw() {
     const data = await api("GET", "studies");
     document.getElementById("studies").innerHTML = data.studies.length ? `<table><thead><tr>
-      <th>Study</th><th>Stream</th><th>From</th><th>Instances</th><th>Size</th><th>First</th><th>Last arrival</th><th></th></tr></thead><tbody>
+      <th>Study</th><th>Stream</th><th>From</th><th>Instances</th><th>Size</th><th>First</th><th>Last arrival</th><th>Completes</th><th></th></tr></thead><tbody>
       ${data.studies.map((s) => `<tr data-testid="study-row"><td class="mono">${esc(s.study_uid)}</td><td>${esc(s.stream)} (${esc(s.called_ae)})</td>
         <td>${esc(s.calling_ae)} at ${esc(s.peer)}</td><td>${s.instances}</td><td>${bytes(s.bytes)}</td>
         <td>${when(s.first_arrival)}</td><td>${when(s.last_arrival)}</td>
+        <td data-testid="countdown" data-by="${esc(s.completes_by)}">${countdown(s.completes_by)}</td>
         <td><button data-complete="${esc(s.study_uid)}" ${canChange() ? "" : "disabled"}>Complete now</button></td></tr>`).join("")}
       </tbody></table>` : `<p class="muted">No study is arriving.</p>`;
     for (const b of document.querySelectorAll("[data-complete]"))
       b.onclick = () => act("study completed", api("POST", `studies/${b.dataset.complete}/complete`), draw);
   }
   await draw();
-  const timer = setInterval(() => { if (document.getElementById("studies")) draw(); else clearInterval(timer); }, 3000);
+  // The countdowns tick every second; the list itself is read every 3 s.
+  const ticker = setInterval(() => {
+    for (const cell of document.querySelectorAll("[data-testid=countdown]")) cell.textContent = countdown(cell.dataset.by);
+  }, 1000);
+  const timer = setInterval(() => { if (document.getElementById("studies")) draw(); else { clearInterval(timer); clearInterval(ticker); } }, 3000);
   return { refresh: debounce((e) => { if (e.type === "studies" || e.type === "job") draw(); }, 200), leave: () => clearInterval(timer) };
 }
 
