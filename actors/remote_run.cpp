@@ -22,10 +22,6 @@ constexpr std::chrono::seconds hand_over_timeout{10};
 // nothing arrives.
 constexpr std::chrono::milliseconds poll{200};
 
-double since(clock::time_point start) {
-  return std::chrono::duration<double>(clock::now() - start).count();
-}
-
 std::uint64_t total_bytes(const std::vector<transfer_file>& files) {
   std::uint64_t bytes = 0;
   for (auto& file : files)
@@ -204,7 +200,7 @@ job_outcome run_on_worker(caf::blocking_actor* self, const placement& slot,
       self->send(run, cancel_atom::value); // in case it only lost touch for a while
     fs::remove_all(staging, error);
     job_outcome given_up;
-    given_up.seconds = since(start);
+    given_up.seconds = seconds_since(start);
     auto where =
         "worker " + slot.worker + " was lost during attempt " + attempt + " (" + lost_why + ")";
     if (cancel.cancelled()) {
@@ -240,11 +236,12 @@ job_outcome run_on_worker(caf::blocking_actor* self, const placement& slot,
     append_job_log(log_file, "on worker " + slot.worker +
                                  ": inputs and results through the shared data folder");
   else
-    append_job_log(
-        log_file, "on worker " + slot.worker + ": inputs " +
-                      transfer_text(inputs->size(), input_bytes, input_s) + "; results " +
-                      transfer_text(results.size(), writer.bytes_received(), since(results_start)));
-  outcome.seconds = since(start);
+    append_job_log(log_file, "on worker " + slot.worker + ": inputs " +
+                                 transfer_text(inputs->size(), input_bytes, input_s) +
+                                 "; results " +
+                                 transfer_text(results.size(), writer.bytes_received(),
+                                               seconds_since(results_start)));
+  outcome.seconds = seconds_since(start);
   return outcome;
 }
 

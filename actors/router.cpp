@@ -146,13 +146,8 @@ std::vector<std::string> files_for(const store_layout& layout, const job_record&
   return files;
 }
 
-/// The send `plan` makes of this job, as it would be recorded, with its
-/// files; nothing when the folder has none to send.
-std::optional<std::pair<send_task, std::vector<std::string>>>
-prepare_send(const store_layout& layout, const job_record& job, const planned_send& plan) {
-  auto files = files_for(layout, job, plan);
-  if (files.empty())
-    return std::nullopt;
+/// The send of `plan` for this job, before its files are known.
+send_task task_for(const job_record& job, const planned_send& plan) {
   send_task task;
   task.job_id = job.id;
   task.rule = plan.rule;
@@ -165,6 +160,17 @@ prepare_send(const store_layout& layout, const job_record& job, const planned_se
   task.transfer_syntax = plan.target.transfer_syntax;
   task.deidentify = plan.target.deidentify;
   task.created = now_ms();
+  return task;
+}
+
+/// The send `plan` makes of this job, as it would be recorded, with its
+/// files; nothing when the folder has none to send.
+std::optional<std::pair<send_task, std::vector<std::string>>>
+prepare_send(const store_layout& layout, const job_record& job, const planned_send& plan) {
+  auto files = files_for(layout, job, plan);
+  if (files.empty())
+    return std::nullopt;
+  auto task = task_for(job, plan);
   task.files_total = static_cast<std::int64_t>(files.size());
   return std::pair{std::move(task), std::move(files)};
 }
@@ -360,13 +366,7 @@ router_actor::behavior_type router(router_pointer self, router_settings settings
           if (prepared) {
             would.push_back(std::move(prepared->first));
           } else {
-            send_task empty; // matched, but nothing to send: said so
-            empty.job_id = job.id;
-            empty.rule = plan.rule;
-            empty.destination = plan.target.name;
-            empty.host = plan.target.host;
-            empty.port = plan.target.port;
-            empty.called_ae = plan.target.called_ae;
+            auto empty = task_for(job, plan); // matched, but nothing to send: said so
             empty.message = "its " + plan.directory + " has no files to send";
             would.push_back(std::move(empty));
           }

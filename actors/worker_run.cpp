@@ -21,10 +21,6 @@ constexpr std::chrono::milliseconds poll{200};
 // Results wait this long for the head to take them; then they go.
 constexpr std::chrono::minutes results_kept{10};
 
-double since(clock::time_point start) {
-  return std::chrono::duration<double>(clock::now() - start).count();
-}
-
 /// What goes back to the head: OUTPUT/, the log and the outcome, never INPUT/.
 std::vector<transfer_file> results_of(const fs::path& dir) {
   std::vector<transfer_file> results;
@@ -108,8 +104,8 @@ void worker_run(caf::blocking_actor* self, worker_run_settings settings) {
   auto log_file = dir / "processing.log";
   if (!runner_gone && !shared)
     append_job_log(log_file,
-                   "worker: inputs " +
-                       transfer_text(handed.inputs.size(), inputs.bytes_received(), since(start)));
+                   "worker: inputs " + transfer_text(handed.inputs.size(), inputs.bytes_received(),
+                                                     seconds_since(start)));
 
   // The run, on a thread of its own so that a cancel or the head's going
   // away reaches it.

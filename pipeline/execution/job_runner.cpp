@@ -19,10 +19,6 @@ namespace {
 
 using clock = std::chrono::steady_clock;
 
-double since(clock::time_point start) {
-  return std::chrono::duration<double>(clock::now() - start).count();
-}
-
 // Lines the node itself writes into processing.log, between the program's.
 class job_log {
 public:
@@ -132,7 +128,7 @@ job_outcome run_kernels(const store_layout& layout, const job_record& job, const
     }
     log.line("loaded " + std::to_string(loaded.series.size()) + " series from " +
              std::to_string(files.size()) + " instances in " +
-             std::to_string(static_cast<int>(since(start) * 1000)) + " ms");
+             std::to_string(static_cast<int>(seconds_since(start) * 1000)) + " ms");
   }
   std::vector<volume> images;
   for (auto& series : loaded.series)
@@ -183,7 +179,7 @@ job_outcome run_kernels(const store_layout& layout, const job_record& job, const
       }
       derivation += (derivation.empty() ? "" : "; ") + step.describe();
     }
-    double seconds = since(start);
+    double seconds = seconds_since(start);
     outcome.kernels.push_back({step.kernel, seconds});
     log.line(step.describe() + " done in " + std::to_string(static_cast<int>(seconds * 1000)) +
              " ms");
@@ -322,7 +318,7 @@ job_outcome run_job(const store_layout& layout, const job_record& job, const job
       outcome.message = std::string("the job stopped with an error: ") + e.what();
     }
   }
-  outcome.seconds = since(start);
+  outcome.seconds = seconds_since(start);
   free_the_disk_of_a_failed_output(output, outcome);
   // A program that wrote its own proc.json decides its outcome; a cancel or
   // a timeout decides over it.

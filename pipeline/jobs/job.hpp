@@ -2,6 +2,7 @@
 // The job model (DESIGN §5, §7): one job per completed (study, stream), or per
 // series with `group_by: series`.
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -13,6 +14,8 @@ namespace dcmstreams {
 using epoch_ms = std::int64_t;
 
 epoch_ms now_ms();
+/// Seconds from `start` until now on the steady clock, for run and transfer times.
+double seconds_since(std::chrono::steady_clock::time_point start);
 /// "2026-11-28T07:49:13.123Z", or "" for 0.
 std::string iso8601(epoch_ms time);
 

@@ -68,7 +68,8 @@ TEST(file_transfer, files_of_every_size_arrive_whole_with_no_more_than_the_windo
   EXPECT_TRUE(fs::exists(to / "OUTPUT" / "empty"));
   EXPECT_EQ(fs::file_size(to / "OUTPUT" / "empty"), 0u);
   EXPECT_EQ(read_file(to / "processing.log"), "a line\n");
-  EXPECT_FALSE(fs::exists(to / "OUTPUT" / "link")) << "symbolic links are neither followed nor sent";
+  EXPECT_FALSE(fs::exists(to / "OUTPUT" / "link"))
+      << "symbolic links are neither followed nor sent";
 }
 
 TEST(file_transfer, names_that_would_leave_the_folder_are_refused_before_anything_is_written) {
@@ -103,8 +104,7 @@ TEST(file_transfer, a_file_that_shrank_since_it_was_listed_is_a_clear_error) {
   chunk_reader reader{from.path(), {{"a", 200}}};
   auto data = reader.read(0, 0);
   ASSERT_FALSE(data);
-  EXPECT_NE(data.error().message.find("became shorter"), std::string::npos)
-      << data.error().message;
+  EXPECT_NE(data.error().message.find("became shorter"), std::string::npos) << data.error().message;
 }
 
 TEST(slot_table, the_least_loaded_slot_is_taken_and_work_spreads_over_equal_workers) {
