@@ -86,11 +86,14 @@ void complete(self_pointer self, const study_key& key, const char* why) {
   for (auto& [sop, instance] : it->second.instances)
     study.instances.push_back(instance);
   self->state.groups.erase(it);
+  // Only streams with a late policy need to know later that this was done.
+  bool late_matters = false;
   if (self->state.settings.registry) {
     auto snapshot = self->state.settings.registry->get();
     if (auto* stream = snapshot->find_by_name(study.stream)) {
       study.accept = stream->accept;
       study.by_series = stream->group_by == streams::grouping::series;
+      late_matters = stream->late != "new_job";
     }
   }
   update_pending_gauge(self);
@@ -105,8 +108,9 @@ void complete(self_pointer self, const study_key& key, const char* why) {
   discard_replaced(self);
   self->request(self->state.settings.job_store, caf::infinite, create_atom::value, study)
       .then(
-          [self, study, last_arrival](std::vector<job_record>& jobs) {
-            remember_completed(self, study, jobs);
+          [self, study, last_arrival, late_matters](std::vector<job_record>& jobs) {
+            if (late_matters)
+              remember_completed(self, study, jobs);
             for (auto& job : jobs)
               log::info(component, "job " + std::to_string(job.id) + " " + to_string(job.state) +
                                        " for stream " + job.stream + ": " + study.key.describe() +
