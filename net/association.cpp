@@ -110,6 +110,17 @@ void reject(T_ASC_Association* assoc, T_ASC_RejectParametersResult result,
   ASC_rejectAssociation(assoc, &parameters);
 }
 
+void association::reject(T_ASC_RejectParametersResult result, T_ASC_RejectParametersSource source,
+                         T_ASC_RejectParametersReason reason) {
+  slot_.give_back();
+  net::reject(assoc_, result, source, reason);
+}
+
+void association::abort() {
+  slot_.give_back();
+  abort_now(assoc_, fd_);
+}
+
 void release(T_ASC_Association*& assoc) {
   if (!assoc)
     return;
@@ -127,7 +138,7 @@ void association::run() {
     log::warning(component,
                  "refused association " + describe() +
                      ": the calling AE title or address is not in dicom.allowed_callers");
-    reject(assoc_, ASC_RESULT_REJECTEDPERMANENT, ASC_SOURCE_SERVICEUSER,
+    reject(ASC_RESULT_REJECTEDPERMANENT, ASC_SOURCE_SERVICEUSER,
            ASC_REASON_SU_CALLINGAETITLENOTRECOGNIZED);
     context_.sink.association_rejected(request_, ec::caller_not_allowed);
     return;
@@ -138,7 +149,7 @@ void association::run() {
     log::warning(component, "refused association " + describe() + ": called AE title \"" +
                                 request_.called_ae +
                                 "\" not recognized (no enabled stream has it)");
-    reject(assoc_, ASC_RESULT_REJECTEDPERMANENT, ASC_SOURCE_SERVICEUSER,
+    reject(ASC_RESULT_REJECTEDPERMANENT, ASC_SOURCE_SERVICEUSER,
            ASC_REASON_SU_CALLEDAETITLENOTRECOGNIZED);
     context_.sink.association_rejected(request_, ec::unknown_called_ae);
     return;
@@ -155,7 +166,7 @@ void association::run() {
     end = serve();
   } catch (const std::exception& e) {
     log::error(component, "association " + describe() + " failed: " + e.what());
-    abort_now(assoc_, fd_);
+    abort();
   }
   committer_.detach();
   context_.sink.association_ended(request_, end);
@@ -167,7 +178,7 @@ bool association::negotiate() {
       std::strcmp(context_name, UID_StandardApplicationContext) != 0) {
     log::warning(component, "refused association from " + request_.peer +
                                 ": unsupported application context " + context_name);
-    reject(assoc_, ASC_RESULT_REJECTEDPERMANENT, ASC_SOURCE_SERVICEUSER,
+    reject(ASC_RESULT_REJECTEDPERMANENT, ASC_SOURCE_SERVICEUSER,
            ASC_REASON_SU_APPCONTEXTNAMENOTSUPPORTED);
     return false;
   }
@@ -215,14 +226,14 @@ association_end association::serve() {
     delete status_detail;
     if (cond == DIMSE_NODATAAVAILABLE) {
       if (context_.stopping) {
-        abort_now(assoc_, fd_);
+        abort();
         return association_end::aborted_by_node;
       }
       if (++idle_seconds >= context_.config.dicom.dimse_timeout_s) {
         log::warning(component, "aborting the association from " + request_.calling_ae + "@" +
                                     request_.peer + ": idle for " + std::to_string(idle_seconds) +
                                     " s (dicom.dimse_timeout_s)");
-        abort_now(assoc_, fd_);
+        abort();
         return association_end::aborted_by_node;
       }
       continue;
@@ -230,6 +241,7 @@ association_end association::serve() {
     idle_seconds = 0;
     if (cond == DUL_PEERREQUESTEDRELEASE) {
       committer_.sync_association_writes();
+      slot_.give_back();
       ASC_acknowledgeRelease(assoc_);
       return association_end::released;
     }
@@ -238,7 +250,7 @@ association_end association::serve() {
     if (cond.bad()) {
       log::warning(component, "association from " + request_.calling_ae + "@" + request_.peer +
                                   " failed while reading a command: " + cond.text());
-      abort_now(assoc_, fd_);
+      abort();
       return association_end::failed;
     }
     switch (message.CommandField) {
@@ -253,13 +265,13 @@ association_end association::serve() {
       log::warning(component, "aborting the association from " + request_.peer +
                                   ": unsupported DIMSE command " +
                                   std::to_string(message.CommandField));
-      abort_now(assoc_, fd_);
+      abort();
       return association_end::aborted_by_node;
     }
     if (cond.bad()) {
       log::warning(component, "association from " + request_.calling_ae + "@" + request_.peer +
                                   " failed: " + cond.text());
-      abort_now(assoc_, fd_);
+      abort();
       return association_end::failed;
     }
   }

@@ -19,6 +19,32 @@
 
 namespace dcmstreams::net {
 
+/// One of dicom.max_associations, held by an association's thread. It is
+/// given back just before the node's last PDU to the peer (the release
+/// answer, a rejection or an A-ABORT): a peer that gets that PDU and at once
+/// asks again must find the slot free, and the thread's own wind-down after
+/// it (committer, ingest port, dropping the association) serves no one.
+class association_slot {
+public:
+  explicit association_slot(std::atomic<std::size_t>& taken) : taken_(&taken) { ++taken; }
+  association_slot(association_slot&& other) noexcept : taken_(other.taken_) {
+    other.taken_ = nullptr;
+  }
+  association_slot(const association_slot&) = delete;
+  association_slot& operator=(const association_slot&) = delete;
+  association_slot& operator=(association_slot&&) = delete;
+  ~association_slot() { give_back(); }
+
+  void give_back() {
+    if (taken_)
+      --*taken_;
+    taken_ = nullptr;
+  }
+
+private:
+  std::atomic<std::size_t>* taken_;
+};
+
 /// What the listener lends each association.
 struct association_context {
   const listener_config& config;
@@ -30,9 +56,9 @@ struct association_context {
 
 class association {
 public:
-  association(const association_context& context, T_ASC_Association* assoc, int fd,
-              association_request request)
-      : context_(context), assoc_(assoc), fd_(fd), request_(std::move(request)),
+  association(const association_context& context, association_slot& slot, T_ASC_Association* assoc,
+              int fd, association_request request)
+      : context_(context), slot_(slot), assoc_(assoc), fd_(fd), request_(std::move(request)),
         committer_(context.config, context.layout) {}
 
   void run();
@@ -45,7 +71,11 @@ private:
                       Uint16 status, const std::string& comment);
   OFCondition refuse(T_ASC_PresentationContextID context_id, const T_DIMSE_C_StoreRQ& request,
                      Uint16 status, ec reason, const std::string& comment);
+  void reject(T_ASC_RejectParametersResult result, T_ASC_RejectParametersSource source,
+              T_ASC_RejectParametersReason reason);
+  void abort();
   const association_context& context_;
+  association_slot& slot_;
   T_ASC_Association* assoc_;
   int fd_;
   association_request request_;

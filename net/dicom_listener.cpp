@@ -203,8 +203,9 @@ namespace {
 
 // Lets DCMTK read the A-ASSOCIATE-RQ that already waits, whole, in `fd`'s
 // buffer. A request DCMTK cannot parse gets an A-ABORT.
+// `slot`, where the connection holds one, is given back before that answer.
 T_ASC_Association* receive_request(T_ASC_Network* network, int fd, const listener_config& config,
-                                   const std::string& peer) {
+                                   const std::string& peer, association_slot* slot) {
   T_ASC_Association* assoc = nullptr;
   OFCondition cond;
   try {
@@ -222,6 +223,8 @@ T_ASC_Association* receive_request(T_ASC_Network* network, int fd, const listene
                                 ", which cannot be parsed: " + cond.text());
     // DCMTK keeps the socket open in a failed association and closes it
     // when the association is dropped.
+    if (slot)
+      slot->give_back();
     send_provider_abort(fd);
     if (assoc)
       release(assoc);
@@ -251,7 +254,7 @@ void set_receive_low_water_mark(int fd, std::size_t bytes) {
 } // namespace
 
 void dicom_listener::refuse_busy(int fd, const std::string& peer, std::uint16_t peer_port) {
-  auto* assoc = receive_request(as_network(network_), fd, config_, peer);
+  auto* assoc = receive_request(as_network(network_), fd, config_, peer, nullptr);
   if (!assoc)
     return;
   association_request request{trim(assoc->params->DULparams.callingAPTitle),
@@ -326,18 +329,18 @@ void dicom_listener::start_association(negotiating_connection c) {
     refuse_busy(c.fd, c.peer, c.peer_port);
     return;
   }
-  ++active_;
   auto done = std::make_shared<std::atomic<bool>>(false);
-  std::thread thread([this, fd = c.fd, peer = c.peer, peer_port = c.peer_port, done] {
-    if (auto* assoc = receive_request(as_network(network_), fd, config_, peer)) {
+  std::thread thread([this, slot = association_slot{active_}, fd = c.fd, peer = c.peer,
+                      peer_port = c.peer_port, done]() mutable {
+    if (auto* assoc = receive_request(as_network(network_), fd, config_, peer, &slot)) {
       association_request request{trim(assoc->params->DULparams.callingAPTitle),
                                   trim(assoc->params->DULparams.calledAPTitle), peer, peer_port};
       association_context context{config_, sink_, stopping_, *spare_files_, layout_};
-      association handler{context, assoc, fd, std::move(request)};
+      association handler{context, slot, assoc, fd, std::move(request)};
       handler.run();
       release(assoc);
     }
-    --active_;
+    slot.give_back();
     done->store(true);
   });
   std::lock_guard<std::mutex> guard{workers_mutex_};
