@@ -16,7 +16,7 @@ packages=(
   clang libclang-rt-dev
   # libraries
   libdcmtk-dev libcaf-dev libboost-dev nlohmann-json3-dev libtbb-dev libsqlite3-dev
-  libgtest-dev libgmock-dev libbenchmark-dev libarchive-dev libsodium-dev libssl-dev
+  libgtest-dev libgmock-dev libbenchmark-dev libarchive-dev libsodium-dev libssl-dev libpng-dev
   # peers and data the tests and benchmarks use
   dcmtk orthanc prometheus python3-pydicom dicom3tools procps curl wrk openssl
   # the reliability campaign (tests/chaos/): a clock that jumps, network namespaces

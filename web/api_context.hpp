@@ -6,6 +6,7 @@
 
 #include "pipeline/jobs/store.hpp"
 #include "web/api.hpp"
+#include "web/preview_cache.hpp"
 #include "web/request_guard.hpp"
 #include "web/throughput_history.hpp"
 #include "web/work_pool.hpp"
@@ -35,6 +36,8 @@ struct api_context {
   store_layout layout;
   throughput_history history;
   request_guard_settings guard;
+  // Series indexes and rendered PNGs of job folders (32 MiB of pictures).
+  preview_cache previews{32 << 20};
   // Password checks (argon2id: ~50 ms and 64 MiB each): one thread, so that
   // a flood of wrong passwords costs one core at most and never the I/O threads.
   work_pool password_pool{"password check", 1, 32};

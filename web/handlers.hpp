@@ -51,6 +51,10 @@ void send_job_to(api_context& api, const route_call& call);
 void send_job_zip(api_context& api, const route_call& call, std::int64_t id,
                   const std::string& folder, const std::string& name);
 
+// A job's image series and their pictures (series_api.cpp).
+void list_job_series(api_context& api, const route_call& call);
+void get_series_preview(api_context& api, const route_call& call);
+
 // Pending studies and uploads (studies_api.cpp).
 void list_studies(api_context& api, const route_call& call);
 void complete_study(api_context& api, const route_call& call);

@@ -33,6 +33,8 @@ const std::vector<route>& routes() {
     {"GET",    "/api/v1/jobs/{job}/input.zip",      a::viewer, "INPUT/ as a ZIP", get_job_input_zip},
     {"POST",   "/api/v1/jobs/{job}/retry",          a::admin,  "run a finished job again from a clean OUTPUT", retry_job},
     {"POST",   "/api/v1/jobs/{job}/cancel",         a::admin,  "cancel a queued or running job", cancel_job},
+    {"GET",    "/api/v1/jobs/{job}/series",         a::viewer, "the image series of INPUT and OUTPUT: slices, windows, or why one cannot be shown", list_job_series},
+    {"GET",    "/api/v1/jobs/{job}/series/{series}/preview.png", a::viewer, "one slice of a series as a PNG through a window (query: folder, slice, window, size)", get_series_preview},
     {"GET",    "/api/v1/jobs/{job}/routing",        a::viewer, "dry run: the sends the routing rules would make of the job now", preview_job_routing},
     {"POST",   "/api/v1/jobs/{job}/send",           a::admin,  "send the job's OUTPUT or INPUT to a configured destination now", send_job_to},
     {"GET",    "/api/v1/studies",                   a::viewer, "studies still arriving (pending), per sender", list_studies},
@@ -106,6 +108,8 @@ verdict check_parameter(const std::string& name, const std::string& value,
     return parse_id(value) ? verdict::fine : refuse("a send id");
   if (name == "study")
     return valid_uid(value) ? verdict::fine : refuse("a Study Instance UID");
+  if (name == "series")
+    return valid_uid(value) ? verdict::fine : refuse("a Series Instance UID");
   if (name == "folder")
     return parse_id(value) ? verdict::fine : verdict::no_match;
   return value.empty() ? verdict::no_match : verdict::fine;

@@ -40,23 +40,6 @@ vec3 volume::position(double x, double y, double z) const {
 
 namespace {
 
-struct slice {
-  std::filesystem::path file;
-  std::string sop_uid;
-  std::string series_uid;
-  std::string modality;
-  std::string sop_class_uid;
-  std::optional<vec3> position;
-  std::optional<std::array<double, 6>> orientation;
-  vec3 pixel_spacing{1, 1, 0}; // row spacing (y), column spacing (x)
-  double thickness = 0;
-  long instance_number = 0;
-  unsigned rows = 0, cols = 0;
-  double slope = 1, intercept = 0;
-  std::vector<std::int32_t> raw; // decoded stored values, rows * cols
-  bool is_signed = false;
-};
-
 std::optional<std::vector<double>> numbers(DcmItem& item, const DcmTagKey& tag) {
   OFString text;
   if (item.findAndGetOFStringArray(tag, text).bad() || text.empty())
@@ -84,11 +67,18 @@ std::string text(DcmItem& item, const DcmTagKey& tag) {
   return value.c_str();
 }
 
-// Reads one image file; `nullopt` with `why` set when it is not an image.
-result<std::optional<slice>> read_slice(const std::filesystem::path& path, std::string& why) {
+} // namespace
+
+// Values above this stay on disk when only the header is wanted.
+constexpr std::uint32_t header_value_limit = 4096;
+
+result<std::optional<image_slice>> read_image_slice(const std::filesystem::path& path,
+                                                    std::string& why, bool with_pixels) {
+  using slice = image_slice;
   try {
     DcmFileFormat file;
-    if (auto problem = load_dicom_file(file, path))
+    if (auto problem =
+            load_dicom_file(file, path, with_pixels ? DCM_MaxReadLength : header_value_limit))
       return *problem;
     DcmDataset& ds = *file.getDataset();
     slice s;
@@ -97,6 +87,7 @@ result<std::optional<slice>> read_slice(const std::filesystem::path& path, std::
     s.series_uid = text(ds, DCM_SeriesInstanceUID);
     s.modality = text(ds, DCM_Modality);
     s.sop_class_uid = text(ds, DCM_SOPClassUID);
+    s.series_description = text(ds, DCM_SeriesDescription);
     if (!ds.tagExists(DCM_PixelData)) {
       why = "no pixel data";
       return std::optional<slice>{};
@@ -123,12 +114,14 @@ result<std::optional<slice>> read_slice(const std::filesystem::path& path, std::
       return std::optional<slice>{};
     }
     E_TransferSyntax original = ds.getOriginalXfer();
+    std::string syntax = DcmXfer(original).getXferName();
     if (DcmXfer(original).isEncapsulated()) {
       register_dicom_codecs();
-      std::string syntax = DcmXfer(original).getXferName();
       if (!DcmCodecList::canChangeCoding(original, EXS_LittleEndianExplicit))
         return failure{ec::unsupported, path.string() + ": cannot decode its pixel data in " +
                                             syntax + " (no codec for it in this DCMTK)"};
+    }
+    if (with_pixels && DcmXfer(original).isEncapsulated()) {
       OFCondition decoded = ds.chooseRepresentation(EXS_LittleEndianExplicit, nullptr);
       if (decoded.bad() || !ds.canWriteXfer(EXS_LittleEndianExplicit)) {
         Uint16 bits_stored = 0;
@@ -151,8 +144,8 @@ result<std::optional<slice>> read_slice(const std::filesystem::path& path, std::
     s.rows = rows;
     s.cols = cols;
     s.is_signed = representation == 1;
+    s.inverted = text(ds, DCM_PhotometricInterpretation) == "MONOCHROME1";
     std::size_t count = std::size_t{rows} * cols;
-    s.raw.resize(count);
     // Uncompressed pixel data must hold rows x columns samples; anything
     // else is usually compressed data under an uncompressed label.
     if (!DcmXfer(original).isEncapsulated()) {
@@ -174,13 +167,15 @@ result<std::optional<slice>> read_slice(const std::filesystem::path& path, std::
                            std::to_string(bits_allocated) + "-bit samples take" + start};
       }
     }
-    if (bits_allocated == 16) {
+    if (with_pixels && bits_allocated == 16) {
+      s.raw.resize(count);
       const Uint16* data = nullptr;
       if (ds.findAndGetUint16Array(DCM_PixelData, data).bad() || !data)
         return failure{ec::invalid_dataset, path.string() + ": pixel data cannot be read"};
       for (std::size_t i = 0; i < count; ++i)
         s.raw[i] = s.is_signed ? static_cast<std::int32_t>(static_cast<Sint16>(data[i])) : data[i];
-    } else {
+    } else if (with_pixels) {
+      s.raw.resize(count);
       const Uint8* data = nullptr;
       if (ds.findAndGetUint8Array(DCM_PixelData, data).bad() || !data)
         return failure{ec::invalid_dataset, path.string() + ": pixel data cannot be read"};
@@ -201,12 +196,50 @@ result<std::optional<slice>> read_slice(const std::filesystem::path& path, std::
       s.slope = v->front();
     if (auto v = numbers(ds, DCM_RescaleIntercept))
       s.intercept = v->front();
+    auto centers = numbers(ds, DCM_WindowCenter);
+    auto widths = numbers(ds, DCM_WindowWidth);
+    for (std::size_t i = 0; centers && widths && i < std::min(centers->size(), widths->size());
+         ++i) {
+      OFString explanation;
+      ds.findAndGetOFString(DCM_WindowCenterWidthExplanation, explanation,
+                            static_cast<unsigned long>(i));
+      if ((*widths)[i] >= 1)
+        s.windows.push_back({explanation.empty() ? "window " + std::to_string(i + 1)
+                                                 : std::string(explanation.c_str()),
+                             (*centers)[i], (*widths)[i]});
+    }
     return std::optional<slice>{std::move(s)};
   } catch (const std::exception& e) {
     return failure{ec::invalid_dataset,
                    path.string() + ": not a readable DICOM file: DCMTK threw: " + e.what()};
   }
 }
+
+void sort_slices(std::vector<image_slice>& slices) {
+  if (slices.empty())
+    return;
+  auto& first = slices.front();
+  vec3 row{1, 0, 0}, column{0, 1, 0};
+  if (first.orientation) {
+    auto& o = *first.orientation;
+    row = {o[0], o[1], o[2]};
+    column = {o[3], o[4], o[5]};
+  }
+  vec3 normal = cross(row, column);
+  bool positioned = std::all_of(slices.begin(), slices.end(), [](auto& s) { return s.position; });
+  if (positioned)
+    std::stable_sort(slices.begin(), slices.end(), [&](const image_slice& a, const image_slice& b) {
+      return dot(*a.position, normal) < dot(*b.position, normal);
+    });
+  else
+    std::stable_sort(slices.begin(), slices.end(), [](const image_slice& a, const image_slice& b) {
+      return a.instance_number < b.instance_number;
+    });
+}
+
+namespace {
+
+using slice = image_slice;
 
 result<series_volume> assemble(std::vector<slice> slices) {
   auto& first = slices.front();
@@ -226,14 +259,7 @@ result<series_volume> assemble(std::vector<slice> slices) {
   }
   vec3 normal = cross(row, column);
   bool positioned = std::all_of(slices.begin(), slices.end(), [](auto& s) { return s.position; });
-  if (positioned)
-    std::stable_sort(slices.begin(), slices.end(), [&](const slice& a, const slice& b) {
-      return dot(*a.position, normal) < dot(*b.position, normal);
-    });
-  else
-    std::stable_sort(slices.begin(), slices.end(), [](const slice& a, const slice& b) {
-      return a.instance_number < b.instance_number;
-    });
+  sort_slices(slices);
 
   v.nx = first.cols;
   v.ny = first.rows;
@@ -301,7 +327,7 @@ result<loaded_series> load_series(const std::vector<std::filesystem::path>& file
   std::optional<failure> first_unreadable;
   for (auto& file : files) {
     std::string why;
-    auto read = read_slice(file, why);
+    auto read = read_image_slice(file, why);
     if (!read) {
       // One bad instance must not cost the study: it is left out and named.
       loaded.unreadable.push_back(read.error().message);

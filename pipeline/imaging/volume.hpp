@@ -11,6 +11,7 @@
 #include <array>
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -55,6 +56,46 @@ struct series_volume {
   std::vector<std::string> sop_instance_uids; // in z order
   volume image;
 };
+
+/// A window the data names (WindowCenter, WindowWidth and its explanation).
+struct named_window {
+  std::string name;
+  double center = 0;
+  double width = 0;
+};
+
+/// One image file as the volume loader reads it: where it lies in the
+/// patient and, when asked for, its decoded stored values.
+struct image_slice {
+  std::filesystem::path file;
+  std::string sop_uid;
+  std::string series_uid;
+  std::string modality;
+  std::string sop_class_uid;
+  std::string series_description;
+  std::optional<vec3> position;
+  std::optional<std::array<double, 6>> orientation;
+  vec3 pixel_spacing{1, 1, 0}; // row spacing (y), column spacing (x)
+  double thickness = 0;
+  long instance_number = 0;
+  unsigned rows = 0, cols = 0;
+  double slope = 1, intercept = 0;
+  bool is_signed = false;
+  bool inverted = false;             // MONOCHROME1: high values are dark
+  std::vector<named_window> windows; // as the file names them
+  std::vector<std::int32_t> raw;     // decoded stored values, rows * cols
+};
+
+/// Reads one image file; `nullopt` with `why` set when it is not an image a
+/// volume is made of (no pixel data, colour, several frames). Without
+/// `with_pixels` only the header is read: `raw` stays empty, but whether the
+/// pixel data could be decoded is still checked.
+result<std::optional<image_slice>> read_image_slice(const std::filesystem::path& path,
+                                                    std::string& why, bool with_pixels = true);
+
+/// Puts one series' slices in volume order: along the slice normal by
+/// ImagePositionPatient, by InstanceNumber where a slice has no position.
+void sort_slices(std::vector<image_slice>& slices);
 
 /// Groups `files` by Series Instance UID and loads every image series: slices
 /// sorted along the slice normal by ImagePositionPatient (InstanceNumber

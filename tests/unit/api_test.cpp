@@ -493,6 +493,7 @@ TEST(route_table, parameters_are_checked_and_methods_listed) {
     for (auto [name, value] : {std::pair{"{job}", "7"},
                                {"{send}", "7"},
                                {"{study}", "1.2.3"},
+                               {"{series}", "1.2.4"},
                                {"{folder}", "7"},
                                {"{name}", "x"},
                                {"{file...}", "app.js"}})
