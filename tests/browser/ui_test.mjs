@@ -172,6 +172,24 @@ test("an admin watches a study become a job live, reads its log and downloads it
   assert.match(await page.textContent("[data-testid=detail-patient]"), /SYNTHETIC/);
   await waitFor("the routing dry run", async () =>
     /dry run/.test(await page.textContent("[data-testid=routing-preview]")));
+  // The stats stream's histogram as a chart, one bar per bin.
+  assert.equal(await page.locator("[data-testid=histogram] rect").count(), 64);
+  // The series as a thumbnail the node rendered, then the slice viewer.
+  const thumbnail = page.locator("[data-testid=thumbnail] img");
+  await thumbnail.waitFor();
+  const loaded = (img) => img.evaluate((e) => e.complete && e.naturalWidth > 0);
+  await waitFor("the thumbnail's picture", () => loaded(thumbnail));
+  assert.equal(await thumbnail.evaluate((e) => e.naturalWidth), 48);
+  await page.click("[data-testid=thumbnail]");
+  const slice = page.locator("[data-testid=viewer-image]");
+  await waitFor("the middle slice", async () => (await loaded(slice)) &&
+    /slice=4&/.test(await slice.getAttribute("src")));
+  assert.equal(await page.textContent("[data-testid=viewer-position]"), "5 of 8");
+  await slice.focus();
+  await page.keyboard.press("ArrowDown");
+  await waitFor("the next slice", async () => /slice=5&/.test(await slice.getAttribute("src")) && (await loaded(slice)));
+  await page.selectOption("[data-testid=viewer-window]", "lung");
+  await waitFor("the lung window", async () => /window=lung/.test(await slice.getAttribute("src")) && (await loaded(slice)));
   await shot(page, "job");
 
   const [download] = await Promise.all([page.waitForEvent("download"), page.click("#download-output")]);

@@ -347,11 +347,80 @@ function measuresTable(result) {
   return `<table class="measures" data-testid="measures">${rows.map(([k, v]) => `<tr><td>${esc(k)}</td><td>${esc(typeof v === "number" ? +v.toPrecision(6) : v)}</td></tr>`).join("")}</table>`;
 }
 
+// The stats kernel's histograms (result.json: series[].histogram) as bar charts.
+function histogramCharts(result) {
+  const series = Array.isArray(result.series) ? result.series.filter((s) => s.histogram && Array.isArray(s.histogram.counts) && s.histogram.counts.length) : [];
+  return series.map((s, i) => {
+    const counts = s.histogram.counts, edges = s.histogram.edges || [];
+    const width = 480, height = 140, top = Math.max(...counts, 1);
+    const bar = width / counts.length;
+    // A log scale: air or background outnumbers tissue by orders of magnitude.
+    const scale = (c) => Math.log1p(c) / Math.log1p(top);
+    const bars = counts.map((c, b) => {
+      const h = scale(c) * (height - 20);
+      const range = edges.length > b + 1 ? `${+(+edges[b]).toPrecision(4)} to ${+(+edges[b + 1]).toPrecision(4)}` : `bin ${b + 1}`;
+      return `<rect x="${(b * bar).toFixed(2)}" y="${(height - 20 - h).toFixed(2)}" width="${Math.max(bar - 1, 1).toFixed(2)}" height="${h.toFixed(2)}"><title>${esc(range)}: ${c} voxels</title></rect>`;
+    }).join("");
+    const low = edges.length ? +(+edges[0]).toPrecision(4) : "", high = edges.length ? +(+edges[edges.length - 1]).toPrecision(4) : "";
+    return `<figure class="histogram" data-testid="histogram">
+      <svg viewBox="0 0 ${width} ${height}" role="img" aria-label="histogram of series ${i + 1}">${bars}
+        <text x="0" y="${height - 4}">${esc(low)}</text><text x="${width}" y="${height - 4}" text-anchor="end">${esc(high)}</text></svg>
+      <figcaption>Series ${i + 1} (${esc(s.Modality || "")}, ${esc(s.after || "input")}): ${counts.length} bins, highest ${top} voxels, heights on a log scale</figcaption></figure>`;
+  }).join("");
+}
+
+// A job's image series: a strip of thumbnails, and a slice viewer for the one
+// picked (scroll or arrow keys through slices, a window from the data).
+async function drawImages(id, holder) {
+  const listing = await api("GET", `jobs/${id}/series`);
+  if (!listing.series.length) {
+    holder.innerHTML = `<p class="muted">No DICOM series in INPUT or OUTPUT.</p>`;
+    return;
+  }
+  const picture = (s, query) => `/api/v1/jobs/${id}/series/${encodeURIComponent(s.series_uid)}/preview.png?folder=${s.folder}&${query}`;
+  const label = (s) => `${s.folder} · ${esc(s.modality || "?")}${s.description ? ` · ${esc(s.description)}` : ""} · ${s.slices} ${s.slices === 1 ? "file" : "slices"}`;
+  holder.innerHTML = `<div class="thumbs">${listing.series.map((s, i) => `
+      <button type="button" class="thumb" data-series="${i}" data-testid="thumbnail" title="${esc(s.series_uid)}" ${s.not_shown ? "disabled" : ""}>
+        ${s.not_shown
+          ? `<div class="placeholder" data-testid="not-shown">Cannot be shown: ${esc(s.not_shown)}</div>`
+          : `<img alt="series ${esc(s.series_uid)}" loading="lazy" src="${picture(s, "size=160")}">`}
+        <span>${label(s)}</span></button>`).join("")}</div>
+    <div class="viewer" id="viewer" data-testid="viewer" hidden></div>`;
+  const viewer = holder.querySelector("#viewer");
+  const open = (s) => {
+    let slice = Math.floor(s.slices / 2);
+    viewer.hidden = false;
+    viewer.innerHTML = `<div class="viewer-controls">
+        <strong>${label(s)}</strong>
+        <label>Slice <input type="range" min="0" max="${s.slices - 1}" value="${slice}" data-testid="viewer-slice"></label>
+        <span data-testid="viewer-position"></span>
+        <label>Window <select data-testid="viewer-window">${s.windows.map((w) => `<option value="${esc(w.name)}">${esc(w.name)} (${+w.center.toPrecision(5)} / ${+w.width.toPrecision(5)})</option>`).join("")}</select></label>
+      </div>
+      <img data-testid="viewer-image" alt="slice">`;
+    const range = viewer.querySelector("input"), select = viewer.querySelector("select"), img = viewer.querySelector("img");
+    const show = () => {
+      range.value = slice;
+      viewer.querySelector("[data-testid=viewer-position]").textContent = `${slice + 1} of ${s.slices}`;
+      img.src = picture(s, `slice=${slice}&window=${encodeURIComponent(select.value)}&size=768`);
+    };
+    const step = (by) => { slice = Math.min(s.slices - 1, Math.max(0, slice + by)); show(); };
+    range.oninput = () => { slice = +range.value; show(); };
+    select.onchange = show;
+    img.onwheel = (e) => { e.preventDefault(); step(e.deltaY > 0 ? 1 : -1); };
+    img.tabIndex = 0;
+    img.onkeydown = (e) => { if (e.key === "ArrowDown" || e.key === "ArrowRight") step(1); if (e.key === "ArrowUp" || e.key === "ArrowLeft") step(-1); };
+    show();
+  };
+  holder.querySelectorAll(".thumb:not([disabled])").forEach((b) => { b.onclick = () => open(listing.series[+b.dataset.series]); });
+}
+
 async function jobPage(id) {
   main.innerHTML = `<h1>Job ${esc(id)}</h1><div id="job-detail"></div>
+    <h2>Images</h2><div id="job-images" data-testid="job-images"><p class="muted">Reading the series…</p></div>
     <h2>Processing log</h2><pre id="job-log" data-testid="job-log"></pre>`;
   let logOffset = 0;
   let job = null;
+  let imagesDrawnFor = null; // the job's state when the pictures were listed
   async function readLog() {
     for (;;) {
       const chunk = await api("GET", `jobs/${id}/log?offset=${logOffset}`);
@@ -405,7 +474,7 @@ async function jobPage(id) {
         ${job.lost_runs ? `<dt>Lost runs</dt><dd>${job.lost_runs} (its worker was lost; the job ran again)</dd>` : ""}
         <dt>Outcome</dt><dd>${esc(job.message)}</dd>
       </dl>
-      ${job.result ? `<h2>Measures (result.json)</h2>${measuresTable(job.result)}` : ""}
+      ${job.result ? `<h2>Measures (result.json)</h2>${histogramCharts(job.result)}${measuresTable(job.result)}` : ""}
       <h2>Routing</h2><div id="job-routing" data-testid="routing-preview"></div>
       <form class="filters" id="send-to" style="display: none">
         <label>Send <select name="directory"><option>OUTPUT</option><option>INPUT</option></select></label>
@@ -423,6 +492,12 @@ async function jobPage(id) {
     };
     bindSendButtons(draw);
     drawRouting().catch((e) => { document.getElementById("job-routing").textContent = e.message; });
+    // OUTPUT's series appear when a run ends: list them again on each new state.
+    if (imagesDrawnFor !== job.state) {
+      imagesDrawnFor = job.state;
+      const holder = document.getElementById("job-images");
+      drawImages(id, holder).catch((e) => { holder.textContent = e.message; });
+    }
     await readLog();
   }
   // What routing.json would send of this job now, and sending it by hand.
