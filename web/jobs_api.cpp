@@ -107,6 +107,9 @@ json::value job_detail(const store_layout& layout, const job_record& job,
   auto body = job_view(job, with_patient);
   body["outcome"] = embedded_file(dir / "proc.json");
   body["result"] = embedded_file(dir / "OUTPUT" / "result.json");
+  // A kernel pipeline's phase while it runs (pipeline/execution/job_runner.cpp).
+  if (job.state == job_state::running)
+    body["progress"] = embedded_file(dir / "progress.json");
   std::error_code error;
   auto log_size = std::filesystem::file_size(dir / "processing.log", error);
   body["log_bytes"] = static_cast<std::uint64_t>(error ? 0 : log_size);

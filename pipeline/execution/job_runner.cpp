@@ -82,10 +82,38 @@ job_outcome run_program(const fs::path& dir, const job_record& job, const job_pl
   return outcome;
 }
 
+// What a running pipeline is doing, for the UI (GET /api/v1/jobs/{id}):
+// jobs/<id>/progress.json, replaced as each phase starts and removed when the
+// run ends. Not synced: a crash ends the run it describes.
+class progress_report {
+public:
+  progress_report(fs::path file, std::size_t steps) : file_(std::move(file)), steps_(steps) {}
+  ~progress_report() {
+    std::error_code ignored;
+    fs::remove(file_, ignored);
+  }
+  progress_report(const progress_report&) = delete;
+  progress_report& operator=(const progress_report&) = delete;
+
+  /// `step` 0 is loading the volumes, 1..steps the kernel steps, steps + 1
+  /// writing the results.
+  void phase(std::size_t step, const std::string& doing) {
+    json::value progress = {
+        {"step", step}, {"steps", steps_}, {"doing", doing}, {"since", iso8601(now_ms())}};
+    // Only for the eye: a report that cannot be written costs the job nothing.
+    (void)write_file_atomically(file_, json::dump(progress) + "\n", false);
+  }
+
+private:
+  fs::path file_;
+  std::size_t steps_;
+};
+
 job_outcome run_kernels(const store_layout& layout, const job_record& job, const job_plan& plan,
                         cancel_token& cancel, job_log& log) {
   job_outcome outcome;
   auto dir = layout.job_dir(job.id);
+  progress_report progress{dir / "progress.json", plan.steps.size()};
   auto files = input_files(dir / "INPUT");
   auto output = dir / "OUTPUT";
   bool needs_volumes = false, deidentify_outputs = false, makes_images = false;
@@ -110,6 +138,7 @@ job_outcome run_kernels(const store_layout& layout, const job_record& job, const
   }
   loaded_series loaded;
   if (needs_volumes) {
+    progress.phase(0, "loading " + std::to_string(files.size()) + " instances");
     auto start = clock::now();
     auto read = load_series(files);
     if (!read) {
@@ -136,7 +165,9 @@ job_outcome run_kernels(const store_layout& layout, const job_record& job, const
   std::string derivation;
   auto stats = json::value::array(); // one entry per series and stats step
   bool has_stats = false;
+  std::size_t step_number = 0;
   for (auto& step : plan.steps) {
+    progress.phase(++step_number, step.describe());
     if (cancel.cancelled()) {
       outcome.state = job_state::cancelled;
       outcome.message = "cancelled before " + step.describe();
@@ -185,6 +216,7 @@ job_outcome run_kernels(const store_layout& layout, const job_record& job, const
              " ms");
   }
 
+  progress.phase(plan.steps.size() + 1, "writing the results");
   pseudonymizer pseudonyms{pseudonym_key, deidentification};
   std::size_t written = 0;
   if (makes_images) {

@@ -382,3 +382,48 @@ TEST(http, jobs_show_patient_and_study_and_viewers_may_see_them_masked) {
   EXPECT_TRUE(contains(zip.body, "mask_patient_for_viewers")) << zip.body;
   EXPECT_EQ(http_get(node.web_port(), "/api/v1/jobs/1/input.zip", admin).status, 200);
 }
+
+TEST(http, a_running_pipeline_says_which_step_it_is_at) {
+  temp_dir root, scratch;
+  test_node node{root.path(), {}};
+  write_stream(node.streams_dir(), "smooth", "SMOOTHAE",
+               R"("pipeline": [{"kernel": "median"}, {"kernel": "median"}, {"kernel": "median"}])");
+  node.start();
+  // Each step takes a good part of a second on 2 cores: long enough to watch.
+  auto study = synth_study(scratch / "s", 100, 256, 1);
+  ASSERT_EQ(run({"storescu", "-aec", "SMOOTHAE", "+sd", "+r", "127.0.0.1",
+                 std::to_string(node.port()), study.string()})
+                .exit_code,
+            0);
+  // Watched as the job page does, until the job ends: every phase seen is
+  // in order, and the steps are among them.
+  std::vector<int> phases;
+  std::string doing;
+  for (auto until = std::chrono::steady_clock::now() + 60s;
+       std::chrono::steady_clock::now() < until;) {
+    auto reply = http_get(node.web_port(), "/api/v1/jobs/1");
+    auto job = json::parse(reply.body, "job");
+    if (reply.status == 200 && job && (*job)["state"] == "running" &&
+        (*job)["progress"].is_object()) {
+      auto& progress = (*job)["progress"];
+      EXPECT_EQ(progress["steps"], 3);
+      int step = progress["step"].get<int>();
+      if (phases.empty() || phases.back() != step)
+        phases.push_back(step);
+      if (step == 2)
+        doing = progress["doing"].get<std::string>();
+    }
+    if (reply.status == 200 && job && (*job)["state"] == "success")
+      break;
+    std::this_thread::sleep_for(2ms);
+  }
+  ASSERT_TRUE(node.wait_for_finished_jobs(1, 10s)) << node.log();
+  EXPECT_TRUE(std::is_sorted(phases.begin(), phases.end()));
+  EXPECT_NE(std::find(phases.begin(), phases.end(), 2), phases.end())
+      << "step 2 of 3 was never reported; seen: " << phases.size() << " phases";
+  EXPECT_TRUE(contains(doing, "median")) << doing;
+  auto done = json::parse(http_get(node.web_port(), "/api/v1/jobs/1").body, "job");
+  ASSERT_TRUE(done);
+  EXPECT_FALSE(done->contains("progress"));
+  EXPECT_FALSE(fs::exists(node.job_dirs().at(0) / "progress.json"));
+}

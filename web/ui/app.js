@@ -414,6 +414,14 @@ async function drawImages(id, holder) {
   holder.querySelectorAll(".thumb:not([disabled])").forEach((b) => { b.onclick = () => open(listing.series[+b.dataset.series]); });
 }
 
+// A kernel pipeline's phase while it runs (progress.json): a bar over
+// loading, each step and writing, and what it is doing.
+function stepProgress(p) {
+  if (!p || typeof p !== "object" || !p.steps) return "";
+  const what = p.step >= 1 && p.step <= p.steps ? `step ${p.step} of ${p.steps}: ${p.doing}` : p.doing;
+  return `<progress max="${p.steps + 2}" value="${p.step + 0.5}"></progress> <span data-testid="step-progress">${esc(what)}</span>`;
+}
+
 async function jobPage(id) {
   main.innerHTML = `<h1>Job ${esc(id)}</h1><div id="job-detail"></div>
     <h2>Images</h2><div id="job-images" data-testid="job-images"><p class="muted">Reading the series…</p></div>
@@ -421,6 +429,21 @@ async function jobPage(id) {
   let logOffset = 0;
   let job = null;
   let imagesDrawnFor = null; // the job's state when the pictures were listed
+  let meanByStream = {};
+  api("GET", "streams").then((r) => { meanByStream = Object.fromEntries(r.streams.map((s) => [s.name, s.mean_s])); }).catch(() => {});
+  let pollTimer = null;
+  // While the job runs: its progress every second, without redrawing the page.
+  async function poll() {
+    pollTimer = null;
+    const holder = document.getElementById("job-progress");
+    if (!holder || !job) return;
+    let now;
+    try { now = await api("GET", "jobs/" + id); } catch (e) { return; }
+    if (now.state !== job.state) return draw();
+    job = now;
+    holder.innerHTML = `${stepProgress(job.progress)} ${progress(job, meanByStream)}`;
+    pollTimer = setTimeout(poll, 1000);
+  }
   async function readLog() {
     for (;;) {
       const chunk = await api("GET", `jobs/${id}/log?offset=${logOffset}`);
@@ -469,7 +492,7 @@ async function jobPage(id) {
         <dt>Completed</dt><dd>${when(job.completed)}</dd>
         <dt>Started</dt><dd>${when(job.started)}</dd>
         <dt>Finished</dt><dd>${when(job.finished)}</dd>
-        <dt>Run time</dt><dd>${duration(job)}</dd>
+        ${active ? `<dt>Progress</dt><dd id="job-progress" data-testid="detail-progress">${stepProgress(job.progress)} ${progress(job, meanByStream)}</dd>` : `<dt>Run time</dt><dd>${duration(job)}</dd>`}
         ${job.worker ? `<dt>Ran on</dt><dd data-testid="detail-worker">worker ${esc(job.worker)}</dd>` : ""}
         ${job.lost_runs ? `<dt>Lost runs</dt><dd>${job.lost_runs} (its worker was lost; the job ran again)</dd>` : ""}
         <dt>Outcome</dt><dd>${esc(job.message)}</dd>
@@ -492,6 +515,8 @@ async function jobPage(id) {
     };
     bindSendButtons(draw);
     drawRouting().catch((e) => { document.getElementById("job-routing").textContent = e.message; });
+    clearTimeout(pollTimer);
+    pollTimer = job.state === "running" ? setTimeout(poll, 1000) : null;
     // OUTPUT's series appear when a run ends: list them again on each new state.
     if (imagesDrawnFor !== job.state) {
       imagesDrawnFor = job.state;
