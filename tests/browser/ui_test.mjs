@@ -219,6 +219,16 @@ test("a ZIP of a study is uploaded from a stream card, with progress, and become
   await shot(page, "upload");
   await waitFor("the uploaded study's job", async () =>
     (await (await page.request.get(base + "/api/v1/jobs")).json()).total === before + 1);
+  // A folder: the page makes the ZIP itself, with a name that is not ASCII.
+  const folder = synth("folder-study", 4);
+  fs.renameSync(path.join(folder, "study1"), path.join(folder, "étude"));
+  fs.writeFileSync(path.join(folder, "étude", "README.txt"), "not DICOM");
+  await card.locator("[data-testid=upload-folder]").setInputFiles(folder);
+  await waitFor("the folder's answer", async () =>
+    /4 instances in 1 studies stored \(1 entries skipped\)/.test(await card.locator("[data-testid=upload-status]").innerText()));
+  await shot(page, "upload-folder");
+  await waitFor("the uploaded folder's job", async () =>
+    (await (await page.request.get(base + "/api/v1/jobs")).json()).total === before + 2);
   await page.context().close();
 });
 

@@ -217,6 +217,85 @@ function uploadZip(input, file) {
   request.send(file);
 }
 
+// A ZIP (entries stored, as the node's own downloads) of the files of a
+// folder the user picked: the node takes uploads as ZIPs. Each file is read
+// once for its CRC-32 and then referenced, not copied, by the Blob. Without
+// ZIP64, a folder must stay under 4 GiB.
+const crcTable = Array.from({ length: 256 }, (_, n) => {
+  let c = n;
+  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+  return c >>> 0;
+});
+function crc32(bytes) {
+  let c = 0xffffffff;
+  for (let i = 0; i < bytes.length; i++) c = crcTable[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
+}
+async function zipOfFolder(files, onRead) {
+  const total = files.reduce((sum, f) => sum + f.size, 0);
+  if (total + files.length * 200 >= 2 ** 32 - 1)
+    throw new Error(`the folder holds ${bytes(total)}: more than a ZIP without ZIP64 holds (4 GB); upload it as a ZIP made with zip -r, or send it by C-STORE`);
+  const encoder = new TextEncoder();
+  const parts = [], central = [];
+  let offset = 0, read = 0;
+  for (const file of files) {
+    const name = encoder.encode(file.webkitRelativePath || file.name);
+    const crc = crc32(new Uint8Array(await file.arrayBuffer()));
+    read += file.size;
+    onRead(read, total);
+    const header = (size, signature) => {
+      const b = new DataView(new ArrayBuffer(size));
+      b.setUint32(0, signature, true);
+      return b;
+    };
+    const local = header(30, 0x04034b50);
+    // version 2.0, flags: UTF-8 names; stored; crc, sizes, name length
+    const january1980 = (1 << 5) | 1; // the first date a ZIP can hold
+    local.setUint16(4, 20, true); local.setUint16(6, 0x0800, true); local.setUint16(12, january1980, true);
+    local.setUint32(14, crc, true); local.setUint32(18, file.size, true); local.setUint32(22, file.size, true);
+    local.setUint16(26, name.length, true);
+    const entry = header(46, 0x02014b50);
+    entry.setUint16(4, 20, true); entry.setUint16(6, 20, true); entry.setUint16(8, 0x0800, true);
+    entry.setUint16(14, january1980, true);
+    entry.setUint32(16, crc, true); entry.setUint32(20, file.size, true); entry.setUint32(24, file.size, true);
+    entry.setUint16(28, name.length, true); entry.setUint32(42, offset, true);
+    parts.push(local, name, file);
+    central.push(entry, name);
+    offset += 30 + name.length + file.size;
+  }
+  const centralSize = central.reduce((sum, p) => sum + p.byteLength, 0);
+  const end = new DataView(new ArrayBuffer(22));
+  end.setUint32(0, 0x06054b50, true);
+  end.setUint16(8, files.length, true); end.setUint16(10, files.length, true);
+  end.setUint32(12, centralSize, true); end.setUint32(16, offset, true);
+  return new Blob([...parts, ...central, end], { type: "application/zip" });
+}
+
+// Uploads the folder the user picked on a stream card, as a ZIP made here.
+async function uploadFolder(input) {
+  const files = [...input.files];
+  const box = input.closest(".upload");
+  const status = box.querySelector(".upload-status");
+  const bar = box.querySelector("progress");
+  const folder = (files[0].webkitRelativePath || "folder").split("/")[0];
+  if (files.length > 65535) {
+    status.innerHTML = `<span class="error">${files.length} files: a ZIP without ZIP64 holds 65535; upload a ZIP made with zip -r</span>`;
+    return;
+  }
+  bar.hidden = false;
+  try {
+    const zip = await zipOfFolder(files, (done, total) => {
+      bar.value = total ? done / total : 1;
+      status.textContent = `reading ${folder}: ${bytes(done)} of ${bytes(total)}`;
+    });
+    uploadZip(input, new File([zip], folder + ".zip", { type: "application/zip" }));
+  } catch (e) {
+    bar.hidden = true;
+    input.value = "";
+    status.innerHTML = `<span class="error">${esc(e.message)}</span>`;
+  }
+}
+
 async function streamsPage() {
   main.innerHTML = `<h1>Streams</h1><p class="muted">Send a study by C-STORE to a stream's AE title;
     the study is processed when it has arrived and the results are routed as routing.json says.</p>
@@ -239,6 +318,8 @@ async function streamsPage() {
           <button class="secondary" data-copy="${esc(s.storescu)}" title="copy the command">copy</button></div>
         ${s.enabled ? `<div class="upload"><label class="button secondary">Upload ZIP…
           <input type="file" accept=".zip,application/zip" data-upload="${esc(s.ae_title)}" data-testid="upload-input"></label>
+          <label class="button secondary">Upload folder…
+          <input type="file" webkitdirectory multiple data-upload="${esc(s.ae_title)}" data-folder data-testid="upload-folder"></label>
           <progress max="1" value="0" hidden></progress><span class="upload-status" data-testid="upload-status"></span></div>` : ""}
       </div>`).join("") || "<p>No streams are loaded.</p>";
     document.getElementById("stream-problems").innerHTML = data.problems.length
@@ -246,7 +327,10 @@ async function streamsPage() {
     for (const b of document.querySelectorAll("[data-copy]"))
       b.onclick = () => navigator.clipboard.writeText(b.dataset.copy).then(() => toast("copied"), () => toast("copy it by hand", true));
     for (const input of document.querySelectorAll("[data-upload]"))
-      input.onchange = () => { if (input.files.length) uploadZip(input, input.files[0]); };
+      input.onchange = () => {
+        if (!input.files.length) return;
+        if ("folder" in input.dataset) uploadFolder(input); else uploadZip(input, input.files[0]);
+      };
   }
   await draw();
   return { refresh: debounce((e) => { if (e.type === "job") draw(); }, 300) };
