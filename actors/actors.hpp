@@ -424,8 +424,10 @@ using assembler_actor = caf::typed_actor<
 /// JSON, retried; the outcome goes into the job's processing.log. Runs
 /// detached (the POST blocks).
 using notifier_actor = caf::typed_actor<
-    /// Attempt `attempt` (from 1) to tell `url` that this job ended.
-    caf::reacts_to<notify_atom, job_record, std::string, std::uint32_t>>;
+    /// Attempt `attempt` (from 1) to tell `url` that this job ended; `ca`:
+    /// the authority an https server's certificate must chain to ("": the
+    /// system's).
+    caf::reacts_to<notify_atom, job_record, std::string, std::string, std::uint32_t>>;
 
 /// Keeps the data disk from filling: above storage.scrub_high_pct it deletes
 /// the oldest finished jobs until below scrub_low_pct, and jobs older than

@@ -24,10 +24,11 @@ notifier_actor::behavior_type notifier(notifier_actor::stateful_pointer<notifier
                                        notifier_settings settings) {
   self->state.settings = std::move(settings);
   return {
-      [self](notify_atom, const job_record& job, const std::string& url, std::uint32_t attempt) {
+      [self](notify_atom, const job_record& job, const std::string& url, const std::string& ca,
+             std::uint32_t attempt) {
         auto& s = self->state.settings;
         auto log_file = store_layout{s.data_dir}.job_dir(job.id) / "processing.log";
-        auto answer = s.client->post(url, notification_body(job, s.ae_title), s.timeout_s);
+        auto answer = s.client->post(url, notification_body(job, s.ae_title), s.timeout_s, ca);
         bool delivered = answer && *answer >= 200 && *answer < 300;
         auto tries = attempt == 1 ? std::string{} : " (attempt " + std::to_string(attempt) + ")";
         if (delivered) {
@@ -41,7 +42,8 @@ notifier_actor::behavior_type notifier(notifier_actor::stateful_pointer<notifier
           auto wait_s = static_cast<double>(1u << (attempt - 1));
           append_job_log(log_file, "could not notify " + url + tries + ": " + why +
                                        "; trying again in " + log::seconds_text(wait_s));
-          self->delayed_send(self, seconds(wait_s), notify_atom::value, job, url, attempt + 1);
+          self->delayed_send(self, seconds(wait_s), notify_atom::value, job, url, ca,
+                             attempt + 1);
           return;
         }
         auto message = "could not notify " + url + " in " + std::to_string(attempt) +

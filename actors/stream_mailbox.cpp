@@ -37,7 +37,8 @@ void notify_ended(mailbox_pointer self, const job_record& job) {
   std::string state = to_string(job.state);
   for (auto& target : stream->notify)
     if (std::find(target.on.begin(), target.on.end(), state) != target.on.end())
-      self->send(self->state.notifier, notify_atom::value, job, target.url, std::uint32_t{1});
+      self->send(self->state.notifier, notify_atom::value, job, target.url, target.ca,
+                 std::uint32_t{1});
 }
 
 void finish_without_running(mailbox_pointer self, job_record job, job_state state,

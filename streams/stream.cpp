@@ -111,7 +111,7 @@ void read_notify(json::object_reader& reader, stream_definition& stream) {
       continue;
     }
     json::object_reader target{entry, reader.path_of(where), reader.sink()};
-    target.reject_unknown_keys({"url", "on"});
+    target.reject_unknown_keys({"url", "on", "ca"});
     notify_target notify;
     if (auto url = target.get_string("url")) {
       if (auto parsed = parse_http_url(*url); !parsed)
@@ -120,6 +120,17 @@ void read_notify(json::object_reader& reader, stream_definition& stream) {
         notify.url = *url;
     } else {
       target.sink().add(target.path_of("url"), "is required: where to POST the job");
+    }
+    if (auto ca = target.get_string("ca")) {
+      std::error_code error;
+      if (notify.url.rfind("https://", 0) != 0)
+        target.sink().add(target.path_of("ca"), "is for https:// URLs only");
+      else if (!fs::is_regular_file(*ca, error))
+        target.sink().add(target.path_of("ca"), "\"" + *ca +
+                                                    "\" is not a file; give the PEM file of the "
+                                                    "authority that signed the server's certificate");
+      else
+        notify.ca = *ca;
     }
     notify.on = target.get_string_list("on").value_or(std::vector<std::string>{"failed"});
     for (auto& state : notify.on)

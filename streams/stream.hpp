@@ -16,10 +16,11 @@ namespace dcmstreams::streams {
 
 enum class grouping { study, series };
 
-/// Where a stream tells that a job ended ("notify"): an http:// URL that gets
-/// a POST with the job as JSON, for the job states in `on`.
+/// Where a stream tells that a job ended ("notify"): an http:// or https://
+/// URL that gets a POST with the job as JSON, for the job states in `on`.
 struct notify_target {
   std::string url;
+  std::string ca; // https: the authority (PEM) to trust instead of the system's
   std::vector<std::string> on; // "success", "failed", "cancelled"
 };
 

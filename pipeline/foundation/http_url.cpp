@@ -8,16 +8,15 @@ result<http_url> parse_http_url(const std::string& url) {
   auto bad = [&](const std::string& why) {
     return failure{ec::invalid_argument, "\"" + url + "\" " + why};
   };
-  const std::string scheme = "http://";
-  if (url.rfind("https://", 0) == 0)
-    return bad("is https, which notify does not speak yet: use http on a trusted network or a "
-               "local relay in front of the https service");
-  if (url.rfind(scheme, 0) != 0)
-    return bad("is not an http:// URL");
-  auto rest = url.substr(scheme.size());
+  http_url parsed;
+  parsed.tls = url.rfind("https://", 0) == 0;
+  if (!parsed.tls && url.rfind("http://", 0) != 0)
+    return bad("is not an http:// or https:// URL");
+  if (parsed.tls)
+    parsed.port = 443;
+  auto rest = url.substr(parsed.tls ? 8 : 7);
   auto slash = rest.find('/');
   auto authority = rest.substr(0, slash);
-  http_url parsed;
   if (slash != std::string::npos)
     parsed.target = rest.substr(slash);
   if (authority.find('@') != std::string::npos)

@@ -1,5 +1,6 @@
 #pragma once
-// http:// URLs as the node's own HTTP client needs them (a stream's notify).
+// http:// and https:// URLs as the node's own HTTP client needs them (a
+// stream's notify).
 
 #include "pipeline/foundation/error.hpp"
 
@@ -8,15 +9,15 @@
 
 namespace dcmstreams {
 
-/// An http:// URL taken apart.
+/// An http:// or https:// URL taken apart.
 struct http_url {
+  bool tls = false; // https
   std::string host;
-  std::uint16_t port = 80;
+  std::uint16_t port = 80; // 443 for https unless the URL names one
   std::string target = "/"; // path and query
 };
 
-/// Parses "http://host[:port][/path]"; the failure says what is wrong.
-/// https is refused for now (put a local relay in front of an https service).
+/// Parses "http[s]://host[:port][/path]"; the failure says what is wrong.
 result<http_url> parse_http_url(const std::string& url);
 
 } // namespace dcmstreams

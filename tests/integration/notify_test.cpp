@@ -43,6 +43,11 @@ class Hook(http.server.BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass
 server = http.server.HTTPServer(("127.0.0.1", 0), Hook)
+if len(sys.argv) > 5:
+    import ssl
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(sys.argv[4], sys.argv[5])
+    server.socket = context.wrap_socket(server.socket, server_side=True)
 open(port_file, "w").write(str(server.server_port))
 server.serve_forever()
 )";
@@ -52,14 +57,16 @@ struct hook {
   std::unique_ptr<process> server;
   std::uint16_t port = 0;
 
-  hook(const fs::path& dir, int fail_first) : log(dir / "hook.log") {
+  /// Plain HTTP, or https with the certificate and key given.
+  hook(const fs::path& dir, int fail_first, const fs::path& certificate = {},
+       const fs::path& key = {})
+      : log(dir / "hook.log") {
     auto port_file = dir / "hook.port";
-    server =
-        std::make_unique<process>(process_options{{"python3", "-c", hook_server, log.string(),
-                                                   std::to_string(fail_first), port_file.string()},
-                                                  {},
-                                                  {},
-                                                  dir / "hook.out"});
+    std::vector<std::string> argv{
+        "python3", "-c", hook_server, log.string(), std::to_string(fail_first), port_file.string()};
+    if (!certificate.empty())
+      argv.insert(argv.end(), {certificate.string(), key.string()});
+    server = std::make_unique<process>(process_options{argv, {}, {}, dir / "hook.out"});
     EXPECT_TRUE(
         eventually([&] { return fs::exists(port_file) && fs::file_size(port_file) > 0; }, 10s));
     port = static_cast<std::uint16_t>(std::stoi(read_file(port_file)));
@@ -77,9 +84,37 @@ struct hook {
   }
 };
 
-std::string notify_json(const std::string& url, const std::string& on) {
-  return "\"notify\": [{\"url\": \"" + url + "\", \"on\": " + on + "}]";
+std::string notify_json(const std::string& url, const std::string& on, const fs::path& ca = {}) {
+  return "\"notify\": [{\"url\": \"" + url + "\", \"on\": " + on +
+         (ca.empty() ? "" : ", \"ca\": \"" + ca.string() + "\"") + "}]";
 }
+
+/// A test authority and a server certificate it signs for `name`
+/// (subjectAltName, e.g. "IP:127.0.0.1"), made with the openssl tool.
+struct test_certificates {
+  fs::path ca, certificate, key;
+
+  test_certificates(const fs::path& dir, const std::string& name) {
+    fs::create_directories(dir);
+    ca = dir / "ca.pem";
+    certificate = dir / "server.pem";
+    key = dir / "server.key";
+    auto ca_key = dir / "ca.key", request = dir / "server.csr", extensions = dir / "san.ext";
+    write_file(extensions, "subjectAltName=" + name + "\n");
+    for (auto& argv : std::vector<std::vector<std::string>>{
+             {"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+              "-nodes", "-keyout", ca_key.string(), "-out", ca.string(), "-days", "2", "-subj",
+              "/CN=notify test authority"},
+             {"openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+              "-keyout", key.string(), "-out", request.string(), "-subj", "/CN=notify target"},
+             {"openssl", "x509", "-req", "-in", request.string(), "-CA", ca.string(), "-CAkey",
+              ca_key.string(), "-CAcreateserial", "-out", certificate.string(), "-days", "2",
+              "-extfile", extensions.string()}}) {
+      auto made = run(argv);
+      EXPECT_EQ(made.exit_code, 0) << made.output;
+    }
+  }
+};
 
 } // namespace
 
@@ -161,4 +196,57 @@ TEST(notify, a_failing_target_is_tried_again_and_one_that_is_gone_does_not_touch
       contains(metrics, "dcmstreams_notifications_total{stream=\"gone\",result=\"failed\"} 1"))
       << metrics;
   EXPECT_EQ(http_get(node.web_port(), "/healthz").status, 200);
+}
+
+TEST(notify, an_https_target_is_posted_to_when_its_certificate_names_it_and_chains_to_the_ca) {
+  temp_dir root, scratch;
+  test_certificates good{scratch / "good", "IP:127.0.0.1"};
+  test_certificates other_name{scratch / "other", "DNS:elsewhere.example"};
+  fs::create_directories(scratch / "a");
+  fs::create_directories(scratch / "b");
+  hook secure{scratch / "a", 0, good.certificate, good.key};
+  hook misnamed{scratch / "b", 0, other_name.certificate, other_name.key};
+  auto secure_url = "https://127.0.0.1:" + std::to_string(secure.port) + "/hooks";
+  auto misnamed_url = "https://127.0.0.1:" + std::to_string(misnamed.port) + "/hooks";
+  test_node node{root.path()};
+  write_stream(node.streams_dir(), "trusted", "TRUSTED",
+               "\"command\": [\"/bin/true\"], " +
+                   notify_json(secure_url, "[\"success\"]", good.ca));
+  // The system's authorities do not know the test's: refused.
+  write_stream(node.streams_dir(), "unknown", "UNKNOWN",
+               "\"command\": [\"/bin/true\"], " + notify_json(secure_url, "[\"success\"]"));
+  // Signed by the authority given, but for another host name: refused.
+  write_stream(node.streams_dir(), "misnamed", "MISNAMED",
+               "\"command\": [\"/bin/true\"], " +
+                   notify_json(misnamed_url, "[\"success\"]", other_name.ca));
+  node.start();
+  send_synthetic_study(node, scratch / "s1", "TRUSTED");
+  send_synthetic_study(node, scratch / "s2", "UNKNOWN");
+  send_synthetic_study(node, scratch / "s3", "MISNAMED");
+  ASSERT_TRUE(node.wait_for_finished_jobs(3, 20s)) << node.log();
+  auto metrics = [&] { return http_get(node.web_port(), "/metrics").body; };
+  ASSERT_TRUE(eventually(
+      [&] {
+        auto text = metrics();
+        return contains(text, "{stream=\"trusted\",result=\"delivered\"} 1") &&
+               contains(text, "{stream=\"unknown\",result=\"failed\"} 1") &&
+               contains(text, "{stream=\"misnamed\",result=\"failed\"} 1");
+      },
+      30s))
+      << metrics() << node.log();
+  auto requests = secure.requests();
+  ASSERT_EQ(requests.size(), 1u) << "only the trusting stream's job reached the server";
+  auto body = json::parse(requests[0]["body"].get<std::string>(), "body");
+  ASSERT_TRUE(body);
+  EXPECT_EQ((*body)["job"]["stream"], "trusted");
+  EXPECT_TRUE(misnamed.requests().empty());
+  std::map<std::string, std::string> logs;
+  for (auto& dir : node.job_dirs())
+    logs[test_node::job_info(dir, "stream")] = read_file(dir / "processing.log");
+  EXPECT_TRUE(contains(logs["trusted"], "notified " + secure_url + ": HTTP 200"))
+      << logs["trusted"];
+  EXPECT_TRUE(contains(logs["unknown"], "certificate verify failed")) << logs["unknown"];
+  EXPECT_TRUE(contains(logs["unknown"], "needs \"ca\" in the notify entry")) << logs["unknown"];
+  EXPECT_TRUE(contains(logs["misnamed"], "TLS handshake")) << logs["misnamed"];
+  EXPECT_TRUE(contains(logs["misnamed"], "IP address mismatch")) << logs["misnamed"];
 }

@@ -89,22 +89,29 @@ TEST(stream, notify_targets_are_read_and_bad_ones_explained) {
   EXPECT_EQ(url->host, "ris.example");
   EXPECT_EQ(url->port, 8080);
   EXPECT_EQ(url->target, "/hooks?x=1");
+  auto secure = parse_http_url("https://ris.example/hook");
+  ASSERT_TRUE(secure);
+  EXPECT_TRUE(secure->tls);
+  EXPECT_EQ(secure->port, 443);
+  EXPECT_EQ(parse_http_url("https://ris.example:8443/")->port, 8443);
+  EXPECT_FALSE(url->tls);
   auto v6 = parse_http_url(stream->notify[1].url);
   ASSERT_TRUE(v6);
   EXPECT_EQ(v6->host, "::1");
   EXPECT_EQ(v6->port, 80);
 
   write_file(dir / "bad" / "info.json", R"({"AETitle": "B", "command": ["/bin/true"],
-    "notify": [{"url": "https://ris.example/hook"}, {"url": "ftp://x"}, {"on": ["success"]},
-               {"url": "http://ris.example:99999/"}, {"url": "http://a/", "on": ["done"]}, 3]})");
+    "notify": [{"url": "http://ris.example/hook", "ca": "/etc/hosts"}, {"url": "ftp://x"}, {"on": ["success"]},
+               {"url": "http://ris.example:99999/"}, {"url": "http://a/", "on": ["done"]}, 3,
+               {"url": "https://ris.example/hook", "ca": "/nowhere/ca.pem"}]})");
   auto bad = streams::load_stream(dir / "bad");
   ASSERT_FALSE(bad);
   auto& m = bad.error().message;
-  EXPECT_NE(m.find("notify[0].url: \"https://ris.example/hook\" is https, which notify does not "
-                   "speak yet"),
+  EXPECT_NE(m.find("notify[0].ca: is for https:// URLs only"), std::string::npos) << m;
+  EXPECT_NE(m.find("notify[1].url: \"ftp://x\" is not an http:// or https:// URL"),
             std::string::npos)
       << m;
-  EXPECT_NE(m.find("notify[1].url: \"ftp://x\" is not an http:// URL"), std::string::npos) << m;
+  EXPECT_NE(m.find("notify[6].ca: \"/nowhere/ca.pem\" is not a file"), std::string::npos) << m;
   EXPECT_NE(m.find("notify[2].url: is required"), std::string::npos) << m;
   EXPECT_NE(m.find("notify[3].url: \"http://ris.example:99999/\" has no valid port"),
             std::string::npos)
