@@ -219,7 +219,7 @@ template <class Inspector> typename Inspector::result_type inspect(Inspector& f,
   return f(caf::meta::type_name("job_record"), x.id, x.stream, x.state, x.called_ae, x.calling_ae,
            x.peer, x.study_uid, x.series_uid, x.instances, x.bytes, x.received, x.completed,
            x.started, x.finished, x.message, x.worker, x.lost_runs, x.patient_name, x.patient_id,
-           x.accession_number, x.study_date, x.study_description, x.modalities, x.series);
+           x.accession_number, x.study_date, x.study_description, x.modalities, x.series, x.origin);
 }
 
 // -- what moves between head and worker (docs/cluster.md) ---------------------------

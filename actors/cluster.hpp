@@ -12,7 +12,7 @@
 namespace dcmstreams {
 
 /// Changes whenever a message between head and worker changes.
-constexpr const char* cluster_wire_version = "dcmstreams-cluster-3";
+constexpr const char* cluster_wire_version = "dcmstreams-cluster-4";
 
 /// The wire version this process speaks: cluster_wire_version, or with
 /// DCMSTREAMS_TEST_HOOKS=1 the value of DCMSTREAMS_TEST_WIRE_VERSION (tests

@@ -11,7 +11,7 @@ namespace dcmstreams {
 namespace {
 
 // The schema version this code writes; older files are migrated step by step.
-constexpr int schema_version = 5;
+constexpr int schema_version = 6;
 
 const char* schema_v1 = R"sql(
 CREATE TABLE IF NOT EXISTS jobs (
@@ -101,6 +101,10 @@ ALTER TABLE jobs ADD COLUMN modalities TEXT NOT NULL DEFAULT '';
 ALTER TABLE jobs ADD COLUMN series_count INTEGER NOT NULL DEFAULT 0;
 )sql";
 
+const char* schema_v6 = R"sql(
+ALTER TABLE jobs ADD COLUMN origin TEXT NOT NULL DEFAULT '';
+)sql";
+
 const char* send_columns = "id, job_id, rule, destination, host, port, called_ae, calling_ae, "
                            "associations, transfer_syntax, state, attempts, created_ms, "
                            "next_attempt_ms, finished_ms, message, files_total, files_sent, "
@@ -109,7 +113,8 @@ const char* send_columns = "id, job_id, rule, destination, host, port, called_ae
 const char* job_columns = "id, stream, state, called_ae, calling_ae, peer, study_uid, series_uid, "
                           "instances, bytes, received_ms, completed_ms, started_ms, finished_ms, "
                           "message, worker, lost_runs, patient_name, patient_id, accession_number, "
-                          "study_date, study_description, modalities, series_count, routed_ms";
+                          "study_date, study_description, modalities, series_count, origin, "
+                          "routed_ms";
 
 // A prepared statement that finalizes itself.
 class statement {
@@ -179,8 +184,9 @@ void bind_job_fields(statement& s, const job_record& job, bool with_routed = tru
   s.bind(21, job.study_description);
   s.bind(22, job.modalities);
   s.bind(23, job.series);
+  s.bind(24, job.origin);
   if (with_routed)
-    s.bind(24, job.routed);
+    s.bind(25, job.routed);
 }
 
 job_record read_job(statement& s) {
@@ -209,7 +215,8 @@ job_record read_job(statement& s) {
   job.study_description = s.text(21);
   job.modalities = s.text(22);
   job.series = s.integer(23);
-  job.routed = s.integer(24);
+  job.origin = s.text(24);
+  job.routed = s.integer(25);
   return job;
 }
 
@@ -273,6 +280,12 @@ result<std::unique_ptr<database>> database::open(const std::filesystem::path& fi
     if (auto problem = db->execute("PRAGMA user_version=5"))
       return *problem;
   }
+  if (current < 6) {
+    if (auto problem = db->execute(schema_v6))
+      return *problem;
+    if (auto problem = db->execute("PRAGMA user_version=6"))
+      return *problem;
+  }
   return db;
 }
 
@@ -299,7 +312,7 @@ result<std::int64_t> database::insert_job(const job_record& job) {
                    "series_uid, instances, bytes, received_ms, completed_ms, started_ms, "
                    "finished_ms, message, worker, lost_runs, patient_name, patient_id, "
                    "accession_number, study_date, study_description, modalities, series_count, "
-                   "routed_ms) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"};
+                   "origin, routed_ms) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"};
   if (!s.prepared())
     return sqlite_failure("cannot prepare the job insert");
   bind_job_fields(s, job);
@@ -313,11 +326,11 @@ status database::update_job(const job_record& job) {
                    "study_uid=?, series_uid=?, instances=?, bytes=?, received_ms=?, "
                    "completed_ms=?, started_ms=?, finished_ms=?, message=?, worker=?, lost_runs=?, "
                    "patient_name=?, patient_id=?, accession_number=?, study_date=?, "
-                   "study_description=?, modalities=?, series_count=? WHERE id=?"};
+                   "study_description=?, modalities=?, series_count=?, origin=? WHERE id=?"};
   if (!s.prepared())
     return sqlite_failure("cannot prepare the job update");
   bind_job_fields(s, job, false);
-  s.bind(24, job.id);
+  s.bind(25, job.id);
   if (s.step() != SQLITE_DONE)
     return sqlite_failure("cannot update job " + std::to_string(job.id));
   return std::nullopt;

@@ -378,6 +378,10 @@ result<job_record> intake::create_job(const completed_study& study,
     job.message += (job.message.empty() ? "" : "; ") + std::to_string(vanished) +
                    " instances were replaced by a later copy before the study completed and are "
                    "not in this job";
+  // A queued job's message becomes its run's outcome; how it came to be
+  // (a late rerun, instances filtered out or replaced) stays.
+  if (final_state == job_state::queued)
+    job.origin = job.message;
   job.completed = now_ms();
   job.state = final_state;
   if (durable_)

@@ -53,6 +53,9 @@ struct job_record {
   std::string message;        // outcome in words
   std::string worker;         // the worker it ran on last; empty: the node itself (docs/cluster.md)
   std::int64_t lost_runs = 0; // runs that ended with their worker lost (it runs again once)
+  // How the job came to be, where more than a study arriving (a late rerun
+  // of an earlier job, instances replaced meanwhile); kept when it runs.
+  std::string origin;
   // Who and what, taken at intake from the instances (for lists and search).
   std::string patient_name;
   std::string patient_id;

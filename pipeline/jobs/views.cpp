@@ -24,6 +24,8 @@ std::string job_info_json(const job_record& job) {
     info["finished"] = iso8601(job.finished);
   if (!job.message.empty())
     info["message"] = job.message;
+  if (!job.origin.empty())
+    info["origin"] = job.origin;
   return json::dump(info, true) + "\n";
 }
 
@@ -53,6 +55,7 @@ json::value job_view(const job_record& job, bool with_patient) {
       {"study_description", job.study_description},
       {"modalities", job.modalities},
       {"series", job.series},
+      {"origin", job.origin},
   };
   if (!with_patient) {
     for (auto* key : {"patient_name", "patient_id", "accession_number"})

@@ -2,6 +2,7 @@
 // kernel chain or an external program, and OUTPUT, proc.json and the log
 // show the result.
 
+#include "pipeline/foundation/json.hpp"
 #include "pipeline/imaging/volume.hpp"
 
 #include "tests/support/http_client.hpp"
@@ -446,6 +447,14 @@ TEST(execution, late_instances_follow_the_stream_s_policy_ignore_or_append_and_r
   EXPECT_TRUE(contains(node.log(), "again: its 2 instances with 1 that arrived after it was made"))
       << node.log();
   EXPECT_EQ(test_node::job_info(rerun, "state"), "success");
+  // After its run, the job still says how it came to be.
+  auto id = rerun.filename().string();
+  auto shown = json::parse(http_get(node.web_port(), "/api/v1/jobs/" + id).body, "job");
+  ASSERT_TRUE(shown);
+  EXPECT_EQ((*shown)["state"], "success");
+  EXPECT_TRUE(contains((*shown)["origin"].get<std::string>(),
+                       "again: its 2 instances with 1 that arrived after it was made"))
+      << json::dump(*shown);
   ASSERT_EQ(by_stream["once"].size(), 2u);
   auto ignored = by_stream["once"][1];
   EXPECT_EQ(test_node::job_info(ignored, "state"), "skipped");

@@ -64,11 +64,13 @@ TEST(database, a_version_2_database_is_moved_forward_and_keeps_its_sends) {
   EXPECT_EQ((**old_job).lost_runs, 0);
   EXPECT_EQ((**old_job).patient_name, "") << "older jobs were not described";
   EXPECT_EQ((**old_job).series, 0);
+  EXPECT_EQ((**old_job).origin, "");
   auto moved = **old_job;
   moved.worker = "gpu-box-1";
   moved.lost_runs = 1;
   moved.patient_name = "DOE^JANE";
   moved.series = 3;
+  moved.origin = "job 6 again with 2 late instances";
   ASSERT_FALSE((*db)->update_job(moved));
   auto updated = (*db)->find_job(1);
   ASSERT_TRUE(updated && *updated);
@@ -76,6 +78,7 @@ TEST(database, a_version_2_database_is_moved_forward_and_keeps_its_sends) {
   EXPECT_EQ((**updated).lost_runs, 1);
   EXPECT_EQ((**updated).patient_name, "DOE^JANE");
   EXPECT_EQ((**updated).series, 3);
+  EXPECT_EQ((**updated).origin, "job 6 again with 2 late instances");
   EXPECT_EQ((**updated).routed, 1000) << "updates leave the routing mark alone";
 
   send_task task;

@@ -579,6 +579,7 @@ async function jobPage(id) {
         ${active ? `<dt>Progress</dt><dd id="job-progress" data-testid="detail-progress">${stepProgress(job.progress)} ${progress(job, meanByStream)}</dd>` : `<dt>Run time</dt><dd>${duration(job)}</dd>`}
         ${job.worker ? `<dt>Ran on</dt><dd data-testid="detail-worker">worker ${esc(job.worker)}</dd>` : ""}
         ${job.lost_runs ? `<dt>Lost runs</dt><dd>${job.lost_runs} (its worker was lost; the job ran again)</dd>` : ""}
+        ${job.origin ? `<dt>Made as</dt><dd data-testid="detail-origin">${esc(job.origin)}</dd>` : ""}
         <dt>Outcome</dt><dd>${esc(job.message)}</dd>
       </dl>
       ${job.result ? `<h2>Measures (result.json)</h2>${histogramCharts(job.result)}${measuresTable(job.result)}` : ""}
