@@ -42,8 +42,7 @@ notifier_actor::behavior_type notifier(notifier_actor::stateful_pointer<notifier
           auto wait_s = static_cast<double>(1u << (attempt - 1));
           append_job_log(log_file, "could not notify " + url + tries + ": " + why +
                                        "; trying again in " + log::seconds_text(wait_s));
-          self->delayed_send(self, seconds(wait_s), notify_atom::value, job, url, ca,
-                             attempt + 1);
+          self->delayed_send(self, seconds(wait_s), notify_atom::value, job, url, ca, attempt + 1);
           return;
         }
         auto message = "could not notify " + url + " in " + std::to_string(attempt) +

@@ -126,9 +126,10 @@ void read_notify(json::object_reader& reader, stream_definition& stream) {
       if (notify.url.rfind("https://", 0) != 0)
         target.sink().add(target.path_of("ca"), "is for https:// URLs only");
       else if (!fs::is_regular_file(*ca, error))
-        target.sink().add(target.path_of("ca"), "\"" + *ca +
-                                                    "\" is not a file; give the PEM file of the "
-                                                    "authority that signed the server's certificate");
+        target.sink().add(target.path_of("ca"),
+                          "\"" + *ca +
+                              "\" is not a file; give the PEM file of the "
+                              "authority that signed the server's certificate");
       else
         notify.ca = *ca;
     }

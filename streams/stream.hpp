@@ -20,7 +20,7 @@ enum class grouping { study, series };
 /// URL that gets a POST with the job as JSON, for the job states in `on`.
 struct notify_target {
   std::string url;
-  std::string ca; // https: the authority (PEM) to trust instead of the system's
+  std::string ca;              // https: the authority (PEM) to trust instead of the system's
   std::vector<std::string> on; // "success", "failed", "cancelled"
 };
 

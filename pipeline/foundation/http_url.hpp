@@ -13,7 +13,7 @@ namespace dcmstreams {
 struct http_url {
   bool tls = false; // https
   std::string host;
-  std::uint16_t port = 80; // 443 for https unless the URL names one
+  std::uint16_t port = 80;  // 443 for https unless the URL names one
   std::string target = "/"; // path and query
 };
 
