@@ -22,8 +22,8 @@ namespace dcmstreams::web {
 
 api_context::api_context(caf::actor_system& sys, api_settings s, api_backend b)
     : system(sys), settings(std::move(s)), backend(std::move(b)), auth(settings.config.web.users),
-      layout(settings.config.data_dir),
-      history(backend.counters, settings.config.data_dir / "throughput.json") {
+      layout(settings.config.data_dir), history(backend.counters, layout.database_file(),
+                                                settings.config.data_dir / "throughput.json") {
   guard.hostnames = settings.config.web.hostnames;
   char name[256] = {};
   if (::gethostname(name, sizeof name - 1) == 0 && name[0] != '\0')

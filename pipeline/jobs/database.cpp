@@ -103,6 +103,12 @@ ALTER TABLE jobs ADD COLUMN series_count INTEGER NOT NULL DEFAULT 0;
 
 const char* schema_v6 = R"sql(
 ALTER TABLE jobs ADD COLUMN origin TEXT NOT NULL DEFAULT '';
+CREATE TABLE throughput (
+  at_ms     INTEGER PRIMARY KEY,
+  instances REAL NOT NULL,
+  jobs      REAL NOT NULL,
+  sends     REAL NOT NULL
+);
 )sql";
 
 const char* send_columns = "id, job_id, rule, destination, host, port, called_ae, calling_ae, "
@@ -660,6 +666,38 @@ status database::record_pseudonyms(const std::vector<pseudonym_record>& records,
     return problem;
   }
   return std::nullopt;
+}
+
+status database::record_throughput(const throughput_sample& sample, epoch_ms forget_before) {
+  statement insert{db_, "INSERT OR REPLACE INTO throughput (at_ms, instances, jobs, sends) "
+                        "VALUES (?, ?, ?, ?)"};
+  if (!insert.prepared())
+    return sqlite_failure("cannot prepare the throughput insert");
+  insert.bind(1, sample.at);
+  sqlite3_bind_double(insert.handle(), 2, sample.instances);
+  sqlite3_bind_double(insert.handle(), 3, sample.jobs);
+  sqlite3_bind_double(insert.handle(), 4, sample.sends);
+  if (insert.step() != SQLITE_DONE)
+    return sqlite_failure("cannot keep the throughput");
+  statement forget{db_, "DELETE FROM throughput WHERE at_ms < ?"};
+  if (!forget.prepared())
+    return sqlite_failure("cannot prepare the throughput delete");
+  forget.bind(1, forget_before);
+  if (forget.step() != SQLITE_DONE)
+    return sqlite_failure("cannot forget old throughput");
+  return std::nullopt;
+}
+
+result<std::vector<throughput_sample>> database::throughput_since(epoch_ms since) {
+  statement s{
+      db_, "SELECT at_ms, instances, jobs, sends FROM throughput WHERE at_ms >= ? ORDER BY at_ms"};
+  if (!s.prepared())
+    return sqlite_failure("cannot prepare the throughput query");
+  s.bind(1, since);
+  std::vector<throughput_sample> samples;
+  while (s.step() == SQLITE_ROW)
+    samples.push_back({s.integer(0), s.real(1), s.real(2), s.real(3)});
+  return samples;
 }
 
 result<std::vector<database::kept_pseudonym>>

@@ -31,6 +31,14 @@ struct job_filter {
   bool search_patient = true; // text also matches patient name, ID and accession number
 };
 
+/// What the node did within one interval of the throughput chart.
+struct throughput_sample {
+  epoch_ms at = 0; // the end of the interval
+  double instances = 0;
+  double jobs = 0;
+  double sends = 0;
+};
+
 struct job_page {
   std::vector<job_record> jobs; // newest first
   std::int64_t total = 0;       // matching jobs, all pages
@@ -98,6 +106,12 @@ public:
     epoch_ms created = 0;
   };
   result<std::vector<kept_pseudonym>> find_pseudonym(const std::string& pseudonym);
+
+  /// Keeps one interval of the throughput chart and forgets those before
+  /// `forget_before`.
+  status record_throughput(const throughput_sample& sample, epoch_ms forget_before);
+  /// The kept intervals from `since` on, oldest first.
+  result<std::vector<throughput_sample>> throughput_since(epoch_ms since);
 
   /// Writes a heartbeat row: fails when the disk or the database refuses writes.
   status writable();

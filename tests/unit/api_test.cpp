@@ -439,8 +439,9 @@ TEST_F(api_fixture, users_log_in_and_viewers_may_not_change_anything) {
 } // namespace
 
 TEST_F(api_fixture, the_throughput_history_of_the_last_hour_survives_a_restart) {
-  // What the node saved before it stopped: one sample a minute ago, one from
-  // two hours ago (older than the chart's hour: dropped).
+  // What a node before schema 6 saved before it stopped, as JSON: one sample
+  // a minute ago, one from two hours ago (older than the chart's hour:
+  // dropped). It is taken over into the database.
   auto minute_ago = now_ms() - 60'000;
   auto hours_ago = now_ms() - 7'200'000;
   fs::create_directories(dir / "data");
@@ -455,6 +456,14 @@ TEST_F(api_fixture, the_throughput_history_of_the_last_hour_survives_a_restart) 
                                          ",\"instances\":42,\"jobs\":3,\"sends\":1"))
       << history.body;
   EXPECT_FALSE(contains(history.body, "\"instances\":99")) << history.body;
+  EXPECT_FALSE(fs::exists(dir / "data" / "throughput.json")) << "taken over once";
+  auto db = database::open(store_layout{dir / "data"}.database_file());
+  ASSERT_TRUE(db);
+  auto kept = (*db)->throughput_since(0);
+  ASSERT_TRUE(kept);
+  ASSERT_EQ(kept->size(), 1u);
+  EXPECT_EQ(kept->front().at, minute_ago);
+  EXPECT_EQ(kept->front().instances, 42);
 }
 
 TEST(route_table, docs_http_md_lists_every_route_as_the_table_says) {

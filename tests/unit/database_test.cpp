@@ -95,6 +95,14 @@ TEST(database, a_version_2_database_is_moved_forward_and_keeps_its_sends) {
   auto stored = (*db)->find_send(*id);
   ASSERT_TRUE(stored && *stored);
   EXPECT_EQ((**stored).deidentify, "shift_dates");
+  // The throughput chart's intervals: kept, and forgotten after an hour.
+  ASSERT_FALSE((*db)->record_throughput({1000, 5, 1, 2}, 0));
+  ASSERT_FALSE((*db)->record_throughput({2000, 7, 0, 0}, 1500));
+  auto intervals = (*db)->throughput_since(0);
+  ASSERT_TRUE(intervals);
+  ASSERT_EQ(intervals->size(), 1u) << "the one before 1500 is forgotten";
+  EXPECT_EQ(intervals->front().at, 2000);
+  EXPECT_EQ(intervals->front().instances, 7);
   db->reset();
   auto again = database::open(file);
   ASSERT_TRUE(again) << "a database of this version opens again: " << again.error().message;
