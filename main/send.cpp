@@ -20,7 +20,10 @@ int send(int argc, char** argv) {
       {{"aet", "AET", "calling AE title (default: DCMSTREAMS)"},
        {"aec", "AET", "called AE title (default: ANY-SCP)"},
        {"associations", "N", "parallel associations (default: 1)"},
-       {"timeout", "S", "ACSE and DIMSE timeout in seconds (default: 30)"}}};
+       {"timeout", "S", "ACSE and DIMSE timeout in seconds (default: 30)"},
+       {"tls-ca", "PEM", "speak TLS (BCP 195); the peer's certificate must chain to this"},
+       {"tls-certificate", "PEM", "with --tls-ca: the certificate to show the peer"},
+       {"tls-key", "PEM", "with --tls-certificate: its private key"}}};
   if (auto exit_code = args.parse_or_help(argc, argv))
     return *exit_code;
   if (args.positional().size() < 3) {
@@ -58,6 +61,18 @@ int send(int argc, char** argv) {
       return 2;
     }
   options.associations = static_cast<int>(*associations);
+  auto tls_ca = args.value("tls-ca"), tls_certificate = args.value("tls-certificate"),
+       tls_key = args.value("tls-key");
+  if (!tls_ca && (tls_certificate || tls_key)) {
+    std::cerr << args.error("--tls-certificate and --tls-key need --tls-ca") << "\n";
+    return 2;
+  }
+  if (bool(tls_certificate) != bool(tls_key)) {
+    std::cerr << args.error("--tls-certificate and --tls-key go together") << "\n";
+    return 2;
+  }
+  if (tls_ca)
+    options.tls = dicom_tls_files{*tls_ca, tls_certificate.value_or(""), tls_key.value_or("")};
   options.acse_timeout_s = options.dimse_timeout_s = static_cast<int>(*timeout);
 
   std::vector<std::filesystem::path> paths(args.positional().begin() + 2, args.positional().end());

@@ -1,5 +1,7 @@
 #include "net/storage_scu.hpp"
 
+#include "net/dicom_tls.hpp"
+
 #include "pipeline/dicom/codecs.hpp"
 #include "pipeline/dicom/dicom_file.hpp"
 #include "pipeline/foundation/log.hpp"
@@ -25,6 +27,13 @@ namespace dcmstreams::net {
 namespace fs = std::filesystem;
 
 namespace {
+
+// DcmSCU takes a TLS layer through a protected member (DcmTLSSCU wraps it
+// with its own file handling); the node sets the layer up itself.
+class secure_capable_scu : public DcmSCU {
+public:
+  using DcmSCU::useSecureConnection;
+};
 
 struct worker_result {
   std::vector<file_outcome> outcomes;
@@ -180,7 +189,17 @@ private:
       for (std::size_t i = from; i < files.size(); ++i)
         report({files[i].path.string(), 0, false, why});
     };
-    DcmSCU scu;
+    // Declared before the SCU, which uses it and does not own it.
+    std::unique_ptr<DcmTLSTransportLayer> tls;
+    if (options_.tls) {
+      auto made = make_tls_layer(*options_.tls, NET_REQUESTOR);
+      if (!made) {
+        fail_from(first, "not sent to " + peer() + ": " + made.error().message);
+        return false;
+      }
+      tls = std::move(*made);
+    }
+    secure_capable_scu scu;
     configure(scu);
     for (auto& [sop_class, syntaxes] : contexts) {
       OFList<OFString> list;
@@ -189,6 +208,9 @@ private:
       scu.addPresentationContext(sop_class.c_str(), list);
     }
     OFCondition cond = scu.initNetwork();
+    // The layer goes into the network initNetwork made.
+    if (cond.good() && tls)
+      cond = scu.useSecureConnection(tls.get());
     if (cond.bad()) {
       fail_from(first, std::string("cannot start DICOM networking: ") + cond.text());
       return false;
@@ -197,7 +219,12 @@ private:
     cond = scu.negotiateAssociation();
     bool none_accepted = cond == NET_EC_NoAcceptablePresentationContexts;
     if (cond.bad() && !none_accepted) {
-      fail_from(first, "association with " + peer() + " failed: " + cond.text());
+      fail_from(first, "association with " + peer() + (tls ? " over TLS" : "") +
+                           " failed: " + cond.text() +
+                           (tls ? std::string("; check that the destination's certificate is "
+                                              "signed by tls.ca, and that the destination trusts "
+                                              "the node's tls.certificate")
+                                : std::string()));
       return false;
     }
     for (std::size_t i = first; i < end; ++i) {

@@ -279,6 +279,33 @@ void read_cluster(json::object_reader& reader, cluster_config& cluster) {
                           " s), or every worker counts as lost between two heartbeats");
 }
 
+// A destination's "tls": {"ca", "certificate", "key"}; each a PEM file that
+// exists, certificate and key together.
+dicom_tls_files read_dicom_tls(json::object_reader& parent, const json::value& object,
+                               const std::string& path) {
+  json::object_reader reader{object, path, parent.sink()};
+  reader.reject_unknown_keys({"ca", "certificate", "key"});
+  dicom_tls_files files;
+  for (auto [key, target] :
+       {std::pair{"ca", &files.ca}, std::pair{"certificate", &files.certificate},
+        std::pair{"key", &files.key}}) {
+    auto value = reader.get_string(key);
+    if (!value)
+      continue;
+    std::error_code error;
+    if (!std::filesystem::is_regular_file(*value, error))
+      reader.sink().add(path + "." + key, "\"" + *value + "\" is not a file (PEM expected)");
+    *target = *value;
+  }
+  if (files.ca.empty())
+    reader.sink().add(path, "needs \"ca\": the PEM file of the authority that signed the "
+                            "destination's certificate");
+  if (files.certificate.empty() != files.key.empty())
+    reader.sink().add(path, "needs both \"certificate\" and \"key\" (the node's own, for a "
+                            "destination that asks for one), or neither");
+  return files;
+}
+
 void read_destinations(json::object_reader& reader, const json::value& destinations,
                        std::map<std::string, destination_config>& out) {
   for (auto& [name, object] : destinations.items()) {
@@ -289,7 +316,7 @@ void read_destinations(json::object_reader& reader, const json::value& destinati
     }
     json::object_reader d{object, path, reader.sink()};
     d.reject_unknown_keys({"host", "port", "ae_title", "calling_ae_title", "associations",
-                           "transfer_syntax", "deidentify"});
+                           "transfer_syntax", "deidentify", "tls"});
     destination_config destination;
     destination.name = name;
     if (auto host = d.get_string("host")) {
@@ -326,6 +353,8 @@ void read_destinations(json::object_reader& reader, const json::value& destinati
       else
         reader.sink().add(path + ".deidentify", "must be true, false or {\"shift_dates\": true}");
     }
+    if (auto tls = d.get_object("tls"))
+      destination.tls = read_dicom_tls(d, *tls, path + ".tls");
     out[name] = destination;
   }
 }

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -79,6 +80,15 @@ struct storage_config {
   double scrub_interval_s = 60; // how often the scrubber looks
 };
 
+/// DICOM over TLS (PS3.15 B.1, BCP 195): the authority the peer's
+/// certificate must chain to, and the node's own certificate and key when the
+/// peer asks for one (both or neither). PEM files.
+struct dicom_tls_files {
+  std::string ca;
+  std::string certificate;
+  std::string key;
+};
+
 struct destination_config {
   std::string name;
   std::string host;
@@ -90,6 +100,9 @@ struct destination_config {
   /// De-identify copies before sending (the stream kernel's profile and
   /// pseudonyms): "" no, "basic", or "shift_dates" (dates moved, not removed).
   std::string deidentify;
+  /// Set: sent over TLS (BCP 195) with these PEM files. The paths are
+  /// checked to be files when the configuration is read.
+  std::optional<dicom_tls_files> tls;
 };
 
 /// How results leave the node (routing issue): retries and the `$me`/`$port`

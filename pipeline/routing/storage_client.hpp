@@ -3,11 +3,13 @@
 // and a small interface that net/ implements with DCMTK and the node wires
 // in, so that actors/ never touch DCMTK.
 
+#include "pipeline/foundation/config.hpp"
 #include "pipeline/foundation/error.hpp"
 
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -22,6 +24,7 @@ struct send_options {
   int acse_timeout_s = 30;
   int dimse_timeout_s = 60;
   std::uint32_t max_pdu = 131072;
+  std::optional<dicom_tls_files> tls; // set: the associations are TLS connections
 };
 
 struct file_outcome;

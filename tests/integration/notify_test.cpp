@@ -7,6 +7,7 @@
 #include "pipeline/foundation/json.hpp"
 #include "tests/support/http_client.hpp"
 #include "tests/support/node.hpp"
+#include "tests/support/peers.hpp"
 #include "tests/support/process.hpp"
 
 #include <gtest/gtest.h>
@@ -88,33 +89,6 @@ std::string notify_json(const std::string& url, const std::string& on, const fs:
   return "\"notify\": [{\"url\": \"" + url + "\", \"on\": " + on +
          (ca.empty() ? "" : ", \"ca\": \"" + ca.string() + "\"") + "}]";
 }
-
-/// A test authority and a server certificate it signs for `name`
-/// (subjectAltName, e.g. "IP:127.0.0.1"), made with the openssl tool.
-struct test_certificates {
-  fs::path ca, certificate, key;
-
-  test_certificates(const fs::path& dir, const std::string& name) {
-    fs::create_directories(dir);
-    ca = dir / "ca.pem";
-    certificate = dir / "server.pem";
-    key = dir / "server.key";
-    auto ca_key = dir / "ca.key", request = dir / "server.csr", extensions = dir / "san.ext";
-    write_file(extensions, "subjectAltName=" + name + "\n");
-    for (auto& argv : std::vector<std::vector<std::string>>{
-             {"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-              "-nodes", "-keyout", ca_key.string(), "-out", ca.string(), "-days", "2", "-subj",
-              "/CN=notify test authority"},
-             {"openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-              "-keyout", key.string(), "-out", request.string(), "-subj", "/CN=notify target"},
-             {"openssl", "x509", "-req", "-in", request.string(), "-CA", ca.string(), "-CAkey",
-              ca_key.string(), "-CAcreateserial", "-out", certificate.string(), "-days", "2",
-              "-extfile", extensions.string()}}) {
-      auto made = run(argv);
-      EXPECT_EQ(made.exit_code, 0) << made.output;
-    }
-  }
-};
 
 } // namespace
 
@@ -200,8 +174,9 @@ TEST(notify, a_failing_target_is_tried_again_and_one_that_is_gone_does_not_touch
 
 TEST(notify, an_https_target_is_posted_to_when_its_certificate_names_it_and_chains_to_the_ca) {
   temp_dir root, scratch;
-  test_certificates good{scratch / "good", "IP:127.0.0.1"};
-  test_certificates other_name{scratch / "other", "DNS:elsewhere.example"};
+  test_authority good_ca{scratch / "good"}, other_ca{scratch / "other"};
+  auto good = good_ca.issue("target", "IP:127.0.0.1");
+  auto other_name = other_ca.issue("target", "DNS:elsewhere.example");
   fs::create_directories(scratch / "a");
   fs::create_directories(scratch / "b");
   hook secure{scratch / "a", 0, good.certificate, good.key};
@@ -211,14 +186,14 @@ TEST(notify, an_https_target_is_posted_to_when_its_certificate_names_it_and_chai
   test_node node{root.path()};
   write_stream(node.streams_dir(), "trusted", "TRUSTED",
                "\"command\": [\"/bin/true\"], " +
-                   notify_json(secure_url, "[\"success\"]", good.ca));
+                   notify_json(secure_url, "[\"success\"]", good_ca.certificate()));
   // The system's authorities do not know the test's: refused.
   write_stream(node.streams_dir(), "unknown", "UNKNOWN",
                "\"command\": [\"/bin/true\"], " + notify_json(secure_url, "[\"success\"]"));
   // Signed by the authority given, but for another host name: refused.
   write_stream(node.streams_dir(), "misnamed", "MISNAMED",
                "\"command\": [\"/bin/true\"], " +
-                   notify_json(misnamed_url, "[\"success\"]", other_name.ca));
+                   notify_json(misnamed_url, "[\"success\"]", other_ca.certificate()));
   node.start();
   send_synthetic_study(node, scratch / "s1", "TRUSTED");
   send_synthetic_study(node, scratch / "s2", "UNKNOWN");

@@ -541,3 +541,63 @@ TEST(routing, a_dry_run_shows_what_the_rules_would_send_and_a_job_is_sent_by_han
                             {{"Content-Type", "application/json"}});
   EXPECT_EQ(empty.status, 404) << "a /bin/true job has no OUTPUT: " << empty.body;
 }
+
+TEST(routing, a_destination_over_tls_gets_the_study_and_one_with_a_foreign_authority_none) {
+  temp_dir root, scratch;
+  test_authority hospital{scratch / "hospital"}, elsewhere{scratch / "elsewhere"};
+  auto pacs_identity = hospital.issue("pacs", "IP:127.0.0.1");
+  auto node_identity = hospital.issue("node", "DNS:dcmstreams.local");
+  // storescp over TLS, BCP 195, requiring a client certificate of the
+  // hospital's authority (its default).
+  std::vector<std::string> tls_options{"+tls", pacs_identity.key.string(),
+                                       pacs_identity.certificate.string(), "+cf",
+                                       hospital.certificate().string()};
+  std::vector<std::string> echo_options{"+tls", node_identity.key.string(),
+                                        node_identity.certificate.string(), "+cf",
+                                        hospital.certificate().string()};
+  storescp_peer pacs{scratch / "pacs", tls_options, 0, echo_options};
+  auto destination = [&](const std::string& name, const fs::path& ca) {
+    return "\"" + name + "\": {\"host\": \"127.0.0.1\", \"port\": " + std::to_string(pacs.port()) +
+           ", \"ae_title\": \"PACS\", \"tls\": {\"ca\": \"" + ca.string() +
+           "\", \"certificate\": \"" + node_identity.certificate.string() + "\", \"key\": \"" +
+           node_identity.key.string() + "\"}}";
+  };
+  node_options options;
+  options.extra_config = "\"destinations\": {" + destination("secure", hospital.certificate()) +
+                         ", " + destination("mistrusted", elsewhere.certificate()) +
+                         "}, \"sending\": {\"max_attempts\": 1}";
+  options.routing_json = R"({"routing": [{"AETitleIn": "SECURE", "RouteDirectory": "INPUT",
+                                          "send": [{".*": "secure"}]},
+                                         {"AETitleIn": "WRONG", "RouteDirectory": "INPUT",
+                                          "send": [{".*": "mistrusted"}]}]})";
+  test_node node{root.path(), options};
+  write_stream(node.streams_dir(), "secure", "SECURE");
+  write_stream(node.streams_dir(), "wrong", "WRONG");
+  node.start();
+  auto study = synth_study(scratch / "s", 5, 32);
+  ASSERT_EQ(send(node, "SECURE", study), 0);
+  ASSERT_TRUE(all_sends(node, 1, "done", 60s)) << node.log();
+  ASSERT_EQ(pacs.files().size(), 5u) << "the whole study, over TLS";
+  std::set<std::string> sent, received;
+  for (auto& file : files_under(study))
+    sent.insert(sop_instance_uid(file));
+  for (auto& file : pacs.files())
+    received.insert(sop_instance_uid(file));
+  EXPECT_EQ(sent, received);
+
+  // The destination's certificate does not chain to the authority given:
+  // refused in the handshake, nothing stored, and the send says why.
+  ASSERT_EQ(send(node, "WRONG", synth_study(scratch / "t", 2, 32)), 0);
+  ASSERT_TRUE(eventually(
+      [&] {
+        auto sends = sends_of(node);
+        return sends.size() == 2 && sends[0].state == send_state::failed;
+      },
+      60s))
+      << node.log();
+  auto failed = sends_of(node)[0];
+  EXPECT_EQ(failed.destination, "mistrusted");
+  EXPECT_TRUE(contains(failed.message, "over TLS")) << failed.message;
+  EXPECT_TRUE(contains(failed.message, "signed by tls.ca")) << failed.message;
+  EXPECT_EQ(pacs.files().size(), 5u);
+}

@@ -11,8 +11,36 @@ namespace dcmstreams::fixtures {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
+test_authority::test_authority(const fs::path& dir)
+    : dir_(dir), certificate_(dir / "ca.pem"), key_(dir / "ca.key") {
+  fs::create_directories(dir);
+  auto made = run({"openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+                   key_.string(), "-out", certificate_.string(), "-days", "2", "-subj",
+                   "/CN=dcmstreams test authority " + dir.filename().string()});
+  if (made.exit_code != 0)
+    throw std::runtime_error("openssl could not make a test authority: " + made.output);
+}
+
+test_authority::issued test_authority::issue(const std::string& name,
+                                             const std::string& subject_alt_name) const {
+  issued out{dir_ / (name + ".pem"), dir_ / (name + ".key")};
+  auto request = dir_ / (name + ".csr"), extensions = dir_ / (name + ".ext");
+  write_file(extensions, "subjectAltName=" + subject_alt_name + "\n");
+  for (auto& argv : std::vector<std::vector<std::string>>{
+           {"openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", out.key.string(), "-out",
+            request.string(), "-subj", "/CN=" + name},
+           {"openssl", "x509", "-req", "-in", request.string(), "-CA", certificate_.string(),
+            "-CAkey", key_.string(), "-CAcreateserial", "-out", out.certificate.string(), "-days",
+            "2", "-extfile", extensions.string()}}) {
+    auto made = run(argv);
+    if (made.exit_code != 0)
+      throw std::runtime_error("openssl could not issue " + name + ": " + made.output);
+  }
+  return out;
+}
+
 storescp_peer::storescp_peer(const fs::path& root, std::vector<std::string> extra,
-                             std::uint16_t port)
+                             std::uint16_t port, std::vector<std::string> echo_extra)
     : dir_(root / ("storescp-" + std::to_string(port ? port : free_port()))),
       port_(port ? port : free_port()) {
   fs::create_directories(dir_);
@@ -23,7 +51,10 @@ storescp_peer::storescp_peer(const fs::path& root, std::vector<std::string> extr
       process_options{argv, {{"TCP_NODELAY", "1"}}, {}, dir_.string() + ".log"});
   bool up = eventually(
       [&] {
-        return run({"echoscu", "127.0.0.1", std::to_string(port_)}, 10s).exit_code == 0;
+        std::vector<std::string> echo{"echoscu"};
+        echo.insert(echo.end(), echo_extra.begin(), echo_extra.end());
+        echo.insert(echo.end(), {"127.0.0.1", std::to_string(port_)});
+        return run(echo, 10s).exit_code == 0;
       },
       15s);
   if (!up)

@@ -12,12 +12,31 @@
 
 namespace dcmstreams::fixtures {
 
+/// A test certificate authority made with the openssl tool (RSA 2048, two
+/// days), and the certificates it signs.
+class test_authority {
+public:
+  explicit test_authority(const std::filesystem::path& dir);
+  const std::filesystem::path& certificate() const { return certificate_; }
+
+  struct issued {
+    std::filesystem::path certificate, key;
+  };
+  /// A certificate for `subject_alt_name` ("IP:127.0.0.1", "DNS:host").
+  issued issue(const std::string& name, const std::string& subject_alt_name) const;
+
+private:
+  std::filesystem::path dir_, certificate_, key_;
+};
+
 /// A storescp writing every instance it receives to a fresh folder.
 class storescp_peer {
 public:
-  /// `extra` options go before the port ("+xa" to accept every transfer syntax).
+  /// `extra` options go before the port ("+xa" to accept every transfer
+  /// syntax); `echo_extra` are echoscu's to see it is up ("+tls ..." for a
+  /// storescp that speaks TLS).
   storescp_peer(const std::filesystem::path& root, std::vector<std::string> extra = {},
-                std::uint16_t port = 0);
+                std::uint16_t port = 0, std::vector<std::string> echo_extra = {});
   ~storescp_peer();
   std::uint16_t port() const { return port_; }
   const std::filesystem::path& dir() const { return dir_; }

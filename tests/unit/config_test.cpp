@@ -160,3 +160,38 @@ TEST(ae_title, rules_of_the_standard) {
   EXPECT_TRUE(check_ae_title("ABCDEFGHIJKLMNOPQ"));
   EXPECT_TRUE(check_ae_title("A\\B"));
 }
+
+TEST(node_config, a_destination_over_tls_names_its_files_and_what_is_missing) {
+  fixtures::temp_dir dir;
+  fixtures::write_file(dir / "ca.pem", "x");
+  fixtures::write_file(dir / "node.pem", "x");
+  fixtures::write_file(dir / "node.key", "x");
+  auto ca = (dir / "ca.pem").string(), certificate = (dir / "node.pem").string(),
+       key = (dir / "node.key").string();
+  auto good = parse_node_config(R"({"destinations": {"pacs": {"host": "10.0.0.9", "port": 2762,
+      "ae_title": "PACS", "tls": {"ca": ")" +
+                                    ca + R"(", "certificate": ")" + certificate + R"(", "key": ")" +
+                                    key + R"("}}}})",
+                                "dcmstreams.json");
+  ASSERT_TRUE(good) << good.error().message;
+  auto& tls = good->destinations.at("pacs").tls;
+  ASSERT_TRUE(tls);
+  EXPECT_EQ(tls->ca, ca);
+  EXPECT_EQ(tls->key, key);
+  EXPECT_FALSE(parse_node_config("{}", "x")->destinations.count("pacs"));
+
+  auto bad = parse_node_config(R"({"destinations": {
+      "a": {"host": "h", "port": 1, "ae_title": "A", "tls": {"certificate": ")" +
+                                   certificate +
+                                   R"("}},
+      "b": {"host": "h", "port": 1, "ae_title": "B", "tls": {"ca": "/nowhere/ca.pem", "pin": 1}}}})",
+                               "dcmstreams.json");
+  ASSERT_FALSE(bad);
+  auto& m = bad.error().message;
+  EXPECT_NE(m.find("destinations.a.tls: needs \"ca\""), std::string::npos) << m;
+  EXPECT_NE(m.find("destinations.a.tls: needs both \"certificate\" and \"key\""), std::string::npos)
+      << m;
+  EXPECT_NE(m.find("destinations.b.tls.ca: \"/nowhere/ca.pem\" is not a file"), std::string::npos)
+      << m;
+  EXPECT_NE(m.find("pin"), std::string::npos) << m;
+}
