@@ -85,6 +85,25 @@ TEST(kernels, threshold_masks_and_binarizes_in_real_values) {
     EXPECT_EQ(binary.voxels[i], real >= 0 ? 1 : 0);
   }
   EXPECT_EQ(binary.intercept, 0);
+  // Ranges at and beyond what int16 holds: the extremes stay inside, and a
+  // range that no stored value reaches keeps nothing.
+  volume edges = in;
+  edges.slope = 1;
+  edges.intercept = 0;
+  edges.voxels.assign(edges.size(), 0);
+  edges.voxels[0] = -32768;
+  edges.voxels[1] = 32767;
+  auto all = threshold(edges, step(R"({"kernel": "threshold", "lower": -40000, "upper": 40000,
+                                        "mode": "binarize"})"));
+  EXPECT_EQ(std::count(all.voxels.begin(), all.voxels.end(), 1), static_cast<long>(edges.size()));
+  auto beyond = threshold(edges, step(R"({"kernel": "threshold", "lower": 40000,
+                                           "background": -5})"));
+  EXPECT_EQ(std::count(beyond.voxels.begin(), beyond.voxels.end(), -5),
+            static_cast<long>(edges.size()));
+  auto top =
+      threshold(edges, step(R"({"kernel": "threshold", "lower": 32767, "mode": "binarize"})"));
+  EXPECT_EQ(top.voxels[1], 1);
+  EXPECT_EQ(std::count(top.voxels.begin(), top.voxels.end(), 1), 1);
 }
 
 TEST(kernels, window_follows_the_linear_voi_function) {
