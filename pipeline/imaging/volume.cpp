@@ -215,19 +215,35 @@ result<std::optional<image_slice>> read_image_slice(const std::filesystem::path&
   }
 }
 
+namespace {
+
+// A series' directions, from its first slice's ImageOrientationPatient.
+struct slice_axes {
+  vec3 row{1, 0, 0}, column{0, 1, 0}, normal{0, 0, 1};
+};
+
+slice_axes axes_of(const image_slice& first) {
+  slice_axes axes;
+  if (first.orientation) {
+    auto& o = *first.orientation;
+    axes.row = {o[0], o[1], o[2]};
+    axes.column = {o[3], o[4], o[5]};
+  }
+  axes.normal = cross(axes.row, axes.column);
+  return axes;
+}
+
+bool all_positioned(const std::vector<image_slice>& slices) {
+  return std::all_of(slices.begin(), slices.end(), [](auto& s) { return s.position; });
+}
+
+} // namespace
+
 void sort_slices(std::vector<image_slice>& slices) {
   if (slices.empty())
     return;
-  auto& first = slices.front();
-  vec3 row{1, 0, 0}, column{0, 1, 0};
-  if (first.orientation) {
-    auto& o = *first.orientation;
-    row = {o[0], o[1], o[2]};
-    column = {o[3], o[4], o[5]};
-  }
-  vec3 normal = cross(row, column);
-  bool positioned = std::all_of(slices.begin(), slices.end(), [](auto& s) { return s.position; });
-  if (positioned)
+  auto normal = axes_of(slices.front()).normal;
+  if (all_positioned(slices))
     std::stable_sort(slices.begin(), slices.end(), [&](const image_slice& a, const image_slice& b) {
       return dot(*a.position, normal) < dot(*b.position, normal);
     });
@@ -251,14 +267,8 @@ result<series_volume> assemble(std::vector<slice> slices) {
                                               std::to_string(first.cols) + " of " +
                                               first.file.string() + " in the same series"};
   volume v;
-  vec3 row{1, 0, 0}, column{0, 1, 0};
-  if (first.orientation) {
-    auto& o = *first.orientation;
-    row = {o[0], o[1], o[2]};
-    column = {o[3], o[4], o[5]};
-  }
-  vec3 normal = cross(row, column);
-  bool positioned = std::all_of(slices.begin(), slices.end(), [](auto& s) { return s.position; });
+  auto [row, column, normal] = axes_of(first);
+  bool positioned = all_positioned(slices);
   sort_slices(slices);
 
   v.nx = first.cols;
