@@ -61,7 +61,7 @@ struct fixture : test_coordinator_fixture<> {
     fs::create_directories(path.parent_path());
     std::ofstream{path} << "instance " << sop;
     self->send(assembler_handle, arrived_atom::value, key,
-               arrived_instance{sop, path.string(), 10, 0, {}});
+               arrived_instance{sop, path.string(), 10, 0, {}, {}, {}, {}});
     sched.run();
   }
 
@@ -72,7 +72,7 @@ struct fixture : test_coordinator_fixture<> {
     fs::create_directories(path.parent_path());
     std::ofstream{path} << "instance " << sop;
     self->send(assembler_handle, arrived_atom::value, key,
-               arrived_instance{sop, path.string(), 10, 0, {}}, peer_port);
+               arrived_instance{sop, path.string(), 10, 0, {}, {}, {}, {}}, peer_port);
     sched.run();
   }
 
@@ -83,10 +83,7 @@ struct fixture : test_coordinator_fixture<> {
         layout->incoming_instance(key.called_ae, key.calling_ae, key.peer, key.study_uid, sop);
     fs::create_directories(path.parent_path());
     std::ofstream{path} << "instance " << sop;
-    arrived_instance instance{sop, path.string(), 10, 0, {}};
-    instance.series_uid = series;
-    instance.modality = modality;
-    instance.series_description = description;
+    arrived_instance instance{sop, path.string(), 10, 0, {}, series, modality, description};
     self->send(assembler_handle, arrived_atom::value, key, instance);
     sched.run();
   }

@@ -4,6 +4,8 @@
 
 #include "pipeline/imaging/preview.hpp"
 
+#include "pipeline/dicom/synth.hpp"
+
 #include "tests/support/node.hpp"
 
 #include <dcmtk/config/osconfig.h>
@@ -13,6 +15,8 @@
 
 #include <gtest/gtest.h>
 #include <png.h>
+
+#include <map>
 
 using namespace dcmstreams;
 namespace fs = std::filesystem;
@@ -123,4 +127,32 @@ TEST(preview, a_folder_s_series_are_indexed_with_windows_and_reasons) {
   ASSERT_EQ(series[0].windows.size(), 1u) << "no window of its own, not CT: the value range";
   EXPECT_EQ(series[0].windows[0].name, "value range");
   EXPECT_TRUE(series[0].not_shown.empty());
+}
+
+TEST(preview, compressed_series_look_the_same_as_uncompressed_ones) {
+  fixtures::temp_dir dir;
+  std::map<std::string, std::string> pictures;
+  for (std::string syntax : {"explicit-le", "jpeg-ls", "jpeg-lossless", "rle"}) {
+    synth_options options;
+    options.out = dir / syntax;
+    options.series = 1;
+    options.instances = 3;
+    options.rows = 24;
+    options.cols = 20;
+    options.modality = "MR";
+    options.transfer_syntax = syntax;
+    auto written = synthesize(options);
+    ASSERT_TRUE(written) << written.error().message;
+    auto series = index_series(written->files);
+    ASSERT_EQ(series.size(), 1u) << syntax;
+    ASSERT_TRUE(series[0].not_shown.empty()) << syntax << ": " << series[0].not_shown;
+    ASSERT_EQ(series[0].files.size(), 3u);
+    auto window = choose_window(series[0].windows, "");
+    ASSERT_TRUE(window) << syntax;
+    auto png = render_png(series[0].files[1], *window, 64);
+    ASSERT_TRUE(png) << syntax << ": " << png.error().message;
+    pictures[syntax] = *png;
+  }
+  for (auto& [syntax, png] : pictures)
+    EXPECT_EQ(png, pictures["explicit-le"]) << syntax << " decodes to other pixels";
 }

@@ -6,7 +6,7 @@ using namespace dcmstreams;
 
 TEST(routing_file, the_old_grammar_parses) {
   std::map<std::string, destination_config> destinations;
-  destinations["pacs"] = {"pacs", "10.0.0.9", 4242, "ORTHANC", "NODE", 2, "", ""};
+  destinations["pacs"] = {"pacs", "10.0.0.9", 4242, "ORTHANC", "NODE", 2, "", "", {}};
   auto table = parse_routing(R"({"routing": [
     {"name": "results to PACS", "AETitleIn": "SMOOTH|MIP", "AETitleFrom": ".*", "status": 1,
      "RouteDirectory": "OUTPUT", "break": 1,
