@@ -18,7 +18,7 @@ packages=(
   libdcmtk-dev libcaf-dev libboost-dev nlohmann-json3-dev libtbb-dev libsqlite3-dev
   libgtest-dev libgmock-dev libbenchmark-dev libarchive-dev libsodium-dev libssl-dev libpng-dev
   # peers and data the tests and benchmarks use
-  dcmtk orthanc prometheus python3-pydicom dicom3tools procps curl wrk openssl
+  dcmtk orthanc orthanc-dicomweb prometheus python3-pydicom dicom3tools procps curl wrk openssl
   # the reliability campaign (tests/chaos/): a clock that jumps, network namespaces
   faketime iproute2
   # charts of the benchmark report

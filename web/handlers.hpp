@@ -65,6 +65,9 @@ void accept_upload(api_context& api, const route_call& call, const std::string& 
                    const std::string& calling_ae, std::size_t offset, std::size_t length,
                    std::shared_ptr<mapped_file> body);
 
+// DICOMweb: STOW-RS (dicomweb_api.cpp).
+void store_instances(api_context& api, const route_call& call);
+
 // Sends (sends_api.cpp).
 void list_sends(api_context& api, const route_call& call);
 void get_send(api_context& api, const route_call& call);

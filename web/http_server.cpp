@@ -60,8 +60,15 @@ private:
     std::map<std::string, std::string> query;
     parse_target(target, path, query);
     // Uploads can be large: their body goes to a file, not to memory.
-    bool upload = std::find(settings_.upload_paths.begin(), settings_.upload_paths.end(), path) !=
-                  settings_.upload_paths.end();
+    auto stow = [&](const std::string& prefix) {
+      const std::string suffix = "/studies";
+      return path.rfind(prefix, 0) == 0 && path.size() > prefix.size() + suffix.size() &&
+             path.compare(path.size() - suffix.size(), suffix.size(), suffix) == 0;
+    };
+    bool upload =
+        std::find(settings_.upload_paths.begin(), settings_.upload_paths.end(), path) !=
+            settings_.upload_paths.end() ||
+        std::any_of(settings_.upload_prefixes.begin(), settings_.upload_prefixes.end(), stow);
     if (upload && header.method() == http::verb::post) {
       upload_parser_.emplace(std::move(*header_parser_));
       upload_parser_->body_limit(settings_.upload_limit);

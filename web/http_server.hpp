@@ -22,8 +22,11 @@ struct server_settings {
   int threads = 2;
   std::size_t body_limit = 1 << 20;                // bytes, for ordinary requests
   std::size_t upload_limit = std::size_t{8} << 30; // for uploads, which go to a file
-  /// Requests whose body goes to a file: uploads, and the old appliance's processZip.
+  /// Requests whose body goes to a file: uploads, the old appliance's
+  /// processZip, and paths that start with each of `upload_prefixes` and end
+  /// in "/studies" (STOW-RS: /dicomweb/{AE}/studies).
   std::vector<std::string> upload_paths{"/api/v1/upload", "/code/php/processZip.php"};
+  std::vector<std::string> upload_prefixes{"/dicomweb/"};
   std::filesystem::path upload_dir; // where upload bodies are written
   int read_timeout_s = 30;
 };

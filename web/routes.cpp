@@ -40,6 +40,7 @@ const std::vector<route>& routes() {
     {"GET",    "/api/v1/studies",                   a::viewer, "studies still arriving (pending), per sender", list_studies},
     {"POST",   "/api/v1/studies/{study}/complete",  a::admin,  "complete a pending study now instead of after its quiet period", complete_study},
     {"POST",   "/api/v1/upload",                    a::admin,  "a ZIP of DICOM files as the body for the stream ?ae= (as ?sender=): 202", upload_zip},
+    {"POST",   "/dicomweb/{ae}/studies",            a::admin,  "STOW-RS: stores the multipart/related application/dicom instances for the stream with this AE title", store_instances},
     {"GET",    "/api/v1/sends",                     a::viewer, "recent sends, newest first; ?limit=", list_sends},
     {"GET",    "/api/v1/sends/{send}",              a::viewer, "one send with each file's outcome", get_send},
     {"POST",   "/api/v1/sends/{send}/retry",        a::admin,  "send a failed send's unstored files again", retry_send},

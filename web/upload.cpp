@@ -47,6 +47,8 @@ struct file_handle {
   file_handle& operator=(const file_handle&) = delete;
 };
 
+} // namespace
+
 // Everything one upload wrote, removed unless the upload succeeds: a failed
 // upload (a full disk, a damaged archive) leaves nothing half-written and no
 // instance nobody was told about.
@@ -67,14 +69,16 @@ private:
   bool kept_ = false;
 };
 
+namespace {
+
 failure disk_full(const std::string& name, const std::filesystem::path& data_dir) {
   return failure{ec::out_of_resources,
-                 "ZIP entry " + name + " does not fit on the data disk (" + data_dir.string() +
+                 name + " does not fit on the data disk (" + data_dir.string() +
                      ") above storage.reserve_free_mb; nothing of this upload was kept: free "
-                     "space or send a smaller archive"};
+                     "space or send less at once"};
 }
 
-// A write of ZIP entry `name` into `file` that failed with `error`: a full
+// A write of `name` into `file` that failed with `error`: a full
 // disk is 507 like the reserve, anything else an I/O error.
 failure write_failure(int error, const std::string& name, const std::filesystem::path& file,
                       const std::filesystem::path& data_dir) {
@@ -83,6 +87,145 @@ failure write_failure(int error, const std::string& name, const std::filesystem:
 }
 
 } // namespace
+
+upload_store::upload_store(std::filesystem::path data_dir, upload_source source, bool durable,
+                           std::uint64_t reserve_bytes)
+    : data_dir_(std::move(data_dir)), source_(std::move(source)), durable_(durable),
+      reserve_bytes_(reserve_bytes), written_(std::make_unique<written_files>()) {
+  static std::atomic<unsigned> sequence{0};
+  scratch_ = store_layout{data_dir_}.receive_dir() /
+             ("upload-" + std::to_string(::getpid()) + "-" + std::to_string(sequence++));
+  written_->add(scratch_);
+}
+
+upload_store::~upload_store() = default;
+
+bool upload_store::has_room(std::uint64_t wanted) const {
+  auto free = free_bytes(data_dir_);
+  return !free || *free >= reserve_bytes_ + wanted;
+}
+
+result<upload_store::outcome> upload_store::add(const std::string& name,
+                                                std::optional<std::uint64_t> size,
+                                                const block_reader& read) {
+  // The file's own size decides, not the archive's: a few kilobytes of ZIP
+  // can hold gigabytes.
+  if (size && !has_room(2 * *size))
+    return disk_full(name, data_dir_);
+  // The file goes to a scratch file block by block: memory stays flat
+  // whatever its size, and the free space is checked as it grows.
+  std::uint64_t file_bytes = 0;
+  {
+    file_handle out{::open(scratch_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)};
+    if (out.fd < 0)
+      return failure{ec::io_error, scratch_.string() + ": " + errno_text(errno)};
+    std::vector<char> block(1 << 16);
+    for (;;) {
+      std::string problem;
+      auto n = read(block.data(), block.size(), problem);
+      if (n < 0)
+        return failure{ec::invalid_argument, name + " cannot be read: " + problem};
+      if (n == 0)
+        break;
+      file_bytes += static_cast<std::uint64_t>(n);
+      if (file_bytes % (std::uint64_t{16} << 20) < static_cast<std::uint64_t>(n) &&
+          !has_room(std::uint64_t{16} << 20))
+        return disk_full(name, data_dir_);
+      if (int error = write_fully(out.fd, {block.data(), static_cast<std::size_t>(n)}))
+        return write_failure(error, name, scratch_, data_dir_);
+    }
+  }
+  outcome result;
+  // Is it DICOM, and which instance? Only the start of the file is read.
+  std::string start(std::min<std::uint64_t>(file_bytes, 1 << 16), '\0');
+  {
+    file_handle in{::open(scratch_.c_str(), O_RDONLY | O_CLOEXEC)};
+    if (in.fd < 0 ||
+        ::pread(in.fd, start.data(), start.size(), 0) != static_cast<ssize_t>(start.size()))
+      return failure{ec::io_error, scratch_.string() + ": cannot read it back"};
+  }
+  auto offset = dataset_offset(start);
+  if (!offset) {
+    result.why = "not a DICOM file (no DICM after the 128-byte preamble)";
+    return result;
+  }
+  auto header = read_instance_header(scratch_);
+  if (!header) {
+    result.why = header.error().message;
+    // The scratch file's name means nothing to whoever uploaded.
+    if (result.why.rfind(scratch_.string() + ": ", 0) == 0)
+      result.why = result.why.substr(scratch_.string().size() + 2);
+    return result;
+  }
+  result.sop_class_uid = header->sop_class_uid;
+  result.sop_instance_uid = header->sop_instance_uid;
+  if (!valid_uid(header->study_uid) || !valid_uid(header->sop_instance_uid)) {
+    result.why = "StudyInstanceUID or SOPInstanceUID is missing or invalid";
+    return result;
+  }
+  // The same file meta the listener writes, so that recovery after a
+  // crash finds the upload's study key in it; then the data set as it was.
+  auto meta = encode_file_meta({header->sop_class_uid, header->sop_instance_uid,
+                                header->transfer_syntax_uid, source_.calling_ae, source_.called_ae,
+                                presentation_address(source_.peer, 0)});
+  store_layout layout{data_dir_};
+  auto path = layout.incoming_instance(source_.called_ae, source_.calling_ae, source_.peer,
+                                       header->study_uid, header->sop_instance_uid);
+  if (auto problem = create_directories(path.parent_path(), durable_))
+    return *problem;
+  auto temporary = path;
+  temporary += ".upload";
+  written_->add(temporary);
+  {
+    file_handle in{::open(scratch_.c_str(), O_RDONLY | O_CLOEXEC)};
+    file_handle out{::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)};
+    if (in.fd < 0 || out.fd < 0)
+      return failure{ec::io_error, temporary.string() + ": " + errno_text(errno)};
+    if (int error = write_fully(out.fd, meta))
+      return write_failure(error, name, temporary, data_dir_);
+    off_t from = static_cast<off_t>(*offset);
+    auto left = file_bytes - *offset;
+    while (left > 0) {
+      auto n = ::copy_file_range(in.fd, &from, out.fd, nullptr, left, 0);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n <= 0)
+        return write_failure(n < 0 ? errno : EIO, name, temporary, data_dir_);
+      left -= static_cast<std::uint64_t>(n);
+    }
+    if (durable_ && ::fdatasync(out.fd) != 0)
+      return failure{ec::io_error, temporary.string() + ": " + errno_text(errno)};
+  }
+  if (::rename(temporary.c_str(), path.c_str()) != 0)
+    return failure{ec::io_error, path.string() + ": " + errno_text(errno)};
+  written_->add(path);
+  if (durable_)
+    if (auto problem = sync_directory(path.parent_path()))
+      return *problem;
+  struct stat info {};
+  ::stat(path.c_str(), &info);
+  study_key key{source_.called_ae, source_.calling_ae, source_.peer, header->study_uid};
+  studies_.insert(key);
+  // Series, modality and description too: a stream's complete_when counts them.
+  stored_.instances.push_back({key, arrived_instance{header->sop_instance_uid,
+                                                     path.string(),
+                                                     static_cast<std::uint64_t>(info.st_size),
+                                                     info.st_ino,
+                                                     {},
+                                                     header->series_uid,
+                                                     header->modality,
+                                                     header->series_description}});
+  result.stored = true;
+  return result;
+}
+
+unpacked_upload upload_store::finish() {
+  std::error_code ignored;
+  std::filesystem::remove(scratch_, ignored);
+  written_->keep();
+  stored_.studies.assign(studies_.begin(), studies_.end());
+  return std::move(stored_);
+}
 
 result<unpacked_upload> unpack_upload(const void* bytes, std::size_t size,
                                       const std::filesystem::path& data_dir,
@@ -94,19 +237,8 @@ result<unpacked_upload> unpack_upload(const void* bytes, std::size_t size,
     return failure{ec::invalid_argument, std::string("the upload is not a ZIP archive: ") +
                                              archive_problem(reader.get()) +
                                              "; send a .zip of DICOM files"};
-  store_layout layout{data_dir};
-  static std::atomic<unsigned> sequence{0};
-  auto scratch = layout.receive_dir() /
-                 ("upload-" + std::to_string(::getpid()) + "-" + std::to_string(sequence++));
-  auto has_room = [&](std::uint64_t wanted) {
-    auto free = free_bytes(data_dir);
-    return !free || *free >= reserve_bytes + wanted;
-  };
-  written_files written;
-  written.add(scratch);
-  unpacked_upload upload;
-  std::set<study_key> studies;
-  std::vector<char> block(1 << 16);
+  upload_store store{data_dir, source, durable, reserve_bytes};
+  std::vector<std::string> skipped;
   archive_entry* entry = nullptr;
   for (;;) {
     int next = archive_read_next_header(reader.get(), &entry);
@@ -120,121 +252,33 @@ result<unpacked_upload> unpack_upload(const void* bytes, std::size_t size,
       // Folders are only structure; anything else (a symbolic link, a device)
       // is never followed nor made, and the answer says so.
       if (archive_entry_filetype(entry) != AE_IFDIR)
-        upload.skipped.push_back(name + ": not a regular file (a symbolic link or a device): "
-                                        "left out");
+        skipped.push_back(name + ": not a regular file (a symbolic link or a device): left out");
       continue;
     }
-    // The entry's own (uncompressed) size decides, not the archive's: a few
-    // kilobytes of ZIP can hold gigabytes.
-    if (archive_entry_size_is_set(entry) &&
-        !has_room(2 * static_cast<std::uint64_t>(archive_entry_size(entry))))
-      return disk_full(name, data_dir);
-
-    // The entry goes to a scratch file block by block: memory stays flat
-    // whatever its size, and the free space is checked as it grows.
-    std::uint64_t entry_bytes = 0;
-    {
-      file_handle out{::open(scratch.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)};
-      if (out.fd < 0)
-        return failure{ec::io_error, scratch.string() + ": " + errno_text(errno)};
-      for (;;) {
-        auto n = archive_read_data(reader.get(), block.data(), block.size());
-        if (n < 0)
-          return failure{ec::invalid_argument,
-                         "ZIP entry " + name + " cannot be read: " + archive_problem(reader.get())};
-        if (n == 0)
-          break;
-        entry_bytes += static_cast<std::uint64_t>(n);
-        if (entry_bytes % (std::uint64_t{16} << 20) < static_cast<std::uint64_t>(n) &&
-            !has_room(std::uint64_t{16} << 20))
-          return disk_full(name, data_dir);
-        if (int error = write_fully(out.fd, {block.data(), static_cast<std::size_t>(n)}))
-          return write_failure(error, name, scratch, data_dir);
-      }
-    }
-    // Is it DICOM, and which instance? Only the start of the file is read.
-    std::string start(std::min<std::uint64_t>(entry_bytes, 1 << 16), '\0');
-    {
-      file_handle in{::open(scratch.c_str(), O_RDONLY | O_CLOEXEC)};
-      if (in.fd < 0 ||
-          ::pread(in.fd, start.data(), start.size(), 0) != static_cast<ssize_t>(start.size()))
-        return failure{ec::io_error, scratch.string() + ": cannot read it back"};
-    }
-    auto offset = dataset_offset(start);
-    if (!offset) {
-      upload.skipped.push_back(name + ": not a DICOM file (no DICM after the 128-byte preamble)");
-      continue;
-    }
-    auto header = read_instance_header(scratch);
-    if (!header) {
-      auto why = header.error().message;
-      // The scratch file's name means nothing to whoever uploaded.
-      if (why.rfind(scratch.string() + ": ", 0) == 0)
-        why = why.substr(scratch.string().size() + 2);
-      upload.skipped.push_back(name + ": " + why);
-      continue;
-    }
-    if (!valid_uid(header->study_uid) || !valid_uid(header->sop_instance_uid)) {
-      upload.skipped.push_back(name + ": StudyInstanceUID or SOPInstanceUID is missing or invalid");
-      continue;
-    }
-    // The same file meta the listener writes, so that recovery after a
-    // crash finds the upload's study key in it; then the data set as it was.
-    auto meta = encode_file_meta({header->sop_class_uid, header->sop_instance_uid,
-                                  header->transfer_syntax_uid, source.calling_ae, source.called_ae,
-                                  presentation_address(source.peer, 0)});
-    auto path = layout.incoming_instance(source.called_ae, source.calling_ae, source.peer,
-                                         header->study_uid, header->sop_instance_uid);
-    if (auto problem = create_directories(path.parent_path(), durable))
-      return *problem;
-    auto temporary = path;
-    temporary += ".upload";
-    written.add(temporary);
-    {
-      file_handle in{::open(scratch.c_str(), O_RDONLY | O_CLOEXEC)};
-      file_handle out{::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)};
-      if (in.fd < 0 || out.fd < 0)
-        return failure{ec::io_error, temporary.string() + ": " + errno_text(errno)};
-      if (int error = write_fully(out.fd, meta))
-        return write_failure(error, name, temporary, data_dir);
-      off_t from = static_cast<off_t>(*offset);
-      auto left = entry_bytes - *offset;
-      while (left > 0) {
-        auto n = ::copy_file_range(in.fd, &from, out.fd, nullptr, left, 0);
-        if (n < 0 && errno == EINTR)
-          continue;
-        if (n <= 0)
-          return write_failure(n < 0 ? errno : EIO, name, temporary, data_dir);
-        left -= static_cast<std::uint64_t>(n);
-      }
-      if (durable && ::fdatasync(out.fd) != 0)
-        return failure{ec::io_error, temporary.string() + ": " + errno_text(errno)};
-    }
-    if (::rename(temporary.c_str(), path.c_str()) != 0)
-      return failure{ec::io_error, path.string() + ": " + errno_text(errno)};
-    written.add(path);
-    if (durable)
-      if (auto problem = sync_directory(path.parent_path()))
-        return *problem;
-    struct stat info {};
-    ::stat(path.c_str(), &info);
-    study_key key{source.called_ae, source.calling_ae, source.peer, header->study_uid};
-    studies.insert(key);
-    upload.instances.push_back({key, arrived_instance{header->sop_instance_uid,
-                                                      path.string(),
-                                                      static_cast<std::uint64_t>(info.st_size),
-                                                      info.st_ino,
-                                                      {}}});
+    std::optional<std::uint64_t> declared;
+    if (archive_entry_size_is_set(entry))
+      declared = static_cast<std::uint64_t>(archive_entry_size(entry));
+    auto stored = store.add("ZIP entry " + name, declared,
+                            [&](char* block, std::size_t capacity, std::string& problem) {
+                              auto n = archive_read_data(reader.get(), block, capacity);
+                              if (n < 0)
+                                problem = archive_problem(reader.get());
+                              return static_cast<long>(n);
+                            });
+    if (!stored)
+      return stored.error();
+    if (!stored->stored)
+      skipped.push_back(name + ": " + stored->why);
   }
-  std::error_code ignored;
-  std::filesystem::remove(scratch, ignored);
-  if (upload.instances.empty())
+  auto upload = store.finish();
+  upload.skipped = std::move(skipped);
+  if (upload.instances.empty()) {
+    // Nothing was kept that anybody would be told about.
     return failure{ec::invalid_argument,
                    "the ZIP archive holds no DICOM file" +
                        (upload.skipped.empty() ? std::string{}
                                                : " (first entry: " + upload.skipped.front() + ")")};
-  written.keep();
-  upload.studies.assign(studies.begin(), studies.end());
+  }
   return upload;
 }
 
@@ -276,6 +320,18 @@ std::vector<form_part> parse_multipart(std::string_view body, std::string_view c
     };
     part.name = quoted(" name=\"");
     part.filename = quoted("filename=\"");
+    // Content-Type: the header name in any case, the type up to its parameters.
+    std::string lower(headers);
+    std::transform(lower.begin(), lower.end(), lower.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    if (auto type = lower.find("content-type:"); type != std::string::npos) {
+      auto begin = lower.find_first_not_of(" \t", type + 13);
+      auto end = lower.find_first_of(";\r\n", begin);
+      if (begin != std::string::npos)
+        part.content_type = lower.substr(begin, end == std::string::npos ? end : end - begin);
+      while (!part.content_type.empty() && part.content_type.back() == ' ')
+        part.content_type.pop_back();
+    }
     part.offset = content_start;
     part.length = next - content_start;
     parts.push_back(std::move(part));

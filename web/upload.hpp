@@ -10,6 +10,10 @@
 
 #include <cstddef>
 #include <filesystem>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -27,6 +31,51 @@ struct unpacked_upload {
   std::vector<std::string> skipped;                              // entries that were not DICOM, why
 };
 
+class written_files;
+
+/// Writes uploaded DICOM Part 10 files into incoming/ one by one, durably,
+/// as the listener writes received instances; what it wrote is removed again
+/// unless `finish` is called (a failed upload leaves nothing).
+class upload_store {
+public:
+  upload_store(std::filesystem::path data_dir, upload_source source, bool durable,
+               std::uint64_t reserve_bytes);
+  ~upload_store();
+  upload_store(const upload_store&) = delete;
+  upload_store& operator=(const upload_store&) = delete;
+
+  /// Gives up to `capacity` bytes of the file, 0 at its end, or -1 with
+  /// `problem` set.
+  using block_reader = std::function<long(char* block, std::size_t capacity, std::string& problem)>;
+
+  /// What became of one file: stored, or why not (not DICOM, no UIDs).
+  struct outcome {
+    bool stored = false;
+    std::string sop_class_uid;    // when its header could be read
+    std::string sop_instance_uid; // when its header could be read
+    std::string why;
+  };
+  /// Stores the file `name` (for messages) that `read` gives; `size`, when
+  /// known, is checked against the reserve first. Fails as a whole (507 when
+  /// the disk is too full, an I/O error), after which nothing is kept.
+  result<outcome> add(const std::string& name, std::optional<std::uint64_t> size,
+                      const block_reader& read);
+  /// Keeps what was stored; the instances and studies to tell the assembler.
+  unpacked_upload finish();
+
+private:
+  bool has_room(std::uint64_t wanted) const;
+
+  std::filesystem::path data_dir_;
+  upload_source source_;
+  bool durable_;
+  std::uint64_t reserve_bytes_;
+  std::filesystem::path scratch_;
+  std::unique_ptr<written_files> written_;
+  std::set<study_key> studies_;
+  unpacked_upload stored_;
+};
+
 /// Unpacks the ZIP held in `bytes` (`size` of them) into incoming/, entry by
 /// entry through a scratch file, so memory stays flat whatever an entry's
 /// size. Fails when the archive cannot be read or holds no DICOM file at all,
@@ -38,11 +87,13 @@ result<unpacked_upload> unpack_upload(const void* bytes, std::size_t size,
                                       const upload_source& source, bool durable,
                                       std::uint64_t reserve_bytes);
 
-/// The part of a multipart/form-data body (RFC 7578) with this field name:
-/// offset and length within `body`. Nothing if absent or the body is malformed.
+/// The parts of a multipart body (multipart/form-data, RFC 7578, or
+/// multipart/related, RFC 2387): each one's offset and length within `body`.
+/// Nothing if the body is malformed.
 struct form_part {
   std::string name;
   std::string filename;
+  std::string content_type; // the part's own Content-Type, lower case, without parameters
   std::size_t offset = 0;
   std::size_t length = 0;
 };

@@ -74,8 +74,15 @@ std::vector<fs::path> storescp_peer::files() const {
   return files_under(dir_);
 }
 
-orthanc_peer::orthanc_peer(const fs::path& root, const std::string& aet)
+orthanc_peer::orthanc_peer(const fs::path& root, const std::string& aet,
+                           const std::string& dicomweb_servers)
     : dicom_port_(free_port()), http_port_(free_port()) {
+  std::string plugins =
+      dicomweb_servers.empty()
+          ? "\"Plugins\": []"
+          : "\"Plugins\": [\"/usr/share/orthanc/plugins/libOrthancDicomWeb.so\"], "
+            "\"DicomWeb\": {\"Enable\": true, \"Servers\": " +
+                dicomweb_servers + "}";
   auto dir = root / "orthanc";
   fs::create_directories(dir / "storage");
   write_file(dir / "orthanc.json",
@@ -85,7 +92,8 @@ orthanc_peer::orthanc_peer(const fs::path& root, const std::string& aet)
                  ", \"DicomPort\": " + std::to_string(dicom_port_) + ", \"DicomAet\": \"" + aet +
                  "\", \"RemoteAccessAllowed\": false, \"AuthenticationEnabled\": false, "
                  "\"DicomCheckCalledAet\": true, \"DicomAlwaysAllowStore\": true, "
-                 "\"DicomThreadsCount\": 4, \"SaveJobs\": false, \"Plugins\": []}\n");
+                 "\"DicomThreadsCount\": 4, \"SaveJobs\": false, " +
+                 plugins + "}\n");
   process_ = std::make_unique<process>(process_options{
       {"Orthanc", (dir / "orthanc.json").string()}, {{"TCP_NODELAY", "1"}}, {}, dir / "log"});
   bool up =
@@ -103,6 +111,14 @@ std::string orthanc_peer::get(const std::string& path) const {
   return run({"curl", "-s", "--max-time", "10",
               "http://127.0.0.1:" + std::to_string(http_port_) + path},
              20s)
+      .output;
+}
+
+std::string orthanc_peer::post(const std::string& path, const std::string& json) const {
+  return run({"curl", "-s", "--max-time", "60", "-X", "POST", "-H",
+              "Content-Type: application/json", "--data-binary", json,
+              "http://127.0.0.1:" + std::to_string(http_port_) + path},
+             70s)
       .output;
 }
 

@@ -52,12 +52,17 @@ private:
 /// Orthanc 1.10.1 with its own storage, on free DICOM and HTTP ports.
 class orthanc_peer {
 public:
-  explicit orthanc_peer(const std::filesystem::path& root, const std::string& aet = "ORTHANC");
+  /// `dicomweb_servers`: set, Orthanc loads Debian's DICOMweb plugin and
+  /// knows these servers (the JSON of DicomWeb.Servers).
+  explicit orthanc_peer(const std::filesystem::path& root, const std::string& aet = "ORTHANC",
+                        const std::string& dicomweb_servers = "");
   ~orthanc_peer();
   std::uint16_t dicom_port() const { return dicom_port_; }
   std::uint16_t http_port() const { return http_port_; }
   /// GET on the REST API; the body.
   std::string get(const std::string& path) const;
+  /// POST on the REST API with a JSON body; the body of the answer.
+  std::string post(const std::string& path, const std::string& json) const;
   /// Orthanc ids of every stored instance.
   std::vector<std::string> instances() const;
   /// The main DICOM tags of an instance, by keyword.

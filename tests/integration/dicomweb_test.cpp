@@ -1,0 +1,131 @@
+// DICOMweb STOW-RS into the node (POST /dicomweb/{AE}/studies): instances in
+// a multipart/related body are stored as C-STORE stores them, bit for bit,
+// answered with PS3.18's response, and become a job of the stream; parts
+// that are not DICOM are refused one by one; Orthanc's DICOMweb plugin, a
+// real STOW-RS client, sends a study to the node.
+
+#include "pipeline/foundation/json.hpp"
+#include "tests/support/http_client.hpp"
+#include "tests/support/node.hpp"
+#include "tests/support/peers.hpp"
+#include "tests/support/process.hpp"
+
+#include <gtest/gtest.h>
+
+#include <set>
+
+using namespace dcmstreams;
+using namespace dcmstreams::fixtures;
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+
+namespace {
+
+const std::string boundary = "dcmstreams-test-boundary-7f3a";
+
+struct part {
+  std::string content_type;
+  std::string bytes;
+};
+
+std::string multipart(const std::vector<part>& parts) {
+  std::string body;
+  for (auto& p : parts)
+    body += "--" + boundary + "\r\nContent-Type: " + p.content_type + "\r\n\r\n" + p.bytes + "\r\n";
+  return body + "--" + boundary + "--\r\n";
+}
+
+std::set<std::string> sequence_uids(const json::value& body, const char* sequence) {
+  std::set<std::string> uids;
+  if (!body.contains(sequence))
+    return uids;
+  for (auto& item : body[sequence]["Value"])
+    if (item.contains("00081155"))
+      uids.insert(item["00081155"]["Value"][0].get<std::string>());
+  return uids;
+}
+
+} // namespace
+
+TEST(dicomweb, stow_rs_stores_each_instance_as_c_store_would_and_refuses_what_is_not_dicom) {
+  temp_dir root, scratch;
+  test_node node{root.path()};
+  write_stream(node.streams_dir(), "copy", "COPY");
+  node.start();
+  auto study = synth_study(scratch / "s", 3, 16);
+  std::vector<part> parts;
+  std::set<std::string> sent;
+  for (auto& file : files_under(study)) {
+    parts.push_back({"application/dicom", read_file(file)});
+    sent.insert(sop_instance_uid(file));
+  }
+  parts.push_back({"application/dicom", "this is not DICOM"});
+  parts.push_back({"application/json", "{}"});
+  auto type = "multipart/related; type=\"application/dicom\"; boundary=" + boundary;
+  auto reply = http_request(node.web_port(), "POST", "/dicomweb/COPY/studies", multipart(parts),
+                            {{"Content-Type", type}});
+  ASSERT_EQ(reply.status, 202) << reply.body;
+  EXPECT_EQ(reply.headers["content-type"], "application/dicom+json");
+  auto body = json::parse(reply.body, "STOW-RS answer");
+  ASSERT_TRUE(body);
+  EXPECT_EQ(sequence_uids(*body, "00081199"), sent) << reply.body;
+  ASSERT_TRUE(body->contains("00081198")) << reply.body;
+  std::multiset<int> reasons;
+  for (auto& item : (*body)["00081198"]["Value"])
+    reasons.insert(item["00081197"]["Value"][0].get<int>());
+  EXPECT_EQ(reasons, (std::multiset<int>{0x0122, 0xC000})) << reply.body;
+
+  // The stream's job holds exactly the instances, data sets bit for bit.
+  ASSERT_TRUE(node.wait_for_finished_jobs(1, 20s)) << node.log();
+  auto job = node.job_dirs().at(0);
+  EXPECT_EQ(test_node::job_info(job, "AETitleCaller"), "DICOMWEB");
+  auto stored = test_node::input_files(job);
+  ASSERT_EQ(stored.size(), 3u);
+  std::map<std::string, fs::path> originals;
+  for (auto& file : files_under(study))
+    originals[sop_instance_uid(file)] = file;
+  for (auto& file : stored)
+    EXPECT_TRUE(dataset_bytes(file) == dataset_bytes(originals.at(sop_instance_uid(file)))) << file;
+
+  // Wrong requests say what is wrong; all-refused is 409.
+  EXPECT_EQ(http_request(node.web_port(), "POST", "/dicomweb/NOSUCH/studies",
+                         multipart({parts.back()}), {{"Content-Type", type}})
+                .status,
+            404);
+  auto wrong_type = http_request(node.web_port(), "POST", "/dicomweb/COPY/studies", "x",
+                                 {{"Content-Type", "application/dicom"}});
+  EXPECT_EQ(wrong_type.status, 415);
+  EXPECT_TRUE(contains(wrong_type.body, "multipart/related")) << wrong_type.body;
+  auto none = http_request(node.web_port(), "POST", "/dicomweb/COPY/studies",
+                           multipart({{"application/dicom", "nothing"}}), {{"Content-Type", type}});
+  EXPECT_EQ(none.status, 409) << none.body;
+  EXPECT_TRUE(node.running());
+}
+
+TEST(dicomweb, orthanc_s_dicomweb_plugin_sends_a_study_to_the_node_by_stow_rs) {
+  temp_dir root, scratch;
+  test_node node{root.path()};
+  write_stream(node.streams_dir(), "copy", "COPY");
+  node.start();
+  auto url = "http://127.0.0.1:" + std::to_string(node.web_port()) + "/dicomweb/COPY/";
+  orthanc_peer orthanc{scratch.path(), "ORTHANC", "{\"node\": [\"" + url + "\"]}"};
+  auto study = synth_study(scratch / "s", 4, 16);
+  auto stored = run({"storescu", "-aec", "ORTHANC", "+sd", "+r", "127.0.0.1",
+                     std::to_string(orthanc.dicom_port()), study.string()});
+  ASSERT_EQ(stored.exit_code, 0) << stored.output;
+  auto studies = json::parse(orthanc.get("/studies"), "orthanc studies");
+  ASSERT_TRUE(studies && studies->size() == 1) << orthanc.get("/studies");
+  auto id = (*studies)[0].get<std::string>();
+  auto answer = orthanc.post("/dicom-web/servers/node/stow",
+                             "{\"Resources\": [\"" + id + "\"], \"Synchronous\": true}");
+  ASSERT_TRUE(node.wait_for_finished_jobs(1, 30s)) << answer << "\n" << node.log();
+  auto job = node.job_dirs().at(0);
+  std::set<std::string> sent, received;
+  for (auto& file : files_under(study))
+    sent.insert(sop_instance_uid(file));
+  for (auto& file : test_node::input_files(job))
+    received.insert(sop_instance_uid(file));
+  EXPECT_EQ(received, sent) << answer;
+  EXPECT_TRUE(contains(node.log(), "STOW-RS from 127.0.0.1 for COPY: 4 instances stored"))
+      << node.log();
+}
