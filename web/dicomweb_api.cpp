@@ -83,12 +83,10 @@ void store_instances(api_context& api, const route_call& call) {
              "with bulk data (application/dicom+json or +xml) is not taken"));
   if (request.body_file.empty())
     return call.respond(error_response(400, "the request has no body"));
-  auto body = mapped_file::open(request.body_file);
-  std::error_code ignored;
-  std::filesystem::remove(request.body_file, ignored); // the mapping keeps the bytes
+  auto body = take_upload_body(request.body_file);
   if (!body)
     return call.respond(failure_response(body.error()));
-  auto mapped = std::make_shared<mapped_file>(std::move(*body));
+  auto mapped = *body;
   auto& storage = api.settings.config.storage;
   auto reserve = storage.reserve_free_mb * 1024 * 1024;
   upload_source source{called_ae, stow_sender, request.remote};

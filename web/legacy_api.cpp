@@ -101,12 +101,10 @@ void process_zip_legacy(api_context& api, const route_call& call) {
   auto& request = call.request;
   if (request.body_file.empty())
     return call.respond(error_response(400, "processZip.php needs a multipart/form-data body"));
-  auto body = mapped_file::open(request.body_file);
-  std::error_code ignored;
-  std::filesystem::remove(request.body_file, ignored);
+  auto body = take_upload_body(request.body_file);
   if (!body)
     return call.respond(failure_response(body.error()));
-  auto mapped = std::make_shared<mapped_file>(std::move(*body));
+  auto mapped = *body;
   auto type = request.headers.count("content-type") ? request.headers.at("content-type") : "";
   auto parts = parse_multipart(mapped->bytes(), type);
   std::string ae, sender;

@@ -65,12 +65,10 @@ void upload_zip(api_context& api, const route_call& call) {
     return call.respond(error_response(400, "say which stream: POST /api/v1/upload?ae=<AE title>"));
   if (request.body_file.empty())
     return call.respond(error_response(400, "the upload has no body; send the ZIP as the body"));
-  auto body = mapped_file::open(request.body_file);
-  std::error_code ignored;
-  std::filesystem::remove(request.body_file, ignored); // the mapping keeps the bytes
+  auto body = take_upload_body(request.body_file);
   if (!body)
     return call.respond(failure_response(body.error()));
-  auto mapped = std::make_shared<mapped_file>(std::move(*body));
+  auto mapped = *body;
   auto calling = query_value(request, "sender");
   accept_upload(api, call, ae, calling.empty() ? "WEBUPLOAD" : calling, 0, mapped->bytes().size(),
                 mapped);

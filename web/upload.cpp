@@ -360,6 +360,15 @@ result<mapped_file> mapped_file::open(const std::filesystem::path& path) {
   return mapped_file{data, size};
 }
 
+result<std::shared_ptr<mapped_file>> take_upload_body(const std::string& body_file) {
+  auto body = mapped_file::open(body_file);
+  std::error_code ignored;
+  std::filesystem::remove(body_file, ignored);
+  if (!body)
+    return body.error();
+  return std::make_shared<mapped_file>(std::move(*body));
+}
+
 mapped_file::mapped_file(mapped_file&& other) noexcept : data_(other.data_), size_(other.size_) {
   other.data_ = nullptr;
   other.size_ = 0;

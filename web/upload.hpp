@@ -114,4 +114,8 @@ private:
   std::size_t size_ = 0;
 };
 
+/// The body of an upload request (written to `body_file` as it arrived),
+/// mapped; the file itself is removed at once, the mapping keeps the bytes.
+result<std::shared_ptr<mapped_file>> take_upload_body(const std::string& body_file);
+
 } // namespace dcmstreams::web
