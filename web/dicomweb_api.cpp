@@ -67,11 +67,8 @@ void store_instances(api_context& api, const route_call& call) {
   if (!stream || !stream->enabled)
     return call.respond(error_response(404, "no enabled stream has the AE title \"" + called_ae +
                                                 "\"; GET /api/v1/streams lists them"));
-  auto type_header =
-      request.headers.count("content-type") ? request.headers.at("content-type") : std::string{};
-  std::string type = type_header;
-  for (auto& c : type)
-    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  auto type_header = header_value(request, "content-type");
+  auto type = lower_case(type_header);
   if (type.rfind("multipart/related", 0) != 0 || type.find("boundary=") == std::string::npos)
     return call.respond(error_response(
         415, "STOW-RS takes multipart/related; type=\"application/dicom\" with a boundary, not \"" +

@@ -1,10 +1,24 @@
 #include "web/http.hpp"
 
+#include <algorithm>
+#include <cctype>
+
 #include "pipeline/foundation/json.hpp"
 
 #include <cctype>
 
 namespace dcmstreams::web {
+
+std::string lower_case(std::string text) {
+  std::transform(text.begin(), text.end(), text.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return text;
+}
+
+std::string header_value(const http_request& request, const std::string& name) {
+  auto it = request.headers.find(name);
+  return it == request.headers.end() ? std::string{} : it->second;
+}
 
 http_response error_response(unsigned status, const std::string& message) {
   return json_response(json::dump({{"error", message}}), status);

@@ -45,6 +45,11 @@ using responder = std::function<void(http_response)>;
 /// Handles a request; calls `respond` exactly once, now or later, from any thread.
 using http_handler = std::function<void(http_request, responder)>;
 
+/// `text` with ASCII letters in lower case (header names, media types, hosts).
+std::string lower_case(std::string text);
+/// The value of header `name` (lower case), or "" when the request has none.
+std::string header_value(const http_request& request, const std::string& name);
+
 /// {"error": "..."} with the status.
 http_response error_response(unsigned status, const std::string& message);
 /// A JSON body with the status.

@@ -99,10 +99,7 @@ private:
     request.target = std::string(message.target());
     parse_target(request.target, request.path, request.query);
     for (auto& field : message) {
-      std::string name{field.name_string()};
-      for (auto& c : name)
-        c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-      request.headers[name] = std::string(field.value());
+      request.headers[lower_case(std::string{field.name_string()})] = std::string(field.value());
     }
     beast::error_code ignored;
     auto endpoint = stream_.socket().remote_endpoint(ignored);

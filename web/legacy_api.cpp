@@ -105,7 +105,7 @@ void process_zip_legacy(api_context& api, const route_call& call) {
   if (!body)
     return call.respond(failure_response(body.error()));
   auto mapped = *body;
-  auto type = request.headers.count("content-type") ? request.headers.at("content-type") : "";
+  auto type = header_value(request, "content-type");
   auto parts = parse_multipart(mapped->bytes(), type);
   std::string ae, sender;
   const form_part* file = nullptr;

@@ -9,17 +9,6 @@ namespace dcmstreams::web {
 
 namespace {
 
-std::string lower(std::string text) {
-  std::transform(text.begin(), text.end(), text.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return text;
-}
-
-std::string header(const http_request& request, const char* name) {
-  auto it = request.headers.find(name);
-  return it == request.headers.end() ? std::string{} : it->second;
-}
-
 /// "host[:port]" of an absolute URL ("http://a.example:2813/x" gives
 /// "a.example:2813"); empty for anything else ("null", a relative URL).
 std::string authority_of_url(const std::string& url) {
@@ -28,7 +17,7 @@ std::string authority_of_url(const std::string& url) {
     return {};
   auto start = scheme_end + 3;
   auto end = url.find_first_of("/?#", start);
-  return lower(url.substr(start, end == std::string::npos ? std::string::npos : end - start));
+  return lower_case(url.substr(start, end == std::string::npos ? std::string::npos : end - start));
 }
 
 /// The host of a Host header value, without port or brackets.
@@ -54,7 +43,7 @@ bool is_own_name(const std::string& host, const request_guard_settings& settings
   if (is_address_literal(host))
     return true;
   return std::any_of(settings.hostnames.begin(), settings.hostnames.end(),
-                     [&](const std::string& name) { return lower(name) == host; });
+                     [&](const std::string& name) { return lower_case(name) == host; });
 }
 
 http_response refusal(unsigned status, const std::string& message) {
@@ -71,7 +60,7 @@ bool changes_state(const http_request& request) {
 
 std::optional<http_response> guard_request(const http_request& request,
                                            const request_guard_settings& settings) {
-  auto host_header = lower(header(request, "host"));
+  auto host_header = lower_case(header_value(request, "host"));
   // HTTP/1.0 clients may send no Host; they are not browsers.
   if (!host_header.empty() && !is_own_name(host_part(host_header), settings))
     return refusal(421, "Host \"" + host_header +
@@ -81,18 +70,18 @@ std::optional<http_response> guard_request(const http_request& request,
     return std::nullopt;
   // Browsers say where a request comes from: Sec-Fetch-Site on every request
   // (even with referrers switched off), Origin on every POST, Referer mostly.
-  auto site = lower(header(request, "sec-fetch-site"));
+  auto site = lower_case(header_value(request, "sec-fetch-site"));
   if (!site.empty() && site != "same-origin" && site != "none")
     return refusal(403, "a request from another site (Sec-Fetch-Site: " + site +
                             ") may not change anything on this node");
-  auto origin = header(request, "origin");
+  auto origin = header_value(request, "origin");
   if (!origin.empty()) {
     if (authority_of_url(origin) != host_header)
       return refusal(403, "a request from " + origin +
                               " may not change anything on this node; use its own pages");
     return std::nullopt;
   }
-  auto referer = header(request, "referer");
+  auto referer = header_value(request, "referer");
   if (!referer.empty() && authority_of_url(referer) != host_header)
     return refusal(403, "a request from the page " + referer +
                             " may not change anything on this node; use its own pages");

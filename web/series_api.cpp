@@ -70,9 +70,7 @@ void get_series_preview(api_context& api, const route_call& call) {
   if (!size)
     return call.respond(failure_response(size.error()));
   auto asked_window = query_value(call.request, "window");
-  auto if_none_match = call.request.headers.count("if-none-match")
-                           ? call.request.headers.at("if-none-match")
-                           : std::string{};
+  auto if_none_match = header_value(call.request, "if-none-match");
   bool queued = api.file_pool.try_post([&api, id, uid, dir, folder, slice = *slice, size = *size,
                                         asked_window, if_none_match, respond = call.respond] {
     for (auto& name : job_folders) {

@@ -4,6 +4,7 @@
 #include "pipeline/dicom/file_meta.hpp"
 #include "pipeline/foundation/files.hpp"
 #include "pipeline/jobs/store.hpp"
+#include "web/http.hpp"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -321,9 +322,7 @@ std::vector<form_part> parse_multipart(std::string_view body, std::string_view c
     part.name = quoted(" name=\"");
     part.filename = quoted("filename=\"");
     // Content-Type: the header name in any case, the type up to its parameters.
-    std::string lower(headers);
-    std::transform(lower.begin(), lower.end(), lower.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    auto lower = lower_case(std::string(headers));
     if (auto type = lower.find("content-type:"); type != std::string::npos) {
       auto begin = lower.find_first_not_of(" \t", type + 13);
       auto end = lower.find_first_of(";\r\n", begin);
