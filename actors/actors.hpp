@@ -379,7 +379,8 @@ using stream_mailbox_actor = caf::typed_actor<
     /// Timer after a restart: takes the stream's queued jobs back from the
     /// job store and starts running again.
     caf::reacts_to<recover_atom>,
-    /// Timer while every slot of the cluster was taken: tries again.
+    /// A slot of the cluster freed (from the slot table, after every slot
+    /// was taken): tries again.
     caf::reacts_to<tick_atom>>;
 
 /// Owns and supervises the stream mailboxes: routes new jobs to them, cancels

@@ -4,6 +4,26 @@ namespace dcmstreams {
 
 std::optional<placement> slot_table::take(bool head_only) {
   std::lock_guard<std::mutex> lock{mutex_};
+  return take_locked(head_only);
+}
+
+std::optional<placement> slot_table::take_or_wait(bool head_only, std::function<void()> wake) {
+  std::lock_guard<std::mutex> lock{mutex_};
+  auto slot = take_locked(head_only);
+  if (!slot)
+    waiters_.push_back(std::move(wake));
+  return slot;
+}
+
+void slot_table::wake_waiters(std::unique_lock<std::mutex>& lock) {
+  auto waiters = std::move(waiters_);
+  waiters_.clear();
+  lock.unlock();
+  for (auto& wake : waiters)
+    wake();
+}
+
+std::optional<placement> slot_table::take_locked(bool head_only) {
   placement slot;
   if (head_only) {
     if (head_slots_ > 0 && head_taken_ >= head_slots_)
@@ -47,16 +67,17 @@ std::optional<placement> slot_table::take(bool head_only) {
 }
 
 void slot_table::release(const placement& slot) {
-  std::lock_guard<std::mutex> lock{mutex_};
+  std::unique_lock<std::mutex> lock{mutex_};
   if (slot.worker.empty()) {
     if (head_taken_ > 0)
       --head_taken_;
-    return;
+  } else {
+    auto it = workers_.find(slot.worker);
+    // A slot of an earlier epoch was given up when the worker was lost.
+    if (it != workers_.end() && it->second.epoch == slot.epoch && it->second.taken > 0)
+      --it->second.taken;
   }
-  auto it = workers_.find(slot.worker);
-  // A slot of an earlier epoch was given up when the worker was lost.
-  if (it != workers_.end() && it->second.epoch == slot.epoch && it->second.taken > 0)
-    --it->second.taken;
+  wake_waiters(lock);
 }
 
 bool slot_table::alive(const placement& slot) const {
@@ -68,19 +89,21 @@ bool slot_table::alive(const placement& slot) const {
 }
 
 void slot_table::joined(const std::string& name, const worker_actor& handle, std::uint32_t slots) {
-  std::lock_guard<std::mutex> lock{mutex_};
+  std::unique_lock<std::mutex> lock{mutex_};
   auto& w = workers_[name];
   w.handle = handle;
   w.slots = slots;
   w.taken = 0;
   ++w.epoch;
   w.joined = true;
+  wake_waiters(lock);
 }
 
 void slot_table::back(const std::string& name) {
-  std::lock_guard<std::mutex> lock{mutex_};
+  std::unique_lock<std::mutex> lock{mutex_};
   if (auto it = workers_.find(name); it != workers_.end())
     it->second.joined = true;
+  wake_waiters(lock);
 }
 
 void slot_table::lost(const std::string& name) {

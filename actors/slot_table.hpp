@@ -7,10 +7,12 @@
 
 #include "actors/actors.hpp"
 
+#include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace dcmstreams {
 
@@ -39,6 +41,11 @@ public:
   /// every slot is taken. `head_only` (a job that needs the node's secret or
   /// database) takes the head's, even past cluster.head_slots when that is 0.
   std::optional<placement> take(bool head_only);
+  /// As take(); when every slot is taken, `wake` is kept and called once a
+  /// slot is given back or a worker joins or is back (in the same lock as the
+  /// refusal, so no slot that frees in between is missed): a job waiting for
+  /// a slot starts the moment one frees instead of at the next poll.
+  std::optional<placement> take_or_wait(bool head_only, std::function<void()> wake);
   /// Gives the slot back after the run ended (or was given up).
   void release(const placement& slot);
   /// Whether the worker of the slot is still the one that got the run: not
@@ -60,6 +67,10 @@ public:
   bool any_slots() const;
 
 private:
+  std::optional<placement> take_locked(bool head_only);
+  /// Calls (outside the lock) whoever waits for a slot; `lock` is released.
+  void wake_waiters(std::unique_lock<std::mutex>& lock);
+
   struct worker_slots {
     worker_actor handle;
     std::uint32_t slots = 0;
@@ -74,6 +85,7 @@ private:
   std::uint32_t head_taken_ = 0;
   std::uint64_t next_attempt_ = 1;
   std::map<std::string, worker_slots> workers_;
+  std::vector<std::function<void()>> waiters_;
 };
 
 } // namespace dcmstreams

@@ -61,13 +61,10 @@ bool needs_the_head(const job_plan& plan) {
                      [](const kernel_step& step) { return step.kernel == "deidentify"; });
 }
 
-// How often a mailbox looks for a free slot again while every one is taken.
-constexpr std::chrono::milliseconds slot_retry{200};
-
+/// Every slot is taken and the slot table will wake the mailbox (tick_atom)
+/// when one frees or a worker joins.
 void wait_for_a_slot(mailbox_pointer self, const job_record& job) {
   auto& st = self->state;
-  if (st.waiting_for_slot)
-    return;
   st.waiting_for_slot = true;
   if (!st.slots->any_slots() && !st.said_no_slots) {
     st.said_no_slots = true;
@@ -75,7 +72,6 @@ void wait_for_a_slot(mailbox_pointer self, const job_record& job) {
                                 " waits for a worker: cluster.head_slots is 0 and no worker "
                                 "has joined (dcmstreams worker --join)");
   }
-  self->delayed_send(self, slot_retry, tick_atom::value);
 }
 
 void start_next(mailbox_pointer self) {
@@ -97,7 +93,9 @@ void start_next(mailbox_pointer self) {
     plan.pseudonyms = self->state.pseudonyms;
     std::optional<placement> where;
     if (auto& slots = self->state.slots) {
-      where = slots->take(needs_the_head(plan));
+      where = slots->take_or_wait(needs_the_head(plan), [mailbox = stream_mailbox_actor{self}] {
+        caf::anon_send(mailbox, tick_atom::value);
+      });
       if (!where) {
         self->state.queue.push_front(std::move(job));
         wait_for_a_slot(self, self->state.queue.front());

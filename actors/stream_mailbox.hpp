@@ -46,7 +46,7 @@ struct stream_mailbox_state {
   job_manager_actor manager;         // where runners report
   std::shared_ptr<slot_table> slots; // with a cluster: where jobs run; else none
   notifier_actor notifier;           // may be invalid: no notifications
-  bool waiting_for_slot = false;     // a retry is due (every slot was taken)
+  bool waiting_for_slot = false;     // every slot was taken; the slot table wakes it
   bool said_no_slots = false;        // logged that no slot exists at all
   static inline const char* name = "stream-mailbox";
 };

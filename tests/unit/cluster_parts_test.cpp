@@ -128,6 +128,30 @@ TEST(slot_table, the_least_loaded_slot_is_taken_and_work_spreads_over_equal_work
   EXPECT_NE(again->attempt, first->attempt);
 }
 
+TEST(slot_table, one_waiting_for_a_slot_is_woken_once_when_a_slot_frees_or_a_worker_comes) {
+  slot_table slots{0};
+  int wakes = 0;
+  auto wake = [&wakes] { ++wakes; };
+  EXPECT_FALSE(slots.take_or_wait(false, wake));
+  EXPECT_EQ(wakes, 0);
+  slots.joined("w1", {}, 1);
+  EXPECT_EQ(wakes, 1) << "a worker joined";
+  auto run = slots.take_or_wait(false, wake);
+  ASSERT_TRUE(run);
+  EXPECT_FALSE(slots.take_or_wait(false, wake));
+  slots.release(*run);
+  EXPECT_EQ(wakes, 2) << "the slot was given back";
+  slots.release(*run);
+  EXPECT_EQ(wakes, 2) << "a waiter is woken once, not kept";
+  auto next = slots.take_or_wait(false, wake);
+  ASSERT_TRUE(next);
+  EXPECT_FALSE(slots.take_or_wait(false, wake));
+  slots.lost("w1");
+  EXPECT_EQ(wakes, 2) << "losing a worker frees nothing to run on";
+  slots.back("w1");
+  EXPECT_EQ(wakes, 3) << "the worker is back";
+}
+
 TEST(slot_table, a_lost_worker_s_runs_are_given_up_and_its_slots_come_back_with_it) {
   slot_table slots{0};
   EXPECT_FALSE(slots.any_slots());
