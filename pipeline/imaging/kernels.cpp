@@ -6,11 +6,28 @@
 #include <tbb/blocked_range2d.h>
 #include <tbb/parallel_for.h>
 #include <tbb/parallel_reduce.h>
+#include <tbb/task_arena.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <memory>
+
+// The neighbourhood kernels' loops are also built for AVX2 with FMA
+// (x86-64-v3) and picked at run time where the CPU has them (GCC's function
+// multi-versioning); the default build keeps to plain x86-64.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define DCMSTREAMS_VECTOR_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+// The median's 27 values per voxel fit AVX-512's 32 registers: it has an
+// x86-64-v4 version as well.
+#define DCMSTREAMS_VECTOR_CLONES_WIDE                                                              \
+  __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define DCMSTREAMS_VECTOR_CLONES
+#define DCMSTREAMS_VECTOR_CLONES_WIDE
+#endif
 
 namespace dcmstreams {
 
@@ -212,77 +229,153 @@ std::vector<float> weights_along(const volume& in, double sigma_mm, int axis) {
   return sigma > 0.1 && n > 1 ? gaussian_weights(sigma) : std::vector<float>{1.0f};
 }
 
+// Eight floats as one value: one AVX register where the CPU has them, two
+// SSE registers on plain x86-64.
+using float8 = float __attribute__((vector_size(32)));
+
+/// out[i..i+8V) = Σ_k weights[k] · rows[k][i..i+8V) for a symmetric kernel
+/// of 2 r + 1 taps: V vectors of eight sums stay in registers over all taps
+/// (four keep the multiply-adds busy: each waits about four cycles for the
+/// one before it), and the rows a weight is shared by are added before the
+/// multiply, which halves the multiply-adds (adds have their own units).
+template <std::size_t V>
+__attribute__((always_inline)) inline void weighted_vectors(const float* const* rows,
+                                                            const float* weights, std::size_t r,
+                                                            float* out, std::size_t i) {
+  // Starts from the centre tap, not from zeros: GCC zeroes an array of
+  // vectors with `rep stos`, which costs more than the sums.
+  float8 sums[V], x, y;
+  for (std::size_t v = 0; v < V; ++v) {
+    // memcpy: unaligned loads and stores, no vector passed by value.
+    std::memcpy(&x, rows[r] + i + 8 * v, sizeof x);
+    sums[v] = weights[r] * x;
+  }
+  for (std::size_t k = 0; k < r; ++k) {
+    const float w = weights[k];
+    for (std::size_t v = 0; v < V; ++v) {
+      std::memcpy(&x, rows[k] + i + 8 * v, sizeof x);
+      std::memcpy(&y, rows[2 * r - k] + i + 8 * v, sizeof y);
+      sums[v] += w * (x + y);
+    }
+  }
+  for (std::size_t v = 0; v < V; ++v)
+    std::memcpy(out + i + 8 * v, &sums[v], sizeof x);
+}
+
+/// out[i] = Σ_k weights[k] · rows[k][i] for i < n, the kernel symmetric
+/// with 2 r + 1 taps. Every pass of the Gaussian is this sum: along x over
+/// one line shifted by k, along y over rows, along z over planes. The same
+/// additions in the same order for every voxel.
+__attribute__((always_inline)) inline void weighted_rows(const float* const* rows,
+                                                         const float* weights, std::size_t r,
+                                                         float* out, std::size_t n) {
+  std::size_t i = 0;
+  for (; i + 32 <= n; i += 32)
+    weighted_vectors<4>(rows, weights, r, out, i);
+  for (; i + 8 <= n; i += 8)
+    weighted_vectors<1>(rows, weights, r, out, i);
+  for (; i < n; ++i) {
+    float sum = weights[r] * rows[r][i];
+    for (std::size_t k = 0; k < r; ++k)
+      sum += weights[k] * (rows[k][i] + rows[2 * r - k][i]);
+    out[i] = sum;
+  }
+}
+
+struct gaussian_taps {
+  std::vector<float> x, y, z;
+  std::size_t rx, ry, rz; // radii: taps = 2 r + 1
+};
+
+std::size_t clamped(long i, std::size_t n) {
+  return static_cast<std::size_t>(std::clamp(i, 0L, static_cast<long>(n) - 1));
+}
+
+// One block of the output: rows [y0, y1) of planes [z0, z1). Each input
+// plane the block needs is read once, filtered along x (rows y0 - ry to
+// y1 + ry) and y into a ring of 2 rz + 1 planes of the block's rows; each
+// output plane is then the weighted sum of the ring's planes. The block's
+// float data (a few hundred KB) stays in the core's cache, so memory sees
+// one read of the input and one write of the output; borders repeat the
+// edge voxel.
+DCMSTREAMS_VECTOR_CLONES
+void gaussian_block(const volume& in, volume& out, const gaussian_taps& t, std::size_t y0,
+                    std::size_t y1, std::size_t z0, std::size_t z1) {
+  const std::size_t nx = in.nx, ny = in.ny, nz = in.nz, rows = y1 - y0;
+  const std::size_t ring_planes = 2 * t.rz + 1;
+  const std::size_t halo0 = clamped(static_cast<long>(y0) - static_cast<long>(t.ry), ny),
+                    halo1 = clamped(static_cast<long>(y1 - 1 + t.ry), ny) + 1;
+  std::vector<float> line(nx + 2 * t.rx), along_x((halo1 - halo0) * nx),
+      ring(ring_planes * rows * nx), sum(rows * nx);
+  std::vector<const float*> sources(std::max({t.x.size(), t.y.size(), t.z.size()}));
+
+  std::size_t next = clamped(static_cast<long>(z0) - static_cast<long>(t.rz), nz);
+  for (std::size_t z = z0; z < z1; ++z) {
+    // No lambda here: it would be built for the default target only.
+    for (std::size_t last = clamped(static_cast<long>(z + t.rz), nz); next <= last; ++next) {
+      for (std::size_t y = halo0; y < halo1; ++y) {
+        const std::int16_t* source = in.voxels.data() + (next * ny + y) * nx;
+        std::fill(line.begin(), line.begin() + static_cast<long>(t.rx), float(source[0]));
+        std::copy(source, source + nx, line.begin() + static_cast<long>(t.rx));
+        std::fill(line.begin() + static_cast<long>(t.rx + nx), line.end(), float(source[nx - 1]));
+        for (std::size_t k = 0; k < t.x.size(); ++k)
+          sources[k] = line.data() + k;
+        weighted_rows(sources.data(), t.x.data(), t.rx, along_x.data() + (y - halo0) * nx, nx);
+      }
+      float* target = ring.data() + (next % ring_planes) * rows * nx;
+      for (std::size_t y = y0; y < y1; ++y) {
+        for (std::size_t k = 0; k < t.y.size(); ++k)
+          sources[k] =
+              along_x.data() +
+              (clamped(static_cast<long>(y + k) - static_cast<long>(t.ry), ny) - halo0) * nx;
+        weighted_rows(sources.data(), t.y.data(), t.ry, target + (y - y0) * nx, nx);
+      }
+    }
+    for (std::size_t k = 0; k < t.z.size(); ++k)
+      sources[k] = ring.data() +
+                   (clamped(static_cast<long>(z + k) - static_cast<long>(t.rz), nz) % ring_planes) *
+                       rows * nx;
+    weighted_rows(sources.data(), t.z.data(), t.rz, sum.data(), rows * nx);
+    std::int16_t* target = out.voxels.data() + (z * ny + y0) * nx;
+    for (std::size_t i = 0; i < rows * nx; ++i) {
+      // Round half away from zero, inline, so the loop stays vectorized.
+      float v = std::clamp(sum[i], -32768.0f, 32767.0f);
+      target[i] = static_cast<std::int16_t>(v + (v >= 0 ? 0.5f : -0.5f));
+    }
+  }
+}
+
 } // namespace
 
-// Three separable passes. The x pass works along rows; the y and z passes
-// add whole shifted rows and planes, so every inner loop runs over
-// contiguous memory and vectorizes. Borders repeat the edge voxel.
+// Three separable passes, fused: the volume is cut into blocks of rows and
+// planes that run in parallel, each filtered along x, y and z while its
+// data is in cache (gaussian_block).
 volume gaussian(const volume& in, double sigma_mm) {
-  const std::size_t nx = in.nx, ny = in.ny, nz = in.nz, plane = nx * ny;
-  auto wx = weights_along(in, sigma_mm, 0), wy = weights_along(in, sigma_mm, 1),
-       wz = weights_along(in, sigma_mm, 2);
-  const long rx = static_cast<long>(wx.size() / 2), ry = static_cast<long>(wy.size() / 2),
-             rz = static_cast<long>(wz.size() / 2);
-  // Every element is written before it is read: no zero-filling.
-  std::unique_ptr<float[]> a{new float[in.size()]}, b{new float[in.size()]};
-
-  tbb::parallel_for(tbb::blocked_range<std::size_t>(0, ny * nz, 16), [&](auto range) {
-    std::vector<float> line(nx + 2 * static_cast<std::size_t>(rx));
-    for (std::size_t row = range.begin(); row != range.end(); ++row) {
-      const std::int16_t* source = in.voxels.data() + row * nx;
-      for (long i = -rx; i < static_cast<long>(nx) + rx; ++i)
-        line[static_cast<std::size_t>(i + rx)] =
-            source[std::clamp(i, 0L, static_cast<long>(nx) - 1)];
-      float* target = a.get() + row * nx;
-      std::fill(target, target + nx, 0.0f);
-      // Tap by tap over the whole row, so the loop over x vectorizes.
-      for (std::size_t k = 0; k < wx.size(); ++k) {
-        const float w = wx[k];
-        const float* shifted = line.data() + k;
-        for (std::size_t x = 0; x < nx; ++x)
-          target[x] += w * shifted[x];
-      }
-    }
-  });
-
-  tbb::parallel_for(tbb::blocked_range<std::size_t>(0, nz), [&](auto range) {
-    for (std::size_t z = range.begin(); z != range.end(); ++z)
-      for (std::size_t y = 0; y < ny; ++y) {
-        float* target = b.get() + z * plane + y * nx;
-        std::fill(target, target + nx, 0.0f);
-        for (long k = -ry; k <= ry; ++k) {
-          auto source_y = static_cast<std::size_t>(
-              std::clamp(static_cast<long>(y) + k, 0L, static_cast<long>(ny) - 1));
-          const float* source = a.get() + z * plane + source_y * nx;
-          float w = wy[static_cast<std::size_t>(k + ry)];
-          for (std::size_t x = 0; x < nx; ++x)
-            target[x] += w * source[x];
-        }
-      }
-  });
-
+  gaussian_taps t;
+  t.x = weights_along(in, sigma_mm, 0);
+  t.y = weights_along(in, sigma_mm, 1);
+  t.z = weights_along(in, sigma_mm, 2);
+  t.rx = t.x.size() / 2;
+  t.ry = t.y.size() / 2;
+  t.rz = t.z.size() / 2;
   volume out = shaped_like(in);
   out.voxels.resize(in.size());
-  tbb::parallel_for(tbb::blocked_range<std::size_t>(0, nz), [&](auto range) {
-    std::vector<float> sum(plane);
-    for (std::size_t z = range.begin(); z != range.end(); ++z) {
-      std::fill(sum.begin(), sum.end(), 0.0f);
-      for (long k = -rz; k <= rz; ++k) {
-        auto source_z = static_cast<std::size_t>(
-            std::clamp(static_cast<long>(z) + k, 0L, static_cast<long>(nz) - 1));
-        const float* source = b.get() + source_z * plane;
-        float w = wz[static_cast<std::size_t>(k + rz)];
-        for (std::size_t i = 0; i < plane; ++i)
-          sum[i] += w * source[i];
-      }
-      std::int16_t* target = out.voxels.data() + z * plane;
-      for (std::size_t i = 0; i < plane; ++i) {
-        // Round half away from zero, inline, so the loop stays vectorized.
-        float v = std::clamp(sum[i], -32768.0f, 32767.0f);
-        target[i] = static_cast<std::int16_t>(v + (v >= 0 ? 0.5f : -0.5f));
-      }
-    }
-  });
+  if (in.size() == 0)
+    return out;
+  // Blocks of rows small enough that the block's ring of 2 rz + 1 planes
+  // stays in a core's cache; as few runs of planes as give every thread
+  // several blocks, since each run filters 2 rz planes more than it writes.
+  const std::size_t row_grain = 32, row_blocks = (in.ny + row_grain - 1) / row_grain;
+  const auto wanted = 4 * static_cast<std::size_t>(tbb::this_task_arena::max_concurrency());
+  const std::size_t plane_runs = (wanted + row_blocks - 1) / row_blocks;
+  const std::size_t plane_grain = std::max<std::size_t>(1, (in.nz + plane_runs - 1) / plane_runs);
+  tbb::parallel_for(
+      tbb::blocked_range2d<std::size_t>(0, in.nz, plane_grain, 0, in.ny, row_grain),
+      [&](const tbb::blocked_range2d<std::size_t>& block) {
+        gaussian_block(in, out, t, block.cols().begin(), block.cols().end(), block.rows().begin(),
+                       block.rows().end());
+      },
+      tbb::simple_partitioner{});
   return out;
 }
 
@@ -290,73 +383,118 @@ volume gaussian(const volume& in, double sigma_mm) {
 
 namespace {
 
-// Element-wise: lo[x], hi[x] = min, max. The rows never overlap (restrict),
-// so this becomes packed min/max instructions.
-void sort_pairs(std::int16_t* __restrict lo, std::int16_t* __restrict hi, std::size_t n) {
-  for (std::size_t x = 0; x < n; ++x) {
-    std::int16_t a = lo[x], b = hi[x];
-    lo[x] = a < b ? a : b;
-    hi[x] = a < b ? b : a;
+// Sixteen int16 voxels as one value: one AVX2 register, two SSE registers.
+using short16 = std::int16_t __attribute__((vector_size(32)));
+
+/// The compare-exchanges of a forgetful selection (Paeth) of the median of
+/// 27: keep 15 candidates, drop the smallest and the largest, take in the
+/// next value, until 3 remain; the median of those is the answer. Worked
+/// out once on indices, so that the loop below applies a fixed list of
+/// (lower, upper) pairs to values that stay in registers.
+struct median_network {
+  std::array<std::pair<std::uint8_t, std::uint8_t>, 200> pairs{};
+  std::size_t size = 0;
+  std::uint8_t result = 0;
+};
+
+constexpr median_network make_median_network() {
+  median_network n{};
+  std::uint8_t window[15] = {};
+  for (std::uint8_t i = 0; i < 15; ++i)
+    window[i] = i;
+  std::size_t count = 15;
+  std::uint8_t next = 15;
+  auto exchange = [&n](std::uint8_t lower, std::uint8_t upper) {
+    n.pairs[n.size].first = lower;
+    n.pairs[n.size].second = upper;
+    ++n.size;
+  };
+  while (count > 3) {
+    // Smallest to the front, largest to the back, then both go.
+    for (std::size_t i = 1; i < count; ++i)
+      exchange(window[0], window[i]);
+    for (std::size_t i = 1; i + 1 < count; ++i)
+      exchange(window[i], window[count - 1]);
+    for (std::size_t i = 0; i + 2 < count; ++i)
+      window[i] = window[i + 1];
+    count -= 2;
+    if (next < 27)
+      window[count++] = next++;
+  }
+  exchange(window[0], window[1]);
+  exchange(window[1], window[2]);
+  exchange(window[0], window[1]);
+  n.result = window[1];
+  return n;
+}
+
+constexpr median_network median_of_27 = make_median_network();
+
+/// The medians of the 16 voxels from x on, from the nine padded rows of
+/// neighbours (median_rows): neighbour r = 9 dz + 3 dy + dx (each from 0) is
+/// row 3 dz + dy shifted by dx. The 27 values are registers (AVX-512 has
+/// 32) and the network's pairs are constants once the loops are unrolled.
+/// Writes the first `count` of them to `out`.
+__attribute__((always_inline)) inline void median_of_16(const std::int16_t* padded,
+                                                        std::size_t width, std::size_t x,
+                                                        std::int16_t* out, std::size_t count) {
+  short16 v[27];
+#pragma GCC unroll 27
+  for (std::size_t r = 0; r < 27; ++r)
+    std::memcpy(&v[r], padded + (r / 3) * width + x + r % 3, sizeof v[r]);
+#pragma GCC unroll 200
+  for (std::size_t p = 0; p < median_of_27.size; ++p) {
+    const auto [i, j] = median_of_27.pairs[p];
+    const short16 a = v[i], b = v[j];
+    v[i] = a < b ? a : b;
+    v[j] = a < b ? b : a;
+  }
+  std::memcpy(out, &v[median_of_27.result], count * sizeof *out);
+}
+
+// Rows [y0, y1) of plane z: the nine rows of neighbours (dz, dy) are copied
+// with their edge voxel repeated once at each end, so every neighbour of a
+// voxel is a load at x, x + 1 or x + 2. No lambdas: they would be built for
+// the default target only.
+DCMSTREAMS_VECTOR_CLONES_WIDE
+void median_rows(const volume& in, volume& out, std::size_t z, std::size_t y0, std::size_t y1) {
+  const std::size_t nx = in.nx, ny = in.ny, nz = in.nz, width = nx + 2;
+  std::vector<std::int16_t> padded(9 * width + 16);
+  for (std::size_t y = y0; y < y1; ++y) {
+    for (std::size_t r = 0; r < 9; ++r) {
+      const std::size_t source_z = clamped(static_cast<long>(z + r / 3) - 1, nz),
+                        source_y = clamped(static_cast<long>(y + r % 3) - 1, ny);
+      const std::int16_t* source = in.voxels.data() + (source_z * ny + source_y) * nx;
+      std::int16_t* row = padded.data() + r * width;
+      row[0] = source[0];
+      std::memcpy(row + 1, source, nx * sizeof *source);
+      row[nx + 1] = source[nx - 1];
+    }
+    std::int16_t* target = out.voxels.data() + (z * ny + y) * nx;
+    std::size_t x = 0;
+    for (; x + 16 <= nx; x += 16)
+      median_of_16(padded.data(), width, x, target + x, 16);
+    // The last voxels: sixteen more from the padded rows' spare room, of
+    // which only those in the row are kept.
+    if (x < nx)
+      median_of_16(padded.data(), width, x, target + x, nx - x);
   }
 }
 
 } // namespace
 
-// The median of 27 by forgetful selection (Paeth): keep 15 candidates, drop
-// the smallest and the largest, take in the next value, until 3 remain. Done
-// on whole rows at once: every step is an element-wise min/max over x, which
-// the compiler turns into SIMD.
+// Each voxel's median of its 27 neighbours (edges repeated), sixteen voxels
+// at a time through a fixed selection network (median_of_16).
 volume median3(const volume& in) {
   volume out = shaped_like(in);
   out.voxels.resize(in.size());
-  const long nx = static_cast<long>(in.nx), ny = static_cast<long>(in.ny),
-             nz = static_cast<long>(in.nz);
-  tbb::parallel_for(tbb::blocked_range2d<long>(0, nz, 1, 0, ny, 8), [&](auto range) {
-    const std::size_t n = static_cast<std::size_t>(nx);
-    std::vector<std::int16_t> storage(27 * n);
-    std::int16_t* rows[27];
-    for (std::size_t r = 0; r < 27; ++r)
-      rows[r] = storage.data() + r * n;
-    for (long z = range.rows().begin(); z != range.rows().end(); ++z)
-      for (long y = range.cols().begin(); y != range.cols().end(); ++y) {
-        // The 27 neighbours of every voxel of the row, as 27 shifted rows.
-        std::size_t r = 0;
-        for (long dz = -1; dz <= 1; ++dz)
-          for (long dy = -1; dy <= 1; ++dy) {
-            const std::int16_t* source =
-                in.voxels.data() +
-                (static_cast<std::size_t>(std::clamp(z + dz, 0L, nz - 1)) * in.ny +
-                 static_cast<std::size_t>(std::clamp(y + dy, 0L, ny - 1))) *
-                    n;
-            for (long dx = -1; dx <= 1; ++dx, ++r)
-              for (long x = 0; x < nx; ++x)
-                rows[r][x] = source[std::clamp(x + dx, 0L, nx - 1)];
-          }
-        auto min_max = [n](std::int16_t* lo, std::int16_t* hi) { sort_pairs(lo, hi, n); };
-        std::int16_t* window[15];
-        std::size_t count = 15, next = 15;
-        for (std::size_t i = 0; i < 15; ++i)
-          window[i] = rows[i];
-        while (count > 3) {
-          // Smallest to the front, largest to the back, then both go.
-          for (std::size_t i = 1; i < count; ++i)
-            min_max(window[0], window[i]);
-          for (std::size_t i = 1; i + 1 < count; ++i)
-            min_max(window[i], window[count - 1]);
-          for (std::size_t i = 0; i + 2 < count; ++i)
-            window[i] = window[i + 1];
-          count -= 2;
-          if (next < 27)
-            window[count++] = rows[next++];
-        }
-        min_max(window[0], window[1]);
-        min_max(window[1], window[2]);
-        min_max(window[0], window[1]);
-        std::copy(window[1], window[1] + n,
-                  out.voxels.data() +
-                      (static_cast<std::size_t>(z) * in.ny + static_cast<std::size_t>(y)) * n);
-      }
-  });
+  if (in.size() == 0)
+    return out;
+  tbb::parallel_for(tbb::blocked_range2d<std::size_t>(0, in.nz, 1, 0, in.ny, 16),
+                    [&](const tbb::blocked_range2d<std::size_t>& block) {
+                      for (std::size_t z = block.rows().begin(); z != block.rows().end(); ++z)
+                        median_rows(in, out, z, block.cols().begin(), block.cols().end());
+                    });
   return out;
 }
 

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <random>
+#include <tuple>
 
 using namespace dcmstreams;
 
@@ -55,6 +56,22 @@ TEST(kernels, gaussian_matches_the_full_3d_convolution) {
   }
 }
 
+TEST(kernels, gaussian_matches_across_its_blocks_on_odd_sizes_and_one_slice) {
+  // 75 rows and 23 planes cut into several blocks of rows and runs of
+  // planes; 70 and 37 voxels a row leave lines that are not a multiple of
+  // the vector width; a single slice has no neighbours along z.
+  for (auto [nx, ny, nz] : {std::tuple{70, 75, 23}, std::tuple{37, 33, 1}}) {
+    auto in = random_volume(nx, ny, nz, 11);
+    for (double sigma : {0.7, 1.5}) {
+      auto fast = gaussian(in, sigma);
+      auto slow = reference::gaussian(in, sigma);
+      SCOPED_TRACE(std::to_string(nx) + "x" + std::to_string(ny) + "x" + std::to_string(nz) +
+                   " sigma " + std::to_string(sigma));
+      expect_close(fast, slow, 1);
+    }
+  }
+}
+
 TEST(kernels, gaussian_keeps_a_constant_volume_and_its_geometry) {
   auto in = random_volume(8, 8, 8);
   std::fill(in.voxels.begin(), in.voxels.end(), 1234);
@@ -67,10 +84,16 @@ TEST(kernels, gaussian_keeps_a_constant_volume_and_its_geometry) {
 }
 
 TEST(kernels, median_matches_the_reference) {
-  auto in = random_volume(10, 9, 7, 3);
-  auto fast = median3(in);
-  auto slow = reference::median3(in);
-  expect_close(fast, slow, 0);
+  // Rows shorter than one vector of 16, rows of several vectors and a
+  // remainder, a single slice, a single row.
+  for (auto [nx, ny, nz] :
+       {std::tuple{10, 9, 7}, std::tuple{53, 20, 6}, std::tuple{40, 7, 1}, std::tuple{33, 1, 1}}) {
+    auto in = random_volume(nx, ny, nz, 3);
+    auto fast = median3(in);
+    auto slow = reference::median3(in);
+    SCOPED_TRACE(std::to_string(nx) + "x" + std::to_string(ny) + "x" + std::to_string(nz));
+    expect_close(fast, slow, 0);
+  }
 }
 
 TEST(kernels, threshold_masks_and_binarizes_in_real_values) {
