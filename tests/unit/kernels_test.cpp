@@ -142,6 +142,42 @@ TEST(kernels, window_follows_the_linear_voi_function) {
   }
 }
 
+TEST(kernels, window_gives_the_linear_voi_function_for_every_stored_value) {
+  // Whole-number parameters take the vectorized path (widths to 4096), any
+  // others the table; both must be the function rounded half away from zero.
+  volume every = random_volume(256, 256, 1);
+  for (int s = -32768; s <= 32767; ++s)
+    every.voxels[static_cast<std::size_t>(s + 32768)] = static_cast<std::int16_t>(s);
+  struct case_t {
+    double slope, intercept, center, width;
+  };
+  std::vector<case_t> cases{{1, -1024, 40, 400},   {1, -1024, -600, 1500}, {2, -3, 7, 2},
+                            {1, 0, 0, 4096},       {-1, 100, 30, 4095},    {1, -1024, 40.5, 400},
+                            {0.5, -1024, 40, 400}, {1, -1024, 300, 5000}};
+  for (int width = 2; width <= 4096; width += 97)
+    cases.push_back({1, -1024, width % 300 - 150.0, static_cast<double>(width)});
+  for (auto c : cases) {
+    every.slope = c.slope;
+    every.intercept = c.intercept;
+    auto out = window(every, c.center, c.width);
+    int wrong = 0;
+    for (int s = -32768; s <= 32767 && wrong < 3; ++s) {
+      double v = s * c.slope + c.intercept;
+      double y = v <= c.center - 0.5 - (c.width - 1) / 2 ? 0
+                 : v > c.center - 0.5 + (c.width - 1) / 2
+                     ? 255
+                     : ((v - (c.center - 0.5)) / (c.width - 1) + 0.5) * 255;
+      auto got = out.voxels[static_cast<std::size_t>(s + 32768)];
+      if (got != std::lround(y)) {
+        ++wrong;
+        ADD_FAILURE() << "slope " << c.slope << " intercept " << c.intercept << " centre "
+                      << c.center << " width " << c.width << ": stored " << s << " gave " << got
+                      << ", not " << std::lround(y);
+      }
+    }
+  }
+}
+
 TEST(kernels, mip_over_slabs_and_whole_volume) {
   auto in = random_volume(7, 6, 10);
   auto slabs = mip(in, 7.5); // 3 slices of 2.5 mm
