@@ -208,6 +208,32 @@ TEST(kernels, resample_matches_trilinear_sampling) {
   EXPECT_DOUBLE_EQ(doubled.spacing[0], 0.4);
 }
 
+TEST(kernels, resample_matches_trilinear_sampling_down_and_up_on_odd_sizes_and_one_slice) {
+  for (auto [nx, ny, nz] : {std::tuple{37, 70, 5}, std::tuple{45, 33, 1}}) {
+    auto in = random_volume(nx, ny, nz, 5);
+    for (double factor : {0.5, 1.7}) {
+      auto out =
+          resample(in, step(R"({"kernel": "resample", "factor": )" + std::to_string(factor) + "}"));
+      SCOPED_TRACE(std::to_string(nx) + "x" + std::to_string(ny) + "x" + std::to_string(nz) +
+                   " factor " + std::to_string(factor));
+      ASSERT_EQ(out.nz, nz == 1 ? 1u : static_cast<std::size_t>((nz - 1) * factor + 1e-9) + 1);
+      int wrong = 0;
+      for (std::size_t z = 0; z < out.nz; ++z)
+        for (std::size_t y = 0; y < out.ny; ++y)
+          for (std::size_t x = 0; x < out.nx && wrong < 3; ++x) {
+            double expected = reference::sample(in, x * out.spacing[0] / in.spacing[0],
+                                                y * out.spacing[1] / in.spacing[1],
+                                                z * out.spacing[2] / in.spacing[2]);
+            if (std::abs(out.at(x, y, z) - expected) > 0.5 + 1e-9) {
+              ++wrong;
+              ADD_FAILURE() << "at " << x << "," << y << "," << z << ": " << out.at(x, y, z)
+                            << ", not " << expected;
+            }
+          }
+    }
+  }
+}
+
 TEST(kernels, statistics_match_a_plain_loop) {
   auto in = random_volume(12, 10, 8);
   auto s = statistics(in, 500, 16);
