@@ -165,9 +165,9 @@ job_outcome run_kernels(const store_layout& layout, const job_record& job, const
   std::string derivation;
   auto stats = json::value::array(); // one entry per series and stats step
   bool has_stats = false;
-  std::size_t step_number = 0;
-  for (auto& step : plan.steps) {
-    progress.phase(++step_number, step.describe());
+  for (std::size_t step_index = 0; step_index < plan.steps.size(); ++step_index) {
+    auto& step = plan.steps[step_index];
+    progress.phase(step_index + 1, step.describe());
     if (cancel.cancelled()) {
       outcome.state = job_state::cancelled;
       outcome.message = "cancelled before " + step.describe();
@@ -194,21 +194,48 @@ job_outcome run_kernels(const store_layout& layout, const job_record& job, const
         });
       }
     } else if (step.kernel != "deidentify") {
+      // Threshold and window steps right after a gaussian, a median or a
+      // threshold or window run inside it, block by block while the voxels
+      // are in cache, instead of each in a pass over memory of its own.
+      std::vector<kernel_step> fused;
+      const bool fuses_after =
+          step.kernel == "gaussian" || step.kernel == "median" || voxel_pass::can_fuse(step);
+      while (fuses_after && step_index + 1 + fused.size() < plan.steps.size() &&
+             voxel_pass::can_fuse(plan.steps[step_index + 1 + fused.size()]))
+        fused.push_back(plan.steps[step_index + 1 + fused.size()]);
       for (auto& image : images) {
-        if (step.kernel == "gaussian")
-          image = gaussian(image, step.sigma_mm);
-        else if (step.kernel == "median")
-          image = median3(image);
-        else if (step.kernel == "threshold")
+        if (step.kernel == "gaussian" || step.kernel == "median") {
+          voxel_pass then{image, fused};
+          image = step.kernel == "gaussian" ? gaussian(image, step.sigma_mm, &then)
+                                            : median3(image, &then);
+        } else if (voxel_pass::can_fuse(step)) {
+          std::vector<kernel_step> all{step};
+          all.insert(all.end(), fused.begin(), fused.end());
+          voxel_pass pass{image, all};
+          image = run_voxel_pass(std::move(image), pass);
+        } else if (step.kernel == "threshold") {
           image = threshold(std::move(image), step);
-        else if (step.kernel == "window")
-          image = window(std::move(image), step.center, step.width);
-        else if (step.kernel == "mip")
+        } else if (step.kernel == "mip") {
           image = mip(image, step.slab_mm);
-        else if (step.kernel == "resample")
+        } else if (step.kernel == "resample") {
           image = resample(image, step);
+        }
       }
       derivation += (derivation.empty() ? "" : "; ") + step.describe();
+      std::string with = step.describe();
+      for (auto& also : fused) {
+        derivation += "; " + also.describe();
+        with += ", " + also.describe();
+      }
+      double seconds = seconds_since(start);
+      outcome.kernels.push_back({step.kernel, seconds});
+      log.line(with + " done in " + std::to_string(static_cast<int>(seconds * 1000)) + " ms" +
+               (fused.empty() ? "" : " (in one pass)"));
+      // The fused steps took no time of their own (and are not timed, so
+      // that they do not pull their kernels' duration metrics down).
+      for (auto& also : fused)
+        progress.phase(++step_index + 1, also.describe());
+      continue;
     }
     double seconds = seconds_since(start);
     outcome.kernels.push_back({step.kernel, seconds});

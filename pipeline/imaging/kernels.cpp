@@ -74,17 +74,6 @@ std::pair<int, int> stored_range(const volume& v, double lower, double upper) {
   return {static_cast<int>(lo), static_cast<int>(hi)};
 }
 
-// Applies a 64 Ki-entry table to every voxel in place: any per-value
-// function of a volume becomes one load and one store per voxel.
-void apply_table(volume& v, const std::vector<std::int16_t>& table) {
-  std::int16_t* data = v.voxels.data();
-  const std::int16_t* lookup = table.data() + 32768;
-  tbb::parallel_for(tbb::blocked_range<std::size_t>(0, v.size(), 1 << 16), [&](auto range) {
-    for (std::size_t i = range.begin(); i != range.end(); ++i)
-      data[i] = lookup[data[i]];
-  });
-}
-
 } // namespace
 
 std::string kernel_step::describe() const {
@@ -300,7 +289,7 @@ std::size_t clamped(long i, std::size_t n) {
 // edge voxel.
 DCMSTREAMS_VECTOR_CLONES
 void gaussian_block(const volume& in, volume& out, const gaussian_taps& t, std::size_t y0,
-                    std::size_t y1, std::size_t z0, std::size_t z1) {
+                    std::size_t y1, std::size_t z0, std::size_t z1, const voxel_pass* then) {
   const std::size_t nx = in.nx, ny = in.ny, nz = in.nz, rows = y1 - y0;
   const std::size_t ring_planes = 2 * t.rz + 1;
   const std::size_t halo0 = clamped(static_cast<long>(y0) - static_cast<long>(t.ry), ny),
@@ -342,6 +331,8 @@ void gaussian_block(const volume& in, volume& out, const gaussian_taps& t, std::
       float v = std::clamp(sum[i], -32768.0f, 32767.0f);
       target[i] = static_cast<std::int16_t>(v + (v >= 0 ? 0.5f : -0.5f));
     }
+    if (then)
+      then->apply(target, rows * nx);
   }
 }
 
@@ -350,7 +341,7 @@ void gaussian_block(const volume& in, volume& out, const gaussian_taps& t, std::
 // Three separable passes, fused: the volume is cut into blocks of rows and
 // planes that run in parallel, each filtered along x, y and z while its
 // data is in cache (gaussian_block).
-volume gaussian(const volume& in, double sigma_mm) {
+volume gaussian(const volume& in, double sigma_mm, const voxel_pass* then) {
   gaussian_taps t;
   t.x = weights_along(in, sigma_mm, 0);
   t.y = weights_along(in, sigma_mm, 1);
@@ -360,6 +351,8 @@ volume gaussian(const volume& in, double sigma_mm) {
   t.rz = t.z.size() / 2;
   volume out = shaped_like(in);
   out.voxels.resize(in.size());
+  if (then)
+    then->finish(out); // the scale and bits; the voxels are done block by block
   if (in.size() == 0)
     return out;
   // Blocks of rows small enough that the block's ring of 2 rz + 1 planes
@@ -373,7 +366,7 @@ volume gaussian(const volume& in, double sigma_mm) {
       tbb::blocked_range2d<std::size_t>(0, in.nz, plane_grain, 0, in.ny, row_grain),
       [&](const tbb::blocked_range2d<std::size_t>& block) {
         gaussian_block(in, out, t, block.cols().begin(), block.cols().end(), block.rows().begin(),
-                       block.rows().end());
+                       block.rows().end(), then);
       },
       tbb::simple_partitioner{});
   return out;
@@ -457,7 +450,8 @@ __attribute__((always_inline)) inline void median_of_16(const std::int16_t* padd
 // voxel is a load at x, x + 1 or x + 2. No lambdas: they would be built for
 // the default target only.
 DCMSTREAMS_VECTOR_CLONES_WIDE
-void median_rows(const volume& in, volume& out, std::size_t z, std::size_t y0, std::size_t y1) {
+void median_rows(const volume& in, volume& out, std::size_t z, std::size_t y0, std::size_t y1,
+                 const voxel_pass* then) {
   const std::size_t nx = in.nx, ny = in.ny, nz = in.nz, width = nx + 2;
   std::vector<std::int16_t> padded(9 * width + 16);
   for (std::size_t y = y0; y < y1; ++y) {
@@ -478,6 +472,8 @@ void median_rows(const volume& in, volume& out, std::size_t z, std::size_t y0, s
     // which only those in the row are kept.
     if (x < nx)
       median_of_16(padded.data(), width, x, target + x, nx - x);
+    if (then)
+      then->apply(target, nx);
   }
 }
 
@@ -485,66 +481,49 @@ void median_rows(const volume& in, volume& out, std::size_t z, std::size_t y0, s
 
 // Each voxel's median of its 27 neighbours (edges repeated), sixteen voxels
 // at a time through a fixed selection network (median_of_16).
-volume median3(const volume& in) {
+volume median3(const volume& in, const voxel_pass* then) {
   volume out = shaped_like(in);
   out.voxels.resize(in.size());
+  if (then)
+    then->finish(out); // the scale and bits; the voxels are done block by block
   if (in.size() == 0)
     return out;
   tbb::parallel_for(tbb::blocked_range2d<std::size_t>(0, in.nz, 1, 0, in.ny, 16),
                     [&](const tbb::blocked_range2d<std::size_t>& block) {
                       for (std::size_t z = block.rows().begin(); z != block.rows().end(); ++z)
-                        median_rows(in, out, z, block.cols().begin(), block.cols().end());
+                        median_rows(in, out, z, block.cols().begin(), block.cols().end(), then);
                     });
   return out;
 }
 
-// -- threshold ---------------------------------------------------------------------
-
-volume threshold(volume in, const kernel_step& step) {
-  bool binarize = step.mode == "binarize";
-  auto [lo, hi] = stored_range(in, step.lower.value_or(-1e300), step.upper.value_or(1e300));
-  std::int16_t background = 0;
-  if (!binarize)
-    background = step.background ? in.stored(*step.background)
-                                 : *std::min_element(in.voxels.begin(), in.voxels.end());
-  // Compares and selects on int16 lanes, no table: the loop vectorizes and
-  // runs at memory speed. An empty range keeps nothing.
-  const bool empty = lo > hi || lo > 32767 || hi < -32768;
-  const auto low = static_cast<std::int16_t>(std::clamp(lo, -32768, 32767)),
-             high = static_cast<std::int16_t>(std::clamp(hi, -32768, 32767));
-  const std::int16_t outside = binarize ? 0 : background;
-  std::int16_t* data = in.voxels.data();
-  // Captured by value: a store through `data` cannot then change them, so
-  // the compiler keeps them in registers and vectorizes.
-  tbb::parallel_for(tbb::blocked_range<std::size_t>(0, in.size(), 1 << 16), [=](auto range) {
-    std::int16_t* __restrict voxels = data;
-    if (empty) {
-      std::fill(voxels + range.begin(), voxels + range.end(), outside);
-    } else if (binarize) {
-      for (std::size_t i = range.begin(); i != range.end(); ++i) {
-        std::int16_t v = voxels[i];
-        voxels[i] = static_cast<std::int16_t>((v >= low) & (v <= high));
-      }
-    } else {
-      for (std::size_t i = range.begin(); i != range.end(); ++i) {
-        std::int16_t v = voxels[i];
-        voxels[i] = (v >= low) & (v <= high) ? v : outside;
-      }
-    }
-  });
-  if (binarize) {
-    in.slope = 1;
-    in.intercept = 0;
-  }
-  return in;
-}
-
-// -- window ------------------------------------------------------------------------
+// -- threshold and window: steps on each voxel's value alone ----------------------
 
 namespace {
 
 bool is_whole(double v, double limit) {
   return v == std::floor(v) && std::abs(v) <= limit;
+}
+
+// Compares and selects on int16 lanes, no table: the loops vectorize and run
+// at memory speed. The values are arguments, not members read through a
+// pointer, so that a store to the voxels cannot change them and they stay
+// in registers.
+DCMSTREAMS_VECTOR_CLONES
+void threshold_block(std::int16_t* __restrict voxels, std::size_t n, std::int16_t low,
+                     std::int16_t high, std::int16_t outside, bool binarize, bool empty) {
+  if (empty) {
+    std::fill(voxels, voxels + n, outside);
+  } else if (binarize) {
+    for (std::size_t i = 0; i < n; ++i) {
+      std::int16_t v = voxels[i];
+      voxels[i] = static_cast<std::int16_t>((v >= low) & (v <= high));
+    }
+  } else {
+    for (std::size_t i = 0; i < n; ++i) {
+      std::int16_t v = voxels[i];
+      voxels[i] = (v >= low) & (v <= high) ? v : outside;
+    }
+  }
 }
 
 // The VOI function when slope, intercept, centre and width are whole
@@ -568,39 +547,13 @@ void window_whole(std::int16_t* voxels, std::size_t n, int slope, int offset, in
   }
 }
 
-/// Any other parameters: a 64 Ki-entry table, the function in double precision.
-void window_table(volume& in, double center, double width);
-
-} // namespace
-
-volume window(volume in, double center, double width) {
-  if (is_whole(in.slope, 64) && is_whole(in.intercept, 1e6) && is_whole(center, 1e6) &&
-      is_whole(width, 4096) && width >= 2) {
-    const int slope = static_cast<int>(in.slope), offset = static_cast<int>(in.intercept - center),
-              whole_width = static_cast<int>(width), bias = 256 * whole_width - 1;
-    const float reciprocal = 1.0f / static_cast<float>(2 * (whole_width - 1));
-    std::int16_t* data = in.voxels.data();
-    tbb::parallel_for(tbb::blocked_range<std::size_t>(0, in.size(), 1 << 16), [=](auto range) {
-      window_whole(data + range.begin(), range.size(), slope, offset, whole_width, bias,
-                   reciprocal);
-    });
-  } else {
-    window_table(in, center, width);
-  }
-  in.slope = 1;
-  in.intercept = 0;
-  in.bits_stored = 8;
-  in.is_signed = false;
-  return in;
-}
-
-namespace {
-
-void window_table(volume& in, double center, double width) {
-  // PS3.3 C.11.2.1.2.1: the linear function, output range 0..255.
-  std::vector<std::int16_t> table(65536);
+// PS3.3 C.11.2.1.2.1, the linear function to 0..255, for every stored value
+// (any other parameters).
+std::shared_ptr<const std::vector<std::int16_t>> window_table(double slope, double intercept,
+                                                              double center, double width) {
+  auto table = std::make_shared<std::vector<std::int16_t>>(65536);
   for (int stored = -32768; stored <= 32767; ++stored) {
-    double v = in.value(static_cast<std::int16_t>(stored));
+    double v = stored * slope + intercept;
     double y;
     if (v <= center - 0.5 - (width - 1) / 2)
       y = 0;
@@ -608,13 +561,112 @@ void window_table(volume& in, double center, double width) {
       y = 255;
     else
       y = ((v - (center - 0.5)) / (width - 1) + 0.5) * 255;
-    table[static_cast<std::size_t>(stored + 32768)] =
+    (*table)[static_cast<std::size_t>(stored + 32768)] =
         static_cast<std::int16_t>(std::lround(std::clamp(y, 0.0, 255.0)));
   }
-  apply_table(in, table);
+  return table;
 }
 
 } // namespace
+
+bool voxel_pass::can_fuse(const kernel_step& step) {
+  return step.kernel == "window" ||
+         (step.kernel == "threshold" && (step.mode == "binarize" || step.background));
+}
+
+voxel_pass::voxel_pass(const volume& before, const std::vector<kernel_step>& steps) {
+  slope_ = before.slope;
+  intercept_ = before.intercept;
+  bits_stored_ = before.bits_stored;
+  is_signed_ = before.is_signed;
+  for (auto& step : steps)
+    add(step, std::nullopt);
+}
+
+void voxel_pass::add(const kernel_step& step, std::optional<std::int16_t> background) {
+  voxel_step made;
+  if (step.kernel == "threshold") {
+    volume scale;
+    scale.slope = slope_;
+    scale.intercept = intercept_;
+    made.binarize = step.mode == "binarize";
+    auto [lo, hi] = stored_range(scale, step.lower.value_or(-1e300), step.upper.value_or(1e300));
+    made.empty = lo > hi || lo > 32767 || hi < -32768;
+    made.low = static_cast<std::int16_t>(std::clamp(lo, -32768, 32767));
+    made.high = static_cast<std::int16_t>(std::clamp(hi, -32768, 32767));
+    made.outside = made.binarize ? 0
+                   : background  ? *background
+                                 : scale.stored(step.background.value_or(0));
+    if (made.binarize) {
+      slope_ = 1;
+      intercept_ = 0;
+    }
+  } else {
+    made.window = true;
+    if (is_whole(slope_, 64) && is_whole(intercept_, 1e6) && is_whole(step.center, 1e6) &&
+        is_whole(step.width, 4096) && step.width >= 2) {
+      made.slope = static_cast<int>(slope_);
+      made.offset = static_cast<int>(intercept_ - step.center);
+      made.width = static_cast<int>(step.width);
+      made.bias = 256 * made.width - 1;
+      made.reciprocal = 1.0f / static_cast<float>(2 * (made.width - 1));
+    } else {
+      made.table = window_table(slope_, intercept_, step.center, step.width);
+    }
+    slope_ = 1;
+    intercept_ = 0;
+    bits_stored_ = 8;
+    is_signed_ = false;
+  }
+  steps_.push_back(std::move(made));
+}
+
+void voxel_pass::apply(std::int16_t* voxels, std::size_t n) const {
+  for (auto& step : steps_) {
+    if (!step.window)
+      threshold_block(voxels, n, step.low, step.high, step.outside, step.binarize, step.empty);
+    else if (!step.table)
+      window_whole(voxels, n, step.slope, step.offset, step.width, step.bias, step.reciprocal);
+    else
+      for (std::size_t i = 0; i < n; ++i)
+        voxels[i] = (*step.table)[static_cast<std::size_t>(voxels[i] + 32768)];
+  }
+}
+
+void voxel_pass::finish(volume& v) const {
+  v.slope = slope_;
+  v.intercept = intercept_;
+  v.bits_stored = bits_stored_;
+  v.is_signed = is_signed_;
+}
+
+volume run_voxel_pass(volume in, const voxel_pass& pass) {
+  std::int16_t* data = in.voxels.data();
+  tbb::parallel_for(tbb::blocked_range<std::size_t>(0, in.size(), 1 << 15),
+                    [&pass, data](auto range) { pass.apply(data + range.begin(), range.size()); });
+  pass.finish(in);
+  return in;
+}
+
+volume threshold(volume in, const kernel_step& step) {
+  voxel_pass pass{in, {}};
+  // Masking without a background given sets the rest to the lowest value of
+  // the whole volume: a pass of its own, before.
+  std::optional<std::int16_t> background;
+  if (step.mode != "binarize" && !step.background && !in.voxels.empty())
+    background = *std::min_element(in.voxels.begin(), in.voxels.end());
+  pass.add(step, background);
+  return run_voxel_pass(std::move(in), pass);
+}
+
+volume window(volume in, double center, double width) {
+  kernel_step step;
+  step.kernel = "window";
+  step.center = center;
+  step.width = width;
+  voxel_pass pass{in, {step}};
+  return run_voxel_pass(std::move(in), pass);
+}
 
 // -- mip ---------------------------------------------------------------------------
 

@@ -7,6 +7,8 @@
 #include "pipeline/foundation/json.hpp"
 #include "pipeline/imaging/volume.hpp"
 
+#include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -54,8 +56,49 @@ result<kernel_step> read_kernel_step(const json::value& step, const std::string&
 /// The kernel names a pipeline may use.
 const std::vector<std::string>& kernel_names();
 
-volume gaussian(const volume& in, double sigma_mm);
-volume median3(const volume& in);
+/// Steps that change each voxel by its value alone (threshold, window), run
+/// on blocks of voxels while those are in cache: inside the output loop of
+/// the neighbourhood kernel before them, or several in one pass, so that a
+/// chain of them costs no extra pass over memory.
+class voxel_pass {
+public:
+  /// Whether the step can run on blocks: window; threshold binarizing or
+  /// with a `background` (masking's default background is the lowest value
+  /// of the whole volume, which takes a pass of its own).
+  static bool can_fuse(const kernel_step& step);
+  /// The steps, each of which can_fuse, in order, after a volume with
+  /// `before`'s slope, intercept and bits.
+  voxel_pass(const volume& before, const std::vector<kernel_step>& steps);
+  /// One more step; a threshold's `background` in stored values if given.
+  void add(const kernel_step& step, std::optional<std::int16_t> background);
+  bool empty() const { return steps_.empty(); }
+  /// Runs every step on n voxels in place.
+  void apply(std::int16_t* voxels, std::size_t n) const;
+  /// Gives the volume the slope, intercept and bits the steps leave.
+  void finish(volume& v) const;
+
+private:
+  struct voxel_step {
+    bool window = false;
+    // threshold, in stored values
+    std::int16_t low = 0, high = 0, outside = 0;
+    bool binarize = false, empty = false;
+    // window: whole-number parameters, or else a table of every stored value
+    int slope = 1, offset = 0, width = 2, bias = 0;
+    float reciprocal = 1;
+    std::shared_ptr<const std::vector<std::int16_t>> table;
+  };
+  std::vector<voxel_step> steps_;
+  double slope_ = 1, intercept_ = 0;
+  int bits_stored_ = 16;
+  bool is_signed_ = true;
+};
+
+/// `then`, when given, runs on each block of the result as it is written.
+volume gaussian(const volume& in, double sigma_mm, const voxel_pass* then = nullptr);
+volume median3(const volume& in, const voxel_pass* then = nullptr);
+/// Runs the pass over the whole volume in place (an rvalue avoids a copy).
+volume run_voxel_pass(volume in, const voxel_pass& pass);
 /// threshold and window change voxels in place: pass an rvalue to avoid a copy.
 volume threshold(volume in, const kernel_step& step);
 volume window(volume in, double center, double width);

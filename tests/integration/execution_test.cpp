@@ -3,6 +3,7 @@
 // show the result.
 
 #include "pipeline/foundation/json.hpp"
+#include "pipeline/imaging/kernels.hpp"
 #include "pipeline/imaging/volume.hpp"
 
 #include "tests/support/http_client.hpp"
@@ -101,6 +102,43 @@ TEST(execution, a_kernel_stream_writes_a_valid_series_with_the_reference_values)
         std::max(worst, std::abs(got.value(got.voxels[i]) - expected.value(expected.voxels[i])));
   EXPECT_LE(worst, 1) << "voxels differ from the reference gaussian";
   EXPECT_NE(output->series[0].series_uid, input->series[0].series_uid);
+}
+
+TEST(execution, threshold_and_window_after_a_median_run_in_its_pass_and_give_the_same_series) {
+  temp_dir root, scratch;
+  test_node node{root.path()};
+  write_stream(node.streams_dir(), "bone", "BONE",
+               R"("pipeline": [{"kernel": "median"},
+                               {"kernel": "threshold", "lower": -200, "background": -1024},
+                               {"kernel": "window", "center": 300, "width": 1500}])");
+  node.start();
+  auto study = synth_study(scratch / "study", 10, 40);
+  ASSERT_EQ(send(node, "BONE", study), 0);
+  ASSERT_TRUE(node.wait_for_finished_jobs(1, 30s)) << node.log();
+  auto job = node.job_dirs().at(0);
+  auto log = read_file(job / "processing.log");
+  ASSERT_EQ(test_node::job_info(job, "state"), "success") << log;
+  EXPECT_NE(log.find("median 3x3x3, threshold"), std::string::npos) << log;
+  EXPECT_NE(log.find("(in one pass)"), std::string::npos) << log;
+  auto outputs = files_under(job / "OUTPUT");
+  ASSERT_EQ(outputs.size(), 10u);
+  for (auto& file : outputs) {
+    auto checked = run({"dciodvfy", file.string()});
+    EXPECT_EQ(checked.output.find("Error"), std::string::npos) << file << "\n" << checked.output;
+  }
+  // The same steps one after the other, each over the whole volume.
+  auto input = load_series(test_node::input_files(job));
+  auto output = load_series(outputs);
+  ASSERT_TRUE(input && output);
+  kernel_step mask;
+  mask.kernel = "threshold";
+  mask.lower = -200;
+  mask.background = -1024;
+  auto expected = window(threshold(median3(input->series[0].image), mask), 300, 1500);
+  auto& got = output->series[0].image;
+  ASSERT_EQ(got.size(), expected.size());
+  EXPECT_EQ(got.voxels, expected.voxels);
+  EXPECT_NE(std::count(got.voxels.begin(), got.voxels.end(), 0), 0) << "some voxels masked";
 }
 
 TEST(execution, external_programs_that_fail_time_out_or_cannot_start_are_failed_jobs) {

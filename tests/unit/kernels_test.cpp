@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include <random>
 #include <tuple>
 
@@ -176,6 +178,39 @@ TEST(kernels, window_gives_the_linear_voi_function_for_every_stored_value) {
       }
     }
   }
+}
+
+TEST(kernels, threshold_and_window_inside_a_gaussian_or_median_give_what_they_give_after_it) {
+  auto in = random_volume(53, 40, 9, 13);
+  auto mask = step(R"({"kernel": "threshold", "lower": 200, "upper": 1500, "background": -1024})");
+  auto binarize = step(R"({"kernel": "threshold", "lower": 300, "mode": "binarize"})");
+  auto vo = step(R"({"kernel": "window", "center": 400, "width": 1200})");
+  auto odd = step(R"({"kernel": "window", "center": 400.5, "width": 1200})"); // the table
+  auto same = [](const volume& a, const volume& b) {
+    EXPECT_EQ(a.voxels, b.voxels);
+    EXPECT_EQ(a.slope, b.slope);
+    EXPECT_EQ(a.intercept, b.intercept);
+    EXPECT_EQ(a.bits_stored, b.bits_stored);
+    EXPECT_EQ(a.is_signed, b.is_signed);
+  };
+  for (auto& chain : std::vector<std::vector<kernel_step>>{
+           {mask}, {binarize}, {vo}, {mask, vo}, {mask, odd}, {binarize, mask}}) {
+    ASSERT_TRUE(std::all_of(chain.begin(), chain.end(), voxel_pass::can_fuse));
+    auto after = [&chain](volume v) {
+      for (auto& s : chain)
+        v = s.kernel == "window" ? window(std::move(v), s.center, s.width)
+                                 : threshold(std::move(v), s);
+      return v;
+    };
+    SCOPED_TRACE(chain.front().describe() + " then " + std::to_string(chain.size() - 1) + " more");
+    voxel_pass pass{in, chain};
+    same(gaussian(in, 1.5, &pass), after(gaussian(in, 1.5)));
+    same(median3(in, &pass), after(median3(in)));
+    same(run_voxel_pass(in, pass), after(in));
+  }
+  // Masking with the volume's own lowest value needs that value first.
+  EXPECT_FALSE(voxel_pass::can_fuse(step(R"({"kernel": "threshold", "lower": 200})")));
+  EXPECT_FALSE(voxel_pass::can_fuse(step(R"({"kernel": "median"})")));
 }
 
 TEST(kernels, mip_over_slabs_and_whole_volume) {
