@@ -136,6 +136,27 @@ void bm_stats(benchmark::State& s) {
   });
 }
 
+// A gaussian, a mask and a window: one after the other, each over the
+// whole volume, and with the two element-wise steps inside the gaussian's
+// output loop (voxel_pass), as a stream runs them.
+const kernel_step& chain_mask() {
+  static auto t =
+      step(R"({"kernel": "threshold", "lower": 0, "upper": 1000, "background": -1024})");
+  return t;
+}
+void bm_gaussian_chain_apart(benchmark::State& s) {
+  run_kernel(s, [](const volume& v) {
+    return window(threshold(gaussian(v, 1.0), chain_mask()), 40, 400);
+  });
+}
+void bm_gaussian_chain_fused(benchmark::State& s) {
+  run_kernel(s, [](const volume& v) {
+    kernel_step vo = step(R"({"kernel": "window", "center": 40, "width": 400})");
+    voxel_pass then{v, {chain_mask(), vo}};
+    return gaussian(v, 1.0, &then);
+  });
+}
+
 void thread_counts(benchmark::internal::Benchmark* b) {
   int all = tbb::info::default_concurrency();
   b->Arg(1);
@@ -154,6 +175,8 @@ BENCHMARK(bm_stats)->Apply(thread_counts);
 BENCHMARK(bm_gaussian)->Apply(thread_counts);
 BENCHMARK(bm_resample)->Apply(thread_counts);
 BENCHMARK(bm_median)->Apply(thread_counts);
+BENCHMARK(bm_gaussian_chain_apart)->Apply(thread_counts);
+BENCHMARK(bm_gaussian_chain_fused)->Apply(thread_counts);
 
 int main(int argc, char** argv) {
   std::vector<char*> args;

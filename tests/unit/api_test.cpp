@@ -107,7 +107,9 @@ struct api_fixture : ::testing::Test {
     actors = std::move(*spawned);
     web::api_backend backend{actors->job_store, actors->job_manager, actors->assembler,
                              actors->router,    actors->registry,    &registry,
-                             &events,           counters.get(),      [] { return std::string{}; }};
+                             &events,           counters.get(),      [] { return std::string{}; },
+                             {},                {},                  {},
+                             {}};
     api = std::make_unique<web::api_service>(*system, web::api_settings{config, "test", now_ms()},
                                              backend);
   }
