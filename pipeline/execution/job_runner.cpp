@@ -206,7 +206,9 @@ job_outcome run_kernels(const store_layout& layout, const job_record& job, const
       for (auto& image : images) {
         if (step.kernel == "gaussian" || step.kernel == "median") {
           voxel_pass then{image, fused};
-          image = step.kernel == "gaussian" ? gaussian(image, step.sigma_mm, &then)
+          image = step.kernel == "gaussian" ? gaussian(image, step.sigma_mm, &then,
+                                                       step.recursive ? gaussian_method::recursive
+                                                                      : gaussian_method::exact)
                                             : median3(image, &then);
         } else if (voxel_pass::can_fuse(step)) {
           std::vector<kernel_step> all{step};

@@ -78,7 +78,7 @@ std::pair<int, int> stored_range(const volume& v, double lower, double upper) {
 
 std::string kernel_step::describe() const {
   if (kernel == "gaussian")
-    return "gaussian sigma " + number(sigma_mm) + " mm";
+    return "gaussian sigma " + number(sigma_mm) + " mm" + (recursive ? ", recursive" : "");
   if (kernel == "median")
     return "median 3x3x3";
   if (kernel == "threshold")
@@ -124,8 +124,13 @@ result<kernel_step> read_kernel_step(const json::value& object, const std::strin
       out = *v;
   };
   if (step.kernel == "gaussian") {
-    reader.reject_unknown_keys({"kernel", "sigma_mm"});
+    reader.reject_unknown_keys({"kernel", "sigma_mm", "method"});
     positive("sigma_mm", step.sigma_mm);
+    if (auto method = reader.get_string("method")) {
+      if (*method != "exact" && *method != "recursive")
+        problems.add(reader.path_of("method"), "must be \"exact\" or \"recursive\"");
+      step.recursive = *method == "recursive";
+    }
   } else if (step.kernel == "median") {
     reader.reject_unknown_keys({"kernel"});
   } else if (step.kernel == "threshold") {
@@ -336,16 +341,245 @@ void gaussian_block(const volume& in, volume& out, const gaussian_taps& t, std::
   }
 }
 
+// Wide kernels: Young and van Vliet's third-order recursive Gaussian
+// (Signal Processing 44, 1995). A forward and a backward pass of
+//   w[n] = B in[n] + a1 w[n-1] + a2 w[n-2] + a3 w[n-3]
+// cost four multiply-adds per voxel and direction, whatever sigma is. The
+// ends repeat the edge voxel exactly: the forward pass starts from the edge
+// value (the steady state of a constant past), the backward pass from the
+// values a constant future leaves (Triggs and Sdika's matrix, IEEE TSP
+// 2006, here worked out by running the filter far past the end).
+struct recursive_gaussian {
+  float b = 1, a1 = 0, a2 = 0, a3 = 0;
+  float m[3][3] = {}; // backward start: y[N + i] - u = Σ_j m[i][j] (w[N - 1 - j] - u)
+};
+
+recursive_gaussian make_recursive(double sigma) {
+  const double q =
+      sigma >= 2.5 ? 0.98711 * sigma - 0.96330 : 3.97156 - 4.14554 * std::sqrt(1 - 0.26891 * sigma);
+  const double b0 = 1.57825 + 2.44413 * q + 1.4281 * q * q + 0.422205 * q * q * q,
+               b1 = 2.44413 * q + 2.85619 * q * q + 1.26661 * q * q * q,
+               b2 = -(1.4281 * q * q + 1.26661 * q * q * q), b3 = 0.422205 * q * q * q;
+  const double a1 = b1 / b0, a2 = b2 / b0, a3 = b3 / b0, b = 1 - (a1 + a2 + a3);
+  recursive_gaussian r;
+  r.b = static_cast<float>(b);
+  r.a1 = static_cast<float>(a1);
+  r.a2 = static_cast<float>(a2);
+  r.a3 = static_cast<float>(a3);
+  // Past the end the input stays the edge value u: in deviations from u, a
+  // zero input. Each column of m is the backward pass's start for a unit
+  // deviation of one of the forward pass's last three values.
+  const std::size_t beyond = static_cast<std::size_t>(40 * q) + 100;
+  for (std::size_t j = 0; j < 3; ++j) {
+    std::vector<double> w(beyond + 3, 0.0), y(beyond + 6, 0.0);
+    w[2 - j] = 1; // w[0], w[1], w[2]: the values at N - 3, N - 2, N - 1
+    for (std::size_t n = 3; n < beyond + 3; ++n)
+      w[n] = a1 * w[n - 1] + a2 * w[n - 2] + a3 * w[n - 3];
+    for (std::size_t n = beyond + 2; n >= 3; --n)
+      y[n] = b * w[n] + a1 * y[n + 1] + a2 * y[n + 2] + a3 * y[n + 3];
+    for (std::size_t i = 0; i < 3; ++i)
+      r.m[i][j] = static_cast<float>(y[3 + i]); // y[3]: the value at N
+  }
+  return r;
+}
+
+/// Filters `lanes` lines at once in place: line i's n values are
+/// data[k * stride + i]. `edges` holds 5 × lanes floats of room.
+DCMSTREAMS_VECTOR_CLONES
+void recursive_along(float* data, std::size_t n, std::size_t stride, std::size_t lanes,
+                     const recursive_gaussian& r, float* edges) {
+  float *first = edges, *after = edges + lanes; // after: y at N, N + 1, N + 2
+  const float b = r.b, a1 = r.a1, a2 = r.a2, a3 = r.a3;
+  std::copy(data, data + lanes, first);
+  float* last_input = after + 3 * lanes;
+  std::copy(data + (n - 1) * stride, data + (n - 1) * stride + lanes, last_input);
+  for (std::size_t k = 0; k < n; ++k) {
+    float* row = data + k * stride;
+    const float* p1 = k >= 1 ? row - stride : first;
+    const float* p2 = k >= 2 ? row - 2 * stride : first;
+    const float* p3 = k >= 3 ? row - 3 * stride : first;
+    for (std::size_t i = 0; i < lanes; ++i)
+      row[i] = b * row[i] + a1 * p1[i] + a2 * p2[i] + a3 * p3[i];
+  }
+  const float* w1 = data + (n - 1) * stride;
+  const float* w2 = n >= 2 ? w1 - stride : first;
+  const float* w3 = n >= 3 ? w1 - 2 * stride : first;
+  for (std::size_t e = 0; e < 3; ++e) {
+    const float m0 = r.m[e][0], m1 = r.m[e][1], m2 = r.m[e][2];
+    float* target = after + e * lanes;
+    for (std::size_t i = 0; i < lanes; ++i) {
+      const float u = last_input[i];
+      target[i] = u + m0 * (w1[i] - u) + m1 * (w2[i] - u) + m2 * (w3[i] - u);
+    }
+  }
+  for (std::size_t k = n; k-- > 0;) {
+    float* row = data + k * stride;
+    const float* q1 = k + 1 < n ? row + stride : after + (k + 1 - n) * lanes;
+    const float* q2 = k + 2 < n ? row + 2 * stride : after + (k + 2 - n) * lanes;
+    const float* q3 = k + 3 < n ? row + 3 * stride : after + (k + 3 - n) * lanes;
+    for (std::size_t i = 0; i < lanes; ++i)
+      row[i] = b * row[i] + a1 * q1[i] + a2 * q2[i] + a3 * q3[i];
+  }
+}
+
+/// How the Gaussian goes along one axis.
+struct axis_filter {
+  bool recursive = false;
+  std::vector<float> taps; // the kernel when not recursive (one tap: nothing to do)
+  recursive_gaussian iir;
+};
+
+// Sigma in voxels from which gaussian_method::recursive filters an axis
+// recursively: a kernel of 19 taps or more, where four multiply-adds each
+// way cost less (and below which the recursive filter is less accurate).
+constexpr double recursive_from_sigma = 3.0;
+
+axis_filter filter_along(const volume& in, double sigma_mm, int axis, gaussian_method method) {
+  axis_filter f;
+  std::size_t n = axis == 0 ? in.nx : axis == 1 ? in.ny : in.nz;
+  double sigma = sigma_mm / in.spacing[static_cast<std::size_t>(axis)];
+  f.recursive = method == gaussian_method::recursive && sigma >= recursive_from_sigma && n > 1;
+  if (f.recursive)
+    f.iir = make_recursive(sigma);
+  else
+    f.taps = weights_along(in, sigma_mm, axis);
+  return f;
+}
+
+/// out (cols × rows) = in (rows × cols) transposed, in tiles of 16 × 16 that
+/// stay in cache (an element at a time would touch a new cache line for
+/// every write).
+__attribute__((always_inline)) inline void transpose(const float* in, float* out, std::size_t rows,
+                                                     std::size_t cols) {
+  constexpr std::size_t tile = 16;
+  for (std::size_t r0 = 0; r0 < rows; r0 += tile)
+    for (std::size_t c0 = 0; c0 < cols; c0 += tile) {
+      const std::size_t r1 = std::min(rows, r0 + tile), c1 = std::min(cols, c0 + tile);
+      for (std::size_t r = r0; r < r1; ++r)
+        for (std::size_t c = c0; c < c1; ++c)
+          out[c * rows + r] = in[r * cols + c];
+    }
+}
+
+// One plane of the recursive path: to float, filtered along x and y, into
+// `target`. `work` holds two planes, `line` a row with its borders, `edges`
+// 5 × max(nx, ny) floats.
+DCMSTREAMS_VECTOR_CLONES
+void recursive_plane(const std::int16_t* source, float* target, std::size_t nx, std::size_t ny,
+                     const axis_filter& fx, const axis_filter& fy, float* work, float* line,
+                     float* edges, const float** sources) {
+  const std::size_t plane = nx * ny;
+  float *p = target, *t = work;
+  for (std::size_t i = 0; i < plane; ++i)
+    p[i] = source[i];
+  if (fx.recursive) {
+    // Along x through a transposed copy, so that many lines run at once.
+    transpose(p, t, ny, nx);
+    recursive_along(t, nx, ny, ny, fx.iir, edges);
+    transpose(t, p, nx, ny);
+  } else if (fx.taps.size() > 1) {
+    const std::size_t r = fx.taps.size() / 2;
+    for (std::size_t y = 0; y < ny; ++y) {
+      const float* row = p + y * nx;
+      std::fill(line, line + r, row[0]);
+      std::copy(row, row + nx, line + r);
+      std::fill(line + r + nx, line + 2 * r + nx, row[nx - 1]);
+      for (std::size_t k = 0; k < fx.taps.size(); ++k)
+        sources[k] = line + k;
+      weighted_rows(sources, fx.taps.data(), r, t + y * nx, nx);
+    }
+    std::copy(t, t + plane, p);
+  }
+  if (fy.recursive) {
+    recursive_along(p, ny, nx, nx, fy.iir, edges);
+  } else if (fy.taps.size() > 1) {
+    const std::size_t r = fy.taps.size() / 2;
+    for (std::size_t y = 0; y < ny; ++y) {
+      for (std::size_t k = 0; k < fy.taps.size(); ++k)
+        sources[k] = p + clamped(static_cast<long>(y + k) - static_cast<long>(r), ny) * nx;
+      weighted_rows(sources, fy.taps.data(), r, t + y * nx, nx);
+    }
+    std::copy(t, t + plane, p);
+  }
+}
+
+// One plane of sums over planes (the taps along z).
+DCMSTREAMS_VECTOR_CLONES
+void sum_planes(const float* const* planes, const std::vector<float>& taps, float* sums,
+                std::size_t n) {
+  weighted_rows(planes, taps.data(), taps.size() / 2, sums, n);
+}
+
+// Float to int16, rounded half away from zero.
+DCMSTREAMS_VECTOR_CLONES
+void round_to_voxels(const float* sums, std::int16_t* target, std::size_t n) {
+  for (std::size_t i = 0; i < n; ++i) {
+    float v = std::clamp(sums[i], -32768.0f, 32767.0f);
+    target[i] = static_cast<std::int16_t>(v + (v >= 0 ? 0.5f : -0.5f));
+  }
+}
+
+// The Gaussian when an axis's sigma is recursive_from_sigma voxels or more:
+// the planes filtered along x and y in parallel into a float volume, then
+// along z, recursively over runs of columns or by taps plane by plane.
+volume recursive_gaussian_volume(const volume& in, const axis_filter& fx, const axis_filter& fy,
+                                 const axis_filter& fz, volume out, const voxel_pass* then) {
+  const std::size_t nx = in.nx, ny = in.ny, nz = in.nz, plane = nx * ny;
+  // Every element is written before it is read: no zero-filling.
+  std::unique_ptr<float[]> filtered{new float[in.size()]};
+  const std::size_t widest = std::max({fx.taps.size(), fy.taps.size(), fz.taps.size()});
+  tbb::parallel_for(tbb::blocked_range<std::size_t>(0, nz), [&](auto range) {
+    std::vector<float> work(plane), line(nx + widest), edges(5 * std::max(nx, ny));
+    std::vector<const float*> sources(widest);
+    for (std::size_t z = range.begin(); z != range.end(); ++z)
+      recursive_plane(in.voxels.data() + z * plane, filtered.get() + z * plane, nx, ny, fx, fy,
+                      work.data(), line.data(), edges.data(), sources.data());
+  });
+  if (fz.recursive) {
+    constexpr std::size_t columns = 2048; // per run: 8 KB a plane, all planes' worth in cache
+    tbb::parallel_for(tbb::blocked_range<std::size_t>(0, plane, columns), [&](auto range) {
+      std::vector<float> edges(5 * range.size());
+      recursive_along(filtered.get() + range.begin(), nz, plane, range.size(), fz.iir,
+                      edges.data());
+    });
+  }
+  tbb::parallel_for(tbb::blocked_range<std::size_t>(0, nz), [&](auto range) {
+    std::vector<float> sums(fz.recursive ? 0 : plane);
+    std::vector<const float*> sources(fz.taps.size());
+    for (std::size_t z = range.begin(); z != range.end(); ++z) {
+      const float* planes = filtered.get() + z * plane;
+      if (!fz.recursive && fz.taps.size() > 1) {
+        const std::size_t r = fz.taps.size() / 2;
+        for (std::size_t k = 0; k < fz.taps.size(); ++k)
+          sources[k] =
+              filtered.get() + clamped(static_cast<long>(z + k) - static_cast<long>(r), nz) * plane;
+        sum_planes(sources.data(), fz.taps, sums.data(), plane);
+        planes = sums.data();
+      }
+      std::int16_t* target = out.voxels.data() + z * plane;
+      round_to_voxels(planes, target, plane);
+      if (then)
+        then->apply(target, plane);
+    }
+  });
+  return out;
+}
+
 } // namespace
 
 // Three separable passes, fused: the volume is cut into blocks of rows and
 // planes that run in parallel, each filtered along x, y and z while its
-// data is in cache (gaussian_block).
-volume gaussian(const volume& in, double sigma_mm, const voxel_pass* then) {
+// data is in cache (gaussian_block). With gaussian_method::recursive, wide
+// kernels (sigma of 3 voxels or more along an axis) go recursively along that
+// axis instead, at a cost that does not grow with sigma
+// (recursive_gaussian_volume).
+volume gaussian(const volume& in, double sigma_mm, const voxel_pass* then, gaussian_method method) {
+  auto fx = filter_along(in, sigma_mm, 0, method), fy = filter_along(in, sigma_mm, 1, method),
+       fz = filter_along(in, sigma_mm, 2, method);
   gaussian_taps t;
-  t.x = weights_along(in, sigma_mm, 0);
-  t.y = weights_along(in, sigma_mm, 1);
-  t.z = weights_along(in, sigma_mm, 2);
+  t.x = fx.taps;
+  t.y = fy.taps;
+  t.z = fz.taps;
   t.rx = t.x.size() / 2;
   t.ry = t.y.size() / 2;
   t.rz = t.z.size() / 2;
@@ -355,6 +589,8 @@ volume gaussian(const volume& in, double sigma_mm, const voxel_pass* then) {
     then->finish(out); // the scale and bits; the voxels are done block by block
   if (in.size() == 0)
     return out;
+  if (fx.recursive || fy.recursive || fz.recursive)
+    return recursive_gaussian_volume(in, fx, fy, fz, std::move(out), then);
   // Blocks of rows small enough that the block's ring of 2 rz + 1 planes
   // stays in a core's cache; as few runs of planes as give every thread
   // several blocks, since each run filters 2 rz planes more than it writes.

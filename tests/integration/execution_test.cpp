@@ -141,6 +141,32 @@ TEST(execution, threshold_and_window_after_a_median_run_in_its_pass_and_give_the
   EXPECT_NE(std::count(got.voxels.begin(), got.voxels.end(), 0), 0) << "some voxels masked";
 }
 
+TEST(execution, a_stream_can_ask_for_the_recursive_gaussian) {
+  temp_dir root, scratch;
+  test_node node{root.path()};
+  write_stream(node.streams_dir(), "wide", "WIDE",
+               R"("pipeline": [{"kernel": "gaussian", "sigma_mm": 8, "method": "recursive"}])");
+  node.start();
+  auto study = synth_study(scratch / "study", 8, 40);
+  ASSERT_EQ(send(node, "WIDE", study), 0);
+  ASSERT_TRUE(node.wait_for_finished_jobs(1, 30s)) << node.log();
+  auto job = node.job_dirs().at(0);
+  auto log = read_file(job / "processing.log");
+  ASSERT_EQ(test_node::job_info(job, "state"), "success") << log;
+  EXPECT_NE(log.find("gaussian sigma 8 mm, recursive done in"), std::string::npos) << log;
+  auto outputs = files_under(job / "OUTPUT");
+  ASSERT_EQ(outputs.size(), 8u);
+  auto input = load_series(test_node::input_files(job));
+  auto output = load_series(outputs);
+  ASSERT_TRUE(input && output);
+  auto expected = gaussian(input->series[0].image, 8, nullptr, gaussian_method::recursive);
+  EXPECT_EQ(output->series[0].image.voxels, expected.voxels);
+  EXPECT_NE(gaussian(input->series[0].image, 8).voxels, expected.voxels)
+      << "the exact Gaussian differs, so the stream did not run it";
+  auto description = attribute_text(outputs.at(0), "DerivationDescription");
+  EXPECT_NE(description.find("recursive"), std::string::npos) << description;
+}
+
 TEST(execution, external_programs_that_fail_time_out_or_cannot_start_are_failed_jobs) {
   temp_dir root, scratch;
   test_node node{root.path()};

@@ -105,10 +105,18 @@ struct api_fixture : ::testing::Test {
     auto spawned = spawn_node(*system, config, std::move(*db), *counters, client, &events);
     ASSERT_TRUE(spawned) << spawned.error().message;
     actors = std::move(*spawned);
-    web::api_backend backend{actors->job_store, actors->job_manager, actors->assembler,
-                             actors->router,    actors->registry,    &registry,
-                             &events,           counters.get(),      [] { return std::string{}; },
-                             {},                {},                  {},
+    web::api_backend backend{actors->job_store,
+                             actors->job_manager,
+                             actors->assembler,
+                             actors->router,
+                             actors->registry,
+                             &registry,
+                             &events,
+                             counters.get(),
+                             [] { return std::string{}; },
+                             {},
+                             {},
+                             {},
                              {}};
     api = std::make_unique<web::api_service>(*system, web::api_settings{config, "test", now_ms()},
                                              backend);

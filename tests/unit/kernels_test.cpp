@@ -74,6 +74,55 @@ TEST(kernels, gaussian_matches_across_its_blocks_on_odd_sizes_and_one_slice) {
   }
 }
 
+namespace {
+
+// A smooth image: a bright ball and a dimmer slab in a dark background.
+volume phantom(std::size_t nx, std::size_t ny, std::size_t nz) {
+  auto v = random_volume(nx, ny, nz);
+  for (std::size_t z = 0; z < nz; ++z)
+    for (std::size_t y = 0; y < ny; ++y)
+      for (std::size_t x = 0; x < nx; ++x) {
+        double dx = (x - nx / 2.0) * v.spacing[0], dy = (y - ny / 2.0) * v.spacing[1],
+               dz = (z - nz / 2.0) * v.spacing[2];
+        bool ball = dx * dx + dy * dy + dz * dz < 100, slab = y * v.spacing[1] < 8;
+        v.at(x, y, z) = static_cast<std::int16_t>(ball ? 2024 : slab ? 1324 : 24);
+      }
+  return v;
+}
+
+} // namespace
+
+TEST(kernels, a_gaussian_step_says_how_it_is_computed) {
+  EXPECT_FALSE(step(R"({"kernel": "gaussian", "sigma_mm": 4})").recursive);
+  auto recursive = step(R"({"kernel": "gaussian", "sigma_mm": 4, "method": "recursive"})");
+  EXPECT_TRUE(recursive.recursive);
+  EXPECT_EQ(recursive.describe(), "gaussian sigma 4 mm, recursive");
+}
+
+TEST(kernels, recursive_gaussians_stay_close_to_the_convolution) {
+  // Spacing 0.8, 1.1 and 2.5 mm: sigma 4 mm is recursive along x and y and
+  // 1.6 voxels of taps along z; 9 mm recursive along every axis.
+  auto recursive = [](const volume& v, double sigma) {
+    return gaussian(v, sigma, nullptr, gaussian_method::recursive);
+  };
+  for (auto [nx, ny, nz] : {std::tuple{31, 29, 11}, std::tuple{30, 2, 1}}) {
+    for (double sigma : {4.0, 9.0}) {
+      SCOPED_TRACE(std::to_string(nx) + "x" + std::to_string(ny) + "x" + std::to_string(nz) +
+                   " sigma " + std::to_string(sigma));
+      auto noise = random_volume(nx, ny, nz, 17);
+      // White noise of 0 to 3000: 0.5 % of that.
+      expect_close(recursive(noise, sigma), reference::gaussian(noise, sigma), 15);
+      // Edges 2000 high: 4 % of that.
+      auto image = phantom(nx, ny, nz);
+      expect_close(recursive(image, sigma), reference::gaussian(image, sigma), 80);
+    }
+  }
+  auto constant = random_volume(20, 20, 6);
+  std::fill(constant.voxels.begin(), constant.voxels.end(), -1234);
+  for (auto v : recursive(constant, 12.0).voxels)
+    ASSERT_EQ(v, -1234);
+}
+
 TEST(kernels, gaussian_keeps_a_constant_volume_and_its_geometry) {
   auto in = random_volume(8, 8, 8);
   std::fill(in.voxels.begin(), in.voxels.end(), 1234);
@@ -301,6 +350,8 @@ TEST(kernels, parameters_are_checked_with_their_place) {
            {R"({"kernel": "gaussian", "sigma_mm": -1})", "step.sigma_mm: must be a number above 0"},
            {R"({"kernel": "gaussian", "sigma": 1})",
             "step.sigma: unknown key; did you mean \"sigma_mm\"?"},
+           {R"({"kernel": "gaussian", "method": "fast"})",
+            "step.method: must be \"exact\" or \"recursive\""},
            {R"({"kernel": "threshold"})", "needs \"lower\", \"upper\" or both"},
            {R"({"kernel": "threshold", "lower": 5, "upper": 1})", "must not be above \"upper\""},
            {R"({"kernel": "resample", "spacing_mm": 1, "factor": 2})", "exactly one of"},
