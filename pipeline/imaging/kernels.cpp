@@ -198,6 +198,20 @@ result<kernel_step> read_kernel_step(const json::value& object, const std::strin
   return step;
 }
 
+namespace {
+
+// The output of a neighbourhood kernel, its voxels still to be written: the
+// input's shape, with the scale and bits of the steps run on its blocks.
+volume output_like(const volume& in, const voxel_pass* then) {
+  volume out = shaped_like(in);
+  out.voxels.resize(in.size());
+  if (then)
+    then->finish(out);
+  return out;
+}
+
+} // namespace
+
 // -- gaussian ----------------------------------------------------------------------
 
 namespace {
@@ -583,10 +597,7 @@ volume gaussian(const volume& in, double sigma_mm, const voxel_pass* then, gauss
   t.rx = t.x.size() / 2;
   t.ry = t.y.size() / 2;
   t.rz = t.z.size() / 2;
-  volume out = shaped_like(in);
-  out.voxels.resize(in.size());
-  if (then)
-    then->finish(out); // the scale and bits; the voxels are done block by block
+  volume out = output_like(in, then);
   if (in.size() == 0)
     return out;
   if (fx.recursive || fy.recursive || fz.recursive)
@@ -718,10 +729,7 @@ void median_rows(const volume& in, volume& out, std::size_t z, std::size_t y0, s
 // Each voxel's median of its 27 neighbours (edges repeated), sixteen voxels
 // at a time through a fixed selection network (median_of_16).
 volume median3(const volume& in, const voxel_pass* then) {
-  volume out = shaped_like(in);
-  out.voxels.resize(in.size());
-  if (then)
-    then->finish(out); // the scale and bits; the voxels are done block by block
+  volume out = output_like(in, then);
   if (in.size() == 0)
     return out;
   tbb::parallel_for(tbb::blocked_range2d<std::size_t>(0, in.nz, 1, 0, in.ny, 16),
@@ -757,7 +765,7 @@ void threshold_block(std::int16_t* __restrict voxels, std::size_t n, std::int16_
   } else {
     for (std::size_t i = 0; i < n; ++i) {
       std::int16_t v = voxels[i];
-      voxels[i] = (v >= low) & (v <= high) ? v : outside;
+      voxels[i] = ((v >= low) & (v <= high)) ? v : outside;
     }
   }
 }

@@ -3,6 +3,7 @@
 #include "pipeline/dicom/dicom_file.hpp"
 #include "pipeline/foundation/json.hpp"
 #include "tests/support/http_client.hpp"
+#include "tests/support/process.hpp"
 
 #include <dcmtk/config/osconfig.h>
 #include <dcmtk/dcmdata/dcfilefo.h>
@@ -197,6 +198,13 @@ std::string sop_instance_uid(const fs::path& file) {
   if (!header)
     throw std::runtime_error(header.error().message);
   return header->sop_instance_uid;
+}
+
+void expect_valid_dicom(const std::vector<fs::path>& files) {
+  for (auto& file : files) {
+    auto checked = run({"dciodvfy", file.string()});
+    EXPECT_EQ(checked.output.find("Error"), std::string::npos) << file << "\n" << checked.output;
+  }
 }
 
 std::string attribute_text(const fs::path& file, const std::string& keyword) {

@@ -107,6 +107,9 @@ void send_synthetic_study(const test_node& node, const std::filesystem::path& di
 std::string dataset_bytes(const std::filesystem::path& file);
 /// The SOP Instance UID of a file (read with DCMTK).
 std::string sop_instance_uid(const std::filesystem::path& file);
+/// Fails the test, naming the file and dciodvfy's report, for every file
+/// in which dicom3tools' dciodvfy finds an error.
+void expect_valid_dicom(const std::vector<std::filesystem::path>& files);
 /// An attribute of a file's data set by its keyword ("PatientID"), as text;
 /// empty when absent. Fails the test when the file cannot be read.
 std::string attribute_text(const std::filesystem::path& file, const std::string& keyword);
