@@ -290,6 +290,22 @@ __attribute__((always_inline)) inline void weighted_rows(const float* const* row
   }
 }
 
+/// One row filtered along x by a symmetric kernel: copied to `line` (as
+/// float, room for nx + taps - 1) with its edge voxels repeated for the
+/// kernel's radius, then the taps summed into `out`.
+template <typename Voxel>
+__attribute__((always_inline)) inline void filter_row(const Voxel* row, std::size_t nx,
+                                                      const std::vector<float>& taps, float* line,
+                                                      const float** sources, float* out) {
+  const std::size_t r = taps.size() / 2;
+  std::fill(line, line + r, static_cast<float>(row[0]));
+  std::copy(row, row + nx, line + r);
+  std::fill(line + r + nx, line + 2 * r + nx, static_cast<float>(row[nx - 1]));
+  for (std::size_t k = 0; k < taps.size(); ++k)
+    sources[k] = line + k;
+  weighted_rows(sources, taps.data(), r, out, nx);
+}
+
 struct gaussian_taps {
   std::vector<float> x, y, z;
   std::size_t rx, ry, rz; // radii: taps = 2 r + 1
@@ -322,13 +338,8 @@ void gaussian_block(const volume& in, volume& out, const gaussian_taps& t, std::
     // No lambda here: it would be built for the default target only.
     for (std::size_t last = clamped(static_cast<long>(z + t.rz), nz); next <= last; ++next) {
       for (std::size_t y = halo0; y < halo1; ++y) {
-        const std::int16_t* source = in.voxels.data() + (next * ny + y) * nx;
-        std::fill(line.begin(), line.begin() + static_cast<long>(t.rx), float(source[0]));
-        std::copy(source, source + nx, line.begin() + static_cast<long>(t.rx));
-        std::fill(line.begin() + static_cast<long>(t.rx + nx), line.end(), float(source[nx - 1]));
-        for (std::size_t k = 0; k < t.x.size(); ++k)
-          sources[k] = line.data() + k;
-        weighted_rows(sources.data(), t.x.data(), t.rx, along_x.data() + (y - halo0) * nx, nx);
+        filter_row(in.voxels.data() + (next * ny + y) * nx, nx, t.x, line.data(), sources.data(),
+                   along_x.data() + (y - halo0) * nx);
       }
       float* target = ring.data() + (next % ring_planes) * rows * nx;
       for (std::size_t y = y0; y < y1; ++y) {
@@ -492,16 +503,8 @@ void recursive_plane(const std::int16_t* source, float* target, std::size_t nx, 
     recursive_along(t, nx, ny, ny, fx.iir, edges);
     transpose(t, p, nx, ny);
   } else if (fx.taps.size() > 1) {
-    const std::size_t r = fx.taps.size() / 2;
-    for (std::size_t y = 0; y < ny; ++y) {
-      const float* row = p + y * nx;
-      std::fill(line, line + r, row[0]);
-      std::copy(row, row + nx, line + r);
-      std::fill(line + r + nx, line + 2 * r + nx, row[nx - 1]);
-      for (std::size_t k = 0; k < fx.taps.size(); ++k)
-        sources[k] = line + k;
-      weighted_rows(sources, fx.taps.data(), r, t + y * nx, nx);
-    }
+    for (std::size_t y = 0; y < ny; ++y)
+      filter_row(p + y * nx, nx, fx.taps, line, sources, t + y * nx);
     std::copy(t, t + plane, p);
   }
   if (fy.recursive) {

@@ -70,6 +70,16 @@ std::vector<event> read_events(const fs::path& log) {
   return events;
 }
 
+/// Starts the node, sends the study to `ae` and waits for the one job it
+/// makes, which must succeed; `job` is its folder.
+void run_one_job(test_node& node, const std::string& ae, const fs::path& study, fs::path& job) {
+  node.start();
+  ASSERT_EQ(send(node, ae, study), 0);
+  ASSERT_TRUE(node.wait_for_finished_jobs(1, 30s)) << node.log();
+  job = node.job_dirs().at(0);
+  ASSERT_EQ(test_node::job_info(job, "state"), "success") << read_file(job / "processing.log");
+}
+
 } // namespace
 
 TEST(execution, a_kernel_stream_writes_a_valid_series_with_the_reference_values) {
@@ -77,12 +87,8 @@ TEST(execution, a_kernel_stream_writes_a_valid_series_with_the_reference_values)
   test_node node{root.path()};
   write_stream(node.streams_dir(), "smooth", "SMOOTH",
                "\"pipeline\": [{\"kernel\": \"gaussian\", \"sigma_mm\": 2.0}]");
-  node.start();
-  auto study = synth_study(scratch / "study", 12, 48);
-  ASSERT_EQ(send(node, "SMOOTH", study), 0);
-  ASSERT_TRUE(node.wait_for_finished_jobs(1, 30s)) << node.log();
-  auto job = node.job_dirs().at(0);
-  ASSERT_EQ(test_node::job_info(job, "state"), "success") << read_file(job / "processing.log");
+  fs::path job;
+  ASSERT_NO_FATAL_FAILURE(run_one_job(node, "SMOOTH", synth_study(scratch / "study", 12, 48), job));
   EXPECT_EQ(read_file(job / "proc.json"), "[{\"success\":\"success\",\"message\":\"\"}]\n");
   auto outputs = files_under(job / "OUTPUT");
   ASSERT_EQ(outputs.size(), 12u);
@@ -108,13 +114,9 @@ TEST(execution, threshold_and_window_after_a_median_run_in_its_pass_and_give_the
                R"("pipeline": [{"kernel": "median"},
                                {"kernel": "threshold", "lower": -200, "background": -1024},
                                {"kernel": "window", "center": 300, "width": 1500}])");
-  node.start();
-  auto study = synth_study(scratch / "study", 10, 40);
-  ASSERT_EQ(send(node, "BONE", study), 0);
-  ASSERT_TRUE(node.wait_for_finished_jobs(1, 30s)) << node.log();
-  auto job = node.job_dirs().at(0);
+  fs::path job;
+  ASSERT_NO_FATAL_FAILURE(run_one_job(node, "BONE", synth_study(scratch / "study", 10, 40), job));
   auto log = read_file(job / "processing.log");
-  ASSERT_EQ(test_node::job_info(job, "state"), "success") << log;
   EXPECT_NE(log.find("median 3x3x3, threshold"), std::string::npos) << log;
   EXPECT_NE(log.find("(in one pass)"), std::string::npos) << log;
   auto outputs = files_under(job / "OUTPUT");
@@ -140,13 +142,9 @@ TEST(execution, a_stream_can_ask_for_the_recursive_gaussian) {
   test_node node{root.path()};
   write_stream(node.streams_dir(), "wide", "WIDE",
                R"("pipeline": [{"kernel": "gaussian", "sigma_mm": 8, "method": "recursive"}])");
-  node.start();
-  auto study = synth_study(scratch / "study", 8, 40);
-  ASSERT_EQ(send(node, "WIDE", study), 0);
-  ASSERT_TRUE(node.wait_for_finished_jobs(1, 30s)) << node.log();
-  auto job = node.job_dirs().at(0);
+  fs::path job;
+  ASSERT_NO_FATAL_FAILURE(run_one_job(node, "WIDE", synth_study(scratch / "study", 8, 40), job));
   auto log = read_file(job / "processing.log");
-  ASSERT_EQ(test_node::job_info(job, "state"), "success") << log;
   EXPECT_NE(log.find("gaussian sigma 8 mm, recursive done in"), std::string::npos) << log;
   auto outputs = files_under(job / "OUTPUT");
   ASSERT_EQ(outputs.size(), 8u);
