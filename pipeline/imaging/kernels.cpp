@@ -306,6 +306,15 @@ __attribute__((always_inline)) inline void filter_row(const Voxel* row, std::siz
   weighted_rows(sources, taps.data(), r, out, nx);
 }
 
+// Float sums to int16 voxels, rounded half away from zero, clamped.
+DCMSTREAMS_VECTOR_CLONES
+void round_to_voxels(const float* sums, std::int16_t* target, std::size_t n) {
+  for (std::size_t i = 0; i < n; ++i) {
+    float v = std::clamp(sums[i], -32768.0f, 32767.0f);
+    target[i] = static_cast<std::int16_t>(v + (v >= 0 ? 0.5f : -0.5f));
+  }
+}
+
 struct gaussian_taps {
   std::vector<float> x, y, z;
   std::size_t rx, ry, rz; // radii: taps = 2 r + 1
@@ -356,11 +365,7 @@ void gaussian_block(const volume& in, volume& out, const gaussian_taps& t, std::
                        rows * nx;
     weighted_rows(sources.data(), t.z.data(), t.rz, sum.data(), rows * nx);
     std::int16_t* target = out.voxels.data() + (z * ny + y0) * nx;
-    for (std::size_t i = 0; i < rows * nx; ++i) {
-      // Round half away from zero, inline, so the loop stays vectorized.
-      float v = std::clamp(sum[i], -32768.0f, 32767.0f);
-      target[i] = static_cast<std::int16_t>(v + (v >= 0 ? 0.5f : -0.5f));
-    }
+    round_to_voxels(sum.data(), target, rows * nx);
     if (then)
       then->apply(target, rows * nx);
   }
@@ -525,15 +530,6 @@ DCMSTREAMS_VECTOR_CLONES
 void sum_planes(const float* const* planes, const std::vector<float>& taps, float* sums,
                 std::size_t n) {
   weighted_rows(planes, taps.data(), taps.size() / 2, sums, n);
-}
-
-// Float to int16, rounded half away from zero.
-DCMSTREAMS_VECTOR_CLONES
-void round_to_voxels(const float* sums, std::int16_t* target, std::size_t n) {
-  for (std::size_t i = 0; i < n; ++i) {
-    float v = std::clamp(sums[i], -32768.0f, 32767.0f);
-    target[i] = static_cast<std::int16_t>(v + (v >= 0 ? 0.5f : -0.5f));
-  }
 }
 
 // The Gaussian when an axis's sigma is recursive_from_sigma voxels or more:
