@@ -16,6 +16,10 @@ void listener_bridge::association_rejected(const association_request&, ec reason
   metrics_.associations_total.with({std::string("rejected_") + to_string(reason)}).increment();
 }
 
+void listener_bridge::tls_refused(const std::string&, ec reason) {
+  metrics_.tls_refused.with({to_string(reason)}).increment();
+}
+
 void listener_bridge::association_started(const association_request&) {
   metrics_.associations_total.with({"accepted"}).increment();
   metrics_.associations_active.with({}).increment();

@@ -23,6 +23,7 @@ public:
 
   association_verdict admit(const association_request& request) override;
   void association_rejected(const association_request& request, ec reason) override;
+  void tls_refused(const std::string& peer, ec reason) override;
   void association_started(const association_request& request) override;
   void association_ended(const association_request& request, association_end end) override;
   void instance_stored(const stored_instance& instance) override;

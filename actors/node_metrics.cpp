@@ -10,6 +10,12 @@ node_metrics::node_metrics(metrics::registry& reg)
       associations_total(reg.add_counter(
           "dcmstreams_associations_total",
           "DICOM associations by result: accepted, or why they were rejected.", {"result"})),
+      tls_refused(reg.add_counter(
+          "dcmstreams_dicom_tls_refused_total",
+          "Connections to the DICOM TLS listener refused before their association request: "
+          "caller_not_allowed (certificate untrusted, missing or not allowed), unsupported "
+          "(plain DICOM), network_error (handshake failed).",
+          {"reason"})),
       instances_received(reg.add_counter("dcmstreams_instances_received_total",
                                          "Instances stored durably, by called AE title.",
                                          {"called_ae"})),

@@ -207,8 +207,23 @@ int serve(int argc, char** argv) {
   listener_settings.sync = config->storage.sync;
   listener_settings.reserve_free_bytes = config->storage.reserve_free_mb * 1024 * 1024;
   listener_settings.ingest_journal = actors->ingest_journal.get();
+  // Plain and TLS associations share dicom.max_associations.
+  listener_settings.associations = std::make_shared<std::atomic<std::size_t>>(0);
   net::dicom_listener listener{listener_settings, bridge};
-  if (auto problem = listener.start()) {
+  std::unique_ptr<net::dicom_listener> tls_listener;
+  if (config->dicom.tls) {
+    auto tls_settings = listener_settings;
+    tls_settings.over_tls = true;
+    tls_listener = std::make_unique<net::dicom_listener>(tls_settings, bridge);
+  }
+  auto stop_listeners = [&] {
+    listener.stop();
+    if (tls_listener)
+      tls_listener->stop();
+  };
+  if (auto problem = listener.start();
+      problem || (tls_listener && (problem = tls_listener->start()))) {
+    stop_listeners();
     stop_actors(system, {caf::actor_cast<caf::actor>(cluster)});
     stop_node(system, *actors);
     return fail(problem->message);
@@ -248,7 +263,7 @@ int serve(int argc, char** argv) {
                                 api.handle(std::move(request), std::move(respond));
                               }};
   if (auto problem = web_server.start()) {
-    listener.stop();
+    stop_listeners();
     api.stop();
     stop_actors(system, {caf::actor_cast<caf::actor>(cluster)});
     stop_node(system, *actors);
@@ -257,9 +272,11 @@ int serve(int argc, char** argv) {
   auto watchdog = spawn_watchdog(system, *config, listener, metrics);
   if (watchdog)
     stop_when_given_up("watchdog", caf::actor_cast<caf::actor>(watchdog));
-  log::info(component, "ready: send studies to an AE title of a stream on port " +
-                           std::to_string(listener.port()) + "; web UI on http://" +
-                           config->web.bind + ":" + std::to_string(web_server.port()) + "/");
+  log::info(
+      component,
+      "ready: send studies to an AE title of a stream on port " + std::to_string(listener.port()) +
+          (tls_listener ? " (TLS: " + std::to_string(tls_listener->port()) + ")" : std::string{}) +
+          "; web UI on http://" + config->web.bind + ":" + std::to_string(web_server.port()) + "/");
 
   int received = 0;
   sigwait(&stop_signals, &received);
@@ -268,7 +285,7 @@ int serve(int argc, char** argv) {
               {caf::actor_cast<caf::actor>(watchdog), caf::actor_cast<caf::actor>(cluster)});
   web_server.stop();
   api.stop();
-  listener.stop();
+  stop_listeners();
   stop_node(system, *actors);
   log::info(component, "stopped");
   return an_actor_died ? 1 : 0;

@@ -102,7 +102,23 @@ void abort_now(T_ASC_Association* assoc, int fd) {
   ASC_abortAssociation(assoc);
 }
 
+// An A-ASSOCIATE-RQ larger than this is refused unread (DCMTK's own limit,
+// dcmAssociatePDUSizeLimit, is the same).
+constexpr std::uint32_t max_association_request_bytes = 1 << 20;
+
 } // namespace
+
+std::optional<std::string> association_request_problem(const unsigned char* header,
+                                                       std::uint32_t& length) {
+  length = (std::uint32_t{header[2]} << 24) | (std::uint32_t{header[3]} << 16) |
+           (std::uint32_t{header[4]} << 8) | std::uint32_t{header[5]};
+  if (header[0] != 0x01)
+    return "its first PDU (type " + std::to_string(header[0]) + ") is not an A-ASSOCIATE-RQ";
+  if (length > max_association_request_bytes)
+    return "its association request of " + std::to_string(length) + " bytes is larger than " +
+           std::to_string(max_association_request_bytes);
+  return std::nullopt;
+}
 
 void reject(T_ASC_Association* assoc, T_ASC_RejectParametersResult result,
             T_ASC_RejectParametersSource source, T_ASC_RejectParametersReason reason) {

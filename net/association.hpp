@@ -15,6 +15,8 @@
 #include <dcmtk/dcmnet/dimse.h>
 
 #include <atomic>
+#include <cstdint>
+#include <optional>
 #include <string>
 
 namespace dcmstreams::net {
@@ -83,6 +85,17 @@ private:
   std::string received_;           // the data set being received, reused
   bool verification_only_ = false; // called the node's own AE title
 };
+
+constexpr std::size_t pdu_header_bytes = 6;
+/// A-ABORT PDU from the service provider (PS3.8 9.3.8), reason "invalid PDU
+/// parameter value": what a peer gets for a request it must not send again.
+constexpr unsigned char provider_abort_pdu[] = {0x07, 0, 0, 0, 0, 4, 0, 0, 2, 6};
+
+/// Whether the first six bytes of a connection start an A-ASSOCIATE-RQ that
+/// the node reads: its problem ("its first PDU (type 3) is not an
+/// A-ASSOCIATE-RQ"), or nothing; `length` gets the PDU's length.
+std::optional<std::string> association_request_problem(const unsigned char* header,
+                                                       std::uint32_t& length);
 
 void reject(T_ASC_Association* assoc, T_ASC_RejectParametersResult result,
             T_ASC_RejectParametersSource source, T_ASC_RejectParametersReason reason);

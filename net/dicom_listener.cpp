@@ -1,6 +1,7 @@
 #include "net/dicom_listener.hpp"
 
 #include "net/association.hpp"
+#include "net/tls_acceptor.hpp"
 
 #include "pipeline/dicom/dicom_file.hpp"
 #include "pipeline/dicom/file_meta.hpp"
@@ -14,6 +15,7 @@
 #include <dcmtk/dcmdata/dcuid.h>
 #include <dcmtk/dcmdata/dcxfer.h>
 #include <dcmtk/dcmnet/assoc.h>
+#include <dcmtk/dcmnet/dcmtrans.h>
 #include <dcmtk/dcmnet/dimse.h>
 #include <dcmtk/dcmnet/dul.h>
 
@@ -41,10 +43,6 @@ constexpr const char* component = "listener";
 // Files kept ready for incoming instances; enough for a burst on every core.
 constexpr std::size_t spare_file_count = 64;
 
-// An A-ASSOCIATE-RQ larger than this is refused unread (DCMTK's own limit,
-// dcmAssociatePDUSizeLimit, is the same).
-constexpr std::uint32_t max_association_request_bytes = 1 << 20;
-constexpr std::size_t pdu_header_bytes = 6;
 // Connections still sending their association request, beyond which the one
 // that has waited longest is dropped: bounded memory and descriptors whatever
 // a hostile network does.
@@ -67,12 +65,10 @@ std::string trim(const char* text) {
   return begin == std::string::npos ? std::string() : s.substr(begin, end - begin + 1);
 }
 
-// A-ABORT PDU from the service provider (PS3.8 9.3.8), reason "invalid PDU
-// parameter value": what a peer gets for a request it must not send again.
 void send_provider_abort(int fd) {
-  static constexpr unsigned char pdu[] = {0x07, 0, 0, 0, 0, 4, 0, 0, 2, 6};
   if (fd >= 0) [[maybe_unused]]
-    auto ignored = ::send(fd, pdu, sizeof pdu, MSG_NOSIGNAL | MSG_DONTWAIT);
+    auto ignored =
+        ::send(fd, provider_abort_pdu, sizeof provider_abort_pdu, MSG_NOSIGNAL | MSG_DONTWAIT);
 }
 
 } // namespace
@@ -80,7 +76,9 @@ void send_provider_abort(int fd) {
 // -- dicom_listener -------------------------------------------------------------
 
 dicom_listener::dicom_listener(listener_config config, ingest_sink& sink)
-    : config_(std::move(config)), sink_(sink), layout_(config_.data_dir) {}
+    : config_(std::move(config)), sink_(sink), layout_(config_.data_dir),
+      active_(config_.associations ? config_.associations
+                                   : std::make_shared<std::atomic<std::size_t>>(0)) {}
 
 dicom_listener::~dicom_listener() {
   stop();
@@ -96,10 +94,16 @@ status dicom_listener::start() {
   if (auto problem = create_directories(layout_.receive_dir(), true))
     return problem;
 
-  std::string where = config_.dicom.bind + ":" + std::to_string(config_.dicom.port);
+  if (config_.over_tls) {
+    auto acceptor = tls_acceptor::make(*config_.dicom.tls);
+    if (!acceptor)
+      return acceptor.error();
+    tls_ = std::move(*acceptor);
+  }
+  std::string where = config_.dicom.bind + ":" + std::to_string(configured_port());
   sockaddr_in address{};
   address.sin_family = AF_INET;
-  address.sin_port = htons(config_.dicom.port);
+  address.sin_port = htons(configured_port());
   if (inet_pton(AF_INET, config_.dicom.bind.c_str(), &address.sin_addr) != 1)
     return failure{ec::invalid_config, "dicom.bind \"" + config_.dicom.bind +
                                            "\" is not an IPv4 address such as 0.0.0.0 or "
@@ -112,10 +116,11 @@ status dicom_listener::start() {
     int saved = errno;
     ::close(listen_fd_);
     listen_fd_ = -1;
-    std::string hint = saved == EADDRINUSE
-                           ? "; another program listens there: stop it or set dicom.port / "
-                             "--dicom-port"
-                           : "";
+    std::string hint = saved != EADDRINUSE ? ""
+                       : config_.over_tls
+                           ? "; another program listens there: stop it or set dicom.tls.port"
+                           : "; another program listens there: stop it or set dicom.port / "
+                             "--dicom-port";
     return failure{ec::network_error,
                    "cannot listen for DICOM on " + where + ": " + errno_text(saved) + hint};
   }
@@ -140,13 +145,28 @@ status dicom_listener::start() {
                    std::string("cannot initialize DICOM networking: ") + cond.text()};
   }
   network_ = network;
+  // DCMTK asks this layer for each connection's transport; it hands over the
+  // ones whose handshake and request the accept thread has done.
+  if (tls_)
+    ASC_setTransportLayer(network, tls_.get(), 0);
   spare_files_ =
       std::make_unique<spare_file_pool>(layout_.receive_dir(), "receive", spare_file_count);
   if (::pipe2(wake_pipe_, O_CLOEXEC) != 0)
     return failure{ec::io_error, "cannot create a pipe: " + errno_text(errno)};
   stopping_ = false;
   accept_thread_ = std::thread([this] { accept_loop(); });
-  log::info(component, "listening for DICOM on " + config_.dicom.bind + ":" +
+  std::string over_tls;
+  if (tls_) {
+    auto& tls = *config_.dicom.tls;
+    over_tls = " over TLS (" + tls.profile + ", " +
+               (tls.require_client_certificate ? "client certificates required"
+                                               : "client certificates optional") +
+               (tls.allowed_certificates.empty()
+                    ? std::string{}
+                    : ", " + std::to_string(tls.allowed_certificates.size()) + " allowed") +
+               ")";
+  }
+  log::info(component, "listening for DICOM" + over_tls + " on " + config_.dicom.bind + ":" +
                            std::to_string(bound_port_) + " (up to " +
                            std::to_string(config_.dicom.max_associations) + " associations, sync " +
                            to_string(config_.sync) + ")");
@@ -175,16 +195,22 @@ void dicom_listener::stop() {
   ASC_dropNetwork(&network);
   network_ = nullptr;
   spare_files_.reset();
-  log::info(component, "stopped listening for DICOM");
+  tls_.reset();
+  log::info(component,
+            std::string("stopped listening for DICOM") + (config_.over_tls ? " over TLS" : ""));
 }
 
 status dicom_listener::restart() {
   std::lock_guard<std::mutex> guard{restart_mutex_};
   stop();
   if (auto port = bound_port_.load())
-    config_.dicom.port = port;
+    configured_port() = port;
   wedged_ = false;
   return start();
+}
+
+std::uint16_t& dicom_listener::configured_port() {
+  return config_.over_tls ? config_.dicom.tls->port : config_.dicom.port;
 }
 
 void dicom_listener::reap_finished_workers() {
@@ -202,21 +228,32 @@ void dicom_listener::reap_finished_workers() {
 namespace {
 
 // Lets DCMTK read the A-ASSOCIATE-RQ that already waits, whole, in `fd`'s
-// buffer. A request DCMTK cannot parse gets an A-ABORT.
+// buffer (over TLS: in `connection`, which `tls` hands to DCMTK). A request
+// DCMTK cannot parse gets an A-ABORT.
 // `slot`, where the connection holds one, is given back before that answer.
 T_ASC_Association* receive_request(T_ASC_Network* network, int fd, const listener_config& config,
-                                   const std::string& peer, association_slot* slot) {
+                                   const std::string& peer, association_slot* slot,
+                                   tls_acceptor* tls = nullptr,
+                                   std::unique_ptr<DcmTransportConnection> connection = {}) {
   T_ASC_Association* assoc = nullptr;
   OFCondition cond;
-  try {
+  {
     std::lock_guard<std::mutex> guard{external_socket_mutex};
-    dcmExternalSocketHandle.set(fd);
-    cond = ASC_receiveAssociation(network, &assoc, static_cast<int>(config.dicom.max_pdu), nullptr,
-                                  nullptr, OFFalse, DUL_NOBLOCK, config.dicom.acse_timeout_s);
+    if (tls)
+      tls->offer(fd, std::move(connection));
+    try {
+      dcmExternalSocketHandle.set(fd);
+      cond =
+          ASC_receiveAssociation(network, &assoc, static_cast<int>(config.dicom.max_pdu), nullptr,
+                                 nullptr, tls != nullptr, DUL_NOBLOCK, config.dicom.acse_timeout_s);
+    } catch (const std::exception& e) {
+      cond = makeOFCondition(OFM_dcmnet, 1, OF_error, e.what());
+    }
     dcmExternalSocketHandle.set(-1);
-  } catch (const std::exception& e) {
-    dcmExternalSocketHandle.set(-1);
-    cond = makeOFCondition(OFM_dcmnet, 1, OF_error, e.what());
+    // Within the lock: a connection DCMTK never took is closed before its
+    // descriptor can be reused.
+    if (tls)
+      tls->withdraw();
   }
   if (cond.bad()) {
     log::warning(component, "aborted the association request from " + peer +
@@ -225,10 +262,13 @@ T_ASC_Association* receive_request(T_ASC_Network* network, int fd, const listene
     // when the association is dropped.
     if (slot)
       slot->give_back();
-    send_provider_abort(fd);
+    // Over TLS the abort would have to go through TLS; the peer sees the
+    // connection close.
+    if (!tls)
+      send_provider_abort(fd);
     if (assoc)
       release(assoc);
-    else
+    else if (!tls)
       ::close(fd);
     return nullptr;
   }
@@ -241,11 +281,6 @@ bool peer_closed(int fd) {
   return ::poll(&probe, 1, 0) == 1 && (probe.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
 }
 
-std::uint32_t big_endian_32(const unsigned char* p) {
-  return (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) | (std::uint32_t{p[2]} << 8) |
-         std::uint32_t{p[3]};
-}
-
 void set_receive_low_water_mark(int fd, std::size_t bytes) {
   int value = static_cast<int>(bytes);
   ::setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &value, sizeof value);
@@ -253,10 +288,14 @@ void set_receive_low_water_mark(int fd, std::size_t bytes) {
 
 } // namespace
 
-void dicom_listener::refuse_busy(int fd, const std::string& peer, std::uint16_t peer_port) {
-  auto* assoc = receive_request(as_network(network_), fd, config_, peer, nullptr);
+void dicom_listener::refuse_busy(negotiating_connection& c) {
+  auto& peer = c.peer;
+  auto* assoc = c.tls ? receive_request(as_network(network_), c.fd, config_, peer, nullptr,
+                                        tls_.get(), c.tls->into_connection())
+                      : receive_request(as_network(network_), c.fd, config_, peer, nullptr);
   if (!assoc)
     return;
+  auto peer_port = c.peer_port;
   association_request request{trim(assoc->params->DULparams.callingAPTitle),
                               trim(assoc->params->DULparams.calledAPTitle), peer, peer_port};
   log::warning(component, "refused association " + request.calling_ae + " -> " + request.called_ae +
@@ -290,15 +329,9 @@ dicom_listener::request_progress dicom_listener::check_request(negotiating_conne
     set_receive_low_water_mark(c.fd, pdu_header_bytes);
     return request_progress::waiting;
   }
-  auto length = big_endian_32(header + 2);
-  if (header[0] != 0x01 || length > max_association_request_bytes) {
-    log::warning(
-        component,
-        "aborted a connection from " + c.peer + ": " +
-            (header[0] != 0x01
-                 ? "its first PDU (type " + std::to_string(header[0]) + ") is not an A-ASSOCIATE-RQ"
-                 : "its association request of " + std::to_string(length) +
-                       " bytes is larger than " + std::to_string(max_association_request_bytes)));
+  std::uint32_t length = 0;
+  if (auto problem = association_request_problem(header, length)) {
+    log::warning(component, "aborted a connection from " + c.peer + ": " + *problem);
     send_provider_abort(c.fd);
     return request_progress::dropped;
   }
@@ -324,15 +357,37 @@ dicom_listener::request_progress dicom_listener::check_request(negotiating_conne
   return request_progress::waiting;
 }
 
+dicom_listener::request_progress dicom_listener::check_tls_request(negotiating_connection& c) {
+  auto progress = c.tls->advance();
+  c.received = c.tls->received();
+  c.expected = c.tls->expected();
+  if (progress == tls_session::progress::waiting)
+    return request_progress::waiting;
+  if (progress == tls_session::progress::complete) {
+    log::debug(component, "TLS connection from " + c.peer + " (" + c.tls->peer_identity() +
+                              ") sent its association request");
+    return request_progress::complete;
+  }
+  log::warning(component,
+               "refused a DICOM TLS connection from " + c.peer + ": " + c.tls->problem());
+  sink_.tls_refused(c.peer, c.tls->reason());
+  return request_progress::dropped;
+}
+
 void dicom_listener::start_association(negotiating_connection c) {
-  if (active_.load() >= static_cast<std::size_t>(config_.dicom.max_associations)) {
-    refuse_busy(c.fd, c.peer, c.peer_port);
+  if (active_->load() >= static_cast<std::size_t>(config_.dicom.max_associations)) {
+    refuse_busy(c);
     return;
   }
   auto done = std::make_shared<std::atomic<bool>>(false);
-  std::thread thread([this, slot = association_slot{active_}, fd = c.fd, peer = c.peer,
-                      peer_port = c.peer_port, done]() mutable {
-    if (auto* assoc = receive_request(as_network(network_), fd, config_, peer, &slot)) {
+  std::unique_ptr<DcmTransportConnection> connection;
+  if (c.tls)
+    connection = c.tls->into_connection();
+  std::thread thread([this, slot = association_slot{*active_}, fd = c.fd, peer = c.peer,
+                      peer_port = c.peer_port, done, connection = std::move(connection)]() mutable {
+    auto* tls = connection ? tls_.get() : nullptr;
+    if (auto* assoc = receive_request(as_network(network_), fd, config_, peer, &slot, tls,
+                                      std::move(connection))) {
       association_request request{trim(assoc->params->DULparams.callingAPTitle),
                                   trim(assoc->params->DULparams.calledAPTitle), peer, peer_port};
       association_context context{config_, sink_, stopping_, *spare_files_, layout_};
@@ -371,11 +426,14 @@ int dicom_listener::accept_connection(std::vector<negotiating_connection>& negot
     ::close(oldest.fd);
     negotiating.erase(negotiating.begin());
   }
-  set_receive_low_water_mark(fd, pdu_header_bytes);
+  // Over TLS the handshake and the request are read through OpenSSL: no
+  // low-water mark on the encrypted bytes.
+  if (!tls_)
+    set_receive_low_water_mark(fd, pdu_header_bytes);
   negotiating.push_back(
       {fd, host, peer_port,
        std::chrono::steady_clock::now() + std::chrono::seconds(config_.dicom.acse_timeout_s), 0,
-       pdu_header_bytes});
+       pdu_header_bytes, tls_ ? tls_->begin(fd) : nullptr});
   return 0;
 }
 
@@ -402,7 +460,7 @@ void dicom_listener::accept_loop() {
     fds.assign({{accepting ? listen_fd_ : -1, POLLIN, 0}, {wake_pipe_[0], POLLIN, 0}});
     auto wait = std::chrono::milliseconds(wedged_ || !accepting ? 100 : 1000);
     for (auto& c : negotiating) {
-      fds.push_back({c.fd, POLLIN, 0});
+      fds.push_back({c.fd, c.tls ? c.tls->events() : short{POLLIN}, 0});
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(c.deadline - now);
       wait = std::clamp(left + std::chrono::milliseconds(1), std::chrono::milliseconds(0), wait);
     }
@@ -425,9 +483,10 @@ void dicom_listener::accept_loop() {
       auto& c = negotiating[i];
       auto progress = request_progress::waiting;
       if (ready > 0 && fds[i + 2].revents != 0)
-        progress = check_request(c);
+        progress = c.tls ? check_tls_request(c) : check_request(c);
       if (progress == request_progress::waiting && now >= c.deadline) {
-        log::warning(component, "closed a connection from " + c.peer +
+        log::warning(component, "closed a " + std::string(c.tls ? "TLS " : "") +
+                                    "connection from " + c.peer +
                                     ": no complete association request within " +
                                     std::to_string(config_.dicom.acse_timeout_s) +
                                     " s (dicom.acse_timeout_s; " + std::to_string(c.received) +

@@ -39,7 +39,14 @@ struct listener_config {
   /// Where data sets up to its record limit become durable; larger ones (and
   /// all, without a journal) are stored as files in incoming/.
   journal* ingest_journal = nullptr;
+  /// Listens on dicom.tls.port and speaks DICOM over TLS (dicom.tls).
+  bool over_tls = false;
+  /// Shared by listeners that share dicom.max_associations; empty: its own.
+  std::shared_ptr<std::atomic<std::size_t>> associations;
 };
+
+class tls_acceptor;
+class tls_session;
 
 class dicom_listener {
 public:
@@ -48,8 +55,8 @@ public:
   dicom_listener(const dicom_listener&) = delete;
   dicom_listener& operator=(const dicom_listener&) = delete;
 
-  /// Binds dicom.bind:dicom.port and starts accepting. The failure names the
-  /// address and port ("port in use": stop the other program or pick another).
+  /// Binds dicom.bind:dicom.port (dicom.tls.port over TLS) and starts accepting. The failure names
+  /// the address and port ("port in use": stop the other program or pick another).
   status start();
   /// Stops accepting, aborts running associations at their next message and
   /// joins every thread. Idempotent.
@@ -61,7 +68,7 @@ public:
   void wedge_for_test() { wedged_ = true; }
 
   std::uint16_t port() const { return bound_port_; }
-  std::size_t active_associations() const { return active_.load(); }
+  std::size_t active_associations() const { return active_->load(); }
 
 private:
   struct worker {
@@ -74,8 +81,9 @@ private:
     std::string peer;
     std::uint16_t peer_port = 0;
     std::chrono::steady_clock::time_point deadline;
-    std::size_t received = 0; // bytes of the request buffered so far
-    std::size_t expected = 0; // bytes of the whole request, once its header is known
+    std::size_t received = 0;         // bytes of the request buffered so far
+    std::size_t expected = 0;         // bytes of the whole request, once its header is known
+    std::unique_ptr<tls_session> tls; // over TLS: its handshake and request
   };
   enum class request_progress { waiting, complete, dropped };
 
@@ -83,9 +91,11 @@ private:
   /// 0, or the errno of a failed accept.
   int accept_connection(std::vector<negotiating_connection>& negotiating);
   request_progress check_request(negotiating_connection& c);
+  request_progress check_tls_request(negotiating_connection& c);
   void start_association(negotiating_connection c);
   void reap_finished_workers();
-  void refuse_busy(int fd, const std::string& peer, std::uint16_t peer_port);
+  void refuse_busy(negotiating_connection& c);
+  std::uint16_t& configured_port();
 
   listener_config config_;
   ingest_sink& sink_;
@@ -97,7 +107,8 @@ private:
   std::thread accept_thread_;
   std::mutex workers_mutex_;
   std::list<worker> workers_;
-  std::atomic<std::size_t> active_{0};
+  std::shared_ptr<std::atomic<std::size_t>> active_;
+  std::unique_ptr<tls_acceptor> tls_; // over TLS
   std::atomic<bool> stopping_{false};
   std::atomic<bool> wedged_{false};
   std::mutex restart_mutex_;

@@ -2,11 +2,12 @@
 
 namespace dcmstreams::net {
 
-result<std::unique_ptr<DcmTLSTransportLayer>> make_tls_layer(const dicom_tls_files& files,
-                                                             T_ASC_NetworkRole role) {
+result<std::unique_ptr<DcmTLSTransportLayer>>
+make_tls_layer(const dicom_tls_files& files, T_ASC_NetworkRole role, DcmTLSSecurityProfile profile,
+               DcmCertificateVerification verification) {
   auto layer = std::make_unique<DcmTLSTransportLayer>(role, nullptr, OFTrue);
   auto refuse = [](const std::string& why) { return failure{ec::invalid_config, "TLS: " + why}; };
-  if (layer->setTLSProfile(TSP_Profile_BCP195_ND).bad())
+  if (layer->setTLSProfile(profile).bad())
     return refuse("DCMTK refuses the BCP 195 profile (is dcmtls built with OpenSSL?)");
   if (!files.certificate.empty()) {
     if (layer->setPrivateKeyFile(files.key.c_str(), DCF_Filetype_PEM).bad())
@@ -18,9 +19,10 @@ result<std::unique_ptr<DcmTLSTransportLayer>> make_tls_layer(const dicom_tls_fil
       return refuse("the key " + files.key + " does not belong to the certificate " +
                     files.certificate);
   }
-  if (layer->addTrustedCertificateFile(files.ca.c_str(), DCF_Filetype_PEM).bad())
+  if (!files.ca.empty() &&
+      layer->addTrustedCertificateFile(files.ca.c_str(), DCF_Filetype_PEM).bad())
     return refuse("cannot load the authority " + files.ca + " (PEM expected)");
-  layer->setCertificateVerification(DCV_requireCertificate);
+  layer->setCertificateVerification(verification);
   if (auto cond = layer->activateCipherSuites(); cond.bad())
     return refuse(std::string("cannot activate the BCP 195 ciphersuites: ") + cond.text());
   return layer;

@@ -17,8 +17,11 @@
 namespace dcmstreams::net {
 
 /// A transport layer for `role` (NET_REQUESTOR: the node sends); the
-/// failure names the file that could not be used and why.
-result<std::unique_ptr<DcmTLSTransportLayer>> make_tls_layer(const dicom_tls_files& files,
-                                                             T_ASC_NetworkRole role);
+/// failure names the file that could not be used and why. Without `files.ca`
+/// no peer certificate can be checked (`verification` must then ignore it).
+result<std::unique_ptr<DcmTLSTransportLayer>>
+make_tls_layer(const dicom_tls_files& files, T_ASC_NetworkRole role,
+               DcmTLSSecurityProfile profile = TSP_Profile_BCP195_ND,
+               DcmCertificateVerification verification = DCV_requireCertificate);
 
 } // namespace dcmstreams::net

@@ -92,10 +92,43 @@ void read_ae_title(json::object_reader& reader, std::string_view key, std::strin
   }
 }
 
+// dicom.tls: the TLS listener's port and PEM files (relative ones are made
+// relative to the configuration file by load_node_config; the listener says
+// which file it cannot load when it starts).
+void read_dicom_tls_listener(json::object_reader& reader, dicom_tls_listener_config& tls) {
+  reader.reject_unknown_keys({"port", "certificate", "key", "ca", "require_client_certificate",
+                              "profile", "allowed_certificates"});
+  read_port(reader, "port", tls.port);
+  if (!reader.has("port"))
+    reader.sink().add(reader.path_of("port"), "is needed: the port TLS associations come to "
+                                              "(2762 is the one DICOM registered for TLS)");
+  for (auto [key, target] : {std::pair{"certificate", &tls.certificate}, std::pair{"key", &tls.key},
+                             std::pair{"ca", &tls.ca}})
+    if (auto value = reader.get_string(key))
+      *target = *value;
+  if (auto required = reader.get_flag("require_client_certificate"))
+    tls.require_client_certificate = *required;
+  if (auto profile = reader.get_string("profile")) {
+    if (*profile != "bcp195-nd" && *profile != "bcp195" && *profile != "bcp195-ex")
+      reader.sink().add(reader.path_of("profile"),
+                        "must be \"bcp195-nd\" (the default), \"bcp195\" or \"bcp195-ex\"");
+    tls.profile = *profile;
+  }
+  if (auto allowed = reader.get_string_list("allowed_certificates"))
+    tls.allowed_certificates = *allowed;
+  if (tls.certificate.empty() || tls.key.empty())
+    reader.sink().add(reader.path_of("certificate"),
+                      "the node's own \"certificate\" and \"key\" (PEM files) are both needed");
+  if (tls.ca.empty() && (tls.require_client_certificate || !tls.allowed_certificates.empty()))
+    reader.sink().add(reader.path_of("ca"),
+                      "is needed to check client certificates: the PEM file of the authority "
+                      "that signs them (or set require_client_certificate to false)");
+}
+
 void read_dicom(json::object_reader& reader, dicom_config& dicom) {
   reader.reject_unknown_keys({"port", "bind", "max_associations", "allowed_callers",
-                              "acse_timeout_s", "dimse_timeout_s", "max_pdu",
-                              "watchdog_interval_s"});
+                              "acse_timeout_s", "dimse_timeout_s", "max_pdu", "watchdog_interval_s",
+                              "tls"});
   read_port(reader, "port", dicom.port);
   if (auto bind = reader.get_string("bind"))
     dicom.bind = *bind;
@@ -117,6 +150,13 @@ void read_dicom(json::object_reader& reader, dicom_config& dicom) {
   if (auto interval = reader.get_number("watchdog_interval_s", json::at_least_zero,
                                         "0 (no watchdog) or more seconds"))
     dicom.watchdog_interval_s = *interval;
+  reader.with_object("tls", [&](json::object_reader& sub) {
+    read_dicom_tls_listener(sub, dicom.tls.emplace());
+    if (dicom.tls->port != 0 && dicom.tls->port == dicom.port)
+      sub.sink().add(sub.path_of("port"), "must differ from dicom.port (" +
+                                              std::to_string(dicom.port) +
+                                              "), where plain associations come");
+  });
 }
 
 void read_web(json::object_reader& reader, web_config& web) {
@@ -430,6 +470,10 @@ result<node_config> load_node_config(const std::filesystem::path& path) {
                     &parsed->deidentify_secret_file, &tls.certificate, &tls.key, &tls.ca})
     if (!dir->empty() && dir->is_relative() && !base.empty())
       *dir = base / *dir;
+  if (auto& listener = parsed->dicom.tls; listener && !base.empty())
+    for (auto* file : {&listener->certificate, &listener->key, &listener->ca})
+      if (!file->empty() && std::filesystem::path{*file}.is_relative())
+        *file = (base / *file).string();
   for (auto [key, file] : {std::pair{"certificate", &tls.certificate}, std::pair{"key", &tls.key},
                            std::pair{"ca", &tls.ca}}) {
     std::error_code error;

@@ -22,6 +22,24 @@ enum class sync_mode {
 
 const char* to_string(sync_mode mode);
 
+/// The DICOM TLS listener (PS3.15 B.1 with BCP 195): a second port with the
+/// same streams, durable path and limits as the plain one. PEM files.
+struct dicom_tls_listener_config {
+  std::uint16_t port = 0;
+  std::string certificate; // the node's own certificate and key
+  std::string key;
+  std::string ca; // the authority client certificates must chain to
+  /// Without a client certificate a connection is refused (mutual TLS).
+  bool require_client_certificate = true;
+  /// "bcp195-nd" (non-downgrading: TLS 1.2 and 1.3, the ciphersuites RFC 7525
+  /// recommends), "bcp195" (also TLS 1.1 peers' suites) or "bcp195-ex"
+  /// (extended: only TLS 1.2+ AEAD suites with forward secrecy).
+  std::string profile = "bcp195-nd";
+  /// Empty: any certificate of `ca`. Else each entry is a subject common name
+  /// or a SHA-256 fingerprint (hex, colons allowed) of an accepted certificate.
+  std::vector<std::string> allowed_certificates;
+};
+
 struct dicom_config {
   std::uint16_t port = 11113;
   std::string bind = "0.0.0.0";
@@ -33,6 +51,8 @@ struct dicom_config {
   std::uint32_t max_pdu = 131072;
   /// How often the watchdog sends C-ECHO to the listener; 0 turns it off.
   double watchdog_interval_s = 30;
+  /// Set: a second listener takes associations over TLS.
+  std::optional<dicom_tls_listener_config> tls;
 };
 
 struct user_config {

@@ -56,6 +56,10 @@ public:
   virtual association_verdict admit(const association_request& request) = 0;
   /// An association was refused before it started (`reason` in words).
   virtual void association_rejected(const association_request& request, ec reason) = 0;
+  /// A connection to the TLS listener was refused before its association
+  /// request: caller_not_allowed (its certificate), unsupported (plain
+  /// DICOM), network_error (the handshake failed otherwise).
+  virtual void tls_refused(const std::string& peer, ec reason) = 0;
   virtual void association_started(const association_request& request) = 0;
   virtual void association_ended(const association_request& request, association_end end) = 0;
   /// The instance is durable (per storage.sync) in the journal or under its

@@ -156,6 +156,7 @@ public:
                                        : association_verdict::unknown_called_ae;
   }
   void association_rejected(const association_request&, ec) override {}
+  void tls_refused(const std::string&, ec) override {}
   void association_started(const association_request&) override {}
   void association_ended(const association_request&, association_end) override {}
   void instance_stored(const stored_instance&) override {}

@@ -16,18 +16,6 @@ using namespace dcmstreams::fixtures;
 using namespace std::chrono_literals;
 namespace fs = std::filesystem;
 
-namespace {
-
-/// The value of one sample line ("name{labels} value"), or -1 if absent.
-double sample(const std::string& exposition, const std::string& series) {
-  auto at = exposition.find("\n" + series + " ");
-  if (at == std::string::npos)
-    return -1;
-  return std::stod(exposition.substr(at + series.size() + 2));
-}
-
-} // namespace
-
 TEST(metrics, promtool_accepts_the_exposition_and_values_follow_a_study) {
   temp_dir root, scratch;
   test_node node{root.path()};
@@ -47,15 +35,15 @@ TEST(metrics, promtool_accepts_the_exposition_and_values_follow_a_study) {
   ASSERT_TRUE(eventually(
       [&] {
         after = http_get(node.web_port(), "/metrics").body;
-        return sample(after, "dcmstreams_job_duration_seconds_count{stream=\"copy\"}") == 1;
+        return metric_sample(after, "dcmstreams_job_duration_seconds_count{stream=\"copy\"}") == 1;
       },
       10s))
       << after;
-  EXPECT_EQ(sample(after, "dcmstreams_instances_received_total{called_ae=\"COPYAE\"}"), 7);
-  EXPECT_EQ(sample(after, "dcmstreams_jobs_total{stream=\"copy\",result=\"success\"}"), 1);
-  EXPECT_EQ(sample(after, "dcmstreams_associations_total{result=\"accepted\"}"), 1);
-  EXPECT_GT(sample(after, "process_resident_memory_bytes"), 1e6);
-  EXPECT_GT(sample(after, "process_open_fds"), 3);
+  EXPECT_EQ(metric_sample(after, "dcmstreams_instances_received_total{called_ae=\"COPYAE\"}"), 7);
+  EXPECT_EQ(metric_sample(after, "dcmstreams_jobs_total{stream=\"copy\",result=\"success\"}"), 1);
+  EXPECT_EQ(metric_sample(after, "dcmstreams_associations_total{result=\"accepted\"}"), 1);
+  EXPECT_GT(metric_sample(after, "process_resident_memory_bytes"), 1e6);
+  EXPECT_GT(metric_sample(after, "process_open_fds"), 3);
   write_file(scratch / "after.txt", after);
   checked = run({"/bin/sh", "-c", "promtool check metrics < " + (scratch / "after.txt").string()});
   EXPECT_EQ(checked.exit_code, 0) << checked.output << after;

@@ -174,4 +174,11 @@ std::string basic_auth(const std::string& user, const std::string& password) {
   return "Basic " + out;
 }
 
+double metric_sample(const std::string& exposition, const std::string& series) {
+  auto at = exposition.find("\n" + series + " ");
+  if (at == std::string::npos)
+    return -1;
+  return std::stod(exposition.substr(at + series.size() + 2));
+}
+
 } // namespace dcmstreams::fixtures

@@ -29,6 +29,10 @@ inline http_reply http_get(std::uint16_t port, const std::string& target,
 std::string read_events(std::uint16_t port, const std::string& target, std::size_t count,
                         int timeout_ms, const std::map<std::string, std::string>& headers = {});
 
+/// The value of one series ("name{label=\"x\"}") in a Prometheus
+/// exposition, or -1 when it is absent.
+double metric_sample(const std::string& exposition, const std::string& series);
+
 /// The "Basic ..." value of an Authorization header.
 std::string basic_auth(const std::string& user, const std::string& password);
 

@@ -195,3 +195,52 @@ TEST(node_config, a_destination_over_tls_names_its_files_and_what_is_missing) {
       << m;
   EXPECT_NE(m.find("pin"), std::string::npos) << m;
 }
+
+TEST(node_config, the_dicom_tls_listener_needs_a_port_of_its_own_its_files_and_a_known_profile) {
+  EXPECT_FALSE(parse_node_config("{}", "n.json")->dicom.tls) << "no TLS listener unless asked";
+  auto config = parse_node_config(
+      R"({"dicom": {"port": 11112, "tls": {"port": 2762, "certificate": "node.pem",
+          "key": "node.key", "ca": "ca.pem", "allowed_certificates": ["modality"]}}})",
+      "n.json");
+  ASSERT_TRUE(config) << config.error().message;
+  ASSERT_TRUE(config->dicom.tls);
+  EXPECT_EQ(config->dicom.tls->port, 2762);
+  EXPECT_EQ(config->dicom.tls->profile, "bcp195-nd");
+  EXPECT_TRUE(config->dicom.tls->require_client_certificate);
+  EXPECT_EQ(config->dicom.tls->allowed_certificates, std::vector<std::string>{"modality"});
+
+  auto wrong = parse_node_config(
+      R"({"dicom": {"port": 2762, "tls": {"port": 2762, "certificate": "node.pem",
+          "profile": "tls1.0"}}})",
+      "n.json");
+  ASSERT_FALSE(wrong);
+  auto& message = wrong.error().message;
+  for (auto part : {"dicom.tls.port: must differ from dicom.port (2762)",
+                    "dicom.tls.profile: must be \"bcp195-nd\"",
+                    "dicom.tls.certificate: the node's own \"certificate\" and \"key\"",
+                    "dicom.tls.ca: is needed to check client certificates"})
+    EXPECT_NE(message.find(part), std::string::npos) << part << "\n" << message;
+  auto anonymous = parse_node_config(
+      R"({"dicom": {"tls": {"port": 2762, "certificate": "n.pem", "key": "n.key",
+          "require_client_certificate": false}}})",
+      "n.json");
+  EXPECT_TRUE(anonymous) << "without client certificates no authority is needed";
+  auto no_port = parse_node_config(R"({"dicom": {"tls": {"certificate": "n.pem", "key": "n.key",
+          "ca": "ca.pem"}}})",
+                                   "n.json");
+  ASSERT_FALSE(no_port);
+  EXPECT_NE(no_port.error().message.find("dicom.tls.port: is needed"), std::string::npos)
+      << no_port.error().message;
+}
+
+TEST(node_config, dicom_tls_files_are_relative_to_the_configuration_file) {
+  fixtures::temp_dir dir;
+  fixtures::write_file(dir / "conf" / "dcmstreams.json",
+                       R"({"dicom": {"tls": {"port": 2762, "certificate": "tls/node.pem",
+                           "key": "/etc/node.key", "ca": "tls/ca.pem"}}})");
+  auto config = load_node_config(dir / "conf" / "dcmstreams.json");
+  ASSERT_TRUE(config) << config.error().message;
+  EXPECT_EQ(config->dicom.tls->certificate, (dir / "conf" / "tls" / "node.pem").string());
+  EXPECT_EQ(config->dicom.tls->key, "/etc/node.key");
+  EXPECT_EQ(config->dicom.tls->ca, (dir / "conf" / "tls" / "ca.pem").string());
+}
