@@ -226,3 +226,64 @@ TEST_F(dicom_tls, silent_half_open_and_stalled_handshakes_block_no_one) {
   EXPECT_TRUE(node->running());
   ASSERT_TRUE(node->wait_for_finished_jobs(1, 30s)) << node->log();
 }
+
+// Orthanc, an independent DICOM implementation, on both sides of TLS: it
+// sends a study to the node's TLS listener with its own certificate, and
+// receives a routed study from the node over TLS on its TLS-only port.
+TEST_F(dicom_tls, orthanc_sends_to_the_tls_listener_and_receives_routed_results_over_tls) {
+  auto orthanc_identity = hospital.issue("orthanc", "IP:127.0.0.1");
+  tls_port = free_port();
+  orthanc_peer orthanc{
+      scratch.path(), "ORTHANC", "",
+      ", \"DicomTlsEnabled\": true, \"DicomTlsCertificate\": \"" +
+          orthanc_identity.certificate.string() + "\", \"DicomTlsPrivateKey\": \"" +
+          orthanc_identity.key.string() + "\", \"DicomTlsTrustedCertificates\": \"" +
+          hospital.certificate().string() +
+          "\", \"DicomTlsRemoteCertificateRequired\": true, \"DicomModalities\": {\"node\": "
+          "{\"AET\": \"TESTAE\", \"Host\": \"127.0.0.1\", \"Port\": " +
+          std::to_string(tls_port) + ", \"UseDicomTls\": true}}"};
+
+  node_options options;
+  options.dicom_json = ", \"tls\": {\"port\": " + std::to_string(tls_port) +
+                       ", \"certificate\": \"" + node_identity.certificate.string() +
+                       "\", \"key\": \"" + node_identity.key.string() + "\", \"ca\": \"" +
+                       hospital.certificate().string() + "\"}";
+  options.extra_config =
+      "\"destinations\": {\"orthanc\": {\"host\": \"127.0.0.1\", \"port\": " +
+      std::to_string(orthanc.dicom_port()) + ", \"ae_title\": \"ORTHANC\", \"tls\": {\"ca\": \"" +
+      hospital.certificate().string() + "\", \"certificate\": \"" +
+      node_identity.certificate.string() + "\", \"key\": \"" + node_identity.key.string() + "\"}}}";
+  options.routing_json = R"({"routing": [{"AETitleIn": "ROUTE", "RouteDirectory": "INPUT",
+                                          "send": [{".*": "orthanc"}]}]})";
+  node = std::make_unique<test_node>(root.path(), options);
+  write_stream(node->streams_dir(), "test", "TESTAE");
+  write_stream(node->streams_dir(), "route", "ROUTE");
+  node->start();
+
+  // Orthanc -> node, over TLS.
+  auto study = synth_study(scratch.path() / "to-node", 4, 32);
+  std::set<std::string> sent;
+  for (auto& file : files_under(study)) {
+    ASSERT_TRUE(contains(orthanc.upload(file), "\"Status\" : \"Success\"")) << file;
+    sent.insert(sop_instance_uid(file));
+  }
+  auto answer = orthanc.post(
+      "/modalities/node/store", R"({"Resources": [)" + [&] {
+        std::string ids;
+        for (auto& id : orthanc.instances())
+          ids += (ids.empty() ? "\"" : ", \"") + id + "\"";
+        return ids;
+      }() + R"(], "Synchronous": true})");
+  ASSERT_TRUE(contains(answer, "\"InstancesCount\" : 4")) << answer << "\n" << node->log();
+  ASSERT_TRUE(node->wait_for_finished_jobs(1, 30s)) << node->log();
+  std::set<std::string> received;
+  for (auto& file : test_node::input_files(node->job_dirs().front()))
+    received.insert(sop_instance_uid(file));
+  EXPECT_EQ(received, sent);
+
+  // node -> Orthanc, over TLS: a study sent to ROUTE by plain DICOM is routed.
+  send_synthetic_study(*node, scratch.path() / "to-orthanc", "ROUTE", 3);
+  EXPECT_TRUE(eventually([&] { return orthanc.instances().size() == 7; }, 60s))
+      << orthanc.instances().size() << " instances in Orthanc\n"
+      << node->log();
+}

@@ -75,7 +75,7 @@ std::vector<fs::path> storescp_peer::files() const {
 }
 
 orthanc_peer::orthanc_peer(const fs::path& root, const std::string& aet,
-                           const std::string& dicomweb_servers)
+                           const std::string& dicomweb_servers, const std::string& more_config)
     : dicom_port_(free_port()), http_port_(free_port()) {
   std::string plugins =
       dicomweb_servers.empty()
@@ -93,7 +93,7 @@ orthanc_peer::orthanc_peer(const fs::path& root, const std::string& aet,
                  "\", \"RemoteAccessAllowed\": false, \"AuthenticationEnabled\": false, "
                  "\"DicomCheckCalledAet\": true, \"DicomAlwaysAllowStore\": true, "
                  "\"DicomThreadsCount\": 4, \"SaveJobs\": false, " +
-                 plugins + "}\n");
+                 plugins + more_config + "}\n");
   process_ = std::make_unique<process>(process_options{
       {"Orthanc", (dir / "orthanc.json").string()}, {{"TCP_NODELAY", "1"}}, {}, dir / "log"});
   bool up =
@@ -118,6 +118,13 @@ std::string orthanc_peer::post(const std::string& path, const std::string& json)
   return run({"curl", "-s", "--max-time", "60", "-X", "POST", "-H",
               "Content-Type: application/json", "--data-binary", json,
               "http://127.0.0.1:" + std::to_string(http_port_) + path},
+             70s)
+      .output;
+}
+
+std::string orthanc_peer::upload(const fs::path& file) const {
+  return run({"curl", "-s", "--max-time", "60", "-X", "POST", "--data-binary", "@" + file.string(),
+              "http://127.0.0.1:" + std::to_string(http_port_) + "/instances"},
              70s)
       .output;
 }

@@ -53,9 +53,11 @@ private:
 class orthanc_peer {
 public:
   /// `dicomweb_servers`: set, Orthanc loads Debian's DICOMweb plugin and
-  /// knows these servers (the JSON of DicomWeb.Servers).
+  /// knows these servers (the JSON of DicomWeb.Servers). `more_config`: more
+  /// members of its configuration (", \"DicomTlsEnabled\": true, ...").
   explicit orthanc_peer(const std::filesystem::path& root, const std::string& aet = "ORTHANC",
-                        const std::string& dicomweb_servers = "");
+                        const std::string& dicomweb_servers = "",
+                        const std::string& more_config = "");
   ~orthanc_peer();
   std::uint16_t dicom_port() const { return dicom_port_; }
   std::uint16_t http_port() const { return http_port_; }
@@ -63,6 +65,8 @@ public:
   std::string get(const std::string& path) const;
   /// POST on the REST API with a JSON body; the body of the answer.
   std::string post(const std::string& path, const std::string& json) const;
+  /// Stores a DICOM file through the REST API (POST /instances); its answer.
+  std::string upload(const std::filesystem::path& file) const;
   /// Orthanc ids of every stored instance.
   std::vector<std::string> instances() const;
   /// The main DICOM tags of an instance, by keyword.
