@@ -112,10 +112,11 @@ std::string attempt(sender_pointer self, send_task& task, const attempt_files& f
   // still be the destination's, so a renamed or moved one is never sent
   // another's certificate.
   auto& destinations = st.settings.routing.destinations;
-  if (auto it = destinations.find(task.destination); it != destinations.end() && it->second.tls &&
-                                                     it->second.host == task.host &&
-                                                     it->second.port == task.port)
+  if (auto it = destinations.find(task.destination);
+      it != destinations.end() && it->second.host == task.host && it->second.port == task.port) {
     options.tls = it->second.tls;
+    options.dicomweb = it->second.dicomweb;
+  }
   // A destination that accepted and then went silent (hung, cut off) ends
   // the attempt after this long; the retry policy takes it from there.
   options.acse_timeout_s = options.dimse_timeout_s = st.settings.routing.sending.timeout_s;

@@ -145,7 +145,7 @@ int serve(int argc, char** argv) {
   if (cluster_on)
     configure_cluster(actor_config, config->cluster.tls);
   // Senders use the client until the actor system has stopped them all.
-  net::dcmtk_storage_client client;
+  net::node_storage_client client;
   net::beast_webhook_client webhooks;
   caf::actor_system system{actor_config};
 

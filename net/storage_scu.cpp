@@ -1,5 +1,7 @@
 #include "net/storage_scu.hpp"
 
+#include "net/stow_client.hpp"
+
 #include "net/dicom_tls.hpp"
 
 #include "pipeline/dicom/codecs.hpp"
@@ -342,17 +344,8 @@ result<send_report> send_files(const std::vector<fs::path>& files, const send_op
   for (auto& r : results) {
     report.bytes += r.bytes;
     report.associations_used += r.associations;
-    for (auto& o : r.outcomes) {
-      if (o.sent && o.dimse_status == 0) {
-        ++report.succeeded;
-      } else if (o.sent && is_warning_status(o.dimse_status)) {
-        ++report.warnings;
-        report.problems.push_back(o);
-      } else {
-        ++report.failed;
-        report.problems.push_back(o);
-      }
-    }
+    for (auto& o : r.outcomes)
+      report.count(o);
   }
   // Files that never got an outcome (the worker stopped early) count as failed.
   std::size_t accounted = report.succeeded + report.warnings + report.failed;
@@ -361,9 +354,11 @@ result<send_report> send_files(const std::vector<fs::path>& files, const send_op
   return report;
 }
 
-result<send_report> dcmtk_storage_client::send(const std::vector<fs::path>& files,
-                                               const send_options& options,
-                                               const file_outcome_handler& on_file) {
+result<send_report> node_storage_client::send(const std::vector<fs::path>& files,
+                                              const send_options& options,
+                                              const file_outcome_handler& on_file) {
+  if (options.dicomweb)
+    return stow_files(files, *options.dicomweb, options.dimse_timeout_s, on_file);
   return send_files(files, options, on_file);
 }
 

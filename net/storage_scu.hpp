@@ -20,8 +20,9 @@
 
 namespace dcmstreams::net {
 
-/// The storage_client the node uses: DCMTK's DcmSCU underneath.
-class dcmtk_storage_client : public storage_client {
+/// The storage_client the node uses: C-STORE with DCMTK's DcmSCU, or STOW-RS
+/// (net/stow_client.hpp) for a DICOMweb destination.
+class node_storage_client : public storage_client {
 public:
   result<send_report> send(const std::vector<std::filesystem::path>& files,
                            const send_options& options,

@@ -1,5 +1,6 @@
 #include "pipeline/foundation/config.hpp"
 #include "pipeline/foundation/allowed_callers.hpp"
+#include "pipeline/foundation/http_url.hpp"
 
 #include "pipeline/foundation/files.hpp"
 #include "pipeline/foundation/json.hpp"
@@ -346,6 +347,58 @@ dicom_tls_files read_dicom_tls(json::object_reader& parent, const json::value& o
   return files;
 }
 
+// A destination's "deidentify": true, false or {"shift_dates": bool}.
+void read_destination_deidentify(json::object_reader& d, destination_config& destination) {
+  auto* found = d.get("deidentify");
+  if (!found)
+    return;
+  auto& value = *found;
+  if (value.is_boolean())
+    destination.deidentify = value.get<bool>() ? "basic" : "";
+  else if (value.is_object() && value.size() == 1 && value.contains("shift_dates") &&
+           value["shift_dates"].is_boolean())
+    destination.deidentify = value["shift_dates"].get<bool>() ? "shift_dates" : "basic";
+  else
+    d.sink().add(d.path_of("deidentify"), "must be true, false or {\"shift_dates\": true}");
+}
+
+// A destination {"dicomweb": URL, "auth": {...}, "ca": PEM}: STOW-RS, its
+// host and port from the URL.
+void read_dicomweb_destination(json::object_reader& d, destination_config& destination) {
+  d.reject_unknown_keys({"dicomweb", "auth", "ca", "deidentify"});
+  dicomweb_target target;
+  target.url = d.get_string("dicomweb").value_or("");
+  while (!target.url.empty() && target.url.back() == '/')
+    target.url.pop_back();
+  if (auto url = parse_http_url(target.url)) {
+    destination.host = url->host;
+    destination.port = url->port;
+  } else {
+    d.sink().add(d.path_of("dicomweb"), url.error().message +
+                                            " (the DICOMweb service's base URL, such as "
+                                            "http://pacs:8042/dicom-web)");
+  }
+  d.with_object("auth", [&](json::object_reader& auth) {
+    auth.reject_unknown_keys({"username", "password", "bearer_token"});
+    target.username = auth.get_string("username").value_or("");
+    target.password = auth.get_string("password").value_or("");
+    target.bearer_token = auth.get_string("bearer_token").value_or("");
+    bool basic = !target.username.empty() && !target.password.empty();
+    bool bearer = !target.bearer_token.empty();
+    bool partial = target.username.empty() != target.password.empty();
+    if (basic == bearer || partial)
+      auth.sink().add(d.path_of("auth"),
+                      "needs \"username\" and \"password\" (HTTP Basic) or a \"bearer_token\"");
+  });
+  if (auto ca = d.get_string("ca")) {
+    std::error_code error;
+    if (!std::filesystem::is_regular_file(*ca, error))
+      d.sink().add(d.path_of("ca"), "\"" + *ca + "\" is not a file (PEM expected)");
+    target.ca = *ca;
+  }
+  destination.dicomweb = std::move(target);
+}
+
 void read_destinations(json::object_reader& reader, const json::value& destinations,
                        std::map<std::string, destination_config>& out) {
   for (auto& [name, object] : destinations.items()) {
@@ -355,10 +408,16 @@ void read_destinations(json::object_reader& reader, const json::value& destinati
       continue;
     }
     json::object_reader d{object, path, reader.sink()};
-    d.reject_unknown_keys({"host", "port", "ae_title", "calling_ae_title", "associations",
-                           "transfer_syntax", "deidentify", "tls"});
     destination_config destination;
     destination.name = name;
+    if (d.has("dicomweb")) {
+      read_dicomweb_destination(d, destination);
+      read_destination_deidentify(d, destination);
+      out[name] = destination;
+      continue;
+    }
+    d.reject_unknown_keys({"host", "port", "ae_title", "calling_ae_title", "associations",
+                           "transfer_syntax", "deidentify", "tls"});
     if (auto host = d.get_string("host")) {
       if (auto problem = check_host(*host))
         reader.sink().add(path + ".host", *problem);
@@ -383,16 +442,7 @@ void read_destinations(json::object_reader& reader, const json::value& destinati
       else
         destination.transfer_syntax = *syntax;
     }
-    if (auto* found = d.get("deidentify")) {
-      auto& value = *found;
-      if (value.is_boolean())
-        destination.deidentify = value.get<bool>() ? "basic" : "";
-      else if (value.is_object() && value.size() == 1 && value.contains("shift_dates") &&
-               value["shift_dates"].is_boolean())
-        destination.deidentify = value["shift_dates"].get<bool>() ? "shift_dates" : "basic";
-      else
-        reader.sink().add(path + ".deidentify", "must be true, false or {\"shift_dates\": true}");
-    }
+    read_destination_deidentify(d, destination);
     if (auto tls = d.get_object("tls"))
       destination.tls = read_dicom_tls(d, *tls, path + ".tls");
     out[name] = destination;

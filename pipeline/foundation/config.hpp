@@ -109,6 +109,15 @@ struct dicom_tls_files {
   std::string key;
 };
 
+/// A DICOMweb destination: results are sent by STOW-RS (PS3.18 10.5).
+struct dicomweb_target {
+  std::string url;      // the service's base: STOW-RS posts to url + "/studies"
+  std::string username; // HTTP Basic authentication, with password
+  std::string password;
+  std::string bearer_token; // or an OAuth bearer token
+  std::string ca;           // https: the server's authority (default: the system's)
+};
+
 struct destination_config {
   std::string name;
   std::string host;
@@ -123,6 +132,8 @@ struct destination_config {
   /// Set: sent over TLS (BCP 195) with these PEM files. The paths are
   /// checked to be files when the configuration is read.
   std::optional<dicom_tls_files> tls;
+  /// Set: sent by STOW-RS instead of C-STORE; host and port are the URL's.
+  std::optional<dicomweb_target> dicomweb;
 };
 
 /// How results leave the node (routing issue): retries and the `$me`/`$port`

@@ -25,6 +25,9 @@ struct send_options {
   int dimse_timeout_s = 60;
   std::uint32_t max_pdu = 131072;
   std::optional<dicom_tls_files> tls; // set: the associations are TLS connections
+  /// Set: sent by DICOMweb STOW-RS to this service instead of C-STORE (host,
+  /// port and AE titles unused); dimse_timeout_s bounds each HTTP step.
+  std::optional<dicomweb_target> dicomweb;
 };
 
 struct file_outcome;
@@ -40,9 +43,11 @@ inline bool is_warning_status(std::uint16_t status) {
 
 struct file_outcome {
   std::string path;
-  std::uint16_t dimse_status = 0; // of the C-STORE response, if one came
-  bool sent = false;              // a response arrived
-  std::string message;            // why it failed, in words
+  /// Of the C-STORE response, if one came; over STOW-RS 0 for a stored
+  /// instance, else the Failure Reason (0008,1197) or 0x0110.
+  std::uint16_t dimse_status = 0;
+  bool sent = false;   // a response arrived
+  std::string message; // why it failed, in words
 };
 
 struct send_report {
@@ -54,6 +59,19 @@ struct send_report {
   double seconds = 0;
   int associations_used = 0;
   std::vector<file_outcome> problems; // every file that failed or warned
+
+  /// Counts one file's outcome.
+  void count(const file_outcome& outcome) {
+    if (outcome.sent && outcome.dimse_status == 0) {
+      ++succeeded;
+      return;
+    }
+    if (outcome.sent && is_warning_status(outcome.dimse_status))
+      ++warnings;
+    else
+      ++failed;
+    problems.push_back(outcome);
+  }
 };
 
 class storage_client {

@@ -129,3 +129,100 @@ TEST(dicomweb, orthanc_s_dicomweb_plugin_sends_a_study_to_the_node_by_stow_rs) {
   EXPECT_TRUE(contains(node.log(), "STOW-RS from 127.0.0.1 for COPY: 4 instances stored"))
       << node.log();
 }
+
+// STOW-RS out: a destination {"dicomweb": URL, "auth": ...} gets results by
+// STOW-RS, as recorded sends with the same retries as C-STORE. Orthanc's
+// DICOMweb plugin, asking for a user, is the archive; a wrong password fails
+// the send, after its retries, with the archive's answer in its message.
+TEST(dicomweb_out, results_reach_orthanc_by_stow_rs_and_a_wrong_password_fails_the_send) {
+  temp_dir root, scratch;
+  orthanc_peer orthanc{scratch.path(), "ORTHANC", "{}", "", "alice:secret"};
+  auto url = "http://127.0.0.1:" + std::to_string(orthanc.http_port()) + "/dicom-web/";
+  node_options options;
+  options.extra_config =
+      R"("sending": {"retry_initial_s": 0.2, "retry_factor": 1, "max_attempts": 3},
+         "destinations": {"archive": {"dicomweb": ")" +
+      url + R"(", "auth": {"username": "alice", "password": "secret"}},
+                          "wrong": {"dicomweb": ")" +
+      url + R"(", "auth": {"username": "alice", "password": "nope"}}})";
+  options.routing_json = R"({"routing": [
+      {"AETitleIn": "ARCHIVE", "RouteDirectory": "INPUT", "send": [{".*": "archive"}]},
+      {"AETitleIn": "WRONG", "RouteDirectory": "INPUT", "send": [{".*": "wrong"}]}]})";
+  test_node node{root.path(), options};
+  write_stream(node.streams_dir(), "archive", "ARCHIVE");
+  write_stream(node.streams_dir(), "wrong", "WRONG");
+  node.start();
+
+  auto study = synth_study(scratch / "s", 70, 32);
+  ASSERT_EQ(run({dcmstreams_binary().string(), "send", "--aec", "ARCHIVE", "127.0.0.1",
+                 std::to_string(node.port()), study.string()})
+                .exit_code,
+            0);
+  ASSERT_TRUE(all_sends(node, 1, "done", 60s)) << node.log();
+  auto sends = sends_of(node);
+  EXPECT_EQ(sends.front().files_sent, 70) << "70 instances in two requests (64 + 6)";
+  EXPECT_EQ(sends.front().destination, "archive");
+  std::set<std::string> sent, stored;
+  for (auto& file : files_under(study))
+    sent.insert(sop_instance_uid(file));
+  for (auto& id : orthanc.instances())
+    stored.insert(orthanc.tags(id)["SOPInstanceUID"]);
+  EXPECT_EQ(stored, sent);
+
+  send_synthetic_study(node, scratch / "w", "WRONG", 2);
+  ASSERT_TRUE(eventually(
+      [&] {
+        auto all = sends_of(node);
+        return all.size() == 2 && to_string(all.front().state) == std::string{"failed"};
+      },
+      60s))
+      << node.log();
+  auto failed = sends_of(node).front();
+  EXPECT_EQ(failed.attempts, 3);
+  EXPECT_TRUE(contains(failed.message, "HTTP 401")) << failed.message;
+  EXPECT_EQ(orthanc.instances().size(), 70u) << "nothing of the wrong password's send arrived";
+}
+
+// The archive is a second node's own STOW-RS (POST /dicomweb/{AE}/studies),
+// down when the send starts: the send retries with back-off, saying why,
+// and delivers everything bit for bit once the archive is up.
+TEST(dicomweb_out, an_archive_that_is_down_gets_the_study_by_the_retries_once_it_is_up) {
+  temp_dir root, scratch, archive_root;
+  test_node archive{archive_root.path()};
+  write_stream(archive.streams_dir(), "in", "TARGET");
+  node_options options;
+  options.extra_config =
+      R"("sending": {"retry_initial_s": 0.5, "retry_factor": 2, "retry_max_s": 2, "max_attempts": 30},
+         "destinations": {"archive": {"dicomweb": "http://127.0.0.1:)" +
+      std::to_string(archive.web_port()) + R"(/dicomweb/TARGET"}})";
+  options.routing_json =
+      R"({"routing": [{"AETitleIn": "OUT", "RouteDirectory": "INPUT", "send": [{".*": "archive"}]}]})";
+  test_node node{root.path(), options};
+  write_stream(node.streams_dir(), "out", "OUT");
+  node.start();
+  auto study = synth_study(scratch / "s", 5, 64);
+  ASSERT_EQ(run({dcmstreams_binary().string(), "send", "--aec", "OUT", "127.0.0.1",
+                 std::to_string(node.port()), study.string()})
+                .exit_code,
+            0);
+  ASSERT_TRUE(eventually(
+      [&] {
+        auto sends = sends_of(node);
+        return sends.size() == 1 && sends.front().attempts >= 2 &&
+               contains(sends.front().message, "Connection refused");
+      },
+      30s))
+      << node.log();
+
+  archive.start();
+  ASSERT_TRUE(all_sends(node, 1, "done", 60s)) << node.log();
+  ASSERT_TRUE(archive.wait_for_finished_jobs(1, 30s)) << archive.log();
+  std::map<std::string, std::string> sent;
+  for (auto& file : files_under(study))
+    sent[sop_instance_uid(file)] = dataset_bytes(file);
+  auto received = test_node::input_files(archive.job_dirs().front());
+  ASSERT_EQ(received.size(), 5u);
+  for (auto& file : received)
+    EXPECT_TRUE(dataset_bytes(file) == sent[sop_instance_uid(file)]) << file;
+  EXPECT_TRUE(contains(archive.log(), "DICOMWEB")) << "stored as STOW-RS instances";
+}

@@ -41,25 +41,6 @@ std::string destination(const std::string& ae, std::uint16_t port) {
 const std::string fast_retries =
     R"("sending": {"retry_initial_s": 0.5, "retry_factor": 2, "retry_max_s": 4, "max_attempts": 12})";
 
-std::vector<send_task> sends_of(const test_node& node) {
-  auto db = database::open(node.data_dir() / "dcmstreams.db", false);
-  EXPECT_TRUE(db);
-  auto tasks = (*db)->recent_sends(100);
-  return tasks ? *tasks : std::vector<send_task>{};
-}
-
-bool all_sends(const test_node& node, std::size_t count, const std::string& state,
-               std::chrono::milliseconds timeout) {
-  return eventually(
-      [&] {
-        auto tasks = sends_of(node);
-        return tasks.size() == count &&
-               std::all_of(tasks.begin(), tasks.end(),
-                           [&](const send_task& t) { return to_string(t.state) == state; });
-      },
-      timeout);
-}
-
 std::string transfer_syntax_of(const fs::path& file) {
   auto meta = read_file_meta(file);
   return meta ? meta->transfer_syntax_uid : "";

@@ -2,6 +2,7 @@
 
 #include "pipeline/dicom/dicom_file.hpp"
 #include "pipeline/foundation/json.hpp"
+#include "pipeline/jobs/database.hpp"
 #include "tests/support/http_client.hpp"
 #include "tests/support/process.hpp"
 
@@ -262,6 +263,25 @@ void send_synthetic_study(const test_node& node, const fs::path& dir, const std:
                    std::to_string(node.port()), dir.string()},
                   std::chrono::seconds(60), {{"TCP_NODELAY", "1"}});
   ASSERT_EQ(sent.exit_code, 0) << sent.output;
+}
+
+std::vector<send_task> sends_of(const test_node& node) {
+  auto db = database::open(node.data_dir() / "dcmstreams.db", false);
+  EXPECT_TRUE(db);
+  auto tasks = (*db)->recent_sends(100);
+  return tasks ? *tasks : std::vector<send_task>{};
+}
+
+bool all_sends(const test_node& node, std::size_t count, const std::string& state,
+               std::chrono::milliseconds timeout) {
+  return eventually(
+      [&] {
+        auto tasks = sends_of(node);
+        return tasks.size() == count &&
+               std::all_of(tasks.begin(), tasks.end(),
+                           [&](const send_task& t) { return to_string(t.state) == state; });
+      },
+      timeout);
 }
 
 } // namespace dcmstreams::fixtures

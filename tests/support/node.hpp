@@ -2,6 +2,7 @@
 // A real `dcmstreams serve` process for integration tests, with its own
 // configuration, streams folder and data folder on a free loopback port.
 
+#include "pipeline/jobs/send.hpp"
 #include "tests/support/process.hpp"
 
 #include <filesystem>
@@ -91,6 +92,13 @@ private:
   std::map<std::string, std::string> environment_{{"TCP_NODELAY", "1"}};
   std::unique_ptr<process> process_;
 };
+
+/// The node's sends, newest first, as its database holds them.
+std::vector<send_task> sends_of(const test_node& node);
+/// Waits until the node has `count` sends, every one in `state` ("done",
+/// "failed", ...).
+bool all_sends(const test_node& node, std::size_t count, const std::string& state,
+               std::chrono::milliseconds timeout);
 
 /// Writes one synthetic study with `dcmstreams synth` into `out` (more
 /// options such as {"--modality", "MR"}); fails the test if synth fails.

@@ -75,8 +75,14 @@ std::vector<fs::path> storescp_peer::files() const {
 }
 
 orthanc_peer::orthanc_peer(const fs::path& root, const std::string& aet,
-                           const std::string& dicomweb_servers, const std::string& more_config)
-    : dicom_port_(free_port()), http_port_(free_port()) {
+                           const std::string& dicomweb_servers, const std::string& more_config,
+                           const std::string& user)
+    : dicom_port_(free_port()), http_port_(free_port()), user_(user) {
+  auto colon = user.find(':');
+  std::string authentication =
+      user.empty() ? "\"AuthenticationEnabled\": false"
+                   : "\"AuthenticationEnabled\": true, \"RegisteredUsers\": {\"" +
+                         user.substr(0, colon) + "\": \"" + user.substr(colon + 1) + "\"}";
   std::string plugins =
       dicomweb_servers.empty()
           ? "\"Plugins\": []"
@@ -90,8 +96,8 @@ orthanc_peer::orthanc_peer(const fs::path& root, const std::string& aet,
                  (dir / "storage").string() + "\", \"IndexDirectory\": \"" +
                  (dir / "storage").string() + "\", \"HttpPort\": " + std::to_string(http_port_) +
                  ", \"DicomPort\": " + std::to_string(dicom_port_) + ", \"DicomAet\": \"" + aet +
-                 "\", \"RemoteAccessAllowed\": false, \"AuthenticationEnabled\": false, "
-                 "\"DicomCheckCalledAet\": true, \"DicomAlwaysAllowStore\": true, "
+                 "\", \"RemoteAccessAllowed\": false, " + authentication +
+                 ", \"DicomCheckCalledAet\": true, \"DicomAlwaysAllowStore\": true, "
                  "\"DicomThreadsCount\": 4, \"SaveJobs\": false, " +
                  plugins + more_config + "}\n");
   process_ = std::make_unique<process>(process_options{
@@ -107,24 +113,28 @@ orthanc_peer::~orthanc_peer() {
     process_->stop(10s);
 }
 
+std::vector<std::string> orthanc_peer::curl(std::vector<std::string> arguments) const {
+  std::vector<std::string> argv{"curl", "-s", "--max-time", "60"};
+  if (!user_.empty())
+    argv.insert(argv.end(), {"-u", user_});
+  argv.insert(argv.end(), arguments.begin(), arguments.end());
+  return argv;
+}
+
 std::string orthanc_peer::get(const std::string& path) const {
-  return run({"curl", "-s", "--max-time", "10",
-              "http://127.0.0.1:" + std::to_string(http_port_) + path},
-             20s)
-      .output;
+  return run(curl({"http://127.0.0.1:" + std::to_string(http_port_) + path}), 70s).output;
 }
 
 std::string orthanc_peer::post(const std::string& path, const std::string& json) const {
-  return run({"curl", "-s", "--max-time", "60", "-X", "POST", "-H",
-              "Content-Type: application/json", "--data-binary", json,
-              "http://127.0.0.1:" + std::to_string(http_port_) + path},
+  return run(curl({"-X", "POST", "-H", "Content-Type: application/json", "--data-binary", json,
+                   "http://127.0.0.1:" + std::to_string(http_port_) + path}),
              70s)
       .output;
 }
 
 std::string orthanc_peer::upload(const fs::path& file) const {
-  return run({"curl", "-s", "--max-time", "60", "-X", "POST", "--data-binary", "@" + file.string(),
-              "http://127.0.0.1:" + std::to_string(http_port_) + "/instances"},
+  return run(curl({"-X", "POST", "--data-binary", "@" + file.string(),
+                   "http://127.0.0.1:" + std::to_string(http_port_) + "/instances"}),
              70s)
       .output;
 }

@@ -55,9 +55,11 @@ public:
   /// `dicomweb_servers`: set, Orthanc loads Debian's DICOMweb plugin and
   /// knows these servers (the JSON of DicomWeb.Servers). `more_config`: more
   /// members of its configuration (", \"DicomTlsEnabled\": true, ...").
+  /// `user`: "name:password", set, Orthanc asks every HTTP client (this
+  /// one too) for that user.
   explicit orthanc_peer(const std::filesystem::path& root, const std::string& aet = "ORTHANC",
                         const std::string& dicomweb_servers = "",
-                        const std::string& more_config = "");
+                        const std::string& more_config = "", const std::string& user = "");
   ~orthanc_peer();
   std::uint16_t dicom_port() const { return dicom_port_; }
   std::uint16_t http_port() const { return http_port_; }
@@ -75,7 +77,10 @@ public:
 private:
   std::uint16_t dicom_port_;
   std::uint16_t http_port_;
+  std::string user_;
   std::unique_ptr<process> process_;
+  /// curl with Orthanc's user, if it has one.
+  std::vector<std::string> curl(std::vector<std::string> arguments) const;
 };
 
 } // namespace dcmstreams::fixtures

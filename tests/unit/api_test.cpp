@@ -73,7 +73,7 @@ struct api_fixture : ::testing::Test {
   node_config config;
   metrics::registry registry;
   std::unique_ptr<node_metrics> counters;
-  net::dcmtk_storage_client client;
+  net::node_storage_client client;
   caf::actor_system_config actor_config; // the system keeps a reference to it
   std::unique_ptr<caf::actor_system> system;
   std::optional<node_actors> actors;

@@ -244,3 +244,29 @@ TEST(node_config, dicom_tls_files_are_relative_to_the_configuration_file) {
   EXPECT_EQ(config->dicom.tls->key, "/etc/node.key");
   EXPECT_EQ(config->dicom.tls->ca, (dir / "conf" / "tls" / "ca.pem").string());
 }
+
+TEST(node_config, a_dicomweb_destination_takes_its_host_and_port_from_its_url_and_checks_auth) {
+  auto config = parse_node_config(
+      R"({"destinations": {"archive": {"dicomweb": "https://pacs.example.org/dicom-web/",
+          "auth": {"bearer_token": "t0k"}, "deidentify": {"shift_dates": true}}}})",
+      "n.json");
+  ASSERT_TRUE(config) << config.error().message;
+  auto& archive = config->destinations.at("archive");
+  ASSERT_TRUE(archive.dicomweb);
+  EXPECT_EQ(archive.dicomweb->url, "https://pacs.example.org/dicom-web") << "no trailing slash";
+  EXPECT_EQ(archive.host, "pacs.example.org");
+  EXPECT_EQ(archive.port, 443);
+  EXPECT_EQ(archive.dicomweb->bearer_token, "t0k");
+  EXPECT_EQ(archive.deidentify, "shift_dates");
+
+  auto wrong = parse_node_config(
+      R"({"destinations": {"a": {"dicomweb": "ftp://x/", "ae_title": "X"},
+                           "b": {"dicomweb": "http://x/", "auth": {"username": "u"}}}})",
+      "n.json");
+  ASSERT_FALSE(wrong);
+  auto& message = wrong.error().message;
+  for (auto part : {"destinations.a.dicomweb:", "destinations.a.ae_title: unknown key",
+                    "destinations.b.auth: needs \"username\" and \"password\" (HTTP Basic) or a "
+                    "\"bearer_token\""})
+    EXPECT_NE(message.find(part), std::string::npos) << part << "\n" << message;
+}
