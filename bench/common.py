@@ -61,14 +61,20 @@ def wait_for_http(url, timeout=30):
     raise RuntimeError(f"{url} did not answer")
 
 
-def write_orthanc_config(work, dicom_port, http_port):
-    """An Orthanc 1.10 configuration on loopback ports, storing under `work`."""
+ORTHANC_DICOMWEB = "/usr/share/orthanc/plugins/libOrthancDicomWeb.so"
+
+
+def write_orthanc_config(work, dicom_port, http_port, dicomweb=False):
+    """An Orthanc 1.10 configuration on loopback ports, storing under `work`;
+    with `dicomweb`, Debian's DICOMweb plugin serves /dicom-web/."""
     config = os.path.join(work, "orthanc.json")
     with open(config, "w") as f:
         json.dump({"Name": "bench", "StorageDirectory": os.path.join(work, "orthanc-db"),
                    "IndexDirectory": os.path.join(work, "orthanc-db"), "DicomAet": "ORTHANC",
                    "DicomPort": dicom_port, "HttpPort": http_port, "RemoteAccessAllowed": False,
-                   "AuthenticationEnabled": False, "Plugins": [], "MetricsEnabled": True,
+                   "AuthenticationEnabled": False,
+                   "Plugins": [ORTHANC_DICOMWEB] if dicomweb else [],
+                   "DicomWeb": {"Enable": dicomweb}, "MetricsEnabled": True,
                    "StableAge": 1, "LogLevel": "default"}, f)
     return config
 
@@ -76,9 +82,12 @@ def write_orthanc_config(work, dicom_port, http_port):
 class orthanc_receiver:
     name = "Orthanc"
 
+    def __init__(self, dicomweb=False):
+        self.dicomweb = dicomweb
+
     def start(self, work):
         self.port, self.http = free_port(), free_port()
-        config = write_orthanc_config(work, self.port, self.http)
+        config = write_orthanc_config(work, self.port, self.http, self.dicomweb)
         self.log = open(os.path.join(work, "orthanc.log"), "w")
         self.proc = subprocess.Popen(["Orthanc", config], env=ENV, stdout=self.log,
                                      stderr=self.log)

@@ -246,6 +246,7 @@ int serve(int argc, char** argv) {
                            cluster,
                            {},
                            {}};
+  backend.ingest_journal = actors->ingest_journal.get();
   // Faults for the supervision tests; never set in production.
   if (auto* hooks = std::getenv("DCMSTREAMS_TEST_HOOKS"); hooks && std::string{hooks} == "1") {
     log::warning(component, "test hooks are on (DCMSTREAMS_TEST_HOOKS=1): POST /api/v1/test/...");

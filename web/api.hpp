@@ -46,6 +46,9 @@ struct api_backend {
   /// stop as a crash would.
   std::function<void()> wedge_listener;
   std::map<std::string, caf::actor> crashable;
+  /// Where STOW-RS instances small enough for a record become durable, as
+  /// C-STORE's do; null: as files in incoming/.
+  journal* ingest_journal = nullptr;
 };
 
 struct api_settings {

@@ -94,7 +94,19 @@ void store_instances(api_context& api, const route_call& call) {
         if (parts.empty())
           return respond(error_response(
               400, "the body holds no part: each instance goes between --boundary lines"));
-        upload_store store{api.settings.config.data_dir, source, durable, reserve};
+        upload_store store{api.settings.config.data_dir, source, durable, reserve,
+                           api.backend.ingest_journal};
+        // Nothing of this request is kept: every instance is refused alike.
+        auto refuse_all = [&](const failure& problem) {
+          int reason = problem.code == ec::out_of_resources ? out_of_resources : processing_failure;
+          log::warning(component, "STOW-RS from " + source.peer + " for " + source.called_ae +
+                                      " refused: " + problem.message);
+          auto all = json::value::array();
+          for (std::size_t k = 0; k < parts.size(); ++k)
+            all.push_back(failed("", "", reason));
+          respond(stow_answer(reason == out_of_resources ? 507 : 409, json::value::array(),
+                              std::move(all)));
+        };
         auto stored = json::value::array(), refused = json::value::array();
         for (std::size_t i = 0; i < parts.size(); ++i) {
           auto& part = parts[i];
@@ -103,26 +115,9 @@ void store_instances(api_context& api, const route_call& call) {
             refused.push_back(failed("", "", sop_class_not_supported));
             continue;
           }
-          std::size_t at = 0;
-          auto outcome =
-              store.add(name, part.length, [&](char* block, std::size_t capacity, std::string&) {
-                auto n = std::min(capacity, part.length - at);
-                std::memcpy(block, mapped->bytes().data() + part.offset + at, n);
-                at += n;
-                return static_cast<long>(n);
-              });
-          if (!outcome) {
-            // Nothing of this request is kept: every instance is refused alike.
-            int reason = outcome.error().code == ec::out_of_resources ? out_of_resources
-                                                                      : processing_failure;
-            log::warning(component, "STOW-RS from " + source.peer + " for " + source.called_ae +
-                                        " refused: " + outcome.error().message);
-            auto all = json::value::array();
-            for (std::size_t k = 0; k < parts.size(); ++k)
-              all.push_back(failed("", "", reason));
-            return respond(stow_answer(reason == out_of_resources ? 507 : 409, json::value::array(),
-                                       std::move(all)));
-          }
+          auto outcome = store.add_bytes(name, mapped->bytes().substr(part.offset, part.length));
+          if (!outcome)
+            return refuse_all(outcome.error());
           if (outcome->stored)
             stored.push_back(referenced(*outcome));
           else
@@ -130,7 +125,9 @@ void store_instances(api_context& api, const route_call& call) {
                 failed(outcome->sop_class_uid, outcome->sop_instance_uid, cannot_understand));
         }
         auto kept = store.finish();
-        for (auto& [key, instance] : kept.instances)
+        if (!kept)
+          return refuse_all(kept.error());
+        for (auto& [key, instance] : kept->instances)
           caf::anon_send(api.backend.assembler, arrived_atom::value, key, instance);
         log::info(component, "STOW-RS from " + source.peer + " for " + source.called_ae + ": " +
                                  std::to_string(stored.size()) + " instances stored, " +

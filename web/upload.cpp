@@ -90,16 +90,91 @@ failure write_failure(int error, const std::string& name, const std::filesystem:
 } // namespace
 
 upload_store::upload_store(std::filesystem::path data_dir, upload_source source, bool durable,
-                           std::uint64_t reserve_bytes)
+                           std::uint64_t reserve_bytes, journal* ingest_journal)
     : data_dir_(std::move(data_dir)), source_(std::move(source)), durable_(durable),
-      reserve_bytes_(reserve_bytes), written_(std::make_unique<written_files>()) {
+      reserve_bytes_(reserve_bytes), written_(std::make_unique<written_files>()),
+      journal_(ingest_journal) {
+  if (journal_)
+    journal_->attach(writer_);
   static std::atomic<unsigned> sequence{0};
   scratch_ = store_layout{data_dir_}.receive_dir() /
              ("upload-" + std::to_string(::getpid()) + "-" + std::to_string(sequence++));
   written_->add(scratch_);
 }
 
-upload_store::~upload_store() = default;
+upload_store::~upload_store() {
+  if (!journal_)
+    return;
+  // A failed upload leaves no record anybody would be told about.
+  if (!finished_ && !records_.empty())
+    journal_->release(records_);
+  journal_->detach(writer_);
+}
+
+std::optional<std::string> upload_store::unusable(const result<instance_header>& header) {
+  if (!header)
+    return header.error().message;
+  if (!valid_uid(header->study_uid) || !valid_uid(header->sop_instance_uid))
+    return "StudyInstanceUID or SOPInstanceUID is missing or invalid";
+  return std::nullopt;
+}
+
+void upload_store::stored(const instance_header& header, arrived_instance instance) {
+  study_key key{source_.called_ae, source_.calling_ae, source_.peer, header.study_uid};
+  studies_.insert(key);
+  // Series, modality and description too: a stream's complete_when counts them.
+  instance.sop_uid = header.sop_instance_uid;
+  instance.series_uid = header.series_uid;
+  instance.modality = header.modality;
+  instance.series_description = header.series_description;
+  stored_.instances.push_back({key, std::move(instance)});
+}
+
+result<upload_store::outcome> upload_store::add_bytes(const std::string& name,
+                                                      std::string_view file) {
+  auto offset = dataset_offset(file);
+  if (!journal_ || !offset || file.size() > journal_->record_limit()) {
+    std::size_t at = 0;
+    return add(name, file.size(), [&](char* block, std::size_t capacity, std::string&) {
+      auto n = std::min(capacity, file.size() - at);
+      std::memcpy(block, file.data() + at, n);
+      at += n;
+      return static_cast<long>(n);
+    });
+  }
+  if (!has_room(file.size()))
+    return disk_full(name, data_dir_);
+  outcome result;
+  auto header = read_instance_header(file, name);
+  if (header) {
+    result.sop_class_uid = header->sop_class_uid;
+    result.sop_instance_uid = header->sop_instance_uid;
+  }
+  if (auto problem = unusable(header)) {
+    result.why = *problem;
+    return result;
+  }
+  // The record the listener appends for a C-STORE: its file meta, then the
+  // data set as it was; one flush in finish() covers every record.
+  auto record = encode_file_meta({header->sop_class_uid, header->sop_instance_uid,
+                                  header->transfer_syntax_uid, source_.calling_ae,
+                                  source_.called_ae, presentation_address(source_.peer, 0)});
+  record.append(file.substr(*offset));
+  writer_.active();
+  auto ticket = journal_->append_instance({source_.called_ae, source_.calling_ae, source_.peer,
+                                           header->study_uid, header->sop_instance_uid},
+                                          record);
+  if (!ticket)
+    return ticket.error();
+  records_.push_back(ticket->ref);
+  last_record_ = *ticket;
+  arrived_instance instance;
+  instance.bytes = record.size();
+  instance.record = ticket->ref;
+  stored(*header, std::move(instance));
+  result.stored = true;
+  return result;
+}
 
 bool upload_store::has_room(std::uint64_t wanted) const {
   auto free = free_bytes(data_dir_);
@@ -151,17 +226,15 @@ result<upload_store::outcome> upload_store::add(const std::string& name,
     return result;
   }
   auto header = read_instance_header(scratch_);
-  if (!header) {
-    result.why = header.error().message;
+  if (header) {
+    result.sop_class_uid = header->sop_class_uid;
+    result.sop_instance_uid = header->sop_instance_uid;
+  }
+  if (auto problem = unusable(header)) {
+    result.why = *problem;
     // The scratch file's name means nothing to whoever uploaded.
     if (result.why.rfind(scratch_.string() + ": ", 0) == 0)
       result.why = result.why.substr(scratch_.string().size() + 2);
-    return result;
-  }
-  result.sop_class_uid = header->sop_class_uid;
-  result.sop_instance_uid = header->sop_instance_uid;
-  if (!valid_uid(header->study_uid) || !valid_uid(header->sop_instance_uid)) {
-    result.why = "StudyInstanceUID or SOPInstanceUID is missing or invalid";
     return result;
   }
   // The same file meta the listener writes, so that recovery after a
@@ -205,22 +278,20 @@ result<upload_store::outcome> upload_store::add(const std::string& name,
       return *problem;
   struct stat info {};
   ::stat(path.c_str(), &info);
-  study_key key{source_.called_ae, source_.calling_ae, source_.peer, header->study_uid};
-  studies_.insert(key);
-  // Series, modality and description too: a stream's complete_when counts them.
-  stored_.instances.push_back({key, arrived_instance{header->sop_instance_uid,
-                                                     path.string(),
-                                                     static_cast<std::uint64_t>(info.st_size),
-                                                     info.st_ino,
-                                                     {},
-                                                     header->series_uid,
-                                                     header->modality,
-                                                     header->series_description}});
+  arrived_instance instance;
+  instance.path = path.string();
+  instance.bytes = static_cast<std::uint64_t>(info.st_size);
+  instance.inode = info.st_ino;
+  stored(*header, std::move(instance));
   result.stored = true;
   return result;
 }
 
-unpacked_upload upload_store::finish() {
+result<unpacked_upload> upload_store::finish() {
+  if (durable_ && !records_.empty())
+    if (auto problem = journal_->wait_durable(last_record_, &writer_))
+      return *problem; // the destructor releases the records and removes the files
+  finished_ = true;
   std::error_code ignored;
   std::filesystem::remove(scratch_, ignored);
   written_->keep();
@@ -271,7 +342,10 @@ result<unpacked_upload> unpack_upload(const void* bytes, std::size_t size,
     if (!stored->stored)
       skipped.push_back(name + ": " + stored->why);
   }
-  auto upload = store.finish();
+  auto finished = store.finish();
+  if (!finished)
+    return finished.error();
+  auto& upload = *finished;
   upload.skipped = std::move(skipped);
   if (upload.instances.empty()) {
     // Nothing was kept that anybody would be told about.

@@ -5,8 +5,10 @@
 // file meta that records the upload, so the rest of the node (the
 // assembler, recovery after a crash) cannot tell the two apart.
 
+#include "pipeline/dicom/dicom_file.hpp"
 #include "pipeline/foundation/error.hpp"
 #include "pipeline/jobs/intake.hpp"
+#include "pipeline/jobs/journal.hpp"
 
 #include <cstddef>
 #include <filesystem>
@@ -38,8 +40,9 @@ class written_files;
 /// unless `finish` is called (a failed upload leaves nothing).
 class upload_store {
 public:
+  /// With `ingest_journal`, add_bytes keeps files that fit a record there.
   upload_store(std::filesystem::path data_dir, upload_source source, bool durable,
-               std::uint64_t reserve_bytes);
+               std::uint64_t reserve_bytes, journal* ingest_journal = nullptr);
   ~upload_store();
   upload_store(const upload_store&) = delete;
   upload_store& operator=(const upload_store&) = delete;
@@ -60,11 +63,19 @@ public:
   /// the disk is too full, an I/O error), after which nothing is kept.
   result<outcome> add(const std::string& name, std::optional<std::uint64_t> size,
                       const block_reader& read);
-  /// Keeps what was stored; the instances and studies to tell the assembler.
-  unpacked_upload finish();
+  /// Stores a file held in memory (a STOW-RS part): as a journal record when
+  /// there is a journal and the file fits one (finish makes every record
+  /// durable with one flush), else as add() does.
+  result<outcome> add_bytes(const std::string& name, std::string_view file);
+  /// Keeps what was stored once it is durable; the instances and studies to
+  /// tell the assembler. Fails (and keeps nothing) if the journal's flush does.
+  result<unpacked_upload> finish();
 
 private:
   bool has_room(std::uint64_t wanted) const;
+  /// The header's problem for the uploader (no UIDs, not DICOM), if any.
+  static std::optional<std::string> unusable(const result<instance_header>& header);
+  void stored(const instance_header& header, arrived_instance instance);
 
   std::filesystem::path data_dir_;
   upload_source source_;
@@ -74,6 +85,11 @@ private:
   std::unique_ptr<written_files> written_;
   std::set<study_key> studies_;
   unpacked_upload stored_;
+  journal* journal_;
+  journal::writer writer_;           // this upload, as the journal's group commit sees it
+  std::vector<journal_ref> records_; // appended, released unless finished
+  journal_ticket last_record_;
+  bool finished_ = false;
 };
 
 /// Unpacks the ZIP held in `bytes` (`size` of them) into incoming/, entry by

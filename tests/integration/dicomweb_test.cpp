@@ -130,6 +130,48 @@ TEST(dicomweb, orthanc_s_dicomweb_plugin_sends_a_study_to_the_node_by_stow_rs) {
       << node.log();
 }
 
+// Instances that fit a journal record go to the ingest journal (one flush for
+// the request), larger ones to incoming/ as files; either way what the 200
+// acknowledged survives kill -9 and becomes the study's job, bit for bit.
+TEST(dicomweb, acknowledged_stow_rs_instances_survive_kill_9_in_the_journal_or_as_files) {
+  temp_dir root, scratch;
+  node_options options;
+  options.quiet_period_s = 2;
+  test_node node{root.path(), options};
+  write_stream(node.streams_dir(), "copy", "COPY");
+  node.start();
+  auto small = synth_study(scratch / "small", 20, 16);
+  auto large = synth_study(scratch / "large", 2, 800); // 1.3 MB each: above a record
+  std::vector<part> parts;
+  std::map<std::string, std::string> sent;
+  for (auto* study : {&small, &large})
+    for (auto& file : files_under(*study)) {
+      parts.push_back({"application/dicom", read_file(file)});
+      sent[sop_instance_uid(file)] = dataset_bytes(file);
+    }
+  auto reply = http_request(
+      node.web_port(), "POST", "/dicomweb/COPY/studies", multipart(parts),
+      {{"Content-Type", "multipart/related; type=\"application/dicom\"; boundary=" + boundary}});
+  ASSERT_EQ(reply.status, 200) << reply.body;
+  EXPECT_EQ(node.incoming_files().size(), 2u) << "only the two large instances are files";
+  node.kill();
+
+  node.start();
+  ASSERT_TRUE(node.wait_for_finished_jobs(2, 30s)) << node.log();
+  std::size_t received = 0;
+  for (auto& job : node.job_dirs()) {
+    auto files = test_node::input_files(job);
+    for (auto& file : files) {
+      ++received;
+      auto uid = sop_instance_uid(file);
+      ASSERT_EQ(sent.count(uid), 1u) << uid;
+      EXPECT_TRUE(dataset_bytes(file) == sent[uid]) << file;
+    }
+    expect_valid_dicom(files);
+  }
+  EXPECT_EQ(received, 22u);
+}
+
 // STOW-RS out: a destination {"dicomweb": URL, "auth": ...} gets results by
 // STOW-RS, as recorded sends with the same retries as C-STORE. Orthanc's
 // DICOMweb plugin, asking for a user, is the archive; a wrong password fails

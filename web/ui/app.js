@@ -14,6 +14,13 @@ function esc(text) {
     ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
 }
 
+// Where a send goes: AE@host:port, or STOW-RS to host:port for a DICOMweb
+// destination (which has no AE title).
+function sendPeer(send) {
+  const where = `${esc(send.host)}:${send.port}`;
+  return send.called_ae ? `${esc(send.called_ae)}@${where}` : `STOW-RS to ${where}`;
+}
+
 function toast(message, isError) {
   const t = document.getElementById("toast");
   t.textContent = message;
@@ -616,7 +623,7 @@ async function jobPage(id) {
     document.getElementById("job-routing").innerHTML = preview.sends.length
       ? `<table><thead><tr><th>Rule</th><th>Destination</th><th>Files</th><th>Note</th></tr></thead><tbody>
           ${preview.sends.map((s) => `<tr data-testid="routing-row"><td>${esc(s.rule)}</td>
-            <td>${esc(s.destination)}<br><span class="muted">${esc(s.called_ae)}@${esc(s.host)}:${s.port}</span></td>
+            <td>${esc(s.destination)}<br><span class="muted">${sendPeer(s)}</span></td>
             <td>${s.files_total}</td><td>${esc(s.message)}</td></tr>`).join("")}</tbody></table>
           <p class="muted">A dry run of routing.json for this job as it is now: nothing was sent.</p>`
       : `<p class="muted">No rule of routing.json sends anything of this job (a dry run).</p>`;
@@ -646,7 +653,7 @@ function sendsTable(sends) {
     <th>Attempts</th><th>Created</th><th>Message</th><th></th></tr></thead><tbody>
     ${sends.map((s) => `<tr data-testid="send-row">
       <td>${s.id}</td><td><a href="#/jobs/${s.job_id}">${s.job_id}</a></td>
-      <td>${esc(s.destination)}<br><span class="muted">${esc(s.called_ae)}@${esc(s.host)}:${s.port}</span></td>
+      <td>${esc(s.destination)}<br><span class="muted">${sendPeer(s)}</span></td>
       <td>${state(s.state)}</td><td>${s.files_sent} / ${s.files_total}${s.files_failed ? ` <span class="error">(${s.files_failed} refused)</span>` : ""}</td>
       <td>${s.attempts}</td><td>${when(s.created)}</td><td>${esc(s.message)}</td>
       <td>${s.state === "failed" ? `<button data-retry-send="${s.id}" ${canChange() ? "" : "disabled"}>Retry</button>` : ""}</td></tr>`).join("")}
