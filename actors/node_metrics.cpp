@@ -16,9 +16,14 @@ node_metrics::node_metrics(metrics::registry& reg)
           "caller_not_allowed (certificate untrusted, missing or not allowed), unsupported "
           "(plain DICOM), network_error (handshake failed).",
           {"reason"})),
-      instances_received(reg.add_counter("dcmstreams_instances_received_total",
-                                         "Instances stored durably, by called AE title.",
-                                         {"called_ae"})),
+      stow_requests(reg.add_counter(
+          "dcmstreams_stow_requests_total",
+          "STOW-RS requests (POST /dicomweb/{AE}/studies) by the status answered: 200 all "
+          "stored, 202 some, 409 none, 507 the disk too full, 4xx a wrong request.",
+          {"status"})),
+      instances_received(reg.add_counter(
+          "dcmstreams_instances_received_total",
+          "Instances stored durably (by C-STORE or STOW-RS), by called AE title.", {"called_ae"})),
       bytes_received(reg.add_counter("dcmstreams_bytes_received_total",
                                      "Bytes of instances stored, by called AE title.",
                                      {"called_ae"})),

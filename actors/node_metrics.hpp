@@ -13,6 +13,7 @@ struct node_metrics {
   metrics::family<metrics::gauge>& associations_active;
   metrics::family<metrics::counter>& associations_total; // {result}
   metrics::family<metrics::counter>& tls_refused;        // {reason}
+  metrics::family<metrics::counter>& stow_requests;      // {status}
   metrics::family<metrics::counter>& instances_received; // {called_ae}
   metrics::family<metrics::counter>& bytes_received;     // {called_ae}
   metrics::family<metrics::counter>& instances_replaced; // {called_ae}

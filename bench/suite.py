@@ -8,6 +8,7 @@ measures it beside its peers on this machine, and writes one report.
 Parts, each against peers started fresh in the same run, all on loopback with
 TCP_NODELAY=1: the machine's ceilings (loopback TCP, page-cache writes), ingest
 (bench/ingest.py: storescp, storescp --fork, storescp --fork --ignore, Orthanc),
+DICOMweb STOW-RS ingest beside C-STORE (bench/stow.py: Orthanc's DICOMweb plugin),
 scale of cost (1 k, 10 k, 50 k instances: time per instance and peak RSS),
 kernels (bench/kernels.py), sending (bench/send.py), end to end
 (bench/endtoend.py) and web latency under load (bench/web.py). Writes
@@ -33,7 +34,7 @@ import time
 from common import CEILING, ENV, ROOT, dcmstreams_receiver, synth
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-PARTS = ["ingest", "completion", "send", "endtoend", "web"]  # drivers that write <stamp>-<host>-<part>.json
+PARTS = ["ingest", "stow", "completion", "send", "endtoend", "web"]  # drivers that write <stamp>-<host>-<part>.json
 MiB = 1 << 20
 
 
@@ -389,8 +390,8 @@ def markdown(report, bodies, kernels_table):
             f"writes and {100 * best['mb_per_s'] / c['durable_write_mb_per_s']:.0f} % of "
             f"durable writes.")
         lines.append("")
-    lines += ["## Ingest", "", bodies["ingest"], "", "## Study completion", "",
-              bodies["completion"], ""]
+    lines += ["## Ingest", "", bodies["ingest"], "", "## DICOMweb STOW-RS ingest", "",
+              bodies["stow"], "", "## Study completion", "", bodies["completion"], ""]
     lines += [f"![{name}]({name})" for name in report["charts"] if "ingest" in name]
     lines += ["", "## Scale of cost", "",
               "| instances | ms per instance | peak RSS (MB) | RSS idle (MB) |", "|---|---|---|---|"]

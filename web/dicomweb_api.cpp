@@ -61,35 +61,41 @@ http_response stow_answer(unsigned status, json::value stored, json::value refus
 
 void store_instances(api_context& api, const route_call& call) {
   auto& request = call.request;
+  // Every answer is counted by its status (dcmstreams_stow_requests_total).
+  responder respond = [&api, respond = call.respond](http_response response) {
+    if (auto* counters = api.backend.counters)
+      counters->stow_requests.with({std::to_string(response.status)}).increment();
+    respond(std::move(response));
+  };
   auto called_ae = call.param("ae");
   auto snapshot = api.backend.registry->get();
   auto* stream = snapshot->find_by_ae(called_ae);
   if (!stream || !stream->enabled)
-    return call.respond(error_response(404, "no enabled stream has the AE title \"" + called_ae +
-                                                "\"; GET /api/v1/streams lists them"));
+    return respond(error_response(404, "no enabled stream has the AE title \"" + called_ae +
+                                           "\"; GET /api/v1/streams lists them"));
   auto type_header = header_value(request, "content-type");
   auto type = lower_case(type_header);
   if (type.rfind("multipart/related", 0) != 0 || type.find("boundary=") == std::string::npos)
-    return call.respond(error_response(
+    return respond(error_response(
         415, "STOW-RS takes multipart/related; type=\"application/dicom\" with a boundary, not \"" +
                  type_header + "\""));
   if (type.find("type=") != std::string::npos &&
       type.find("application/dicom") == std::string::npos)
-    return call.respond(error_response(
+    return respond(error_response(
         415, "this node stores DICOM Part 10 instances (type=\"application/dicom\"); metadata "
              "with bulk data (application/dicom+json or +xml) is not taken"));
   if (request.body_file.empty())
-    return call.respond(error_response(400, "the request has no body"));
+    return respond(error_response(400, "the request has no body"));
   auto body = take_upload_body(request.body_file);
   if (!body)
-    return call.respond(failure_response(body.error()));
+    return respond(failure_response(body.error()));
   auto mapped = *body;
   auto& storage = api.settings.config.storage;
   auto reserve = storage.reserve_free_mb * 1024 * 1024;
   upload_source source{called_ae, stow_sender, request.remote};
   bool durable = storage.sync != sync_mode::none;
-  bool queued = api.file_pool.try_post(
-      [&api, source, mapped, type_header, durable, reserve, respond = call.respond] {
+  bool queued =
+      api.file_pool.try_post([&api, source, mapped, type_header, durable, reserve, respond] {
         auto parts = parse_multipart(mapped->bytes(), type_header);
         if (parts.empty())
           return respond(error_response(
@@ -127,8 +133,14 @@ void store_instances(api_context& api, const route_call& call) {
         auto kept = store.finish();
         if (!kept)
           return refuse_all(kept.error());
-        for (auto& [key, instance] : kept->instances)
+        for (auto& [key, instance] : kept->instances) {
+          if (auto* counters = api.backend.counters) {
+            counters->instances_received.with({key.called_ae}).increment();
+            counters->bytes_received.with({key.called_ae})
+                .increment(static_cast<double>(instance.bytes));
+          }
           caf::anon_send(api.backend.assembler, arrived_atom::value, key, instance);
+        }
         log::info(component, "STOW-RS from " + source.peer + " for " + source.called_ae + ": " +
                                  std::to_string(stored.size()) + " instances stored, " +
                                  std::to_string(refused.size()) + " refused");
@@ -137,7 +149,7 @@ void store_instances(api_context& api, const route_call& call) {
         respond(stow_answer(status, std::move(stored), std::move(refused)));
       });
   if (!queued)
-    call.respond(busy("storing STOW-RS instances"));
+    respond(busy("storing STOW-RS instances"));
 }
 
 } // namespace dcmstreams::web

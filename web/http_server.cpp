@@ -161,7 +161,13 @@ private:
     // The handler answers from any thread, maybe much later; the answer is
     // written on this session's strand.
     auto self = shared_from_this();
-    handler_(std::move(request), [self](http_response response) {
+    // A body the handler did not take (it answered before reading it: a
+    // wrong AE title, a refused login) goes when the answer does; names are
+    // never reused, so this can only be this request's file.
+    auto body_file = request.body_file;
+    handler_(std::move(request), [self, body_file](http_response response) {
+      if (!body_file.empty())
+        std::remove(body_file.c_str());
       net::post(self->stream_.get_executor(), [self, response = std::move(response)]() mutable {
         self->respond_now(std::move(response), self->keep_alive_);
       });

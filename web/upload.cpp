@@ -96,9 +96,11 @@ upload_store::upload_store(std::filesystem::path data_dir, upload_source source,
       journal_(ingest_journal) {
   if (journal_)
     journal_->attach(writer_);
+  // Named apart from the HTTP server's request bodies ("upload-…") in the
+  // same folder: a scratch file of one request must never be another's body.
   static std::atomic<unsigned> sequence{0};
   scratch_ = store_layout{data_dir_}.receive_dir() /
-             ("upload-" + std::to_string(::getpid()) + "-" + std::to_string(sequence++));
+             ("unpack-" + std::to_string(::getpid()) + "-" + std::to_string(sequence++));
   written_->add(scratch_);
 }
 

@@ -9,10 +9,15 @@
 #include "tests/support/node.hpp"
 #include "tests/support/peers.hpp"
 #include "tests/support/process.hpp"
+#include "tests/support/raw_scu.hpp"
 
 #include <gtest/gtest.h>
 
 #include <set>
+#include <thread>
+
+#include <sys/socket.h>
+#include <unistd.h>
 
 using namespace dcmstreams;
 using namespace dcmstreams::fixtures;
@@ -100,6 +105,11 @@ TEST(dicomweb, stow_rs_stores_each_instance_as_c_store_would_and_refuses_what_is
                            multipart({{"application/dicom", "nothing"}}), {{"Content-Type", type}});
   EXPECT_EQ(none.status, 409) << none.body;
   EXPECT_TRUE(node.running());
+  auto metrics = http_get(node.web_port(), "/metrics").body;
+  EXPECT_EQ(metric_sample(metrics, "dcmstreams_stow_requests_total{status=\"202\"}"), 1);
+  EXPECT_EQ(metric_sample(metrics, "dcmstreams_stow_requests_total{status=\"409\"}"), 1);
+  EXPECT_EQ(metric_sample(metrics, "dcmstreams_stow_requests_total{status=\"404\"}"), 1);
+  EXPECT_EQ(metric_sample(metrics, "dcmstreams_instances_received_total{called_ae=\"COPY\"}"), 3);
 }
 
 TEST(dicomweb, orthanc_s_dicomweb_plugin_sends_a_study_to_the_node_by_stow_rs) {
@@ -170,6 +180,67 @@ TEST(dicomweb, acknowledged_stow_rs_instances_survive_kill_9_in_the_journal_or_a
     expect_valid_dicom(files);
   }
   EXPECT_EQ(received, 22u);
+}
+
+// A request's scratch file once had the same kind of name as the HTTP
+// server's request bodies in data/receive, from another counter: once the
+// counters drifted apart (a request refused before it stored anything), one
+// request's scratch file was another's body, and the request still sending
+// its body lost it. Now: a slow request beside a quick one, both stored.
+TEST(dicomweb, a_slow_stow_rs_request_keeps_its_body_while_others_are_stored) {
+  temp_dir root, scratch;
+  node_options options;
+  options.quiet_period_s = 2;
+  test_node node{root.path(), options};
+  write_stream(node.streams_dir(), "copy", "COPY");
+  node.start();
+  auto type = "multipart/related; type=\"application/dicom\"; boundary=" + boundary;
+  auto body_of = [&](const fs::path& study) {
+    std::vector<part> parts;
+    for (auto& file : files_under(study))
+      parts.push_back({"application/dicom", read_file(file)});
+    return multipart(parts);
+  };
+  // Refused before anything is stored: the body counter moves on alone.
+  EXPECT_EQ(http_request(node.web_port(), "POST", "/dicomweb/NOSUCH/studies", "x",
+                         {{"Content-Type", type}})
+                .status,
+            404);
+  auto receive_dir = node.data_dir() / "incoming" / ".tmp";
+  auto bodies_left = [&] {
+    std::size_t n = 0;
+    for (auto& entry : fs::directory_iterator(receive_dir))
+      n += entry.path().filename().string().rfind("upload-", 0) == 0;
+    return n;
+  };
+  EXPECT_EQ(bodies_left(), 0u) << "a refused request's body is not left behind";
+  auto slow_body = body_of(synth_study(scratch / "slow", 3, 16));
+  int slow = connect_tcp("127.0.0.1", node.web_port());
+  ASSERT_GE(slow, 0);
+  std::string head =
+      "POST /dicomweb/COPY/studies HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: " + type +
+      "\r\nContent-Length: " + std::to_string(slow_body.size()) + "\r\nConnection: close\r\n\r\n";
+  ASSERT_TRUE(send_all(slow, head + slow_body.substr(0, slow_body.size() / 2)));
+  std::this_thread::sleep_for(300ms); // its body file exists now
+  auto quick_body = body_of(synth_study(scratch / "quick", 2, 16));
+  for (int i = 0; i < 2; ++i) {
+    auto quick = http_request(node.web_port(), "POST", "/dicomweb/COPY/studies", quick_body,
+                              {{"Content-Type", type}});
+    EXPECT_EQ(quick.status, 200) << quick.body;
+  }
+  ASSERT_TRUE(send_all(slow, slow_body.substr(slow_body.size() / 2)));
+  std::string answer;
+  char buffer[4096];
+  for (ssize_t n; (n = ::recv(slow, buffer, sizeof buffer, 0)) > 0;)
+    answer.append(buffer, static_cast<std::size_t>(n));
+  ::close(slow);
+  EXPECT_EQ(answer.rfind("HTTP/1.1 200", 0), 0u) << answer << "\n" << node.log();
+  ASSERT_TRUE(node.wait_for_finished_jobs(2, 30s)) << node.log();
+  std::size_t stored = 0;
+  for (auto& job : node.job_dirs())
+    stored += test_node::input_files(job).size();
+  EXPECT_EQ(stored, 5u) << "the quick study twice is one study of 2";
+  EXPECT_EQ(bodies_left(), 0u);
 }
 
 // STOW-RS out: a destination {"dicomweb": URL, "auth": ...} gets results by
