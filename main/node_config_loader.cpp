@@ -78,6 +78,14 @@ std::vector<std::string> serve_refusals(const node_config& config) {
       !std::filesystem::is_directory(config.data_dir, error))
     refusals.push_back("data_dir " + config.data_dir.string() +
                        " is a file, not a folder: point data_dir (or --data) at a folder");
+  // Said before anything starts, in check's words too; whether OpenSSL takes
+  // the files is said when the TLS listener starts.
+  if (auto& tls = config.dicom.tls)
+    for (auto [key, file] : {std::pair{"certificate", &tls->certificate},
+                             std::pair{"key", &tls->key}, std::pair{"ca", &tls->ca}})
+      if (!file->empty() && !std::filesystem::is_regular_file(*file, error))
+        refusals.push_back(std::string("dicom.tls.") + key + ": " + *file +
+                           " is not a file (PEM expected)");
   return refusals;
 }
 

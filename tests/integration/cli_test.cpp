@@ -86,6 +86,10 @@ TEST(cli, check_refuses_what_serve_refuses_and_what_cannot_work) {
        "destinations.pacs.host: is empty"},
       {R"({"destinations": {"pacs": {"host": "not a host!", "port": 104, "ae_title": "PACS"}}})",
        "\"not a host!\" is neither an IP address nor a DNS name"},
+      {R"({"dicom": {"tls": {"port": 2762, "certificate": "missing.pem", "key": "missing.key",
+           "ca": "ca.pem"}}})",
+       "dicom.tls.certificate: " + (dir / "missing.pem").string() +
+           " is not a file (PEM expected)"},
   };
   for (auto& bad : cases) {
     write_file(dir / "dcmstreams.json", bad.json);

@@ -90,15 +90,6 @@ protected:
   std::unique_ptr<test_node> node;
 };
 
-struct closing_fds {
-  std::vector<int> fds;
-  ~closing_fds() {
-    for (int fd : fds)
-      if (fd >= 0)
-        ::close(fd);
-  }
-};
-
 } // namespace
 
 TEST_F(dicom_tls, storescu_over_tls_stores_a_study_bit_exact_beside_the_plain_port) {

@@ -16,6 +16,7 @@
 #include <set>
 #include <thread>
 
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -243,6 +244,39 @@ TEST(dicomweb, a_slow_stow_rs_request_keeps_its_body_while_others_are_stored) {
   EXPECT_EQ(bodies_left(), 0u);
 }
 
+// A client that asks "Expect: 100-continue" (curl does for bodies above 1 MB)
+// gets the interim answer before it sends its body, not a wait for its own
+// timeout.
+TEST(dicomweb, a_client_that_expects_100_continue_is_told_to_go_on) {
+  temp_dir root, scratch;
+  test_node node{root.path()};
+  write_stream(node.streams_dir(), "copy", "COPY");
+  node.start();
+  std::vector<part> parts;
+  for (auto& file : files_under(synth_study(scratch / "s", 2, 16)))
+    parts.push_back({"application/dicom", read_file(file)});
+  auto body = multipart(parts);
+  int fd = connect_tcp("127.0.0.1", node.web_port());
+  ASSERT_GE(fd, 0);
+  closing_fds hold{{fd}};
+  ASSERT_TRUE(send_all(fd, "POST /dicomweb/COPY/studies HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                           "Content-Type: multipart/related; type=\"application/dicom\"; "
+                           "boundary=" +
+                               boundary + "\r\nContent-Length: " + std::to_string(body.size()) +
+                               "\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n"));
+  pollfd ready{fd, POLLIN, 0};
+  ASSERT_EQ(::poll(&ready, 1, 10000), 1) << "no interim answer before the body";
+  char buffer[4096];
+  auto n = ::recv(fd, buffer, sizeof buffer, 0);
+  ASSERT_GT(n, 0);
+  EXPECT_EQ(std::string(buffer, static_cast<std::size_t>(n)), "HTTP/1.1 100 Continue\r\n\r\n");
+  ASSERT_TRUE(send_all(fd, body));
+  std::string answer;
+  while ((n = ::recv(fd, buffer, sizeof buffer, 0)) > 0)
+    answer.append(buffer, static_cast<std::size_t>(n));
+  EXPECT_EQ(answer.rfind("HTTP/1.1 200", 0), 0u) << answer;
+}
+
 // STOW-RS out: a destination {"dicomweb": URL, "auth": ...} gets results by
 // STOW-RS, as recorded sends with the same retries as C-STORE. Orthanc's
 // DICOMweb plugin, asking for a user, is the archive; a wrong password fails
@@ -266,11 +300,8 @@ TEST(dicomweb_out, results_reach_orthanc_by_stow_rs_and_a_wrong_password_fails_t
   write_stream(node.streams_dir(), "wrong", "WRONG");
   node.start();
 
-  auto study = synth_study(scratch / "s", 70, 32);
-  ASSERT_EQ(run({dcmstreams_binary().string(), "send", "--aec", "ARCHIVE", "127.0.0.1",
-                 std::to_string(node.port()), study.string()})
-                .exit_code,
-            0);
+  auto study = scratch / "s";
+  ASSERT_NO_FATAL_FAILURE(send_synthetic_study(node, study, "ARCHIVE", 70, 32));
   ASSERT_TRUE(all_sends(node, 1, "done", 60s)) << node.log();
   auto sends = sends_of(node);
   EXPECT_EQ(sends.front().files_sent, 70) << "70 instances in two requests (64 + 6)";
@@ -313,11 +344,8 @@ TEST(dicomweb_out, an_archive_that_is_down_gets_the_study_by_the_retries_once_it
   test_node node{root.path(), options};
   write_stream(node.streams_dir(), "out", "OUT");
   node.start();
-  auto study = synth_study(scratch / "s", 5, 64);
-  ASSERT_EQ(run({dcmstreams_binary().string(), "send", "--aec", "OUT", "127.0.0.1",
-                 std::to_string(node.port()), study.string()})
-                .exit_code,
-            0);
+  auto study = scratch / "s";
+  ASSERT_NO_FATAL_FAILURE(send_synthetic_study(node, study, "OUT", 5, 64));
   ASSERT_TRUE(eventually(
       [&] {
         auto sends = sends_of(node);

@@ -40,15 +40,6 @@ int echo_within_2s(const test_node& node) {
       .exit_code;
 }
 
-struct closing_fds {
-  std::vector<int> fds;
-  ~closing_fds() {
-    for (int fd : fds)
-      if (fd >= 0)
-        ::close(fd);
-  }
-};
-
 } // namespace
 
 TEST(hostile_peers,

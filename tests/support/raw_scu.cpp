@@ -137,6 +137,12 @@ bool send_all(int fd, const std::string& data) {
   return true;
 }
 
+closing_fds::~closing_fds() {
+  for (int fd : fds)
+    if (fd >= 0)
+      ::close(fd);
+}
+
 int connect_tcp(const std::string& host, std::uint16_t port) {
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   int one = 1;

@@ -18,6 +18,14 @@ struct proposed_context {
 
 /// A TCP connection to host:port with TCP_NODELAY set; -1 if it failed.
 int connect_tcp(const std::string& host, std::uint16_t port);
+/// Connections a test holds open, closed at the end of its scope.
+struct closing_fds {
+  std::vector<int> fds;
+  closing_fds() = default;
+  closing_fds(const closing_fds&) = delete;
+  closing_fds& operator=(const closing_fds&) = delete;
+  ~closing_fds();
+};
 /// Writes all of `data`; false if the connection broke.
 bool send_all(int fd, const std::string& data);
 /// The bytes of an A-ASSOCIATE-RQ PDU. `implementation_uid` may be longer than
