@@ -82,6 +82,10 @@ private:
       if (open_error)
         return respond_now(error_response(500, "cannot store the upload: " + open_error.message()),
                            false);
+      // Beast reads as much as the buffer has room for: with the few hundred
+      // bytes left after the header, a 25 MB body took 50,000 reads (22 ms of
+      // CPU per 512 KB instance); 64 KB at a time it takes 400.
+      buffer_.reserve(upload_read_bytes);
       return after_continue([self = shared_from_this()] {
         http::async_read(self->stream_, self->buffer_, *self->upload_parser_,
                          beast::bind_front_handler(&session::on_upload, self));
@@ -171,6 +175,7 @@ private:
     }
     auto message = upload_parser_->release();
     message.body().close();
+    buffer_.shrink_to_fit(); // an idle kept-alive connection holds no 64 KB
     auto request = make_request(message);
     request.body_file = upload_file_.string();
     dispatch(std::move(request));
@@ -305,6 +310,7 @@ private:
   }
 
   beast::tcp_stream stream_;
+  static constexpr std::size_t upload_read_bytes = 64 << 10;
   beast::flat_buffer buffer_;
   const server_settings& settings_;
   const http_handler& handler_;
