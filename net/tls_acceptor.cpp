@@ -156,8 +156,11 @@ tls_session::progress tls_session::advance() {
       identity_ = "no client certificate";
     }
     if (!certificate_allowed())
-      return fail("its certificate (" + identity_ + ", SHA-256 " + fingerprint_ +
-                      ") is not in dicom.tls.allowed_certificates",
+      return fail(fingerprint_.empty()
+                      ? "it sent no client certificate, and dicom.tls.allowed_certificates "
+                        "names the ones that may connect"
+                      : "its certificate (" + identity_ + ", SHA-256 " + fingerprint_ +
+                            ") is not in dicom.tls.allowed_certificates",
                   ec::caller_not_allowed);
   }
   while (request_.size() < expected_) {

@@ -219,6 +219,12 @@ test("a ZIP of a study is uploaded from a stream card, with progress, and become
   await shot(page, "upload");
   await waitFor("the uploaded study's job", async () =>
     (await (await page.request.get(base + "/api/v1/jobs")).json()).total === before + 1);
+  // The job's events redraw the cards; the card still says what became of the upload.
+  await waitFor("the uploaded study's job to end", async () =>
+    (await (await page.request.get(base + "/api/v1/jobs?state=success")).json()).total === before + 1);
+  await page.waitForTimeout(600); // past the page's 300 ms debounce of job events
+  assert.match(await card.locator("[data-testid=upload-status]").innerText(),
+    /6 instances in 1 studies stored/);
   // A folder: the page makes the ZIP itself, with a name that is not ASCII.
   const folder = synth("folder-study", 4);
   fs.renameSync(path.join(folder, "study1"), path.join(folder, "étude"));

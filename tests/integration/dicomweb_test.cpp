@@ -51,13 +51,22 @@ std::set<std::string> sequence_uids(const json::value& body, const char* sequenc
   return uids;
 }
 
+// A running node whose stream "copy" has the AE title COPY.
+std::unique_ptr<test_node> copy_node(const temp_dir& root, double quiet_period_s = 0.5) {
+  node_options options;
+  options.quiet_period_s = quiet_period_s;
+  auto node = std::make_unique<test_node>(root.path(), options);
+  write_stream(node->streams_dir(), "copy", "COPY");
+  node->start();
+  return node;
+}
+
 } // namespace
 
 TEST(dicomweb, stow_rs_stores_each_instance_as_c_store_would_and_refuses_what_is_not_dicom) {
   temp_dir root, scratch;
-  test_node node{root.path()};
-  write_stream(node.streams_dir(), "copy", "COPY");
-  node.start();
+  auto node_owner = copy_node(root);
+  auto& node = *node_owner;
   auto study = synth_study(scratch / "s", 3, 16);
   std::vector<part> parts;
   std::set<std::string> sent;
@@ -115,9 +124,8 @@ TEST(dicomweb, stow_rs_stores_each_instance_as_c_store_would_and_refuses_what_is
 
 TEST(dicomweb, orthanc_s_dicomweb_plugin_sends_a_study_to_the_node_by_stow_rs) {
   temp_dir root, scratch;
-  test_node node{root.path()};
-  write_stream(node.streams_dir(), "copy", "COPY");
-  node.start();
+  auto node_owner = copy_node(root);
+  auto& node = *node_owner;
   auto url = "http://127.0.0.1:" + std::to_string(node.web_port()) + "/dicomweb/COPY/";
   orthanc_peer orthanc{scratch.path(), "ORTHANC", "{\"node\": [\"" + url + "\"]}"};
   auto study = synth_study(scratch / "s", 4, 16);
@@ -146,11 +154,8 @@ TEST(dicomweb, orthanc_s_dicomweb_plugin_sends_a_study_to_the_node_by_stow_rs) {
 // acknowledged survives kill -9 and becomes the study's job, bit for bit.
 TEST(dicomweb, acknowledged_stow_rs_instances_survive_kill_9_in_the_journal_or_as_files) {
   temp_dir root, scratch;
-  node_options options;
-  options.quiet_period_s = 2;
-  test_node node{root.path(), options};
-  write_stream(node.streams_dir(), "copy", "COPY");
-  node.start();
+  auto node_owner = copy_node(root, 2);
+  auto& node = *node_owner;
   auto small = synth_study(scratch / "small", 20, 16);
   auto large = synth_study(scratch / "large", 2, 800); // 1.3 MB each: above a record
   std::vector<part> parts;
@@ -184,17 +189,15 @@ TEST(dicomweb, acknowledged_stow_rs_instances_survive_kill_9_in_the_journal_or_a
 }
 
 // A request's scratch file once had the same kind of name as the HTTP
-// server's request bodies in data/receive, from another counter: once the
-// counters drifted apart (a request refused before it stored anything), one
-// request's scratch file was another's body, and the request still sending
-// its body lost it. Now: a slow request beside a quick one, both stored.
+// server's request bodies in incoming/.tmp, from another counter: once the
+// counters drifted apart (a request refused before it stored anything, or
+// requests handled out of order), one request's scratch file was another's
+// body, and the request still sending its body lost it. Now: a slow request
+// beside two quick ones, all stored, and no body left behind.
 TEST(dicomweb, a_slow_stow_rs_request_keeps_its_body_while_others_are_stored) {
   temp_dir root, scratch;
-  node_options options;
-  options.quiet_period_s = 2;
-  test_node node{root.path(), options};
-  write_stream(node.streams_dir(), "copy", "COPY");
-  node.start();
+  auto node_owner = copy_node(root, 2);
+  auto& node = *node_owner;
   auto type = "multipart/related; type=\"application/dicom\"; boundary=" + boundary;
   auto body_of = [&](const fs::path& study) {
     std::vector<part> parts;
@@ -249,9 +252,8 @@ TEST(dicomweb, a_slow_stow_rs_request_keeps_its_body_while_others_are_stored) {
 // timeout.
 TEST(dicomweb, a_client_that_expects_100_continue_is_told_to_go_on) {
   temp_dir root, scratch;
-  test_node node{root.path()};
-  write_stream(node.streams_dir(), "copy", "COPY");
-  node.start();
+  auto node_owner = copy_node(root);
+  auto& node = *node_owner;
   std::vector<part> parts;
   for (auto& file : files_under(synth_study(scratch / "s", 2, 16)))
     parts.push_back({"application/dicom", read_file(file)});

@@ -137,7 +137,7 @@ TEST(routing_semantics, R9_break_in_a_rule_or_a_selected_destination_stops_later
 
 TEST(routing_semantics, R10_named_destinations_and_the_default_calling_title) {
   std::map<std::string, destination_config> named;
-  named["pacs"] = {"pacs", "10.0.0.9", 4242, "ORTHANC", "NODE1", 4, "jpeg-ls", "", {}};
+  named["pacs"] = {"pacs", "10.0.0.9", 4242, "ORTHANC", "NODE1", 4, "jpeg-ls", "", {}, {}};
   auto table =
       rules(R"({"routing": [{"send": [{"success": "pacs"}, {"success": )" + dest("X") + R"(}]}]})",
             named);

@@ -184,43 +184,52 @@ function connectEvents() {
 
 // -- pages -------------------------------------------------------------------------
 
+// Each stream's upload as shown (status HTML, progress 0-1 or null), kept
+// apart from the cards: a job event redraws them while an upload goes on, and
+// the redrawn card must show the upload where it is.
+const uploadShown = {};
+function showUpload(ae, statusHtml, progress = null) {
+  uploadShown[ae] = { statusHtml, progress };
+  applyUpload(ae);
+}
+function applyUpload(ae) {
+  const card = document.querySelector(`[data-testid=stream][data-ae="${CSS.escape(ae)}"]`);
+  const status = card && card.querySelector(".upload-status");
+  const bar = card && card.querySelector(".upload progress");
+  if (!status || !bar) return;
+  const shown = uploadShown[ae];
+  status.innerHTML = shown.statusHtml;
+  bar.hidden = shown.progress === null;
+  if (shown.progress !== null) bar.value = shown.progress;
+}
+
 // Sends a ZIP of DICOM files to a stream (POST /api/v1/upload), showing how
 // much has gone; the node answers once every file is stored.
 function uploadZip(input, file) {
-  const box = input.closest(".upload");
-  const bar = box.querySelector("progress");
-  const status = box.querySelector(".upload-status");
+  const ae = input.dataset.upload;
   const request = new XMLHttpRequest();
-  request.open("POST", "/api/v1/upload?ae=" + encodeURIComponent(input.dataset.upload));
+  request.open("POST", "/api/v1/upload?ae=" + encodeURIComponent(ae));
   request.setRequestHeader("Content-Type", "application/zip");
-  bar.hidden = false;
-  bar.value = 0;
-  status.textContent = `sending ${file.name}…`;
+  showUpload(ae, esc(`sending ${file.name}…`), 0);
   request.upload.onprogress = (e) => {
-    if (e.lengthComputable) {
-      bar.value = e.loaded / e.total;
-      status.textContent = `${bytes(e.loaded)} of ${bytes(e.total)}`;
-    }
+    if (e.lengthComputable)
+      showUpload(ae, esc(`${bytes(e.loaded)} of ${bytes(e.total)}`), e.loaded / e.total);
   };
-  request.upload.onload = () => { status.textContent = "storing…"; };
+  request.upload.onload = () => showUpload(ae, "storing…", 1);
   request.onload = () => {
-    bar.hidden = true;
     input.value = "";
     let body = {};
     try { body = JSON.parse(request.responseText); } catch (e) { /* not JSON */ }
     if (request.status === 202) {
-      status.innerHTML = `<span class="ok">${body.instances} instances in ${body.studies.length} studies stored</span>` +
-        (body.skipped.length ? ` <span class="muted">(${body.skipped.length} entries skipped)</span>` : "");
+      showUpload(ae, `<span class="ok">${body.instances} instances in ${body.studies.length} studies stored</span>` +
+        (body.skipped.length ? ` <span class="muted">(${body.skipped.length} entries skipped)</span>` : ""));
       toast(`${file.name}: ${body.instances} instances stored`);
     } else {
-      status.innerHTML = `<span class="error">${esc(body.error || "HTTP " + request.status)}</span>`;
+      showUpload(ae, `<span class="error">${esc(body.error || "HTTP " + request.status)}</span>`);
       toast(body.error || "the upload failed", true);
     }
   };
-  request.onerror = () => {
-    bar.hidden = true;
-    status.innerHTML = '<span class="error">the connection broke; try again</span>';
-  };
+  request.onerror = () => showUpload(ae, '<span class="error">the connection broke; try again</span>');
   request.send(file);
 }
 
@@ -281,25 +290,19 @@ async function zipOfFolder(files, onRead) {
 // Uploads the folder the user picked on a stream card, as a ZIP made here.
 async function uploadFolder(input) {
   const files = [...input.files];
-  const box = input.closest(".upload");
-  const status = box.querySelector(".upload-status");
-  const bar = box.querySelector("progress");
+  const ae = input.dataset.upload;
   const folder = (files[0].webkitRelativePath || "folder").split("/")[0];
   if (files.length > 65535) {
-    status.innerHTML = `<span class="error">${files.length} files: a ZIP without ZIP64 holds 65535; upload a ZIP made with zip -r</span>`;
+    showUpload(ae, `<span class="error">${files.length} files: a ZIP without ZIP64 holds 65535; upload a ZIP made with zip -r</span>`);
     return;
   }
-  bar.hidden = false;
   try {
-    const zip = await zipOfFolder(files, (done, total) => {
-      bar.value = total ? done / total : 1;
-      status.textContent = `reading ${folder}: ${bytes(done)} of ${bytes(total)}`;
-    });
+    const zip = await zipOfFolder(files, (done, total) =>
+      showUpload(ae, esc(`reading ${folder}: ${bytes(done)} of ${bytes(total)}`), total ? done / total : 1));
     uploadZip(input, new File([zip], folder + ".zip", { type: "application/zip" }));
   } catch (e) {
-    bar.hidden = true;
     input.value = "";
-    status.innerHTML = `<span class="error">${esc(e.message)}</span>`;
+    showUpload(ae, `<span class="error">${esc(e.message)}</span>`);
   }
 }
 
@@ -338,6 +341,7 @@ async function streamsPage() {
         if (!input.files.length) return;
         if ("folder" in input.dataset) uploadFolder(input); else uploadZip(input, input.files[0]);
       };
+    for (const ae of Object.keys(uploadShown)) applyUpload(ae);
   }
   await draw();
   return { refresh: debounce((e) => { if (e.type === "job") draw(); }, 300) };
