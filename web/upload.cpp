@@ -134,8 +134,7 @@ void upload_store::stored(const instance_header& header, arrived_instance instan
 
 result<upload_store::outcome> upload_store::add_bytes(const std::string& name,
                                                       std::string_view file) {
-  auto offset = dataset_offset(file);
-  if (!journal_ || !offset || file.size() > journal_->record_limit()) {
+  auto as_file = [&] {
     std::size_t at = 0;
     return add(name, file.size(), [&](char* block, std::size_t capacity, std::string&) {
       auto n = std::min(capacity, file.size() - at);
@@ -143,7 +142,10 @@ result<upload_store::outcome> upload_store::add_bytes(const std::string& name,
       at += n;
       return static_cast<long>(n);
     });
-  }
+  };
+  auto offset = dataset_offset(file);
+  if (!journal_ || !offset || file.size() > journal_->record_limit())
+    return as_file();
   if (!has_room(file.size()))
     return disk_full(name, data_dir_);
   outcome result;
@@ -162,6 +164,10 @@ result<upload_store::outcome> upload_store::add_bytes(const std::string& name,
                                   header->transfer_syntax_uid, source_.calling_ae,
                                   source_.called_ae, presentation_address(source_.peer, 0)});
   record.append(file.substr(*offset));
+  // The node's file meta may be longer than the sender's: a file just under
+  // the limit can make a record over it, which goes as a file instead.
+  if (record.size() > journal_->record_limit())
+    return as_file();
   writer_.active();
   auto ticket = journal_->append_instance({source_.called_ae, source_.calling_ae, source_.peer,
                                            header->study_uid, header->sop_instance_uid},
