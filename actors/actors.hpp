@@ -54,6 +54,7 @@ using job_atom = caf::atom_constant<caf::atom("job")>;
 using jobs_atom = caf::atom_constant<caf::atom("jobs")>;
 using kill_atom = caf::atom_constant<caf::atom("kill")>;
 using notify_atom = caf::atom_constant<caf::atom("notify")>;
+using pause_atom = caf::atom_constant<caf::atom("pause")>;
 using pending_atom = caf::atom_constant<caf::atom("pending")>;
 using pseudonym_atom = caf::atom_constant<caf::atom("pseudonym")>;
 using ping_atom = caf::atom_constant<caf::atom("ping")>;
@@ -307,6 +308,10 @@ template <class Inspector> typename Inspector::result_type inspect(Inspector& f,
 using job_store_actor = caf::typed_actor<
     /// Turns a completed study into queued (or skipped) jobs (pipeline/jobs/intake.hpp).
     caf::replies_to<create_atom, completed_study>::with<std::vector<job_record>>,
+    /// To itself: commits the studies taken since the last commit, together.
+    caf::reacts_to<create_atom>,
+    /// Test hook: stalls for that many seconds, as on a disk that stopped.
+    caf::reacts_to<pause_atom, double>,
     /// Journal records of copies a later copy replaced (intake::discard_replaced).
     caf::reacts_to<discard_atom, std::vector<journal_ref>>,
     /// Finishes or undoes interrupted job creations; lists pending instances.

@@ -53,6 +53,19 @@ void discard_replaced(self_pointer self) {
   self->state.replaced.clear();
 }
 
+/// Instances handed to the job store (positive) or answered (negative).
+void change_backlog(self_pointer self, std::int64_t instances) {
+  auto& backlog = self->state.settings.backlog;
+  if (!backlog)
+    return;
+  if (instances >= 0)
+    backlog->add(static_cast<std::uint64_t>(instances));
+  else
+    backlog->remove(static_cast<std::uint64_t>(-instances));
+  if (auto* metrics = self->state.settings.metrics)
+    metrics->intake_backlog.with({}).set(static_cast<double>(backlog->size()));
+}
+
 // How long, and for how many studies, late instances are known as late.
 constexpr auto late_window = std::chrono::hours(24);
 constexpr std::size_t late_studies = 10000;
@@ -106,9 +119,11 @@ void complete(self_pointer self, const study_key& key, const char* why) {
   // The job store takes messages in order: the study's replaced copies are
   // gone before its job consumes the copies it keeps.
   discard_replaced(self);
+  change_backlog(self, static_cast<std::int64_t>(study.instances.size()));
   self->request(self->state.settings.job_store, caf::infinite, create_atom::value, study)
       .then(
           [self, study, last_arrival, late_matters](std::vector<job_record>& jobs) {
+            change_backlog(self, -static_cast<std::int64_t>(study.instances.size()));
             if (late_matters)
               remember_completed(self, study, jobs);
             for (auto& job : jobs)
@@ -127,6 +142,7 @@ void complete(self_pointer self, const study_key& key, const char* why) {
               self->send(self->state.settings.job_manager, job_atom::value, std::move(jobs));
           },
           [self, study](caf::error& error) {
+            change_backlog(self, -static_cast<std::int64_t>(study.instances.size()));
             if (code_of(error) == ec::not_found) {
               log::warning(component, describe(error));
               return;
@@ -299,7 +315,20 @@ assembler_actor::behavior_type assembler(self_pointer self, assembler_settings s
         auto& group = it->second;
         group.timer_pending = false;
         auto now = self->clock().now();
-        if (now - group.last_arrival >= group.quiet_period)
+        bool quiet = now - group.last_arrival >= group.quiet_period;
+        auto& backlog = self->state.settings.backlog;
+        if (quiet && backlog && backlog->behind() &&
+            now - group.first_arrival < seconds(self->state.settings.defaults.max_wait_s)) {
+          // Job creation is behind (completion.max_backlog): the senders'
+          // answers are held back, which stretches the pauses between their
+          // instances past the quiet period; and a study completed now would
+          // only wait in the backlog. The quiet period ends once it caught up.
+          group.timer_pending = true;
+          self->delayed_send(self, std::min<caf::timespan>(group.quiet_period, seconds(1)),
+                             tick_atom::value, key);
+          return;
+        }
+        if (quiet)
           complete(self, key, "quiet period over");
         else if (now - group.first_arrival >= seconds(self->state.settings.defaults.max_wait_s))
           complete(self, key, "maximum wait reached");

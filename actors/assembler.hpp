@@ -7,6 +7,7 @@
 #include "actors/events.hpp"
 #include "actors/node_metrics.hpp"
 #include "pipeline/foundation/config.hpp"
+#include "pipeline/jobs/intake_backlog.hpp"
 #include "streams/registry.hpp"
 
 #include <map>
@@ -68,6 +69,9 @@ struct assembler_settings {
   /// Started again by its supervisor: the pending studies are rebuilt from
   /// the instances the job store still holds.
   bool restarted = false;
+  /// Counts the instances of studies handed to the job store until they are
+  /// answered; may be null.
+  std::shared_ptr<intake_backlog> backlog;
 };
 
 struct assembler_state {

@@ -5,6 +5,9 @@
 #include "pipeline/jobs/scrub.hpp"
 #include "pipeline/jobs/views.hpp"
 
+#include <chrono>
+#include <thread>
+
 namespace dcmstreams {
 
 namespace {
@@ -13,7 +16,42 @@ void publish_job(job_store_state& st, const job_record& job) {
     // Everyone on the event feed sees it: who the patient is stays out.
     st.settings.events->publish("job", job_view(job, false));
 }
+// A commit's bounds: its consumption record (a reference per record) stays
+// far below a journal record's limit, and no study waits behind thousands.
+constexpr std::size_t max_studies_per_commit = 64;
+constexpr std::size_t max_instances_per_commit = 20000;
+
+void commit_studies(job_store_state& st) {
+  if (st.to_commit.empty())
+    return;
+  auto waiting = std::move(st.to_commit);
+  st.to_commit.clear();
+  st.instances_to_commit = 0;
+  std::vector<completed_study> studies;
+  studies.reserve(waiting.size());
+  for (auto& entry : waiting)
+    studies.push_back(std::move(entry.study));
+  auto outcomes = st.jobs->create_jobs(studies);
+  for (std::size_t i = 0; i < waiting.size(); ++i) {
+    if (!outcomes[i]) {
+      waiting[i].promise.deliver(make_error(outcomes[i].error()));
+      continue;
+    }
+    for (auto& job : *outcomes[i])
+      publish_job(st, job);
+    waiting[i].promise.deliver(std::move(*outcomes[i]));
+  }
+}
+
 } // namespace
+
+job_store_state::~job_store_state() {
+  for (auto& waiting : to_commit)
+    if (waiting.promise.pending())
+      waiting.promise.deliver(make_error(ec::unavailable, "the job store stopped before it made "
+                                                          "the jobs of " +
+                                                              waiting.study.key.describe()));
+}
 
 job_store_actor::behavior_type job_store(job_store_actor::stateful_pointer<job_store_state> self,
                                          job_store_settings settings) {
@@ -24,12 +62,24 @@ job_store_actor::behavior_type job_store(job_store_actor::stateful_pointer<job_s
                                      st.settings.durable);
   return {
       [self](create_atom, const completed_study& study) -> caf::result<std::vector<job_record>> {
-        auto jobs = self->state.jobs->create_jobs(study);
-        if (!jobs)
-          return make_error(jobs.error());
-        for (auto& job : *jobs)
-          publish_job(self->state, job);
-        return *jobs;
+        auto& st = self->state;
+        auto promise = self->make_response_promise<std::vector<job_record>>();
+        // The first study of a commit asks for it behind every message
+        // already in the mailbox, so the studies among them join it.
+        if (st.to_commit.empty())
+          self->send(self, create_atom::value);
+        st.instances_to_commit += study.instances.size();
+        st.to_commit.push_back({study, promise});
+        if (st.to_commit.size() >= max_studies_per_commit ||
+            st.instances_to_commit >= max_instances_per_commit)
+          commit_studies(st);
+        return promise;
+      },
+      [self](create_atom) { commit_studies(self->state); },
+      [](pause_atom, double seconds) {
+        log::warning("jobs",
+                     "test hook: the job store stalls for " + std::to_string(seconds) + " s");
+        std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
       },
       [self](discard_atom, const std::vector<journal_ref>& records) {
         self->state.jobs->discard_replaced(records);

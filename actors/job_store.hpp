@@ -21,10 +21,27 @@ struct job_store_settings {
   event_hub* events = nullptr; // may be null (tests)
 };
 
+/// A completed study waiting for the next commit, and who waits for its jobs.
+struct study_to_commit {
+  completed_study study;
+  caf::typed_response_promise<std::vector<job_record>> promise;
+};
+
 struct job_store_state {
   job_store_settings settings;
   std::unique_ptr<store_layout> layout;
   std::unique_ptr<intake> jobs;
+  // Studies taken from the mailbox since the last commit: the studies that
+  // complete while one commit runs share the next (group commit), so that
+  // job creation keeps up with ingest however many studies complete at once.
+  std::vector<study_to_commit> to_commit;
+  std::size_t instances_to_commit = 0;
+  job_store_state() = default;
+  job_store_state(const job_store_state&) = delete;
+  job_store_state& operator=(const job_store_state&) = delete;
+  /// Answers the studies still waiting for a commit with an error, so that
+  /// their assembler tries them again with the restarted job store.
+  ~job_store_state();
   static inline const char* name = "job-store";
 };
 

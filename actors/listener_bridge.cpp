@@ -1,5 +1,7 @@
 #include "actors/listener_bridge.hpp"
 
+#include "pipeline/foundation/log.hpp"
+
 namespace dcmstreams {
 
 association_verdict listener_bridge::admit(const association_request& request) {
@@ -43,6 +45,26 @@ void listener_bridge::instance_stored(const stored_instance& instance) {
                        instance.record, instance.series_uid, instance.modality,
                        instance.series_description},
       instance.peer_port);
+  wait_for_job_creation(backlog_.get(), &metrics_);
+}
+
+void wait_for_job_creation(intake_backlog* backlog, node_metrics* metrics) {
+  if (!backlog)
+    return;
+  auto outcome = backlog->wait_for_room();
+  if (outcome.began_waiting)
+    log::warning("ingest", "job creation is behind: " + std::to_string(outcome.backlog) +
+                               " instances of completed studies wait for their jobs (more than "
+                               "completion.max_backlog, " +
+                               std::to_string(backlog->limit()) +
+                               "); answers to senders wait up to " +
+                               std::to_string(ingest_wait_for_backlog.count()) +
+                               " ms each until it catches up");
+  if (outcome.caught_up)
+    log::info("ingest", "job creation caught up (" + std::to_string(outcome.backlog) +
+                            " instances waiting); answers no longer wait");
+  if (metrics && outcome.waited.count() > 0)
+    metrics->ingest_wait.with({}).increment(outcome.waited.count());
 }
 
 void listener_bridge::store_failed(const association_request&, ec reason, const std::string&) {

@@ -36,6 +36,8 @@ result<node_actors> spawn_node(caf::actor_system& system, const node_config& con
     return failure{opened.error().code,
                    "cannot open the ingest journal: " + opened.error().message};
   actors.ingest_journal = std::move(*opened);
+  actors.backlog =
+      std::make_shared<intake_backlog>(config.completion.max_backlog, ingest_wait_for_backlog);
   bool durable = config.storage.sync != sync_mode::none;
   actors.job_store = spawn_supervised<job_store_actor>(
       system, "job_store",
@@ -127,11 +129,11 @@ result<node_actors> spawn_node(caf::actor_system& system, const node_config& con
   actors.assembler = spawn_supervised<assembler_actor>(
       system, "assembler",
       [store = actors.job_store, manager = actors.job_manager, completion = config.completion,
-       registry = actors.registry, metrics = &metrics,
-       events](caf::actor_system& sys, bool restarted, const caf::actor&) {
+       registry = actors.registry, metrics = &metrics, events,
+       backlog = actors.backlog](caf::actor_system& sys, bool restarted, const caf::actor&) {
         return caf::actor_cast<caf::actor>(
             sys.spawn(assembler, assembler_settings{store, manager, completion, registry, metrics,
-                                                    events, restarted}));
+                                                    events, restarted, backlog}));
       },
       &metrics);
   if (!report.pending.empty())

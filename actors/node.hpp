@@ -12,6 +12,7 @@
 #include "pipeline/foundation/config.hpp"
 #include "pipeline/foundation/readiness.hpp"
 #include "pipeline/jobs/database.hpp"
+#include "pipeline/jobs/intake_backlog.hpp"
 #include "pipeline/routing/storage_client.hpp"
 #include "pipeline/routing/webhook_client.hpp"
 #include "streams/registry.hpp"
@@ -27,6 +28,8 @@ struct node_actors {
   std::shared_ptr<readiness_board> readiness;
   /// Where received instances wait for their study to complete.
   std::shared_ptr<journal> ingest_journal;
+  /// Instances of completed studies waiting for their jobs (completion.max_backlog).
+  std::shared_ptr<intake_backlog> backlog;
   job_store_actor job_store;
   router_actor router;
   job_manager_actor job_manager;

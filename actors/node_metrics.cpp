@@ -36,6 +36,14 @@ node_metrics::node_metrics(metrics::registry& reg)
                                      {"reason"})),
       studies_pending(reg.add_gauge("dcmstreams_studies_pending",
                                     "Studies still arriving (waiting for their quiet period).")),
+      intake_backlog(
+          reg.add_gauge("dcmstreams_intake_backlog_instances",
+                        "Instances of completed studies waiting for their jobs to be made; above "
+                        "completion.max_backlog, C-STORE and STOW-RS answers wait for it.")),
+      ingest_wait(
+          reg.add_counter("dcmstreams_ingest_wait_seconds_total",
+                          "Seconds C-STORE and STOW-RS answers waited for job creation to catch up "
+                          "(completion.max_backlog).")),
       studies_completed(reg.add_counter("dcmstreams_studies_completed_total",
                                         "Studies complete and turned into jobs, by stream.",
                                         {"stream"})),

@@ -19,6 +19,8 @@ struct node_metrics {
   metrics::family<metrics::counter>& instances_replaced; // {called_ae}
   metrics::family<metrics::counter>& store_failures;     // {reason}
   metrics::family<metrics::gauge>& studies_pending;
+  metrics::family<metrics::gauge>& intake_backlog;            // instances waiting for their jobs
+  metrics::family<metrics::counter>& ingest_wait;             // seconds responses waited for intake
   metrics::family<metrics::counter>& studies_completed;       // {stream}
   metrics::family<metrics::histogram>& completion_delay;      // {stream}
   metrics::family<metrics::counter>& jobs_created;            // {stream}

@@ -200,7 +200,8 @@ int serve(int argc, char** argv) {
                              (tls.on() ? " --certificate … --key … --ca …" : "") + ")");
   }
 
-  listener_bridge bridge{actors->registry, actors->assembler, metrics, config->ae_title};
+  listener_bridge bridge{actors->registry, actors->assembler, metrics, config->ae_title,
+                         actors->backlog};
   net::listener_config listener_settings;
   listener_settings.dicom = config->dicom;
   listener_settings.data_dir = config->data_dir;
@@ -247,6 +248,7 @@ int serve(int argc, char** argv) {
                            {},
                            {}};
   backend.ingest_journal = actors->ingest_journal.get();
+  backend.backlog = actors->backlog.get();
   // Faults for the supervision tests; never set in production.
   if (auto* hooks = std::getenv("DCMSTREAMS_TEST_HOOKS"); hooks && std::string{hooks} == "1") {
     log::warning(component, "test hooks are on (DCMSTREAMS_TEST_HOOKS=1): POST /api/v1/test/...");

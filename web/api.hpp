@@ -11,6 +11,7 @@
 #include "metrics/registry.hpp"
 #include "pipeline/foundation/config.hpp"
 #include "pipeline/foundation/readiness.hpp"
+#include "pipeline/jobs/intake_backlog.hpp"
 #include "streams/registry.hpp"
 #include "web/auth.hpp"
 #include "web/http.hpp"
@@ -49,6 +50,9 @@ struct api_backend {
   /// Where STOW-RS instances small enough for a record become durable, as
   /// C-STORE's do; null: as files in incoming/.
   journal* ingest_journal = nullptr;
+  /// Job creation's backlog: STOW-RS and upload answers wait while it is
+  /// above completion.max_backlog, as C-STORE's do; may be null.
+  intake_backlog* backlog = nullptr;
 };
 
 struct api_settings {

@@ -4,6 +4,7 @@
 // the answer, the reserve, a study per sender completed by the stream's
 // rules), and answers PS3.18's Store Instances response in DICOM JSON.
 
+#include "actors/listener_bridge.hpp"
 #include "pipeline/foundation/log.hpp"
 #include "web/api_context.hpp"
 #include "web/handlers.hpp"
@@ -141,6 +142,7 @@ void store_instances(api_context& api, const route_call& call) {
           }
           caf::anon_send(api.backend.assembler, arrived_atom::value, key, instance);
         }
+        wait_for_job_creation(api.backend.backlog, api.backend.counters);
         log::info(component, "STOW-RS from " + source.peer + " for " + source.called_ae + ": " +
                                  std::to_string(stored.size()) + " instances stored, " +
                                  std::to_string(refused.size()) + " refused");

@@ -91,5 +91,6 @@ void wedge_listener(api_context& api, const route_call& call);
 void kill_actor(api_context& api, const route_call& call);
 void kill_sender(api_context& api, const route_call& call);
 void kill_mailbox(api_context& api, const route_call& call);
+void stall_job_store(api_context& api, const route_call& call);
 
 } // namespace dcmstreams::web

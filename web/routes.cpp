@@ -58,6 +58,7 @@ const std::vector<route>& routes() {
     {"POST",   "/api/v1/test/kill-actor/{name}",    a::admin,  "test hook: a supervised actor stops as a crash would", kill_actor, true},
     {"POST",   "/api/v1/test/kill-sender/{name}",   a::admin,  "test hook: the senders to a destination crash", kill_sender, true},
     {"POST",   "/api/v1/test/kill-mailbox/{name}",  a::admin,  "test hook: a stream's mailbox crashes", kill_mailbox, true},
+    {"POST",   "/api/v1/test/stall-job-store/{seconds}", a::admin, "test hook: job creation stalls for that many seconds", stall_job_store, true},
   };
   // clang-format on
   return table;

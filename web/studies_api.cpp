@@ -1,6 +1,7 @@
 // Studies still arriving, completing one by hand, and uploads of ZIPs of
 // DICOM files (which become studies as a C-STORE would).
 
+#include "actors/listener_bridge.hpp"
 #include "pipeline/foundation/files.hpp"
 #include "pipeline/foundation/log.hpp"
 #include "web/api_context.hpp"
@@ -101,6 +102,7 @@ void accept_upload(api_context& api, const route_call& call, const std::string& 
       return respond(failure_response(unpacked.error()));
     for (auto& [key, instance] : unpacked->instances)
       caf::anon_send(api.backend.assembler, arrived_atom::value, key, instance);
+    wait_for_job_creation(api.backend.backlog, api.backend.counters);
     auto studies = unpacked->studies;
     auto count = unpacked->instances.size();
     auto skipped = unpacked->skipped;

@@ -56,4 +56,16 @@ void kill_mailbox(api_context& api, const route_call& call) {
       });
 }
 
+void stall_job_store(api_context& api, const route_call& call) {
+  double seconds = 0;
+  try {
+    seconds = std::stod(call.param("seconds"));
+  } catch (const std::exception&) {
+  }
+  if (!(seconds > 0 && seconds <= 600))
+    return call.respond(error_response(400, "seconds: a number above 0 and at most 600"));
+  caf::anon_send(api.backend.job_store, pause_atom::value, seconds);
+  call.respond(json_response(json::dump({{"stalled_s", seconds}})));
+}
+
 } // namespace dcmstreams::web

@@ -207,12 +207,14 @@ void read_web(json::object_reader& reader, web_config& web) {
 }
 
 void read_completion(json::object_reader& reader, completion_config& completion) {
-  reader.reject_unknown_keys({"quiet_period_s", "max_wait_s"});
+  reader.reject_unknown_keys({"quiet_period_s", "max_wait_s", "max_backlog"});
   if (auto quiet =
           reader.get_number("quiet_period_s", quiet_period_accepted, quiet_period_requirement))
     completion.quiet_period_s = *quiet;
   if (auto wait = reader.get_number("max_wait_s", json::above_zero, "more than 0 seconds"))
     completion.max_wait_s = *wait;
+  if (auto backlog = reader.get_integer("max_backlog", 0, std::int64_t{1} << 40))
+    completion.max_backlog = static_cast<std::uint64_t>(*backlog);
 }
 
 void read_storage(json::object_reader& reader, storage_config& storage) {

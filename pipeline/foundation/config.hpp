@@ -85,6 +85,9 @@ constexpr const char* quiet_period_requirement = "more than 0 and at most 86400 
 struct completion_config {
   double quiet_period_s = 15.0;
   double max_wait_s = 3600.0;
+  /// Instances of completed studies waiting for their jobs above which
+  /// ingest answers wait for job creation to catch up (0: never).
+  std::uint64_t max_backlog = 20000;
 };
 
 struct storage_config {

@@ -342,6 +342,21 @@ status database::update_job(const job_record& job) {
   return std::nullopt;
 }
 
+status database::update_jobs(const std::vector<job_record>& jobs) {
+  if (auto problem = execute("BEGIN IMMEDIATE"))
+    return problem;
+  for (auto& job : jobs)
+    if (auto problem = update_job(job)) {
+      execute("ROLLBACK");
+      return problem;
+    }
+  if (auto problem = execute("COMMIT")) {
+    execute("ROLLBACK");
+    return problem;
+  }
+  return std::nullopt;
+}
+
 status database::delete_job(std::int64_t id) {
   statement s{db_, "DELETE FROM jobs WHERE id=?"};
   if (!s.prepared())

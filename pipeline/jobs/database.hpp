@@ -59,6 +59,8 @@ public:
   result<std::int64_t> insert_job(const job_record& job);
   /// Writes every field of an existing job.
   status update_job(const job_record& job);
+  /// Writes several jobs in one transaction (one sync): all or none.
+  status update_jobs(const std::vector<job_record>& jobs);
   status delete_job(std::int64_t id);
   result<std::optional<job_record>> find_job(std::int64_t id);
   /// Jobs in `state`, oldest first.

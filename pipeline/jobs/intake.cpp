@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <map>
 #include <set>
@@ -118,17 +119,15 @@ status intake::write_out(completed_study& study) {
   return std::nullopt;
 }
 
-result<std::vector<job_record>> intake::create_jobs(const completed_study& arrived) {
-  // A creation that failed on a full disk may not have been able to remove its
-  // row then: it must not linger as a ghost beside the job that follows.
-  discard_abandoned_creations();
-  completed_study study = arrived;
+result<intake::prepared_study> intake::prepare(const completed_study& arrived) {
+  prepared_study prepared{arrived, {}, {}};
+  auto& study = prepared.study;
   if (auto problem = write_out(study))
     return *problem;
-  std::vector<journal_ref> consumed = replaced_records(study);
+  prepared.consumed = replaced_records(study);
   for (auto& instance : study.instances)
     if (instance.record)
-      consumed.push_back(instance.record);
+      prepared.consumed.push_back(instance.record);
   // Which instances the stream takes, and in which job.
   auto filter = attribute_filter::compile(study.accept);
   if (!filter)
@@ -156,7 +155,7 @@ result<std::vector<job_record>> intake::create_jobs(const completed_study& arriv
     partitions[study.by_series ? (*values)["SeriesInstanceUID"] : ""].push_back(&instance);
   }
 
-  std::vector<job_record> jobs;
+  auto& jobs = prepared.jobs;
   auto undo_all = [&] {
     for (auto& job : jobs)
       undo_creation(job.id);
@@ -201,43 +200,96 @@ result<std::vector<job_record>> intake::create_jobs(const completed_study& arriv
   }
   if (jobs.empty())
     return failure{ec::not_found, study.key.describe() + ": no instance left to make a job of"};
+  return prepared;
+}
+
+result<std::vector<job_record>> intake::create_jobs(const completed_study& study) {
+  return std::move(create_jobs(std::vector<completed_study>{study}).front());
+}
+
+std::vector<result<std::vector<job_record>>>
+intake::create_jobs(const std::vector<completed_study>& studies) {
+  // A creation that failed on a full disk may not have been able to remove its
+  // row then: it must not linger as a ghost beside the job that follows.
+  discard_abandoned_creations();
+  std::vector<result<std::vector<job_record>>> outcomes;
+  std::vector<prepared_study> batch;
+  for (auto& study : studies) {
+    auto prepared = prepare(study);
+    if (!prepared) {
+      outcomes.emplace_back(prepared.error());
+      continue;
+    }
+    outcomes.emplace_back(std::vector<job_record>{}); // set once committed
+    batch.push_back(std::move(*prepared));
+  }
+  if (batch.empty())
+    return outcomes;
+  std::vector<std::int64_t> ids;
+  std::vector<journal_ref> consumed;
+  for (auto& prepared : batch) {
+    for (auto& job : prepared.jobs)
+      ids.push_back(job.id);
+    consumed.insert(consumed.end(), prepared.consumed.begin(), prepared.consumed.end());
+  }
+  // A later study of the same sender in the batch names the copies an earlier
+  // one keeps as older copies too.
+  std::sort(consumed.begin(), consumed.end());
+  consumed.erase(std::unique(consumed.begin(), consumed.end()), consumed.end());
+  auto fail_all = [&](const failure& problem) {
+    for (auto& prepared : batch)
+      for (auto& job : prepared.jobs)
+        undo_creation(job.id);
+    for (auto& outcome : outcomes)
+      if (outcome)
+        outcome = problem;
+    return outcomes;
+  };
 
   // The commit point: once the consumption record is durable the jobs exist
   // and the journal records are theirs; before it, a crash undoes the jobs.
   if (durable_)
-    if (auto problem = sync_file_system(layout_.jobs_dir())) {
-      undo_all();
-      return *problem;
-    }
-  std::vector<std::int64_t> ids;
-  for (auto& job : jobs)
-    ids.push_back(job.id);
+    if (auto problem = sync_file_system(layout_.jobs_dir()))
+      return fail_all(*problem);
   auto consumption = journal_.consume(ids, consumed, durable_);
-  if (!consumption) {
-    undo_all();
-    return consumption.error();
-  }
+  if (!consumption)
+    return fail_all(consumption.error());
 
   // From here on a failure does not undo: the next start finishes the jobs.
   bool finished = true;
-  std::vector<std::pair<std::string, std::uint64_t>> files;
-  for (auto& instance : study.instances)
-    files.emplace_back(fs::path(instance.path).filename().string(), instance.inode);
-  if (auto problem = move_to_store(study.key, files)) {
-    log::error("intake", problem->message + "; the next start moves the rest");
-    finished = false;
+  for (auto& prepared : batch) {
+    std::vector<std::pair<std::string, std::uint64_t>> files;
+    for (auto& instance : prepared.study.instances)
+      files.emplace_back(fs::path(instance.path).filename().string(), instance.inode);
+    if (auto problem = move_to_store(prepared.study.key, files, false)) {
+      log::error("intake", problem->message + "; the next start moves the rest");
+      finished = false;
+    }
   }
-  for (auto& job : jobs)
-    if (auto problem = db_.update_job(job)) {
-      log::error("intake",
-                 problem->message + "; the next start queues job " + std::to_string(job.id));
+  // The moves are durable before any job is queued: a queued job whose
+  // instances were back in incoming/ after a crash would run twice.
+  if (durable_)
+    if (auto problem = sync_file_system(layout_.jobs_dir())) {
+      log::error("intake", problem->message + "; the next start finishes the jobs");
+      finished = false;
+    }
+  std::vector<job_record> created;
+  for (auto& prepared : batch)
+    created.insert(created.end(), prepared.jobs.begin(), prepared.jobs.end());
+  if (finished)
+    if (auto problem = db_.update_jobs(created)) {
+      log::error("intake", problem->message + "; the next start queues the jobs");
       finished = false;
     }
   if (finished) {
     consumed.push_back(*consumption);
     journal_.release(consumed);
   }
-  return jobs;
+  std::size_t next = 0;
+  for (auto& outcome : outcomes)
+    if (outcome)
+      outcome = std::move(batch[next++].jobs);
+  return outcomes;
 }
 
 namespace {
@@ -319,16 +371,11 @@ result<job_record> intake::create_job(const completed_study& study,
   auto dir = layout_.job_dir(job.id);
   auto undo = [&] { undo_creation(job.id); };
   auto input = dir / "INPUT";
-  for (auto* folder : {&input}) {
-    if (auto problem = create_directories(*folder, durable_)) {
+  for (auto& folder : {input, dir / "OUTPUT"})
+    if (auto problem = create_directories(folder, false)) {
       undo();
       return *problem;
     }
-  }
-  if (auto problem = create_directories(dir / "OUTPUT", durable_)) {
-    undo();
-    return *problem;
-  }
   std::size_t vanished = 0;
   for (auto* instance : instances) {
     auto link = input / (instance->sop_uid + ".dcm");
@@ -384,13 +431,9 @@ result<job_record> intake::create_job(const completed_study& study,
     job.origin = job.message;
   job.completed = now_ms();
   job.state = final_state;
-  if (durable_)
-    if (auto problem = sync_directory(input)) {
-      undo();
-      return *problem;
-    }
-  // From here on the job exists: start-up recovery finishes it if we stop.
-  if (auto problem = write_file_atomically(dir / "info.json", job_info_json(job), durable_)) {
+  // From here on the job exists once committed: start-up recovery finishes it
+  // if we stop after its consumption record.
+  if (auto problem = write_file_atomically(dir / "info.json", job_info_json(job), false)) {
     undo();
     return *problem;
   }
@@ -398,11 +441,12 @@ result<job_record> intake::create_job(const completed_study& study,
 }
 
 status intake::move_to_store(const study_key& key,
-                             const std::vector<std::pair<std::string, std::uint64_t>>& files) {
+                             const std::vector<std::pair<std::string, std::uint64_t>>& files,
+                             bool sync_folders) {
   auto incoming_study =
       layout_.incoming_study_dir(key.called_ae, key.calling_ae, key.peer, key.study_uid);
   auto store_study = layout_.store_dir() / key.study_uid;
-  if (auto problem = create_directories(store_study, durable_))
+  if (auto problem = create_directories(store_study, sync_folders))
     return problem;
   for (auto& [name, inode] : files) {
     auto incoming = incoming_study / name;
@@ -414,7 +458,7 @@ status intake::move_to_store(const study_key& key,
       return failure{ec::io_error,
                      incoming.string() + ": cannot move into the store: " + errno_text(errno)};
   }
-  if (durable_) {
+  if (sync_folders) {
     if (auto problem = sync_directory(store_study))
       return problem;
     if (fs::exists(incoming_study))
@@ -437,7 +481,8 @@ status intake::finish_recovered(job_record& job) {
     ++job.instances;
     job.bytes += static_cast<std::int64_t>(entry.file_size(error));
   }
-  if (auto problem = move_to_store({job.called_ae, job.calling_ae, job.peer, job.study_uid}, files))
+  if (auto problem =
+          move_to_store({job.called_ae, job.calling_ae, job.peer, job.study_uid}, files, durable_))
     return problem;
   // An empty INPUT/ with info.json is a study the stream accepted nothing of.
   job.state = files.empty() ? job_state::skipped : job_state::queued;

@@ -107,6 +107,13 @@ public:
   /// left out (and named in the job's message); a study with none left is an
   /// error.
   result<std::vector<job_record>> create_jobs(const completed_study& study);
+  /// The same for several studies with one commit: one syncfs, one
+  /// consumption record naming every job, one more syncfs after their
+  /// instances moved to the store, one database transaction. A study that
+  /// cannot become a job (its instances gone) fails alone; a commit that
+  /// fails (a full disk) undoes them all. Each study's outcome in order.
+  std::vector<result<std::vector<job_record>>>
+  create_jobs(const std::vector<completed_study>& studies);
 
   /// Finishes or undoes interrupted job creations and lists the pending
   /// instances left in incoming/.
@@ -125,12 +132,21 @@ public:
   std::vector<recovered_instance> pending_instances(std::vector<std::string>& problems) const;
 
 private:
+  /// A study whose jobs are made but not yet committed.
+  struct prepared_study {
+    completed_study study;             // its instances' paths now in incoming/
+    std::vector<job_record> jobs;      // rows `creating`, folders complete
+    std::vector<journal_ref> consumed; // its records and older copies they replace
+  };
+  /// Steps 1 to 4 for one study; undone on failure.
+  result<prepared_study> prepare(const completed_study& arrived);
   /// Step 0: the study's journal records as files in incoming/.
   status write_out(completed_study& study);
   /// Empty files made ahead of time for write_out (started after recovery,
   /// which clears the folder they live in).
   spare_file_pool& spares();
-  /// Steps 1 to 3 for one job of `instances`.
+  /// Steps 2 to 4 for one job of `instances`; nothing synced (the commit's
+  /// syncfs covers it).
   result<job_record> create_job(const completed_study& study,
                                 const std::vector<const arrived_instance*>& instances,
                                 const std::string& series_uid, job_state final_state,
@@ -140,11 +156,14 @@ private:
   /// their bytes.
   std::pair<std::int64_t, std::int64_t> link_earlier_inputs(std::int64_t earlier,
                                                             const std::filesystem::path& input);
-  /// Step 4 for incoming files (file name, inode as it arrived); each moves
-  /// only if it still is that file, so a newer copy stays pending.
+  /// Step 6 for incoming files (file name, inode as it arrived); each moves
+  /// only if it still is that file, so a newer copy stays pending. With
+  /// `sync_folders`, the folders are synced (a caller that syncs the whole
+  /// file system afterwards passes false).
   status move_to_store(const study_key& key,
-                       const std::vector<std::pair<std::string, std::uint64_t>>& files);
-  /// Steps 4 and 5 for a recovered job, from its INPUT/ listing.
+                       const std::vector<std::pair<std::string, std::uint64_t>>& files,
+                       bool sync_folders);
+  /// Steps 6 and 7 for a recovered job, from its INPUT/ listing.
   status finish_recovered(job_record& job);
   /// Removes a job's folder and row: an interrupted or failed creation.
   status undo_creation(std::int64_t id);

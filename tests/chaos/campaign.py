@@ -96,7 +96,9 @@ def markdown(summary, data):
                  f"{soak['failed']} failed; RSS middle third {soak['rss_middle_mb']:.1f} MB, "
                  f"last third {soak['rss_last_mb']:.1f} MB; descriptors "
                  f"{soak['descriptors']}; threads {soak['threads']}; journal segments "
-                 f"{soak['journal_segments']}; "
+                 f"{soak['journal_segments']}; job creation's backlog at most "
+                 f"{soak.get('backlog_peak', 0):.0f} instances, answers waited "
+                 f"{soak.get('ingest_wait_s', 0)} s in all; "
                  f"{'ok' if soak['ok'] else '**not ok**: ' + '; '.join(soak['problems'])}\n")
     problems = [p for part in data.values() if isinstance(part, list)
                 for row in part for p in row.get("problems", [])]

@@ -1,11 +1,13 @@
 """Soak: 32 storescu loops at once against one node for a bounded time.
-Each loop sends two studies of its own in turn, so that every send after
-the first finds its study complete and makes a new job: ingest, study
-completion and jobs all run the whole time. Every 2 s the node's RSS, open
-descriptors and threads are sampled. It must end with 0 failed stores, every
-acknowledged instance counted by the node, and RSS, descriptors and threads
-flat, and so the journal's segments: the last third of the run within
-± 10 % of the middle third (medians)."""
+Each loop sends two studies of its own in turn, so that sends find their
+study complete (a new job) or still pending (copies replaced): ingest, study
+completion and jobs all run the whole time. Where 32 senders outrun job
+creation (2 cores), completion.max_backlog holds them back: answers wait until
+job creation catches up. Every 2 s the node's RSS, open descriptors, threads,
+journal segments and job creation's backlog are sampled. It must end with 0
+failed stores, every acknowledged instance counted by the node, and RSS,
+descriptors and threads flat, and so the journal's segments: the last third
+of the run within ± 10 % of the middle third (medians)."""
 
 import os
 import re
@@ -15,9 +17,12 @@ import threading
 import time
 import urllib.request
 
-from peers import ENV, eventually, node, study
+from peers import ENV, eventually, node, status_field, study
 
 ASSOCIATIONS = 32
+# completion.max_backlog: low enough that a machine whose job creation cannot
+# keep up with 32 senders reaches it within the first third of a 1-minute run.
+BACKLOG = 2000
 
 
 def sender_loop(folders, port, deadline, log_dir, totals, lock, index):
@@ -67,7 +72,8 @@ def run(binary, work, minutes, log=print):
     root = os.path.join(work, "soak")
     os.makedirs(root)
     n = node(binary, os.path.join(root, "node"),
-             config={"completion": {"quiet_period_s": 2}, "dicom": {"max_associations": 40}},
+             config={"completion": {"quiet_period_s": 2, "max_backlog": BACKLOG},
+                     "dicom": {"max_associations": 40}},
              mark=f"soak-{os.getpid()}")
     n.add_stream("soak", {"AETitle": "SOAK", "command": ["/bin/true"]})
     loops = []
@@ -88,7 +94,14 @@ def run(binary, work, minutes, log=print):
         samples.append({"t": round(time.time() - deadline + minutes * 60, 1),
                         "rss_mb": n.rss_kb() / 1024, "descriptors": n.descriptors(),
                         "threads": n.threads(),
-                        "journal_segments": metric(n, "dcmstreams_journal_segments")})
+                        "journal_segments": metric(n, "dcmstreams_journal_segments"),
+                        "journal_live_records": metric(n, "dcmstreams_journal_live_records"),
+                        "studies_pending": metric(n, "dcmstreams_studies_pending"),
+                        "jobs_queued": metric(n, "dcmstreams_stream_queue_depth"),
+                        "jobs_created": metric(n, "dcmstreams_jobs_created_total"),
+                        "intake_backlog": metric(n, "dcmstreams_intake_backlog_instances"),
+                        "ingest_wait_s": metric(n, "dcmstreams_ingest_wait_seconds_total"),
+                        "rss_anon_mb": status_field(n.proc.pid, "RssAnon") / 1024})
         time.sleep(2)
     for t in threads:
         t.join()
@@ -121,11 +134,15 @@ def run(binary, work, minutes, log=print):
               "threads": f"{figures['threads'][0]:.0f} → {figures['threads'][1]:.0f}",
               "journal_segments": f"{figures['journal_segments'][0]:.0f} → "
                                   f"{figures['journal_segments'][1]:.0f}",
+              "backlog_peak": max(s["intake_backlog"] for s in samples),
+              "ingest_wait_s": round(samples[-1]["ingest_wait_s"], 1),
               "samples": samples, "ok": not problems, "problems": problems}
     log(f"soak: {totals['stored']} instances in {totals['runs']} associations over "
         f"{minutes} min ({result['instances_per_s']}/s), {totals['failed']} failed; RSS "
         f"{figures['rss_mb'][0]:.1f} → {figures['rss_mb'][1]:.1f} MB (peak "
         f"{result['rss_peak_mb']:.1f}); descriptors {result['descriptors']}; threads "
-        f"{result['threads']}; journal segments {result['journal_segments']}: "
+        f"{result['threads']}; journal segments {result['journal_segments']}; job creation's "
+        f"backlog at most {result['backlog_peak']:.0f} (limit {BACKLOG}), answers waited "
+        f"{result['ingest_wait_s']} s in all: "
         f"{'ok' if not problems else 'NOT OK: ' + '; '.join(problems)}")
     return result

@@ -296,3 +296,54 @@ TEST(supervision, a_supervisor_gives_up_on_a_crash_loop_and_the_node_stops_for_s
   send_synthetic_study(node, scratch / "study", "COPYAE");
   ASSERT_TRUE(node.wait_for_finished_jobs(1, 30s)) << node.log();
 }
+
+TEST(supervision, answers_wait_while_job_creation_is_behind_and_nothing_is_lost) {
+  temp_dir root, scratch;
+  auto options = hooked_options();
+  options.completion_json = R"(, "max_backlog": 10)";
+  test_node node{root.path(), options};
+  write_stream(node.streams_dir(), "copy", "COPYAE",
+               R"("command": ["/bin/sh", "-c", "cp -r \"$0\"/. \"$1\""])");
+  node.start();
+  // Job creation stops, as on a disk that stalls; a study of 20 completes
+  // and waits for its job: 20 instances, above the limit of 10.
+  ASSERT_EQ(http_request(node.web_port(), "POST", "/api/v1/test/stall-job-store/6").status, 200);
+  auto first = synth_study(scratch.path() / "first", 20, 16);
+  auto sent = run({"storescu", "-aec", "COPYAE", "+sd", "+r", "127.0.0.1",
+                   std::to_string(node.port()), first.string()},
+                  30s, {{"TCP_NODELAY", "1"}});
+  ASSERT_EQ(sent.exit_code, 0) << sent.output;
+  auto backlog = [&] {
+    return metric_sample(http_get(node.web_port(), "/metrics").body,
+                         "dcmstreams_intake_backlog_instances");
+  };
+  ASSERT_TRUE(eventually([&] { return backlog() == 20; }, 10s)) << node.log();
+  // The next sender's answers wait for it (each at most 2 s, below senders'
+  // DIMSE timeouts) and all of its instances are stored once it catches up.
+  auto second = synth_study(scratch.path() / "second", 4, 16);
+  auto waited = run({"storescu", "-v", "-aec", "COPYAE", "+sd", "+r", "127.0.0.1",
+                     std::to_string(node.port()), second.string()},
+                    60s, {{"TCP_NODELAY", "1"}});
+  ASSERT_EQ(waited.exit_code, 0) << waited.output;
+  std::size_t successes = 0;
+  for (auto at = waited.output.find("Received Store Response (Success)"); at != std::string::npos;
+       at = waited.output.find("Received Store Response (Success)", at + 1))
+    ++successes;
+  EXPECT_EQ(successes, 4u) << waited.output;
+  ASSERT_TRUE(node.wait_for_log("job creation is behind: 20 instances of completed studies wait "
+                                "for their jobs (more than completion.max_backlog, 10)",
+                                1s))
+      << node.log();
+  ASSERT_TRUE(node.wait_for_log("job creation caught up", 20s)) << node.log();
+  auto metrics = http_get(node.web_port(), "/metrics").body;
+  EXPECT_GE(metric_sample(metrics, "dcmstreams_ingest_wait_seconds_total"), 1.9)
+      << "the first answer after the stall waits its whole 2 s";
+  EXPECT_EQ(metric_sample(metrics, "dcmstreams_instances_received_total{called_ae=\"COPYAE\"}"),
+            24);
+  ASSERT_TRUE(node.wait_for_finished_jobs(2, 30s)) << node.log();
+  EXPECT_TRUE(eventually([&] { return backlog() == 0; }, 5s));
+  std::size_t inputs = 0;
+  for (auto& dir : node.job_dirs())
+    inputs += test_node::input_files(dir).size();
+  EXPECT_EQ(inputs, 24u);
+}

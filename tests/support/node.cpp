@@ -56,8 +56,8 @@ test_node::test_node(const fs::path& root, node_options options)
                  "\"max_associations\": " + std::to_string(options.max_associations) +
                  ", \"allowed_callers\": " + options.allowed_callers_json + options.dicom_json +
                  "},\n" + "  \"web\": {\"port\": " + std::to_string(web_port_) + options.web_json +
-                 "},\n" + "  \"completion\": {\"quiet_period_s\": " + quiet + "},\n" +
-                 "  \"storage\": {\"sync\": \"" + options.sync +
+                 "},\n" + "  \"completion\": {\"quiet_period_s\": " + quiet +
+                 options.completion_json + "},\n" + "  \"storage\": {\"sync\": \"" + options.sync +
                  "\", \"reserve_free_mb\": " + std::to_string(options.reserve_free_mb) +
                  options.storage_json + "},\n" + "  \"routing_file\": \"routing.json\"" +
                  (options.extra_config.empty() ? "" : ",\n  " + options.extra_config) + "\n}\n");

@@ -29,12 +29,13 @@ struct node_options {
   std::uint64_t reserve_free_mb = 1;
   int max_associations = 16;
   std::string allowed_callers_json = "[]";
-  std::string routing_json; // written to <root>/routing.json when set
-  std::string extra_config; // more members of dcmstreams.json: "\"sending\": {...}"
-  std::string web_json;     // more members of "web": ", \"users\": [...]"
-  std::string storage_json; // more members of "storage": ", \"retention_days\": 1"
-  std::string dicom_json;   // more members of "dicom": ", \"watchdog_interval_s\": 1"
-  bool test_hooks = false;  // DCMSTREAMS_TEST_HOOKS=1: /api/v1/test/... fault injection
+  std::string routing_json;    // written to <root>/routing.json when set
+  std::string extra_config;    // more members of dcmstreams.json: "\"sending\": {...}"
+  std::string web_json;        // more members of "web": ", \"users\": [...]"
+  std::string storage_json;    // more members of "storage": ", \"retention_days\": 1"
+  std::string dicom_json;      // more members of "dicom": ", \"watchdog_interval_s\": 1"
+  std::string completion_json; // more members of "completion": ", \"max_backlog\": 10"
+  bool test_hooks = false;     // DCMSTREAMS_TEST_HOOKS=1: /api/v1/test/... fault injection
 };
 
 class test_node {

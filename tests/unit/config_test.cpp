@@ -15,6 +15,7 @@ TEST(node_config, defaults_work_from_a_checkout) {
   EXPECT_EQ(config->data_dir, "data");
   EXPECT_EQ(config->streams_dir, "streams/library");
   EXPECT_DOUBLE_EQ(config->completion.quiet_period_s, 15.0);
+  EXPECT_EQ(config->completion.max_backlog, 20000u);
   EXPECT_EQ(config->storage.sync, sync_mode::instance);
 }
 
@@ -27,7 +28,7 @@ TEST(node_config, reads_every_documented_key) {
     "web": {"port": 8080, "bind": "0.0.0.0",
             "users": [{"name": "ann", "password_hash": "$argon2id$x", "role": "admin"}]},
     "data_dir": "/srv/data", "streams_dir": "/srv/streams", "routing_file": "/srv/routing.json",
-    "completion": {"quiet_period_s": 0.5, "max_wait_s": 600},
+    "completion": {"quiet_period_s": 0.5, "max_wait_s": 600, "max_backlog": 500},
     "storage": {"sync": "association", "reserve_free_mb": 10, "scrub_high_pct": 95,
                 "scrub_low_pct": 85, "retention_days": 30},
     "destinations": {"pacs": {"host": "10.0.0.9", "port": 4242, "ae_title": "ORTHANC",
@@ -48,6 +49,7 @@ TEST(node_config, reads_every_documented_key) {
   EXPECT_EQ(config->dicom.max_pdu, 65536u);
   EXPECT_EQ(config->web.users.at(0).role, "admin");
   EXPECT_DOUBLE_EQ(config->completion.quiet_period_s, 0.5);
+  EXPECT_EQ(config->completion.max_backlog, 500u);
   EXPECT_EQ(config->storage.sync, sync_mode::association);
   EXPECT_EQ(config->storage.reserve_free_mb, 10u);
   EXPECT_EQ(config->destinations.at("pacs").port, 4242);

@@ -460,3 +460,64 @@ TEST_F(intake_fixture, recovery_finishes_a_committed_creation_and_undoes_one_wit
     EXPECT_EQ(fixtures::read_file(layout.stored_instance(committed_study.key.study_uid, sop)),
               content);
 }
+
+TEST_F(intake_fixture, studies_completed_together_commit_together_and_one_that_cannot_fails_alone) {
+  auto first = receive_into(ingest_journal(), scratch.path() / "a", 4);
+  auto other = receive_into(ingest_journal(), scratch.path() / "b", 3);
+  // The first study's sender sent one instance again after the study
+  // completed: the next group of the same study, completed before the
+  // job store got to the first.
+  auto& resent = first.instances[1];
+  auto copy = ingest_journal().append_instance(
+      {"SMOOTH", "STORESCU", "127.0.0.1", first.key.study_uid, resent.sop_uid},
+      first.files[resent.sop_uid]);
+  ASSERT_TRUE(copy);
+  ASSERT_FALSE(ingest_journal().wait_durable(*copy));
+  auto again = resent;
+  again.record = copy->ref;
+  // A study whose files vanished from incoming/ before its job was made.
+  auto gone = receive(layout, scratch.path() / "c", 2);
+  for (auto& instance : gone.instances)
+    fs::remove(instance.path);
+
+  intake jobs{layout, *db, ingest_journal(), true};
+  auto outcomes = jobs.create_jobs(
+      std::vector<completed_study>{{first.key, "smooth", first.instances, 1, {}, false, 0, {}},
+                                   {other.key, "smooth", other.instances, 2, {}, false, 0, {}},
+                                   {gone.key, "smooth", gone.instances, 3, {}, false, 0, {}},
+                                   {first.key, "smooth", {again}, 4, {}, false, 0, {}}});
+  ASSERT_EQ(outcomes.size(), 4u);
+  for (std::size_t i : {0u, 1u, 3u}) {
+    ASSERT_TRUE(outcomes[i]) << i << ": " << outcomes[i].error().message;
+    ASSERT_EQ(outcomes[i]->size(), 1u);
+    EXPECT_EQ(outcomes[i]->front().state, job_state::queued);
+  }
+  ASSERT_FALSE(outcomes[2]);
+  EXPECT_EQ(outcomes[2].error().code, ec::not_found);
+  EXPECT_EQ((*outcomes[0])[0].instances, 4);
+  EXPECT_EQ((*outcomes[1])[0].instances, 3);
+  EXPECT_EQ((*outcomes[3])[0].instances, 1);
+  for (auto* study : {&first, &other}) {
+    auto& job = study == &first ? (*outcomes[0])[0] : (*outcomes[1])[0];
+    for (auto& [sop, content] : study->files)
+      EXPECT_EQ(fixtures::read_file(layout.job_dir(job.id) / "INPUT" / (sop + ".dcm")), content);
+  }
+  // The store keeps the later copy, the one the later job has.
+  auto stored = layout.stored_instance(first.key.study_uid, resent.sop_uid);
+  EXPECT_EQ(inode(stored),
+            inode(layout.job_dir((*outcomes[3])[0].id) / "INPUT" / (resent.sop_uid + ".dcm")));
+  for (auto& outcome : {outcomes[0], outcomes[1], outcomes[3]}) {
+    auto row = db->find_job(outcome->front().id);
+    ASSERT_TRUE(row && *row);
+    EXPECT_EQ((*row)->state, job_state::queued);
+  }
+  EXPECT_EQ(ingest_journal().current_usage().live_records, 0u);
+  // One consumption record names them all: after a restart nothing is
+  // pending and nothing is left to finish.
+  reopen_journal();
+  intake restarted{layout, *db, ingest_journal(), true};
+  auto report = restarted.recover();
+  EXPECT_TRUE(report.pending.empty());
+  EXPECT_TRUE(report.resumed_jobs.empty());
+  EXPECT_TRUE(report.undone_jobs.empty());
+}
