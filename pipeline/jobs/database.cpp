@@ -342,19 +342,24 @@ status database::update_job(const job_record& job) {
   return std::nullopt;
 }
 
-status database::update_jobs(const std::vector<job_record>& jobs) {
+status database::in_transaction(const std::function<status()>& body) {
   if (auto problem = execute("BEGIN IMMEDIATE"))
     return problem;
-  for (auto& job : jobs)
-    if (auto problem = update_job(job)) {
-      execute("ROLLBACK");
-      return problem;
-    }
-  if (auto problem = execute("COMMIT")) {
+  auto problem = body();
+  if (!problem)
+    problem = execute("COMMIT");
+  if (problem)
     execute("ROLLBACK");
-    return problem;
-  }
-  return std::nullopt;
+  return problem;
+}
+
+status database::update_jobs(const std::vector<job_record>& jobs) {
+  return in_transaction([&]() -> status {
+    for (auto& job : jobs)
+      if (auto problem = update_job(job))
+        return problem;
+    return std::nullopt;
+  });
 }
 
 status database::delete_job(std::int64_t id) {
@@ -586,31 +591,29 @@ send_task read_send(statement& s) {
 } // namespace
 
 result<std::int64_t> database::insert_send(send_task task, const std::vector<std::string>& files) {
-  if (auto problem = execute("BEGIN IMMEDIATE"))
+  std::int64_t id = 0;
+  auto problem = in_transaction([&]() -> status {
+    statement s{db_, "INSERT INTO sends (job_id, rule, destination, host, port, called_ae, "
+                     "calling_ae, associations, transfer_syntax, state, attempts, created_ms, "
+                     "next_attempt_ms, finished_ms, message, files_total, files_sent, "
+                     "files_failed, deidentify) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"};
+    task.files_total = static_cast<std::int64_t>(files.size());
+    bind_send_fields(s, task);
+    if (!s.prepared() || s.step() != SQLITE_DONE)
+      return sqlite_failure("cannot record the send of job " + std::to_string(task.job_id));
+    id = static_cast<std::int64_t>(sqlite3_last_insert_rowid(db_));
+    statement f{db_, "INSERT OR IGNORE INTO send_files (send_id, path) VALUES (?, ?)"};
+    for (auto& path : files) {
+      sqlite3_reset(f.handle());
+      f.bind(1, id);
+      f.bind(2, path);
+      if (f.step() != SQLITE_DONE)
+        return sqlite_failure("cannot record the files of send " + std::to_string(id));
+    }
+    return std::nullopt;
+  });
+  if (problem)
     return *problem;
-  auto rollback = [&](failure f) -> result<std::int64_t> {
-    execute("ROLLBACK");
-    return f;
-  };
-  statement s{db_, "INSERT INTO sends (job_id, rule, destination, host, port, called_ae, "
-                   "calling_ae, associations, transfer_syntax, state, attempts, created_ms, "
-                   "next_attempt_ms, finished_ms, message, files_total, files_sent, files_failed, "
-                   "deidentify) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"};
-  task.files_total = static_cast<std::int64_t>(files.size());
-  bind_send_fields(s, task);
-  if (!s.prepared() || s.step() != SQLITE_DONE)
-    return rollback(sqlite_failure("cannot record the send of job " + std::to_string(task.job_id)));
-  auto id = static_cast<std::int64_t>(sqlite3_last_insert_rowid(db_));
-  statement f{db_, "INSERT OR IGNORE INTO send_files (send_id, path) VALUES (?, ?)"};
-  for (auto& path : files) {
-    sqlite3_reset(f.handle());
-    f.bind(1, id);
-    f.bind(2, path);
-    if (f.step() != SQLITE_DONE)
-      return rollback(sqlite_failure("cannot record the files of send " + std::to_string(id)));
-  }
-  if (auto problem = execute("COMMIT"))
-    return rollback(*problem);
   return id;
 }
 
@@ -658,29 +661,22 @@ status database::record_pseudonyms(const std::vector<pseudonym_record>& records,
                                    std::int64_t job_id) {
   if (records.empty())
     return std::nullopt;
-  if (auto problem = execute("BEGIN IMMEDIATE"))
-    return problem;
-  statement s{db_, "INSERT OR IGNORE INTO pseudonyms (pseudonym, kind, original, job_id, "
-                   "created_ms) VALUES (?, ?, ?, ?, ?)"};
-  auto now = now_ms();
-  for (auto& r : records) {
-    sqlite3_reset(s.handle());
-    s.bind(1, r.pseudonym);
-    s.bind(2, r.kind);
-    s.bind(3, r.original);
-    s.bind(4, job_id);
-    s.bind(5, now);
-    if (!s.prepared() || s.step() != SQLITE_DONE) {
-      auto problem = sqlite_failure("cannot keep the pseudonyms of job " + std::to_string(job_id));
-      execute("ROLLBACK");
-      return problem;
+  return in_transaction([&]() -> status {
+    statement s{db_, "INSERT OR IGNORE INTO pseudonyms (pseudonym, kind, original, job_id, "
+                     "created_ms) VALUES (?, ?, ?, ?, ?)"};
+    auto now = now_ms();
+    for (auto& r : records) {
+      sqlite3_reset(s.handle());
+      s.bind(1, r.pseudonym);
+      s.bind(2, r.kind);
+      s.bind(3, r.original);
+      s.bind(4, job_id);
+      s.bind(5, now);
+      if (!s.prepared() || s.step() != SQLITE_DONE)
+        return sqlite_failure("cannot keep the pseudonyms of job " + std::to_string(job_id));
     }
-  }
-  if (auto problem = execute("COMMIT")) {
-    execute("ROLLBACK");
-    return problem;
-  }
-  return std::nullopt;
+    return std::nullopt;
+  });
 }
 
 status database::record_throughput(const throughput_sample& sample, epoch_ms forget_before) {

@@ -8,6 +8,7 @@
 #include "pipeline/jobs/send.hpp"
 
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <vector>
@@ -121,6 +122,9 @@ public:
 private:
   explicit database(sqlite3* handle) : db_(handle) {}
   status execute(const char* sql);
+  /// Runs `body` in one write transaction: committed if it succeeds, else
+  /// rolled back.
+  status in_transaction(const std::function<status()>& body);
   failure sqlite_failure(const std::string& what) const;
 
   sqlite3* db_;
