@@ -1,4 +1,5 @@
 #include "pipeline/imaging/kernels.hpp"
+#include "pipeline/imaging/median_network.hpp"
 
 #include "pipeline/foundation/json.hpp"
 
@@ -625,81 +626,30 @@ namespace {
 // Sixteen int16 voxels as one value: one AVX2 register, two SSE registers.
 using short16 = std::int16_t __attribute__((vector_size(32)));
 
-/// The compare-exchanges of a forgetful selection (Paeth) of the median of
-/// 27: keep 15 candidates, drop the smallest and the largest, take in the
-/// next value, until 3 remain; the median of those is the answer. Worked
-/// out once on indices, so that the loop below applies a fixed list of
-/// (lower, upper) pairs to values that stay in registers.
-struct median_network {
-  std::array<std::pair<std::uint8_t, std::uint8_t>, 200> pairs{};
-  std::size_t size = 0;
-  std::uint8_t result = 0;
+struct lane_min {
+  __attribute__((always_inline)) short16 operator()(short16 a, short16 b) const {
+    return a < b ? a : b;
+  }
+};
+struct lane_max {
+  __attribute__((always_inline)) short16 operator()(short16 a, short16 b) const {
+    return a < b ? b : a;
+  }
 };
 
-constexpr median_network make_median_network() {
-  median_network n{};
-  std::uint8_t window[15] = {};
-  for (std::uint8_t i = 0; i < 15; ++i)
-    window[i] = i;
-  std::size_t count = 15;
-  std::uint8_t next = 15;
-  auto exchange = [&n](std::uint8_t lower, std::uint8_t upper) {
-    n.pairs[n.size].first = lower;
-    n.pairs[n.size].second = upper;
-    ++n.size;
-  };
-  while (count > 3) {
-    // Smallest to the front, largest to the back, then both go.
-    for (std::size_t i = 1; i < count; ++i)
-      exchange(window[0], window[i]);
-    for (std::size_t i = 1; i + 1 < count; ++i)
-      exchange(window[i], window[count - 1]);
-    for (std::size_t i = 0; i + 2 < count; ++i)
-      window[i] = window[i + 1];
-    count -= 2;
-    if (next < 27)
-      window[count++] = next++;
-  }
-  exchange(window[0], window[1]);
-  exchange(window[1], window[2]);
-  exchange(window[0], window[1]);
-  n.result = window[1];
-  return n;
-}
-
-constexpr median_network median_of_27 = make_median_network();
-
-/// The medians of the 16 voxels from x on, from the nine padded rows of
-/// neighbours (median_rows): neighbour r = 9 dz + 3 dy + dx (each from 0) is
-/// row 3 dz + dy shifted by dx. The 27 values are registers (AVX-512 has
-/// 32) and the network's pairs are constants once the loops are unrolled.
-/// Writes the first `count` of them to `out`.
-__attribute__((always_inline)) inline void median_of_16(const std::int16_t* padded,
-                                                        std::size_t width, std::size_t x,
-                                                        std::int16_t* out, std::size_t count) {
-  short16 v[27];
-#pragma GCC unroll 27
-  for (std::size_t r = 0; r < 27; ++r)
-    std::memcpy(&v[r], padded + (r / 3) * width + x + r % 3, sizeof v[r]);
-#pragma GCC unroll 200
-  for (std::size_t p = 0; p < median_of_27.size; ++p) {
-    const auto [i, j] = median_of_27.pairs[p];
-    const short16 a = v[i], b = v[j];
-    v[i] = a < b ? a : b;
-    v[j] = a < b ? b : a;
-  }
-  std::memcpy(out, &v[median_of_27.result], count * sizeof *out);
-}
-
 // Rows [y0, y1) of plane z: the nine rows of neighbours (dz, dy) are copied
-// with their edge voxel repeated once at each end, so every neighbour of a
-// voxel is a load at x, x + 1 or x + 2. No lambdas: they would be built for
-// the default target only.
+// with their edge voxel repeated once at each end; each column of nine (one
+// x) is sorted once into `sorted` (rank k at row k), so that a voxel's three
+// columns are loads at x, x + 1 and x + 2 (median_network.hpp). No lambdas:
+// they would be built for the default target only.
 DCMSTREAMS_VECTOR_CLONES_WIDE
 void median_rows(const volume& in, volume& out, std::size_t z, std::size_t y0, std::size_t y1,
                  const voxel_pass* then) {
   const std::size_t nx = in.nx, ny = in.ny, nz = in.nz, width = nx + 2;
-  std::vector<std::int16_t> padded(9 * width + 16);
+  // Sixteen spare voxels past each sorted row: the last voxels' loads reach
+  // past the columns there are.
+  const std::size_t stride = width + 16;
+  std::vector<std::int16_t> padded(9 * width + 16), sorted(9 * stride);
   for (std::size_t y = y0; y < y1; ++y) {
     for (std::size_t r = 0; r < 9; ++r) {
       const std::size_t source_z = clamped(static_cast<long>(z + r / 3) - 1, nz),
@@ -710,14 +660,30 @@ void median_rows(const volume& in, volume& out, std::size_t z, std::size_t y0, s
       std::memcpy(row + 1, source, nx * sizeof *source);
       row[nx + 1] = source[nx - 1];
     }
+    // Columns past the row's end mix in the next row: only lanes no voxel uses.
+    for (std::size_t x = 0; x < width; x += 16) {
+      short16 column[9];
+#pragma GCC unroll 9
+      for (std::size_t r = 0; r < 9; ++r)
+        std::memcpy(&column[r], padded.data() + r * width + x, sizeof column[r]);
+      median_network::apply(median_network::sort9, column, lane_min{}, lane_max{});
+#pragma GCC unroll 9
+      for (std::size_t k = 0; k < 9; ++k)
+        std::memcpy(sorted.data() + k * stride + x, &column[k], sizeof column[k]);
+    }
     std::int16_t* target = out.voxels.data() + (z * ny + y) * nx;
-    std::size_t x = 0;
-    for (; x + 16 <= nx; x += 16)
-      median_of_16(padded.data(), width, x, target + x, 16);
-    // The last voxels: sixteen more from the padded rows' spare room, of
-    // which only those in the row are kept.
-    if (x < nx)
-      median_of_16(padded.data(), width, x, target + x, nx - x);
+    for (std::size_t x = 0; x < nx; x += 16) {
+      short16 columns[3][9];
+#pragma GCC unroll 3
+      for (std::size_t dx = 0; dx < 3; ++dx)
+#pragma GCC unroll 9
+        for (std::size_t k = 0; k < 9; ++k)
+          std::memcpy(&columns[dx][k], sorted.data() + k * stride + x + dx, sizeof(short16));
+      const short16 median = median_network::median_of_sorted_columns(
+          columns[0], columns[1], columns[2], lane_min{}, lane_max{});
+      // The last voxels: sixteen computed, those in the row kept.
+      std::memcpy(target + x, &median, std::min<std::size_t>(16, nx - x) * sizeof *target);
+    }
     if (then)
       then->apply(target, nx);
   }
@@ -726,7 +692,7 @@ void median_rows(const volume& in, volume& out, std::size_t z, std::size_t y0, s
 } // namespace
 
 // Each voxel's median of its 27 neighbours (edges repeated), sixteen voxels
-// at a time through a fixed selection network (median_of_16).
+// at a time through a fixed network of minima and maxima (median_network.hpp).
 volume median3(const volume& in, const voxel_pass* then) {
   volume out = output_like(in, then);
   if (in.size() == 0)

@@ -10,12 +10,39 @@
 #include <dcmtk/dcmdata/dcfilefo.h>
 #include <dcmtk/dcmdata/dcxfer.h>
 
+#include <sys/mman.h>
+
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <map>
+#include <new>
 #include <optional>
 
 namespace dcmstreams {
+
+namespace {
+constexpr std::size_t huge_page = std::size_t{2} << 20;
+} // namespace
+
+void* allocate_voxel_bytes(std::size_t bytes) {
+  if (bytes < huge_page)
+    return ::operator new(bytes);
+  std::size_t rounded = (bytes + huge_page - 1) / huge_page * huge_page;
+  void* p = std::aligned_alloc(huge_page, rounded);
+  if (!p)
+    throw std::bad_alloc{};
+  // Advice only: without transparent huge pages the buffer works as any.
+  ::madvise(p, rounded, MADV_HUGEPAGE);
+  return p;
+}
+
+void free_voxel_bytes(void* p, std::size_t bytes) noexcept {
+  if (bytes < huge_page)
+    ::operator delete(p);
+  else
+    std::free(p);
+}
 
 vec3 cross(const vec3& a, const vec3& b) {
   return {a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]};

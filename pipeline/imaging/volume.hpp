@@ -19,9 +19,28 @@ namespace dcmstreams {
 
 using vec3 = std::array<double, 3>;
 
+void* allocate_voxel_bytes(std::size_t bytes);
+void free_voxel_bytes(void* p, std::size_t bytes) noexcept;
+
+/// Where voxels live: buffers of 2 MiB and more are aligned to 2 MiB and ask
+/// for transparent huge pages (madvise), so that a 150 MB volume is touched
+/// in 75 page faults instead of 38,000; on a virtual machine each fault costs
+/// microseconds, and a kernel's fresh output spent more time faulting than
+/// computing. Smaller ones come from operator new.
+template <class T> struct voxel_allocator {
+  using value_type = T;
+  voxel_allocator() = default;
+  template <class U> voxel_allocator(const voxel_allocator<U>&) noexcept {}
+  T* allocate(std::size_t n) { return static_cast<T*>(allocate_voxel_bytes(n * sizeof(T))); }
+  void deallocate(T* p, std::size_t n) noexcept { free_voxel_bytes(p, n * sizeof(T)); }
+  template <class U> bool operator==(const voxel_allocator<U>&) const noexcept { return true; }
+  template <class U> bool operator!=(const voxel_allocator<U>&) const noexcept { return false; }
+};
+using voxel_vector = std::vector<std::int16_t, voxel_allocator<std::int16_t>>;
+
 struct volume {
   std::size_t nx = 0, ny = 0, nz = 0;
-  std::vector<std::int16_t> voxels; // x fastest, then y, then z
+  voxel_vector voxels; // x fastest, then y, then z
   double slope = 1;
   double intercept = 0;
   vec3 spacing{1, 1, 1};          // mm between voxel centres along x, y, z
