@@ -316,9 +316,10 @@ assembler_actor::behavior_type assembler(self_pointer self, assembler_settings s
         group.timer_pending = false;
         auto now = self->clock().now();
         bool quiet = now - group.last_arrival >= group.quiet_period;
+        bool waited_longest =
+            now - group.first_arrival >= seconds(self->state.settings.defaults.max_wait_s);
         auto& backlog = self->state.settings.backlog;
-        if (quiet && backlog && backlog->behind() &&
-            now - group.first_arrival < seconds(self->state.settings.defaults.max_wait_s)) {
+        if (quiet && !waited_longest && backlog && backlog->behind()) {
           // Job creation is behind (completion.max_backlog): the senders'
           // answers are held back, which stretches the pauses between their
           // instances past the quiet period; and a study completed now would
@@ -330,7 +331,7 @@ assembler_actor::behavior_type assembler(self_pointer self, assembler_settings s
         }
         if (quiet)
           complete(self, key, "quiet period over");
-        else if (now - group.first_arrival >= seconds(self->state.settings.defaults.max_wait_s))
+        else if (waited_longest)
           complete(self, key, "maximum wait reached");
         else
           schedule_check(self, key, group);

@@ -26,7 +26,6 @@ void commit_studies(job_store_state& st) {
     return;
   auto waiting = std::move(st.to_commit);
   st.to_commit.clear();
-  st.instances_to_commit = 0;
   std::vector<completed_study> studies;
   studies.reserve(waiting.size());
   for (auto& entry : waiting)
@@ -68,10 +67,11 @@ job_store_actor::behavior_type job_store(job_store_actor::stateful_pointer<job_s
         // already in the mailbox, so the studies among them join it.
         if (st.to_commit.empty())
           self->send(self, create_atom::value);
-        st.instances_to_commit += study.instances.size();
         st.to_commit.push_back({study, promise});
-        if (st.to_commit.size() >= max_studies_per_commit ||
-            st.instances_to_commit >= max_instances_per_commit)
+        std::size_t instances = 0;
+        for (auto& waiting : st.to_commit)
+          instances += waiting.study.instances.size();
+        if (st.to_commit.size() >= max_studies_per_commit || instances >= max_instances_per_commit)
           commit_studies(st);
         return promise;
       },

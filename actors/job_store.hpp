@@ -35,7 +35,6 @@ struct job_store_state {
   // complete while one commit runs share the next (group commit), so that
   // job creation keeps up with ingest however many studies complete at once.
   std::vector<study_to_commit> to_commit;
-  std::size_t instances_to_commit = 0;
   job_store_state() = default;
   job_store_state(const job_store_state&) = delete;
   job_store_state& operator=(const job_store_state&) = delete;

@@ -35,15 +35,15 @@ intake_backlog::wait_outcome intake_backlog::wait_for_room() {
     return outcome;
   std::unique_lock lock(mutex_);
   if (size_ <= limit_) {
-    if (behind_) {
-      behind_ = false;
+    if (stretch_told_) {
+      stretch_told_ = false;
       outcome.caught_up = true;
       outcome.backlog = size_;
     }
     return outcome;
   }
-  if (!behind_) {
-    behind_ = true;
+  if (!stretch_told_) {
+    stretch_told_ = true;
     outcome.began_waiting = true;
     outcome.backlog = size_;
   }

@@ -51,7 +51,9 @@ private:
   mutable std::mutex mutex_;
   std::condition_variable room_;
   std::uint64_t size_ = 0;
-  bool behind_ = false; // above the limit since a waiter last saw room
+  // A waiter found it above the limit, and none has found room since: the
+  // stretch of waiting has begun (and was told).
+  bool stretch_told_ = false;
 };
 
 } // namespace dcmstreams

@@ -146,8 +146,8 @@ def run(binary, work, minutes, log=print):
     log(f"soak: {totals['stored']} instances in {totals['runs']} associations over "
         f"{minutes} min ({result['instances_per_s']}/s), {totals['failed']} failed; RSS "
         f"{figures['rss_mb'][0]:.1f} → {figures['rss_mb'][1]:.1f} MB (peak "
-        f"{result['rss_peak_mb']:.1f}); besides associations, descriptors {result['descriptors']}; threads "
-        f"{result['threads']}; journal segments {result['journal_segments']}; job creation's "
+        f"{result['rss_peak_mb']:.1f}); besides associations, descriptors "
+        f"{result['descriptors']}; threads {result['threads']}; journal segments {result['journal_segments']}; job creation's "
         f"backlog at most {result['backlog_peak']:.0f} (limit {BACKLOG}), answers waited "
         f"{result['ingest_wait_s']} s in all: "
         f"{'ok' if not problems else 'NOT OK: ' + '; '.join(problems)}")
